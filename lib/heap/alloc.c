@@ -1,0 +1,192 @@
+/* alloc.c: allocation: the slow path behind wl_malloc_fast, zeroed and
+ * aligned allocation, realloc and usable size.
+ *
+ * Every allocating call reduces to wl_malloc_slow(heap, size, zero) once its
+ * fast path misses: it makes sure the thread has a heap, does the heap's
+ * maintenance (delayed frees, due purges), then routes by size: small and
+ * medium sizes to a page of their class, large ones to a span of their own,
+ * huge ones to a mapping of their own (huge.c).
+ * Errors follow the C library: NULL with errno ENOMEM for sizes that cannot
+ * be served; EINVAL is decided by the entry points that take an alignment.
+ */
+#include "heap.h"
+
+#include <errno.h>
+#include <string.h>
+
+WL_INLINE void *page_pop(wl_page_t *page, size_t size, bool zero) {
+  wl_block_t *block = page->free;
+  page->free = block->next;
+  page->used++;
+  page->allocs++;
+  if (zero) {
+    if (page->free_is_zero) block->next = NULL;
+    else memset(block, 0, size);
+  }
+  return block;
+}
+
+static void *large_alloc(wl_heap_t *heap, size_t size, bool zero) {
+  size_t slices = (size + WL_SLICE_SIZE - 1) >> WL_SLICE_SHIFT;
+  wl_page_t *page = wl_segment_page_alloc(heap, slices, WL_PAGE_LARGE);
+  if (page == NULL) return NULL;
+  bool is_zero = page->free_is_zero;
+  page->start = wl_page_area(page, NULL);
+  page->block_size = slices * WL_SLICE_SIZE;
+  page->reserved = page->capacity = page->used = 1;
+  page->allocs = 1;
+  page->flags = WL_PAGE_IN_FULL;
+  page->free_is_zero = false;
+  wl_store_relaxed(&page->xthread_free, (uintptr_t)WL_DELAYED_USE); /* foreign frees notify the heap */
+  wl_store_release(&page->heap, heap);
+  wl_store_relaxed(&page->tid, heap->tid);
+  wl_page_queue_push(heap, &heap->pages[WL_BIN_FULL], page);
+  wl_fetch_add(&wl_stats.large_allocs, 1);
+  wl_fetch_add(&wl_stats.large_live, 1);
+  wl_stats_live_add((int64_t)page->block_size);
+  if (zero && !is_zero) memset(page->start, 0, size);
+  return page->start;
+}
+
+WL_NOINLINE void *wl_malloc_slow(wl_heap_t *heap, size_t size, bool zero) {
+  if (size <= WL_MEDIUM_MAX) { /* second chance: the class queue's first page */
+    wl_page_t *page = heap->pages[wl_bin_of(size)].first;
+    if (page != NULL && page->free != NULL) return page_pop(page, size, zero);
+  }
+  if (WL_UNLIKELY(heap == &wl_heap_empty)) {
+    heap = wl_heap_get_or_init();
+    if (heap == NULL) goto nomem;
+  }
+  wl_heap_maintenance(heap);
+  void *p;
+  if (size <= WL_MEDIUM_MAX) {
+    wl_page_t *page = wl_page_find(heap, size);
+    if (page == NULL) goto nomem;
+    return page_pop(page, size, zero);
+  }
+  p = size <= WL_LARGE_MAX ? large_alloc(heap, size, zero) : wl_huge_alloc(size, WL_MIN_ALIGN, zero);
+  if (p != NULL) return p;
+nomem:
+  errno = ENOMEM;
+  return NULL;
+}
+
+void *wl_malloc(size_t size) { return wl_malloc_fast(size); }
+
+void *wl_zalloc(size_t size) {
+  wl_heap_t *heap = wl_heap_tls;
+  if (WL_LIKELY(size <= WL_DIRECT_WSIZE * WL_MIN_ALIGN)) {
+    wl_page_t *page = heap->pages_direct[wl_wsize(size)];
+    if (WL_LIKELY(page->free != NULL)) return page_pop(page, size, true);
+  }
+  return wl_malloc_slow(heap, size, true);
+}
+
+void *wl_calloc(size_t count, size_t size) {
+  size_t total;
+  if (WL_UNLIKELY(wl_mul_overflow(count, size, &total))) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return wl_zalloc(total);
+}
+
+/* Alignment is a power of two (callers check). Blocks of a class whose size is
+   a multiple of the alignment are aligned already, because pages start on
+   64 KiB boundaries: round the size up to the alignment and every class
+   qualifies. Larger alignments get a huge mapping placed for them. */
+void *wl_aligned(size_t align, size_t size, bool zero) {
+  if (WL_UNLIKELY(!wl_is_pow2(align))) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (align <= WL_MIN_ALIGN) return zero ? wl_zalloc(size) : wl_malloc_fast(size);
+  if (WL_UNLIKELY(size > WL_MAX_ALLOC || align > WL_MAX_ALLOC / 2)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (align <= WL_ALIGN_MAX_PAGE) {
+    size_t rounded = wl_align_up(size == 0 ? 1 : size, align);
+    if (rounded <= WL_LARGE_MAX) {
+      void *p = zero ? wl_zalloc(rounded) : wl_malloc_fast(rounded);
+      wl_assert(p == NULL || ((uintptr_t)p & (align - 1)) == 0);
+      return p;
+    }
+  }
+  wl_heap_t *heap = wl_heap_get_or_init();
+  if (heap != NULL) wl_heap_maintenance(heap);
+  void *p = wl_huge_alloc(size, align, zero);
+  if (p == NULL) errno = ENOMEM;
+  return p;
+}
+
+/* ------------------------------------------------------------------------
+   realloc
+   ------------------------------------------------------------------------ */
+static void *realloc_move(void *p, size_t old_usable, size_t size) {
+  void *q = wl_malloc_fast(size);
+  if (q == NULL) return NULL; /* errno set; p untouched */
+  memcpy(q, p, wl_min(old_usable, size));
+  wl_free_fast(p);
+  return q;
+}
+
+/* A large block grows or shrinks in its own span when its thread owns it. */
+static bool large_resize(wl_page_t *page, size_t size) {
+  if (wl_load_relaxed(&page->tid) != wl_os_thread_id() || size <= WL_MEDIUM_MAX || size > WL_LARGE_MAX) return false;
+  wl_heap_t *heap = wl_load_relaxed(&page->heap);
+  size_t slices = (size + WL_SLICE_SIZE - 1) >> WL_SLICE_SHIFT;
+  if (slices > page->slice_count) {
+    if (!wl_segment_page_grow(heap, page, slices)) return false;
+  } else if (slices < page->slice_count) {
+    wl_segment_page_shrink(heap, page, slices);
+  }
+  size_t old = page->block_size;
+  page->block_size = slices * WL_SLICE_SIZE;
+  wl_stats_live_add((int64_t)page->block_size - (int64_t)old);
+  return true;
+}
+
+void *wl_realloc(void *p, size_t size) {
+  if (p == NULL) return wl_malloc_fast(size);
+  if (size == 0) { /* glibc: free and return NULL */
+    wl_free_fast(p);
+    return NULL;
+  }
+  if (WL_UNLIKELY(size > WL_MAX_ALLOC)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  unsigned v = wl_map_value(p);
+  if (v == WL_MAP_NONE) {
+    wl_error("realloc of a pointer walloc does not own", p);
+    errno = EINVAL;
+    return NULL;
+  }
+  if (v != WL_MAP_NORMAL) return wl_huge_realloc(wl_huge_header(p, v), p, size);
+  wl_page_t *page = wl_page_of(wl_segment_of(p), p);
+  if (page->kind < WL_PAGE_SMALL || page->kind > WL_PAGE_LARGE) {
+    wl_error("realloc of an invalid pointer", p);
+    errno = EINVAL;
+    return NULL;
+  }
+  size_t usable = page->block_size; /* blocks are never handed out at an interior address */
+  if (page->kind == WL_PAGE_LARGE && large_resize(page, size)) return p;
+  if (size <= usable && size >= usable / 2) return p; /* fits, and not much smaller: keep it */
+  return realloc_move(p, usable, size);
+}
+
+size_t wl_usable_size(const void *p) {
+  unsigned v = wl_map_value(p);
+  if (v == WL_MAP_NONE) return 0;
+  if (v != WL_MAP_NORMAL) {
+    wl_segment_t *seg = wl_huge_header(p, v);
+    uint8_t *start = (uint8_t *)seg + seg->huge_offset;
+    return seg->huge_in_cache || (const uint8_t *)p < start || (const uint8_t *)p >= start + seg->huge_size
+               ? 0 : seg->huge_size - (size_t)((const uint8_t *)p - start);
+  }
+  wl_page_t *page = wl_page_of(wl_segment_of(p), p);
+  if (page->kind < WL_PAGE_SMALL || page->kind > WL_PAGE_LARGE) return 0;
+  wl_assert(wl_block_start(page, p) == (const uint8_t *)p);
+  return page->block_size;
+}

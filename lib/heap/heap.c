@@ -1,0 +1,283 @@
+/* heap.c: thread heaps: creation, the thread-exit hand-over, collection, fork.
+ *
+ * Owns: the thread-local heap pointer, the memory heaps themselves live in
+ * (taken from the OS in chunks, recycled when threads exit, never from
+ * malloc), the list of live heaps, and the delayed-free list each heap
+ * receives from other threads.
+ *
+ * A thread starts with wl_heap_tls pointing at wl_heap_empty, whose direct
+ * slots all hold wl_page_empty, so its first malloc falls into the slow path
+ * and creates the real heap here. At thread exit (a pthread key destructor)
+ * the heap is abandoned: delayed frees are settled, empty pages returned, and
+ * segments still holding live blocks go to the abandoned list for the next
+ * thread that needs memory. The heap struct is then recycled.
+ */
+#include "heap.h"
+
+#include <string.h>
+
+wl_page_t wl_page_empty;
+
+wl_heap_t wl_heap_empty = {
+  .pages_direct = {[0 ... WL_DIRECT_WSIZE] = &wl_page_empty},
+};
+
+__thread wl_heap_t *wl_heap_tls __attribute__((tls_model("initial-exec"))) = &wl_heap_empty;
+
+static wl_lock_t heaps_lock = WL_LOCK_INIT;
+static wl_heap_t *heaps_first;      /* live heaps */
+static wl_heap_t *heaps_recycled;   /* heaps of exited threads, ready for reuse */
+static uint8_t *meta_chunk;
+static size_t meta_left;
+static _Atomic(int) hooks_state;    /* 0 none, 1 installing, 2 done */
+
+#define WL_META_CHUNK ((size_t)256 << 10)
+
+/* ------------------------------------------------------------------------
+   Heap memory (under heaps_lock)
+   ------------------------------------------------------------------------ */
+static wl_heap_t *heap_struct_alloc(void) {
+  wl_heap_t *heap = heaps_recycled;
+  if (heap != NULL) {
+    heaps_recycled = heap->next;
+    return heap;
+  }
+  size_t need = wl_align_up(sizeof(wl_heap_t), WL_CACHE_LINE);
+  if (meta_left < need) {
+    void *chunk = wl_segment_os_alloc(WL_META_CHUNK, wl_os.page_size, 0, NULL);
+    if (chunk == NULL) return NULL;
+    meta_chunk = chunk;
+    meta_left = WL_META_CHUNK;
+  }
+  heap = (wl_heap_t *)meta_chunk;
+  meta_chunk += need;
+  meta_left -= need;
+  return heap;
+}
+
+static void heap_init(wl_heap_t *heap) {
+  memset(heap, 0, sizeof *heap);
+  for (size_t w = 0; w <= WL_DIRECT_WSIZE; w++) heap->pages_direct[w] = &wl_page_empty;
+  for (size_t bin = 1; bin <= WL_BIN_MAX; bin++) heap->pages[bin].block_size = wl_bin_size(bin);
+  heap->tid = wl_os_thread_id();
+  heap->purge_due = INT64_MAX;
+  heap->in_use = true;
+}
+
+static void heap_link(wl_heap_t *heap) {
+  heap->prev = NULL;
+  heap->next = heaps_first;
+  if (heaps_first != NULL) heaps_first->prev = heap;
+  heaps_first = heap;
+}
+
+static void heap_unlink(wl_heap_t *heap) {
+  if (heap->prev != NULL) heap->prev->next = heap->next;
+  else heaps_first = heap->next;
+  if (heap->next != NULL) heap->next->prev = heap->prev;
+  heap->next = heap->prev = NULL;
+}
+
+/* ------------------------------------------------------------------------
+   Thread start and exit
+   ------------------------------------------------------------------------ */
+static void install_hooks(void) {
+  int expect = 0;
+  if (atomic_compare_exchange_strong(&hooks_state, &expect, 1)) {
+    /* the C library may allocate here: this thread's heap already works */
+    wl_os_thread_hooks_init(wl_heap_thread_done, wl_heap_fork_prepare, wl_heap_fork_parent,
+                            wl_heap_fork_child);
+    wl_store_release(&hooks_state, 2);
+  } else {
+    while (wl_load_acquire(&hooks_state) != 2) wl_os_yield();
+  }
+}
+
+wl_heap_t *wl_heap_get_or_init(void) {
+  wl_heap_t *heap = wl_heap_tls;
+  if (heap != &wl_heap_empty) return heap;
+  wl_process_init();
+  wl_lock(&heaps_lock);
+  heap = heap_struct_alloc();
+  if (heap != NULL) {
+    heap_init(heap);
+    heap_link(heap);
+  }
+  wl_unlock(&heaps_lock);
+  if (heap == NULL) return NULL;
+  uint64_t n = wl_fetch_add(&wl_stats.threads, 1) + 1;
+  uint64_t peak = wl_load_relaxed(&wl_stats.threads_peak);
+  while (n > peak && !wl_cas_weak(&wl_stats.threads_peak, &peak, n)) {}
+  wl_fetch_add(&wl_stats.heaps_created, 1);
+  wl_heap_tls = heap;
+  if (wl_load_acquire(&hooks_state) != 2) install_hooks();
+  wl_os_thread_register(heap);
+  return heap;
+}
+
+void wl_heap_thread_done(void *value) {
+  wl_heap_t *heap = value;
+  if (heap == NULL || heap == &wl_heap_empty || !heap->in_use) return;
+  if (wl_heap_tls == heap) wl_heap_tls = &wl_heap_empty;
+  wl_heap_abandon(heap);
+}
+
+/* ------------------------------------------------------------------------
+   Delayed frees and collection
+   ------------------------------------------------------------------------ */
+static void delayed_free_all(wl_heap_t *heap, bool forked_child) {
+  if (wl_load_relaxed(&heap->thread_delayed_free) == NULL) return;
+  wl_block_t *block = wl_exchange(&heap->thread_delayed_free, NULL);
+  while (block != NULL) {
+    wl_block_t *next = block->next;
+    wl_page_t *page = wl_page_of(wl_segment_of(block), block);
+    /* the notifying thread still touches the page until it leaves FREEING */
+    while (!forked_child && wl_delayed_state(wl_load_acquire(&page->xthread_free)) == WL_DELAYED_FREEING) {
+      wl_os_yield();
+    }
+    wl_free_local(heap, page, block);
+    block = next;
+  }
+}
+
+void wl_heap_delayed_free_all(wl_heap_t *heap) { delayed_free_all(heap, false); }
+
+/* Visit every page of a heap; fn may move or free the page it is given. */
+static void heap_foreach_page(wl_heap_t *heap, void (*fn)(wl_heap_t *, wl_page_t *, void *), void *arg) {
+  for (size_t bin = 0; bin < WL_BINS; bin++) {
+    for (wl_page_t *page = heap->pages[bin].first, *next; page != NULL; page = next) {
+      next = page->next;
+      fn(heap, page, arg);
+    }
+  }
+}
+
+static void page_collect_fn(wl_heap_t *heap, wl_page_t *page, void *arg) {
+  bool force = *(bool *)arg;
+  wl_page_collect(page, force);
+  wl_page_stats_sync(page);
+  if (page->used == 0) {
+    if (force) wl_page_free(heap, page);
+    else wl_page_retire(heap, page);
+  }
+}
+
+void wl_heap_collect(wl_heap_t *heap, bool force) {
+  if (heap == &wl_heap_empty) return;
+  wl_heap_delayed_free_all(heap);
+  if (force) {
+    while (wl_segment_reclaim_one(heap)) {}
+  }
+  heap_foreach_page(heap, page_collect_fn, &force);
+  int64_t now = wl_os_clock_ms();
+  wl_segments_purge(heap, now, force);
+  wl_segment_cache_collect(now, force);
+  wl_huge_cache_collect(now, force);
+}
+
+void wl_heap_maintenance(wl_heap_t *heap) {
+  wl_heap_delayed_free_all(heap);
+  int64_t now = wl_os_clock_ms();
+  if (heap->purge_due <= now) wl_segments_purge(heap, now, false);
+  if ((++heap->slow_count & 15) == 0) {
+    wl_segment_cache_collect(now, false);
+    wl_huge_cache_collect(now, false);
+  }
+}
+
+/* ------------------------------------------------------------------------
+   Abandoning and adopting
+   ------------------------------------------------------------------------ */
+static void page_never_delayed_fn(wl_heap_t *heap, wl_page_t *page, void *arg) {
+  WL_UNUSED(heap);
+  if (*(bool *)arg) { /* forked child: the notifying thread no longer exists */
+    uintptr_t tf = wl_load_relaxed(&page->xthread_free);
+    wl_store_relaxed(&page->xthread_free, wl_delayed_make(wl_delayed_ptr(tf), WL_DELAYED_NEVER));
+  } else {
+    wl_page_set_delayed(page, WL_DELAYED_NEVER, true);
+  }
+}
+
+static void page_abandon_fn(wl_heap_t *heap, wl_page_t *page, void *arg) {
+  WL_UNUSED(arg);
+  wl_page_collect(page, true);
+  wl_page_stats_sync(page);
+  if (page->used == 0) {
+    wl_page_free(heap, page);
+    return;
+  }
+  page->next = page->prev = NULL; /* queues are dropped as a whole below */
+  wl_store_relaxed(&page->tid, 0);
+  wl_store_release(&page->heap, NULL);
+}
+
+static void heap_abandon(wl_heap_t *heap, bool forked_child) {
+  heap_foreach_page(heap, page_never_delayed_fn, &forked_child);
+  delayed_free_all(heap, forked_child);
+  heap_foreach_page(heap, page_abandon_fn, NULL);
+  for (size_t bin = 0; bin < WL_BINS; bin++) heap->pages[bin].first = heap->pages[bin].last = NULL;
+  wl_segments_purge(heap, 0, true);
+  while (heap->segments != NULL) wl_segment_abandon(heap, heap->segments);
+  heap->in_use = false;
+  wl_fetch_sub(&wl_stats.threads, 1);
+  if (!forked_child) wl_lock(&heaps_lock);
+  heap_unlink(heap);
+  heap->next = heaps_recycled;
+  heaps_recycled = heap;
+  if (!forked_child) wl_unlock(&heaps_lock);
+}
+
+void wl_heap_abandon(wl_heap_t *heap) { heap_abandon(heap, false); }
+
+void wl_heap_adopt_page(wl_heap_t *heap, wl_page_t *page) {
+  wl_store_release(&page->heap, heap);
+  wl_store_relaxed(&page->tid, heap->tid);
+  page->next = page->prev = NULL;
+  if (page->kind == WL_PAGE_LARGE) {
+    page->flags = WL_PAGE_IN_FULL;
+    wl_page_set_delayed(page, WL_DELAYED_USE, true);
+  } else {
+    page->flags &= (uint8_t)~WL_PAGE_IN_FULL;
+    wl_page_set_delayed(page, WL_DELAYED_NORMAL, true);
+  }
+  wl_page_collect(page, false);
+  wl_page_stats_sync(page);
+  if (page->used == 0) {
+    wl_segment_page_free(heap, page);
+    return;
+  }
+  wl_page_queue_push(heap, page->kind == WL_PAGE_LARGE ? &heap->pages[WL_BIN_FULL] : &heap->pages[page->bin], page);
+}
+
+/* ------------------------------------------------------------------------
+   fork: the child keeps only the forking thread; every other heap is
+   abandoned so its memory can be reclaimed.
+   ------------------------------------------------------------------------ */
+void wl_heap_fork_prepare(void) {
+  wl_lock(&heaps_lock);
+  wl_segment_fork_prepare();
+  wl_huge_fork_prepare();
+}
+
+void wl_heap_fork_parent(void) {
+  wl_huge_fork_parent();
+  wl_segment_fork_parent();
+  wl_unlock(&heaps_lock);
+}
+
+void wl_heap_fork_child(void) {
+  wl_huge_fork_child();
+  wl_segment_fork_child();
+  wl_lock_reset(&heaps_lock);
+  wl_heap_t *self = wl_heap_tls;
+  for (wl_heap_t *heap = heaps_first, *next; heap != NULL; heap = next) {
+    next = heap->next;
+    if (heap != self) heap_abandon(heap, true);
+  }
+}
+
+void wl_heaps_foreach(void (*fn)(wl_heap_t *heap, void *arg), void *arg) {
+  wl_lock(&heaps_lock);
+  for (wl_heap_t *heap = heaps_first; heap != NULL; heap = heap->next) fn(heap, arg);
+  wl_unlock(&heaps_lock);
+}

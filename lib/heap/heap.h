@@ -1,0 +1,388 @@
+/* heap.h: the general-purpose heap's data model and cross-file interface.
+ *
+ * The picture (docs/design.md draws it larger):
+ *
+ *   segment (4 MiB, 4 MiB aligned, owned by one thread heap)
+ *   +--------+--------+--------+--------+----   ----+--------+
+ *   | header | small  | medium page (8 slices)  ...   | free   |
+ *   | slice  | page   |                               | span   |
+ *   +--------+--------+--------+--------+----   ----+--------+
+ *     slice = 64 KiB; the header slice holds one descriptor (wl_page_t) per slice.
+ *
+ *   page   a span of slices carved into blocks of one size class:
+ *          small pages (1 slice) hold blocks up to 8 KiB, medium pages
+ *          (8 slices) up to 64 KiB; a large page is a span holding exactly
+ *          one block of up to 2 MiB.
+ *   huge   blocks above 2 MiB get a mapping of their own (huge.c), also
+ *          4 MiB aligned so the same pointer arithmetic finds their header.
+ *   heap   one per thread: a queue of pages per size class, direct slots for
+ *          sizes up to 1 KiB, the thread's segments and their free spans.
+ *
+ * Ownership test: wl_segment_map holds one byte per 4 MiB of address space,
+ * saying whether walloc mapped a segment there (and which kind). A pointer is
+ * walloc's when its byte is set: one shift and one load.
+ *
+ * Thread model: only the owning thread touches a page's `free`, `local_free`
+ * and `used`, and the heap's queues and spans, so the fast paths take no lock
+ * and no atomic read-modify-write. Another thread frees by pushing onto the
+ * page's atomic `xthread_free` list; the owner collects it on its slow path.
+ * A page that the owner has moved to its full queue asks the first foreign
+ * freer to notify it through the heap's `thread_delayed_free` list (the
+ * delayed-free states below). When a thread exits, its heap's segments are
+ * abandoned to a global list, and the next thread that needs memory reclaims
+ * them. Global state (segment cache, abandoned list, huge cache, heap list)
+ * sits behind small locks on rare paths only.
+ */
+#ifndef WL_HEAP_H
+#define WL_HEAP_H
+
+#include "../platform/platform.h"
+
+/* ------------------------------------------------------------------------
+   Geometry
+   ------------------------------------------------------------------------ */
+#define WL_SEGMENT_SHIFT   22
+#define WL_SEGMENT_SIZE    ((size_t)1 << WL_SEGMENT_SHIFT)     /* 4 MiB */
+#define WL_SEGMENT_MASK    (WL_SEGMENT_SIZE - 1)
+#define WL_SLICE_SHIFT     16
+#define WL_SLICE_SIZE      ((size_t)1 << WL_SLICE_SHIFT)       /* 64 KiB */
+#define WL_SLICES          (WL_SEGMENT_SIZE / WL_SLICE_SIZE)   /* 64 per segment */
+#define WL_SLICES_META     1                                   /* slice 0 holds the header */
+
+#define WL_SMALL_MAX       ((size_t)8 << 10)    /* blocks up to 8 KiB: 1-slice pages */
+#define WL_MEDIUM_MAX      ((size_t)64 << 10)   /* up to 64 KiB: 8-slice pages */
+#define WL_MEDIUM_SLICES   8
+#define WL_LARGE_MAX       ((size_t)2 << 20)    /* up to 2 MiB: one block per span */
+#define WL_ALIGN_MAX_PAGE  WL_SLICE_SIZE        /* alignments a page can give for free */
+
+#define WL_MIN_ALIGN       16                   /* every block is 16-byte aligned */
+#define WL_DIRECT_WSIZE    64                   /* sizes up to 64*16 = 1 KiB index pages_direct */
+#define WL_BIN_MAX         80                   /* size class of WL_MEDIUM_MAX */
+#define WL_BIN_FULL        (WL_BIN_MAX + 1)     /* queue of full pages (and large pages) */
+#define WL_BINS            (WL_BIN_MAX + 2)
+
+/* Largest request served at all: beyond this, sizes overflow page rounding. */
+#define WL_MAX_ALLOC       ((size_t)PTRDIFF_MAX - 2 * WL_SEGMENT_SIZE)
+
+/* Address space covered by the segment map. */
+#if UINTPTR_MAX > 0xFFFFFFFFu
+#define WL_ADDRESS_BITS    47
+#else
+#define WL_ADDRESS_BITS    32
+#endif
+#define WL_MAP_ENTRIES     ((size_t)1 << (WL_ADDRESS_BITS - WL_SEGMENT_SHIFT))
+
+/* ------------------------------------------------------------------------
+   Blocks, pages, segments, heaps
+   ------------------------------------------------------------------------ */
+typedef struct wl_block_s { struct wl_block_s *next; } wl_block_t;
+
+typedef enum wl_page_kind_e {
+  WL_PAGE_NONE = 0,   /* a slice inside a span, or the header slice */
+  WL_PAGE_SPAN,       /* first slice of a free span */
+  WL_PAGE_SMALL,
+  WL_PAGE_MEDIUM,
+  WL_PAGE_LARGE,
+} wl_page_kind_t;
+
+/* page flags: any set flag sends free() down the generic path */
+#define WL_PAGE_IN_FULL     1u  /* in the heap's full queue */
+#define WL_PAGE_HAS_ALIGNED 2u  /* holds over-aligned blocks: pointers may be interior */
+
+/* xthread_free low bits: how a foreign free reaches the owner */
+typedef enum wl_delayed_e {
+  WL_DELAYED_NORMAL = 0,   /* push on the page's xthread_free list */
+  WL_DELAYED_USE = 1,      /* page is full: push on the owner heap's delayed list */
+  WL_DELAYED_FREEING = 2,  /* a foreign thread is pushing to the heap now */
+  WL_DELAYED_NEVER = 3,    /* page being abandoned: never touch the heap */
+} wl_delayed_t;
+#define WL_DELAYED_MASK ((uintptr_t)3)
+
+struct wl_heap_s;
+
+/* A page descriptor; also the descriptor of every slice (128 bytes). The
+   first cache line holds what the malloc and free fast paths touch. */
+typedef struct wl_page_s {
+  wl_block_t *free;                 /* blocks ready to allocate (owner only) */
+  uint32_t used;                    /* blocks handed out and not collected back */
+  uint8_t flags;                    /* WL_PAGE_IN_FULL | WL_PAGE_HAS_ALIGNED */
+  uint8_t kind;                     /* wl_page_kind_t */
+  uint8_t free_is_zero;             /* every block on `free` reads as zero past `next` */
+  uint8_t bin;                      /* size class */
+  uint64_t allocs;                  /* allocations served (statistics) */
+  _Atomic(uintptr_t) tid;           /* owner thread, 0 when abandoned or free */
+  wl_block_t *local_free;           /* freed by the owner, not yet reusable */
+  size_t block_size;
+  _Atomic(uintptr_t) xthread_free;  /* freed by other threads | wl_delayed_t */
+  _Atomic(struct wl_heap_s *) heap; /* owner heap, NULL when abandoned */
+  /* second line: slow paths only */
+  struct wl_page_s *next, *prev;    /* page queue or free-span queue */
+  uint32_t capacity;                /* blocks initialised so far */
+  uint32_t reserved;                /* blocks that fit */
+  uint32_t slice_count;             /* span length (first slice of a span) */
+  uint32_t slice_offset;            /* bytes back to the span's first descriptor */
+  uint8_t *start;                   /* first block */
+  uint64_t allocs_synced;           /* statistics already published */
+  uint32_t used_synced;
+  uint32_t reserved_pad;
+  uint64_t pad;
+} wl_page_t;
+
+_Static_assert(sizeof(wl_page_t) == 128, "page descriptors are 128 bytes");
+
+typedef enum wl_segment_kind_e { WL_SEGMENT_NORMAL = 1, WL_SEGMENT_HUGE = 2 } wl_segment_kind_t;
+
+/* segment map values */
+#define WL_MAP_NONE       0
+#define WL_MAP_NORMAL     1  /* normal segment; header at the 4 MiB boundary */
+#define WL_MAP_HUGE       2  /* huge block; header at the 4 MiB boundary */
+#define WL_MAP_HUGE_PREV  3  /* huge block aligned beyond 4 MiB; header one segment before */
+
+typedef struct wl_segment_s {
+  _Atomic(uintptr_t) tid;           /* owner thread, 0 when abandoned or cached */
+  struct wl_heap_s *heap;           /* owner heap (normal segments) */
+  struct wl_segment_s *next, *prev; /* heap's list, abandoned list or cache */
+  uint32_t kind;                    /* wl_segment_kind_t */
+  uint32_t used;                    /* pages in use (normal) */
+  uint64_t purge_mask;              /* free slices whose memory is dirty */
+  uint64_t clean_mask;              /* slices known to read as zero */
+  int64_t purge_expire;             /* when purge_mask is due */
+  int64_t cache_expire;             /* when a cached segment is due for release */
+  void *mapped_base;                /* the mapping (may start before the header) */
+  size_t mapped_size;
+  size_t huge_offset;               /* huge: block start minus header */
+  size_t huge_size;                 /* huge: usable bytes */
+  uint32_t map_value;               /* WL_MAP_* written for this segment */
+  uint32_t huge_in_cache;           /* huge: freed and cached */
+  uint8_t pad[16];                  /* descriptors start on a 128-byte boundary */
+  wl_page_t slices[WL_SLICES];      /* normal segments only */
+} wl_segment_t;
+
+#define WL_HUGE_HEADER ((size_t)4096)
+_Static_assert(offsetof(wl_segment_t, slices) <= WL_HUGE_HEADER, "huge header fits a page");
+_Static_assert(sizeof(wl_segment_t) <= WL_SLICE_SIZE, "segment header fits the meta slice");
+_Static_assert(offsetof(wl_segment_t, slices) % 128 == 0, "descriptors are line aligned");
+
+typedef struct wl_page_queue_s {
+  wl_page_t *first, *last;
+  size_t block_size;
+} wl_page_queue_t;
+
+/* Statistics of one size class, published by the owner thread on slow paths. */
+typedef struct wl_bin_stats_s {
+  _Atomic(uint64_t) allocs;       /* blocks handed out, ever */
+  _Atomic(int64_t) live_blocks;   /* blocks allocated and not yet known freed */
+  _Atomic(uint64_t) peak_blocks;
+} wl_bin_stats_t;
+
+/* Process-wide statistics (stats.c). Sampled at page granularity for small
+   and medium blocks, exact for large and huge ones. */
+typedef struct wl_stats_s {
+  _Atomic(int64_t) live_bytes;
+  _Atomic(uint64_t) peak_bytes;
+  _Atomic(uint64_t) large_allocs, huge_allocs;
+  _Atomic(int64_t) large_live, huge_live;  /* blocks */
+  _Atomic(uint64_t) mapped, peak_mapped;   /* bytes mapped from the OS */
+  _Atomic(uint64_t) purged, released;      /* bytes given back: purged, unmapped */
+  _Atomic(uint64_t) segments, peak_segments, segments_cached, segments_abandoned, segments_reclaimed;
+  _Atomic(uint64_t) huge_cache_hits, threads, threads_peak, heaps_created;
+  _Atomic(uint64_t) foreign_frees;
+  wl_bin_stats_t bins[WL_BINS];
+} wl_stats_t;
+
+typedef struct wl_heap_s {
+  wl_page_t *pages_direct[WL_DIRECT_WSIZE + 1]; /* fast path: first page for each 16-byte size */
+  wl_page_queue_t pages[WL_BINS];               /* a queue per size class, plus the full queue */
+  _Atomic(wl_block_t *) thread_delayed_free;    /* blocks of full pages freed by other threads */
+  uintptr_t tid;
+  wl_segment_t *segments;                       /* owned normal segments */
+  wl_page_queue_t spans[WL_SLICES + 1];         /* free spans by slice count */
+  uint64_t span_mask;                           /* bit n-1 set when spans[n] is not empty */
+  int64_t purge_due;                            /* earliest purge deadline, INT64_MAX if none */
+  uint64_t slow_count;
+  struct wl_heap_s *next, *prev;                /* every live heap, for statistics and fork */
+  bool in_use;
+} wl_heap_t;
+
+/* ------------------------------------------------------------------------
+   Globals
+   ------------------------------------------------------------------------ */
+extern _Atomic(uint8_t) wl_segment_map[WL_MAP_ENTRIES];
+extern wl_heap_t wl_heap_empty;
+extern wl_page_t wl_page_empty;
+extern __thread wl_heap_t *wl_heap_tls __attribute__((tls_model("initial-exec")));
+extern wl_stats_t wl_stats;
+extern wl_os_info_t wl_os;
+
+/* ------------------------------------------------------------------------
+   Inline helpers for the fast paths
+   ------------------------------------------------------------------------ */
+WL_INLINE unsigned wl_map_value(const void *p) {
+  uintptr_t u = (uintptr_t)p;
+  if (WL_UNLIKELY((u >> WL_ADDRESS_BITS) != 0)) return WL_MAP_NONE;
+  return wl_load_relaxed(&wl_segment_map[u >> WL_SEGMENT_SHIFT]);
+}
+WL_INLINE wl_segment_t *wl_segment_of(const void *p) {
+  return (wl_segment_t *)((uintptr_t)p & ~(uintptr_t)WL_SEGMENT_MASK);
+}
+/* The page holding p, in a normal segment. */
+WL_INLINE wl_page_t *wl_page_of(wl_segment_t *seg, const void *p) {
+  wl_page_t *slice = &seg->slices[((uintptr_t)p - (uintptr_t)seg) >> WL_SLICE_SHIFT];
+  return (wl_page_t *)((uint8_t *)slice - slice->slice_offset);
+}
+WL_INLINE size_t wl_wsize(size_t size) { return (size + WL_MIN_ALIGN - 1) / WL_MIN_ALIGN; }
+WL_INLINE wl_block_t *wl_delayed_ptr(uintptr_t x) { return (wl_block_t *)(x & ~WL_DELAYED_MASK); }
+WL_INLINE wl_delayed_t wl_delayed_state(uintptr_t x) { return (wl_delayed_t)(x & WL_DELAYED_MASK); }
+WL_INLINE uintptr_t wl_delayed_make(wl_block_t *b, wl_delayed_t s) { return (uintptr_t)b | (uintptr_t)s; }
+WL_INLINE size_t wl_page_index(const wl_segment_t *seg, const wl_page_t *page) {
+  return (size_t)(page - seg->slices);
+}
+
+/* ------------------------------------------------------------------------
+   Cross-file functions, grouped by the file that defines them
+   ------------------------------------------------------------------------ */
+
+/* sizeclass.c */
+size_t wl_bin_of(size_t size);            /* 1..WL_BIN_MAX for size <= WL_MEDIUM_MAX */
+size_t wl_bin_size(size_t bin);           /* block size of a class */
+
+/* options.c */
+typedef enum wl_option_e {
+  WL_OPT_STATS,          /* print statistics at exit */
+  WL_OPT_VERBOSE,        /* report errors (foreign or double frees) on stderr */
+  WL_OPT_PURGE_DELAY,    /* ms before free memory is given back; -1 never */
+  WL_OPT_SEGMENT_CACHE,  /* free segments kept for reuse */
+  WL_OPT_HUGE_CACHE,     /* freed huge blocks kept for reuse */
+  WL_OPT_HUGE_PAGES,     /* ask for transparent huge pages on segments */
+  WL_OPT_COUNT
+} wl_option_t;
+long wl_option(wl_option_t opt);
+void wl_options_init(void);
+void wl_option_set(wl_option_t opt, long value);
+const char *wl_option_name(wl_option_t opt);
+
+/* init.c */
+extern _Atomic(int) wl_process_ready;
+void wl_process_init(void);
+void wl_error(const char *msg, const void *p);   /* reported when verbose */
+void wl_fatal(const char *msg, const void *p);   /* aborts in debug builds */
+
+/* segment.c */
+void wl_segment_map_set(const void *seg, unsigned value);
+wl_page_t *wl_segment_page_alloc(wl_heap_t *heap, size_t slices, wl_page_kind_t kind);
+void wl_segment_page_free(wl_heap_t *heap, wl_page_t *page);
+bool wl_segment_page_grow(wl_heap_t *heap, wl_page_t *page, size_t slices);
+void wl_segment_page_shrink(wl_heap_t *heap, wl_page_t *page, size_t slices);
+void wl_segment_abandon(wl_heap_t *heap, wl_segment_t *seg);
+bool wl_segment_reclaim_one(wl_heap_t *heap);
+void wl_segments_purge(wl_heap_t *heap, int64_t now, bool force);
+void wl_segment_cache_collect(int64_t now, bool force);
+void wl_segment_fork_prepare(void);
+void wl_segment_fork_parent(void);
+void wl_segment_fork_child(void);
+wl_segment_t *wl_segment_os_alloc(size_t size, size_t align, size_t offset, bool *is_zero);
+void wl_segment_os_release(void *base, size_t size);
+WL_INLINE uint8_t *wl_page_area(const wl_page_t *page, size_t *size) {
+  wl_segment_t *seg = wl_segment_of(page);
+  if (size != NULL) *size = (size_t)page->slice_count * WL_SLICE_SIZE;
+  return (uint8_t *)seg + wl_page_index(seg, page) * WL_SLICE_SIZE;
+}
+
+/* page.c */
+void wl_page_init(wl_heap_t *heap, wl_page_t *page, size_t block_size, size_t bin, bool is_zero);
+void wl_page_extend(wl_page_t *page);
+void wl_page_collect(wl_page_t *page, bool force);
+void wl_page_queue_push(wl_heap_t *heap, wl_page_queue_t *pq, wl_page_t *page);
+void wl_page_queue_remove(wl_heap_t *heap, wl_page_queue_t *pq, wl_page_t *page);
+void wl_page_to_full(wl_heap_t *heap, wl_page_t *page);
+void wl_page_unfull(wl_heap_t *heap, wl_page_t *page);
+void wl_page_retire(wl_heap_t *heap, wl_page_t *page);
+void wl_page_free(wl_heap_t *heap, wl_page_t *page);
+void wl_page_set_delayed(wl_page_t *page, wl_delayed_t state, bool override_never);
+void wl_page_stats_sync(wl_page_t *page);
+wl_page_t *wl_page_find(wl_heap_t *heap, size_t size);
+uint8_t *wl_block_start(const wl_page_t *page, const void *p);
+
+/* heap.c */
+wl_heap_t *wl_heap_get_or_init(void);
+void wl_heap_delayed_free_all(wl_heap_t *heap);
+void wl_heap_collect(wl_heap_t *heap, bool force);
+void wl_heap_abandon(wl_heap_t *heap);
+void wl_heap_adopt_page(wl_heap_t *heap, wl_page_t *page);
+void wl_heaps_foreach(void (*fn)(wl_heap_t *heap, void *arg), void *arg);
+void wl_heap_thread_done(void *value);
+void wl_heap_fork_prepare(void);
+void wl_heap_fork_parent(void);
+void wl_heap_fork_child(void);
+void wl_heap_maintenance(wl_heap_t *heap);
+
+/* alloc.c */
+void *wl_malloc(size_t size);
+void *wl_malloc_slow(wl_heap_t *heap, size_t size, bool zero);
+void *wl_zalloc(size_t size);
+void *wl_calloc(size_t count, size_t size);
+void *wl_realloc(void *p, size_t size);
+void *wl_aligned(size_t align, size_t size, bool zero);
+size_t wl_usable_size(const void *p);
+
+/* free.c */
+void wl_free(void *p);
+void wl_free_generic(wl_segment_t *seg, wl_page_t *page, void *p);
+void wl_free_special(void *p);
+void wl_free_local(wl_heap_t *heap, wl_page_t *page, wl_block_t *block);
+bool wl_owns(const void *p);
+
+/* huge.c */
+void *wl_huge_alloc(size_t size, size_t align, bool zero);
+void wl_huge_free(wl_segment_t *seg, void *p);
+void *wl_huge_realloc(wl_segment_t *seg, void *p, size_t size);
+wl_segment_t *wl_huge_header(const void *p, unsigned map_value);
+void wl_huge_cache_collect(int64_t now, bool force);
+void wl_huge_fork_prepare(void);
+void wl_huge_fork_parent(void);
+void wl_huge_fork_child(void);
+
+/* stats.c */
+void wl_stats_live_add(int64_t bytes);
+void wl_stats_mapped(int64_t bytes);
+void wl_stats_print(int fd);
+void wl_stats_print_at_exit(void);
+
+/* ------------------------------------------------------------------------
+   The fast paths, inlined into every entry point (alloc.c, free.c, and the
+   malloc family in preload/) so none pays an extra call.
+   ------------------------------------------------------------------------ */
+WL_INLINE void *wl_malloc_fast(size_t size) {
+  wl_heap_t *heap = wl_heap_tls;
+  if (WL_LIKELY(size <= WL_DIRECT_WSIZE * WL_MIN_ALIGN)) {
+    wl_page_t *page = heap->pages_direct[wl_wsize(size)];
+    wl_block_t *block = page->free;
+    if (WL_LIKELY(block != NULL)) {
+      page->free = block->next;
+      page->used++;
+      page->allocs++;
+      return block;
+    }
+  }
+  return wl_malloc_slow(heap, size, false);
+}
+
+WL_INLINE void wl_free_fast(void *p) {
+  if (WL_UNLIKELY(wl_map_value(p) != WL_MAP_NORMAL)) {
+    wl_free_special(p);
+    return;
+  }
+  wl_segment_t *seg = wl_segment_of(p);
+  wl_page_t *page = wl_page_of(seg, p);
+  if (WL_LIKELY(wl_load_relaxed(&page->tid) == wl_os_thread_id() && page->flags == 0 && WL_DEBUG == 0)) {
+    wl_block_t *block = (wl_block_t *)p;
+    block->next = page->local_free;
+    page->local_free = block;
+    if (WL_LIKELY(--page->used != 0)) return;
+    wl_page_retire(wl_load_relaxed(&page->heap), page);
+    return;
+  }
+  wl_free_generic(seg, page, p);
+}
+
+#endif

@@ -1,0 +1,208 @@
+/* huge.c: blocks above 2 MiB, each in a mapping of its own, and their cache.
+ *
+ * A huge mapping starts on a 4 MiB boundary with a one-page header (a
+ * wl_segment_t without slice descriptors); the block follows the header. For
+ * alignments of 4 MiB and more the block itself starts on a 4 MiB boundary and
+ * the header sits one segment before it (map value WL_MAP_HUGE_PREV).
+ *
+ * Freed huge blocks wait in a small cache (WALLOC_HUGE_CACHE entries) so a
+ * program that frees and mallocs big buffers in a loop does not call the
+ * kernel each time; an entry is unmapped once it has waited longer than the
+ * purge delay, or when the cache overflows. realloc grows a huge block in
+ * place when the address space after it is free, and otherwise moves its pages
+ * with wl_os_remap (mremap), so big buffers are never copied.
+ * Thread safety: any thread may free or reallocate any huge block; the cache
+ * is behind huge_lock.
+ */
+#include "heap.h"
+
+#include <errno.h>
+#include <string.h>
+
+static wl_lock_t huge_lock = WL_LOCK_INIT;
+static wl_segment_t *cache_first; /* most recently freed first */
+static size_t cache_count;
+
+wl_segment_t *wl_huge_header(const void *p, unsigned map_value) {
+  uintptr_t seg = (uintptr_t)p & ~(uintptr_t)WL_SEGMENT_MASK;
+  if (map_value == WL_MAP_HUGE_PREV) seg -= WL_SEGMENT_SIZE;
+  return (wl_segment_t *)seg;
+}
+
+static uint8_t *huge_block(wl_segment_t *seg) { return (uint8_t *)seg + seg->huge_offset; }
+
+static void huge_release(wl_segment_t *seg) {
+  wl_segment_map_set(huge_block(seg), WL_MAP_NONE);
+  wl_segment_os_release(seg->mapped_base, seg->mapped_size);
+}
+
+static void huge_account(int64_t blocks, int64_t bytes) {
+  atomic_fetch_add_explicit(&wl_stats.huge_live, blocks, memory_order_relaxed);
+  wl_stats_live_add(bytes);
+}
+
+/* Take the smallest cached mapping that fits `need` bytes without wasting
+   more than a quarter. */
+static wl_segment_t *cache_take(size_t need) {
+  if (cache_first == NULL) return NULL;
+  wl_lock(&huge_lock);
+  wl_segment_t **best = NULL;
+  for (wl_segment_t **link = &cache_first; *link != NULL; link = &(*link)->next) {
+    size_t have = (*link)->mapped_size;
+    if (have >= need && have - need <= need / 4 && (best == NULL || have < (*best)->mapped_size)) best = link;
+  }
+  wl_segment_t *seg = NULL;
+  if (best != NULL) {
+    seg = *best;
+    *best = seg->next;
+    cache_count--;
+  }
+  wl_unlock(&huge_lock);
+  return seg;
+}
+
+void *wl_huge_alloc(size_t size, size_t align, bool zero) {
+  if (size > WL_MAX_ALLOC) return NULL;
+  size_t page = wl_os.page_size;
+  size_t offset = wl_max(WL_HUGE_HEADER, align);     /* block start minus header */
+  unsigned map_value = WL_MAP_HUGE;
+  if (align >= WL_SEGMENT_SIZE) {
+    offset = WL_SEGMENT_SIZE;
+    map_value = WL_MAP_HUGE_PREV;
+  }
+  size_t need = wl_align_up(offset + size, page);
+  wl_segment_t *seg = map_value == WL_MAP_HUGE && offset == WL_HUGE_HEADER ? cache_take(need) : NULL;
+  bool is_zero = false;
+  if (seg != NULL) {
+    wl_fetch_add(&wl_stats.huge_cache_hits, 1);
+  } else {
+    /* header at a 4 MiB boundary, or (HUGE_PREV) the block at an `align` boundary */
+    size_t a = map_value == WL_MAP_HUGE_PREV ? align : WL_SEGMENT_SIZE;
+    size_t off = map_value == WL_MAP_HUGE_PREV ? WL_SEGMENT_SIZE % a : 0;
+    seg = wl_segment_os_alloc(need, a, off, &is_zero);
+    if (seg == NULL) return NULL;
+    seg->mapped_base = seg;
+    seg->mapped_size = need;
+  }
+  seg->kind = WL_SEGMENT_HUGE;
+  seg->map_value = map_value;
+  seg->huge_offset = offset;
+  seg->huge_size = seg->mapped_size - offset;
+  seg->huge_in_cache = 0;
+  wl_store_relaxed(&seg->tid, 0);
+  wl_segment_map_set(huge_block(seg), map_value);
+  wl_fetch_add(&wl_stats.huge_allocs, 1);
+  huge_account(1, (int64_t)seg->huge_size);
+  if (zero && !is_zero) memset(huge_block(seg), 0, size);
+  return huge_block(seg);
+}
+
+void wl_huge_free(wl_segment_t *seg, void *p) {
+  if (seg->huge_in_cache) {
+    wl_fatal("double free of a huge block", p);
+    return;
+  }
+  if ((uint8_t *)p != huge_block(seg)) {
+    wl_error("free of an interior pointer of a huge block (ignored)", p);
+    return;
+  }
+  huge_account(-1, -(int64_t)seg->huge_size);
+  long max = wl_option(WL_OPT_HUGE_CACHE);
+  if (seg->map_value != WL_MAP_HUGE || seg->huge_offset != WL_HUGE_HEADER || max <= 0) {
+    huge_release(seg);
+    return;
+  }
+  seg->huge_in_cache = 1;
+  seg->cache_expire = wl_os_clock_ms() + wl_max(0, wl_option(WL_OPT_PURGE_DELAY));
+  wl_segment_t *evict = NULL;
+  wl_lock(&huge_lock);
+  seg->next = cache_first;
+  cache_first = seg;
+  if (++cache_count > (size_t)max) { /* drop the oldest */
+    wl_segment_t **link = &cache_first;
+    while ((*link)->next != NULL) link = &(*link)->next;
+    evict = *link;
+    *link = NULL;
+    cache_count--;
+  }
+  wl_unlock(&huge_lock);
+  if (evict != NULL) huge_release(evict);
+}
+
+void wl_huge_cache_collect(int64_t now, bool force) {
+  if (cache_first == NULL || !wl_lock_try(&huge_lock)) return;
+  wl_segment_t *release = NULL;
+  for (wl_segment_t **link = &cache_first; *link != NULL;) {
+    wl_segment_t *seg = *link;
+    if (force || seg->cache_expire <= now) {
+      *link = seg->next;
+      cache_count--;
+      seg->next = release;
+      release = seg;
+    } else {
+      link = &seg->next;
+    }
+  }
+  wl_unlock(&huge_lock);
+  while (release != NULL) {
+    wl_segment_t *next = release->next;
+    huge_release(release);
+    release = next;
+  }
+}
+
+/* Grow (or shrink) the mapping behind a huge block to `need` bytes without
+   copying. Returns the (possibly moved) header, or NULL when it cannot. */
+static wl_segment_t *huge_remap(wl_segment_t *seg, size_t need) {
+  if (wl_os_resize(seg, seg->mapped_size, need)) {
+    wl_stats_mapped((int64_t)need - (int64_t)seg->mapped_size);
+    if (need < seg->mapped_size) wl_fetch_add(&wl_stats.released, seg->mapped_size - need);
+    seg->mapped_size = need;
+    return seg;
+  }
+  if (!wl_os.can_remap || need < seg->mapped_size) return NULL;
+  void *dst = wl_os_reserve(need, WL_SEGMENT_SIZE);
+  if (dst == NULL) return NULL;
+  if (((uintptr_t)dst + need) >> WL_ADDRESS_BITS != 0 || !wl_os_remap(seg, seg->mapped_size, dst, need)) {
+    wl_os_release(dst, need);
+    return NULL;
+  }
+  wl_segment_map_set(seg, WL_MAP_NONE);
+  wl_segment_t *moved = dst;
+  wl_stats_mapped((int64_t)need - (int64_t)moved->mapped_size);
+  moved->mapped_base = moved;
+  moved->mapped_size = need;
+  wl_segment_map_set(moved, WL_MAP_HUGE);
+  return moved;
+}
+
+void *wl_huge_realloc(wl_segment_t *seg, void *p, size_t size) {
+  if (seg->huge_in_cache || (uint8_t *)p != huge_block(seg)) {
+    wl_error("realloc of a freed or interior pointer of a huge block", p);
+    errno = EINVAL;
+    return NULL;
+  }
+  size_t old = seg->huge_size;
+  if (size <= WL_LARGE_MAX || seg->map_value != WL_MAP_HUGE) {
+    if (size <= old && size > WL_LARGE_MAX) return p; /* aligned huge block that still fits */
+  } else {
+    size_t need = wl_align_up(seg->huge_offset + size, wl_os.page_size);
+    if (need <= seg->mapped_size && need >= seg->mapped_size / 2) return p;
+    if (need > seg->mapped_size) need += need / 8; /* room to grow again without a system call */
+    wl_segment_t *moved = huge_remap(seg, need);
+    if (moved != NULL) {
+      moved->huge_size = moved->mapped_size - moved->huge_offset;
+      wl_stats_live_add((int64_t)moved->huge_size - (int64_t)old);
+      return huge_block(moved);
+    }
+  }
+  void *q = wl_malloc_fast(size);
+  if (q == NULL) return NULL;
+  memcpy(q, p, wl_min(old, size));
+  wl_huge_free(seg, p);
+  return q;
+}
+
+void wl_huge_fork_prepare(void) { wl_lock(&huge_lock); }
+void wl_huge_fork_parent(void) { wl_unlock(&huge_lock); }
+void wl_huge_fork_child(void) { wl_lock_reset(&huge_lock); }

@@ -1,0 +1,54 @@
+/* init.c: process start and end, and error reporting.
+ *
+ * Initialisation is lazy and allocation-free: the first allocation of any
+ * thread (possibly from the dynamic loader, before constructors run) calls
+ * wl_process_init, which reads the platform facts and the options once under
+ * a lock. The library constructor calls it too, so options are read early;
+ * the destructor prints statistics when WALLOC_STATS asks for them.
+ */
+#include "heap.h"
+
+wl_os_info_t wl_os;
+_Atomic(int) wl_process_ready;
+static wl_lock_t init_lock = WL_LOCK_INIT;
+
+void wl_process_init(void) {
+  if (WL_LIKELY(wl_load_acquire(&wl_process_ready))) return;
+  wl_lock(&init_lock);
+  if (!wl_load_relaxed(&wl_process_ready)) {
+    wl_os_init(&wl_os);
+    wl_options_init();
+    wl_store_release(&wl_process_ready, 1);
+  }
+  wl_unlock(&init_lock);
+}
+
+__attribute__((constructor)) static void wl_init_at_load(void) { wl_process_init(); }
+
+__attribute__((destructor)) static void wl_done_at_exit(void) { wl_stats_print_at_exit(); }
+
+static void report(const char *what, const char *msg, const void *p) {
+  wl_out_t o;
+  wl_out_init(&o, 2);
+  wl_out_str(&o, "walloc: ");
+  wl_out_str(&o, what);
+  wl_out_str(&o, msg);
+  wl_out_str(&o, ": ");
+  wl_out_hex(&o, (uintptr_t)p);
+  wl_out_char(&o, '\n');
+  wl_out_flush(&o);
+}
+
+void wl_error(const char *msg, const void *p) {
+  wl_process_init();
+  if (wl_option(WL_OPT_VERBOSE) > 0) report("error: ", msg, p);
+}
+
+void wl_fatal(const char *msg, const void *p) {
+  wl_process_init();
+  if (WL_DEBUG > 0) {
+    report("fatal: ", msg, p);
+    wl_os_abort();
+  }
+  if (wl_option(WL_OPT_VERBOSE) > 0) report("error: ", msg, p);
+}

@@ -1,0 +1,60 @@
+/* options.c: run-time options, one table, one environment variable each.
+ *
+ * Every option has a default and is read once, at process initialisation, from
+ * WALLOC_<NAME> (for example WALLOC_PURGE_DELAY=100). Values are integers;
+ * "yes"/"true"/"on" read as 1 and "no"/"false"/"off" as 0. docs/options.md
+ * lists them. Reading options never allocates.
+ */
+#include "heap.h"
+
+typedef struct wl_option_desc_s {
+  long value;
+  long default_value;
+  const char *name;   /* WALLOC_ + upper case name */
+} wl_option_desc_t;
+
+static wl_option_desc_t options[WL_OPT_COUNT] = {
+  [WL_OPT_STATS]         = {0, 0, "WALLOC_STATS"},
+  [WL_OPT_VERBOSE]       = {WL_DEBUG > 0, WL_DEBUG > 0, "WALLOC_VERBOSE"},
+  [WL_OPT_PURGE_DELAY]   = {10, 10, "WALLOC_PURGE_DELAY"},
+  [WL_OPT_SEGMENT_CACHE] = {16, 16, "WALLOC_SEGMENT_CACHE"},
+  [WL_OPT_HUGE_CACHE]    = {8, 8, "WALLOC_HUGE_CACHE"},
+  [WL_OPT_HUGE_PAGES]    = {0, 0, "WALLOC_HUGE_PAGES"},
+};
+
+static bool streq_nocase(const char *a, const char *b) {
+  for (; *a && *b; a++, b++) {
+    char x = (*a >= 'A' && *a <= 'Z') ? (char)(*a + 32) : *a;
+    if (x != *b) return false;
+  }
+  return *a == *b;
+}
+
+/* Parse "123", "-1", "yes", "off"... Returns false when the text is not a value. */
+static bool parse_value(const char *s, long *out) {
+  if (streq_nocase(s, "yes") || streq_nocase(s, "true") || streq_nocase(s, "on")) { *out = 1; return true; }
+  if (streq_nocase(s, "no") || streq_nocase(s, "false") || streq_nocase(s, "off")) { *out = 0; return true; }
+  bool neg = *s == '-';
+  if (neg) s++;
+  if (*s < '0' || *s > '9') return false;
+  long v = 0;
+  for (; *s >= '0' && *s <= '9'; s++) {
+    if (v > (__LONG_MAX__ - 9) / 10) return false;
+    v = v * 10 + (*s - '0');
+  }
+  if (*s != 0) return false;
+  *out = neg ? -v : v;
+  return true;
+}
+
+void wl_options_init(void) {
+  for (int i = 0; i < WL_OPT_COUNT; i++) {
+    const char *s = wl_os_getenv(options[i].name);
+    long v;
+    if (s != NULL && *s != 0 && parse_value(s, &v)) options[i].value = v;
+  }
+}
+
+long wl_option(wl_option_t opt) { return options[opt].value; }
+void wl_option_set(wl_option_t opt, long value) { options[opt].value = value; }
+const char *wl_option_name(wl_option_t opt) { return options[opt].name; }

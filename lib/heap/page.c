@@ -1,0 +1,237 @@
+/* page.c: pages of one size class, their free lists and the heap's page queues.
+ *
+ * Owns: extending a page's free list lazily (so a fresh page is touched only
+ * as far as it is used), collecting frees back (the owner's `local_free` and
+ * other threads' `xthread_free`), moving pages between the size-class queue
+ * and the full queue, and finding a page with a free block for the malloc
+ * slow path.
+ *
+ * Invariants: a live small or medium page is in exactly one queue of its
+ * owner heap (its class queue, or the full queue with WL_PAGE_IN_FULL set);
+ * a large page is always in the full queue. pages_direct[w] is the first page
+ * of the class of w*16 bytes, or wl_page_empty.
+ * Thread safety: everything here runs on the owner thread; other threads only
+ * push onto xthread_free (free.c).
+ */
+#include "heap.h"
+
+#include <string.h>
+
+#define WL_EXTEND_BYTES ((size_t)8 << 10) /* initialise this much of a page per step */
+
+/* ------------------------------------------------------------------------
+   Queues
+   ------------------------------------------------------------------------ */
+/* Point the direct slots of this queue's sizes at its first page. */
+static void queue_direct_update(wl_heap_t *heap, wl_page_queue_t *pq) {
+  size_t bin = (size_t)(pq - heap->pages);
+  if (bin == 0 || bin > WL_BIN_MAX || pq->block_size > WL_DIRECT_WSIZE * WL_MIN_ALIGN) return;
+  size_t hi = pq->block_size / WL_MIN_ALIGN;
+  size_t lo = bin == 1 ? 0 : wl_bin_size(bin - 1) / WL_MIN_ALIGN + 1;
+  wl_page_t *first = pq->first != NULL ? pq->first : &wl_page_empty;
+  for (size_t w = lo; w <= hi; w++) heap->pages_direct[w] = first;
+}
+
+void wl_page_queue_push(wl_heap_t *heap, wl_page_queue_t *pq, wl_page_t *page) {
+  page->prev = NULL;
+  page->next = pq->first;
+  if (pq->first != NULL) pq->first->prev = page;
+  else pq->last = page;
+  pq->first = page;
+  queue_direct_update(heap, pq);
+}
+
+void wl_page_queue_remove(wl_heap_t *heap, wl_page_queue_t *pq, wl_page_t *page) {
+  bool was_first = pq->first == page;
+  if (page->prev != NULL) page->prev->next = page->next;
+  else pq->first = page->next;
+  if (page->next != NULL) page->next->prev = page->prev;
+  else pq->last = page->prev;
+  page->next = page->prev = NULL;
+  if (was_first) queue_direct_update(heap, pq);
+}
+
+static wl_page_queue_t *queue_of(wl_heap_t *heap, const wl_page_t *page) {
+  return (page->flags & WL_PAGE_IN_FULL) ? &heap->pages[WL_BIN_FULL] : &heap->pages[page->bin];
+}
+
+/* ------------------------------------------------------------------------
+   Delayed-free state
+   ------------------------------------------------------------------------ */
+void wl_page_set_delayed(wl_page_t *page, wl_delayed_t state, bool override_never) {
+  uintptr_t tf = wl_load_relaxed(&page->xthread_free);
+  for (;;) {
+    wl_delayed_t old = wl_delayed_state(tf);
+    if (old == WL_DELAYED_FREEING) { /* a foreign free is notifying the heap: let it finish */
+      wl_os_yield();
+      tf = wl_load_relaxed(&page->xthread_free);
+      continue;
+    }
+    if (old == state || (old == WL_DELAYED_NEVER && !override_never)) return;
+    if (wl_cas_weak(&page->xthread_free, &tf, wl_delayed_make(wl_delayed_ptr(tf), state))) return;
+  }
+}
+
+/* ------------------------------------------------------------------------
+   Statistics, published at page granularity
+   ------------------------------------------------------------------------ */
+void wl_page_stats_sync(wl_page_t *page) {
+  if (page->kind == WL_PAGE_LARGE) return; /* counted exactly by alloc.c */
+  uint64_t d_allocs = page->allocs - page->allocs_synced;
+  int64_t d_used = (int64_t)page->used - (int64_t)page->used_synced;
+  if (d_allocs == 0 && d_used == 0) return;
+  wl_bin_stats_t *bs = &wl_stats.bins[page->bin];
+  if (d_allocs != 0) wl_fetch_add(&bs->allocs, d_allocs);
+  if (d_used != 0) {
+    int64_t live = atomic_fetch_add_explicit(&bs->live_blocks, d_used, memory_order_relaxed) + d_used;
+    uint64_t peak = wl_load_relaxed(&bs->peak_blocks);
+    while (live > 0 && (uint64_t)live > peak && !wl_cas_weak(&bs->peak_blocks, &peak, (uint64_t)live)) {}
+    wl_stats_live_add(d_used * (int64_t)page->block_size);
+  }
+  page->allocs_synced = page->allocs;
+  page->used_synced = page->used;
+}
+
+/* ------------------------------------------------------------------------
+   Free lists
+   ------------------------------------------------------------------------ */
+void wl_page_init(wl_heap_t *heap, wl_page_t *page, size_t block_size, size_t bin, bool is_zero) {
+  size_t area_size;
+  uint8_t *area = wl_page_area(page, &area_size);
+  page->start = area;
+  page->block_size = block_size;
+  page->bin = (uint8_t)bin;
+  page->reserved = (uint32_t)(area_size / block_size);
+  page->capacity = 0;
+  page->used = 0;
+  page->free = NULL;
+  page->local_free = NULL;
+  page->free_is_zero = is_zero;
+  page->flags = 0;
+  wl_store_relaxed(&page->xthread_free, (uintptr_t)0);
+  wl_store_release(&page->heap, heap);
+  wl_store_relaxed(&page->tid, heap->tid);
+}
+
+void wl_page_extend(wl_page_t *page) {
+  size_t bsize = page->block_size;
+  size_t n = wl_max(1, WL_EXTEND_BYTES / bsize);
+  n = wl_min(n, page->reserved - page->capacity);
+  if (n == 0) return;
+  uint8_t *first = page->start + (size_t)page->capacity * bsize;
+  uint8_t *p = first;
+  for (size_t i = 1; i < n; i++, p += bsize) ((wl_block_t *)p)->next = (wl_block_t *)(p + bsize);
+  ((wl_block_t *)p)->next = page->free;
+  page->free = (wl_block_t *)first;
+  page->capacity += (uint32_t)n;
+}
+
+void wl_page_collect(wl_page_t *page, bool force) {
+  uintptr_t tf = wl_load_relaxed(&page->xthread_free);
+  if (wl_delayed_ptr(tf) != NULL) {
+    while (!wl_cas_weak(&page->xthread_free, &tf, wl_delayed_make(NULL, wl_delayed_state(tf)))) {}
+    wl_block_t *head = wl_delayed_ptr(tf);
+    wl_block_t *tail = head;
+    uint32_t count = 1;
+    while (tail->next != NULL) {
+      tail = tail->next;
+      count++;
+    }
+    tail->next = page->local_free;
+    page->local_free = head;
+    wl_assert(page->used >= count);
+    page->used -= count;
+  }
+  if (page->local_free != NULL && (page->free == NULL || force)) {
+    if (page->free != NULL) {
+      wl_block_t *tail = page->local_free;
+      while (tail->next != NULL) tail = tail->next;
+      tail->next = page->free;
+    }
+    page->free = page->local_free;
+    page->local_free = NULL;
+    page->free_is_zero = false;
+  }
+}
+
+uint8_t *wl_block_start(const wl_page_t *page, const void *p) {
+  size_t off = (size_t)((const uint8_t *)p - page->start);
+  return page->start + off - off % page->block_size;
+}
+
+/* ------------------------------------------------------------------------
+   Full pages, retiring, freeing
+   ------------------------------------------------------------------------ */
+void wl_page_to_full(wl_heap_t *heap, wl_page_t *page) {
+  if (page->flags & WL_PAGE_IN_FULL) return;
+  wl_page_queue_remove(heap, &heap->pages[page->bin], page);
+  page->flags |= WL_PAGE_IN_FULL;
+  wl_page_queue_push(heap, &heap->pages[WL_BIN_FULL], page);
+  wl_page_set_delayed(page, WL_DELAYED_USE, false);
+}
+
+void wl_page_unfull(wl_heap_t *heap, wl_page_t *page) {
+  if (!(page->flags & WL_PAGE_IN_FULL) || page->kind == WL_PAGE_LARGE) return;
+  wl_page_set_delayed(page, WL_DELAYED_NORMAL, false);
+  wl_page_queue_remove(heap, &heap->pages[WL_BIN_FULL], page);
+  page->flags &= (uint8_t)~WL_PAGE_IN_FULL;
+  wl_page_queue_push(heap, &heap->pages[page->bin], page);
+}
+
+void wl_page_free(wl_heap_t *heap, wl_page_t *page) {
+  wl_page_stats_sync(page);
+  wl_page_queue_remove(heap, queue_of(heap, page), page);
+  wl_segment_page_free(heap, page);
+}
+
+/* All blocks of the page are back. Keep it when it is the only page of its
+   class (allocating again soon is likely); otherwise return its slices. */
+void wl_page_retire(wl_heap_t *heap, wl_page_t *page) {
+  if (page->kind != WL_PAGE_LARGE && !(page->flags & WL_PAGE_IN_FULL)) {
+    wl_page_queue_t *pq = &heap->pages[page->bin];
+    if (pq->first == page && page->next == NULL) return;
+  }
+  wl_page_free(heap, page);
+}
+
+/* ------------------------------------------------------------------------
+   Finding a page for the malloc slow path
+   ------------------------------------------------------------------------ */
+static wl_page_t *page_fresh(wl_heap_t *heap, size_t bin) {
+  size_t bsize = wl_bin_size(bin);
+  bool small = bsize <= WL_SMALL_MAX;
+  wl_page_t *page = wl_segment_page_alloc(heap, small ? 1 : WL_MEDIUM_SLICES,
+                                          small ? WL_PAGE_SMALL : WL_PAGE_MEDIUM);
+  if (page == NULL) return NULL;
+  wl_page_init(heap, page, bsize, bin, page->free_is_zero);
+  wl_page_queue_push(heap, &heap->pages[bin], page);
+  wl_page_extend(page);
+  return page;
+}
+
+wl_page_t *wl_page_find(wl_heap_t *heap, size_t size) {
+  size_t bin = wl_bin_of(size);
+  wl_page_queue_t *pq = &heap->pages[bin];
+  for (int round = 0; round < 2; round++) {
+    for (wl_page_t *page = pq->first, *next; page != NULL; page = next) {
+      next = page->next;
+      wl_page_collect(page, false);
+      wl_page_stats_sync(page);
+      if (page->free == NULL && page->capacity < page->reserved) wl_page_extend(page);
+      if (page->free == NULL) {
+        wl_page_to_full(heap, page);
+        wl_page_collect(page, false); /* frees that raced with the switch to delayed mode */
+        if (page->free == NULL) continue;
+        wl_page_unfull(heap, page);
+      }
+      if (pq->first != page) {
+        wl_page_queue_remove(heap, pq, page);
+        wl_page_queue_push(heap, pq, page);
+      }
+      return page;
+    }
+    /* Before taking fresh memory, adopt what exited threads left behind. */
+    if (round == 0 && !wl_segment_reclaim_one(heap)) break;
+  }
+  return page_fresh(heap, bin);
+}

@@ -1,0 +1,414 @@
+/* segment.c: segments, the spans of slices inside them, and their life cycle.
+ *
+ * Owns: the segment map (ownership test), the free spans of every heap, the
+ * purging of free memory after a delay, the global cache of empty segments
+ * and the global list of abandoned segments.
+ *
+ * Invariants:
+ *  - every slice of a segment (after the header slice) belongs to exactly one
+ *    page or one free span; a page's descriptors all carry the byte offset back
+ *    to its first descriptor; a free span's first and last descriptors do;
+ *  - two free spans are never adjacent (freeing coalesces);
+ *  - a free span is in its owner heap's spans[count] queue, and bit count-1
+ *    of heap->span_mask is set exactly when that queue is not empty;
+ *  - purge_mask holds free slices whose memory is dirty; clean_mask slices
+ *    known to read as zero.
+ * Thread safety: a segment and its spans are touched only by the owner heap's
+ * thread; the cache and the abandoned list are behind their own locks.
+ */
+#include "heap.h"
+
+#include <string.h>
+
+_Atomic(uint8_t) wl_segment_map[WL_MAP_ENTRIES];
+
+static wl_lock_t cache_lock = WL_LOCK_INIT;
+static wl_segment_t *cache_first;
+static size_t cache_count;
+
+static wl_lock_t abandoned_lock = WL_LOCK_INIT;
+static wl_segment_t *abandoned_first;
+static _Atomic(size_t) abandoned_count;
+
+/* ------------------------------------------------------------------------
+   The segment map and the OS
+   ------------------------------------------------------------------------ */
+void wl_segment_map_set(const void *seg, unsigned value) {
+  uintptr_t u = (uintptr_t)seg;
+  if ((u >> WL_ADDRESS_BITS) == 0) wl_store_relaxed(&wl_segment_map[u >> WL_SEGMENT_SHIFT], (uint8_t)value);
+}
+
+wl_segment_t *wl_segment_os_alloc(size_t size, size_t align, size_t offset, bool *is_zero) {
+  void *p = wl_os_alloc(size, align, offset, is_zero);
+  if (p == NULL) return NULL;
+  if ((((uintptr_t)p + size) >> WL_ADDRESS_BITS) != 0) { /* outside the map: cannot be told apart */
+    wl_os_release(p, size);
+    return NULL;
+  }
+  wl_stats_mapped((int64_t)size);
+  return p;
+}
+
+void wl_segment_os_release(void *base, size_t size) {
+  wl_os_release(base, size);
+  wl_stats_mapped(-(int64_t)size);
+  wl_fetch_add(&wl_stats.released, size);
+}
+
+static uint64_t slice_bits(size_t idx, size_t count) {
+  uint64_t bits = count >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << count) - 1);
+  return bits << idx;
+}
+
+/* Purge the runs of set bits in mask. */
+static void purge_slices(wl_segment_t *seg, uint64_t mask) {
+  while (mask != 0) {
+    size_t start = wl_ctz64(mask);
+    uint64_t shifted = mask >> start;
+    size_t len = (~shifted == 0) ? 64 - start : wl_ctz64(~shifted);
+    uint8_t *p = (uint8_t *)seg + start * WL_SLICE_SIZE;
+    if (wl_os_purge(p, len * WL_SLICE_SIZE)) seg->clean_mask |= slice_bits(start, len);
+    wl_fetch_add(&wl_stats.purged, len * WL_SLICE_SIZE);
+    mask &= ~slice_bits(start, len);
+  }
+}
+
+/* Mark freed slices dirty; purge them now or schedule the purge. */
+static void schedule_purge(wl_heap_t *heap, wl_segment_t *seg, uint64_t bits) {
+  long delay = wl_option(WL_OPT_PURGE_DELAY);
+  if (delay < 0) return;
+  if (delay == 0) { purge_slices(seg, bits); return; }
+  if (seg->purge_mask == 0) seg->purge_expire = wl_os_clock_ms() + delay;
+  seg->purge_mask |= bits;
+  if (heap != NULL && seg->purge_expire < heap->purge_due) heap->purge_due = seg->purge_expire;
+}
+
+/* ------------------------------------------------------------------------
+   Free spans
+   ------------------------------------------------------------------------ */
+static void span_queue_push(wl_heap_t *heap, wl_page_t *span) {
+  wl_page_queue_t *q = &heap->spans[span->slice_count];
+  span->prev = NULL;
+  span->next = q->first;
+  if (q->first != NULL) q->first->prev = span;
+  else q->last = span;
+  q->first = span;
+  heap->span_mask |= (uint64_t)1 << (span->slice_count - 1);
+}
+
+static void span_queue_remove(wl_heap_t *heap, wl_page_t *span) {
+  wl_page_queue_t *q = &heap->spans[span->slice_count];
+  if (span->prev != NULL) span->prev->next = span->next;
+  else q->first = span->next;
+  if (span->next != NULL) span->next->prev = span->prev;
+  else q->last = span->prev;
+  span->next = span->prev = NULL;
+  if (q->first == NULL) heap->span_mask &= ~((uint64_t)1 << (span->slice_count - 1));
+}
+
+/* Describe [idx, idx+count) as one free span (first and last descriptors). */
+static wl_page_t *span_init(wl_segment_t *seg, size_t idx, size_t count) {
+  wl_page_t *first = &seg->slices[idx];
+  memset(first, 0, sizeof *first);
+  first->kind = WL_PAGE_SPAN;
+  first->slice_count = (uint32_t)count;
+  if (count > 1) {
+    wl_page_t *last = &seg->slices[idx + count - 1];
+    last->kind = WL_PAGE_NONE;
+    last->slice_count = 0;
+    last->slice_offset = (uint32_t)((count - 1) * sizeof(wl_page_t));
+  }
+  return first;
+}
+
+/* Free [idx, idx+count), merging with free neighbours, and queue it. */
+static void span_free(wl_heap_t *heap, wl_segment_t *seg, size_t idx, size_t count) {
+  size_t end = idx + count;
+  if (end < WL_SLICES) {
+    wl_page_t *next = &seg->slices[end];
+    if (next->kind == WL_PAGE_SPAN) {
+      span_queue_remove(heap, next);
+      count += next->slice_count;
+      next->kind = WL_PAGE_NONE;
+    }
+  }
+  if (idx > WL_SLICES_META) {
+    wl_page_t *last = &seg->slices[idx - 1];
+    wl_page_t *prev = (wl_page_t *)((uint8_t *)last - last->slice_offset);
+    if (prev->kind == WL_PAGE_SPAN) {
+      span_queue_remove(heap, prev);
+      idx = wl_page_index(seg, prev);
+      count += prev->slice_count;
+    }
+  }
+  span_queue_push(heap, span_init(seg, idx, count));
+}
+
+/* Describe [idx, idx+count) as a page's slices. */
+static void page_slices_init(wl_segment_t *seg, size_t idx, size_t from, size_t count) {
+  for (size_t j = from; j < count; j++) {
+    wl_page_t *d = &seg->slices[idx + j];
+    d->kind = WL_PAGE_NONE;
+    d->slice_count = 0;
+    d->slice_offset = (uint32_t)(j * sizeof(wl_page_t));
+    atomic_store_explicit(&d->tid, 0, memory_order_relaxed);
+  }
+}
+
+/* ------------------------------------------------------------------------
+   Segments: new, released, cached
+   ------------------------------------------------------------------------ */
+static void segment_attach(wl_heap_t *heap, wl_segment_t *seg) {
+  seg->heap = heap;
+  wl_store_relaxed(&seg->tid, heap->tid);
+  seg->prev = NULL;
+  seg->next = heap->segments;
+  if (heap->segments != NULL) heap->segments->prev = seg;
+  heap->segments = seg;
+  if (seg->purge_mask != 0 && seg->purge_expire < heap->purge_due) heap->purge_due = seg->purge_expire;
+}
+
+static void segment_detach(wl_heap_t *heap, wl_segment_t *seg) {
+  if (seg->prev != NULL) seg->prev->next = seg->next;
+  else heap->segments = seg->next;
+  if (seg->next != NULL) seg->next->prev = seg->prev;
+  seg->next = seg->prev = NULL;
+  seg->heap = NULL;
+  wl_store_relaxed(&seg->tid, 0);
+}
+
+static wl_segment_t *cache_pop(void) {
+  if (cache_first == NULL) return NULL; /* racy peek; the lock decides */
+  wl_lock(&cache_lock);
+  wl_segment_t *seg = cache_first;
+  if (seg != NULL) {
+    cache_first = seg->next;
+    cache_count--;
+  }
+  wl_unlock(&cache_lock);
+  if (seg != NULL) wl_fetch_sub(&wl_stats.segments_cached, 1);
+  return seg;
+}
+
+static void segment_os_free(wl_segment_t *seg) {
+  wl_segment_map_set(seg, WL_MAP_NONE);
+  wl_fetch_sub(&wl_stats.segments, 1);
+  wl_segment_os_release(seg, WL_SEGMENT_SIZE);
+}
+
+static bool segment_new(wl_heap_t *heap) {
+  wl_segment_t *seg = cache_pop();
+  if (seg == NULL) {
+    bool is_zero = false;
+    seg = wl_segment_os_alloc(WL_SEGMENT_SIZE, WL_SEGMENT_SIZE, 0, &is_zero);
+    if (seg == NULL) return false;
+    if (!is_zero) memset(seg, 0, sizeof *seg);
+    seg->kind = WL_SEGMENT_NORMAL;
+    seg->map_value = WL_MAP_NORMAL;
+    seg->mapped_base = seg;
+    seg->mapped_size = WL_SEGMENT_SIZE;
+    seg->clean_mask = is_zero ? ~slice_bits(0, WL_SLICES_META) : 0;
+    if (wl_option(WL_OPT_HUGE_PAGES)) wl_os_advise_huge(seg, WL_SEGMENT_SIZE);
+    uint64_t n = wl_fetch_add(&wl_stats.segments, 1) + 1;
+    uint64_t peak = wl_load_relaxed(&wl_stats.peak_segments);
+    while (n > peak && !wl_cas_weak(&wl_stats.peak_segments, &peak, n)) {}
+    wl_segment_map_set(seg, WL_MAP_NORMAL);
+  }
+  seg->used = 0;
+  segment_attach(heap, seg);
+  span_queue_push(heap, span_init(seg, WL_SLICES_META, WL_SLICES - WL_SLICES_META));
+  return true;
+}
+
+/* An empty segment leaves its heap: into the cache, or back to the OS. */
+static void segment_release(wl_heap_t *heap, wl_segment_t *seg) {
+  wl_page_t *span = &seg->slices[WL_SLICES_META];
+  wl_assert(span->kind == WL_PAGE_SPAN && span->slice_count == WL_SLICES - WL_SLICES_META);
+  span_queue_remove(heap, span);
+  segment_detach(heap, seg);
+  seg->cache_expire = wl_os_clock_ms();
+  wl_lock(&cache_lock);
+  bool cached = cache_count < (size_t)wl_max(0, wl_option(WL_OPT_SEGMENT_CACHE));
+  if (cached) {
+    seg->next = cache_first;
+    cache_first = seg;
+    cache_count++;
+  }
+  wl_unlock(&cache_lock);
+  if (cached) wl_fetch_add(&wl_stats.segments_cached, 1);
+  else segment_os_free(seg);
+}
+
+void wl_segment_cache_collect(int64_t now, bool force) {
+  if (cache_first == NULL || !wl_lock_try(&cache_lock)) return;
+  wl_segment_t *release = NULL;
+  long delay = wl_option(WL_OPT_PURGE_DELAY);
+  for (wl_segment_t **link = &cache_first; *link != NULL;) {
+    wl_segment_t *seg = *link;
+    if (seg->purge_mask != 0 && delay >= 0 && (force || seg->purge_expire <= now)) {
+      purge_slices(seg, seg->purge_mask);
+      seg->purge_mask = 0;
+    }
+    if (force) { /* unlink and release */
+      *link = seg->next;
+      cache_count--;
+      seg->next = release;
+      release = seg;
+      wl_fetch_sub(&wl_stats.segments_cached, 1);
+    } else {
+      link = &seg->next;
+    }
+  }
+  wl_unlock(&cache_lock);
+  while (release != NULL) {
+    wl_segment_t *next = release->next;
+    segment_os_free(release);
+    release = next;
+  }
+}
+
+/* ------------------------------------------------------------------------
+   Pages: spans handed to and taken back from heaps
+   ------------------------------------------------------------------------ */
+wl_page_t *wl_segment_page_alloc(wl_heap_t *heap, size_t slices, wl_page_kind_t kind) {
+  wl_assert(slices >= 1 && slices < WL_SLICES);
+  uint64_t m;
+  while ((m = heap->span_mask >> (slices - 1)) == 0) {
+    if (!segment_new(heap)) return NULL;
+  }
+  size_t n = slices + wl_ctz64(m);
+  wl_page_t *span = heap->spans[n].first;
+  wl_segment_t *seg = wl_segment_of(span);
+  size_t idx = wl_page_index(seg, span);
+  span_queue_remove(heap, span);
+  if (n > slices) span_queue_push(heap, span_init(seg, idx + slices, n - slices));
+  page_slices_init(seg, idx, 1, slices);
+  wl_page_t *page = span;
+  memset(page, 0, sizeof *page);
+  page->kind = (uint8_t)kind;
+  page->slice_count = (uint32_t)slices;
+  uint64_t bits = slice_bits(idx, slices);
+  page->free_is_zero = (seg->clean_mask & bits) == bits;
+  seg->clean_mask &= ~bits;
+  seg->purge_mask &= ~bits;
+  seg->used++;
+  return page;
+}
+
+void wl_segment_page_free(wl_heap_t *heap, wl_page_t *page) {
+  wl_segment_t *seg = wl_segment_of(page);
+  size_t idx = wl_page_index(seg, page);
+  size_t count = page->slice_count;
+  wl_store_relaxed(&page->tid, 0);
+  wl_store_relaxed(&page->heap, NULL);
+  page->kind = WL_PAGE_NONE;
+  seg->used--;
+  schedule_purge(heap, seg, slice_bits(idx, count));
+  span_free(heap, seg, idx, count);
+  if (seg->used == 0) segment_release(heap, seg);
+}
+
+bool wl_segment_page_grow(wl_heap_t *heap, wl_page_t *page, size_t slices) {
+  wl_segment_t *seg = wl_segment_of(page);
+  size_t idx = wl_page_index(seg, page);
+  size_t have = page->slice_count;
+  size_t end = idx + have;
+  if (slices <= have) return true;
+  if (end >= WL_SLICES) return false;
+  wl_page_t *next = &seg->slices[end];
+  size_t need = slices - have;
+  if (next->kind != WL_PAGE_SPAN || next->slice_count < need) return false;
+  size_t n = next->slice_count;
+  span_queue_remove(heap, next);
+  if (n > need) span_queue_push(heap, span_init(seg, end + need, n - need));
+  page_slices_init(seg, idx, have, slices);
+  uint64_t bits = slice_bits(end, need);
+  seg->clean_mask &= ~bits;
+  seg->purge_mask &= ~bits;
+  page->slice_count = (uint32_t)slices;
+  return true;
+}
+
+void wl_segment_page_shrink(wl_heap_t *heap, wl_page_t *page, size_t slices) {
+  wl_segment_t *seg = wl_segment_of(page);
+  size_t idx = wl_page_index(seg, page);
+  size_t have = page->slice_count;
+  if (slices >= have || slices == 0) return;
+  page->slice_count = (uint32_t)slices;
+  schedule_purge(heap, seg, slice_bits(idx + slices, have - slices));
+  span_free(heap, seg, idx + slices, have - slices);
+}
+
+/* ------------------------------------------------------------------------
+   Purging
+   ------------------------------------------------------------------------ */
+void wl_segments_purge(wl_heap_t *heap, int64_t now, bool force) {
+  int64_t due = INT64_MAX;
+  for (wl_segment_t *seg = heap->segments; seg != NULL; seg = seg->next) {
+    if (seg->purge_mask == 0) continue;
+    if (force || seg->purge_expire <= now) {
+      purge_slices(seg, seg->purge_mask);
+      seg->purge_mask = 0;
+    } else if (seg->purge_expire < due) {
+      due = seg->purge_expire;
+    }
+  }
+  heap->purge_due = due;
+}
+
+/* ------------------------------------------------------------------------
+   Abandoning and reclaiming
+   ------------------------------------------------------------------------ */
+void wl_segment_abandon(wl_heap_t *heap, wl_segment_t *seg) {
+  for (size_t i = WL_SLICES_META; i < WL_SLICES;) {
+    wl_page_t *d = &seg->slices[i];
+    if (d->kind == WL_PAGE_SPAN) span_queue_remove(heap, d);
+    i += d->slice_count;
+  }
+  segment_detach(heap, seg);
+  wl_lock(&abandoned_lock);
+  seg->next = abandoned_first;
+  abandoned_first = seg;
+  wl_unlock(&abandoned_lock);
+  wl_fetch_add(&abandoned_count, 1);
+  wl_fetch_add(&wl_stats.segments_abandoned, 1);
+}
+
+bool wl_segment_reclaim_one(wl_heap_t *heap) {
+  if (wl_load_relaxed(&abandoned_count) == 0) return false;
+  wl_lock(&abandoned_lock);
+  wl_segment_t *seg = abandoned_first;
+  if (seg != NULL) abandoned_first = seg->next;
+  wl_unlock(&abandoned_lock);
+  if (seg == NULL) return false;
+  wl_fetch_sub(&abandoned_count, 1);
+  wl_fetch_add(&wl_stats.segments_reclaimed, 1);
+  segment_attach(heap, seg);
+  wl_page_t *pages[WL_SLICES];
+  size_t npages = 0;
+  for (size_t i = WL_SLICES_META; i < WL_SLICES;) {
+    wl_page_t *d = &seg->slices[i];
+    if (d->kind == WL_PAGE_SPAN) span_queue_push(heap, d);
+    else pages[npages++] = d;
+    i += d->slice_count;
+  }
+  /* Adopting may free pages and so the segment itself: touch nothing after. */
+  for (size_t k = 0; k < npages; k++) wl_heap_adopt_page(heap, pages[k]);
+  return true;
+}
+
+/* ------------------------------------------------------------------------
+   fork
+   ------------------------------------------------------------------------ */
+void wl_segment_fork_prepare(void) {
+  wl_lock(&abandoned_lock);
+  wl_lock(&cache_lock);
+}
+void wl_segment_fork_parent(void) {
+  wl_unlock(&cache_lock);
+  wl_unlock(&abandoned_lock);
+}
+void wl_segment_fork_child(void) {
+  wl_lock_reset(&cache_lock);
+  wl_lock_reset(&abandoned_lock);
+}

@@ -1,0 +1,216 @@
+/* linux.c: the platform layer on Linux (and other POSIX systems with mmap).
+ *
+ * Design: address space comes from anonymous private mappings with
+ * MAP_NORESERVE, so untouched pages cost nothing. Alignment is obtained by
+ * asking for the plain size first (the kernel hands out consecutive mappings
+ * downward, so after the first aligned one most are aligned too) and, when that
+ * misses, over-mapping by the alignment and trimming both ends. Purging is
+ * MADV_DONTNEED, after which private anonymous memory reads as zero; RSS drops at
+ * once, which is what users watch. Every function keeps errno as it found it:
+ * the malloc family decides what errno a caller sees.
+ */
+#define _GNU_SOURCE
+#include "platform.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MAP_NORESERVE
+#define MAP_NORESERVE 0
+#endif
+
+extern char **environ;
+
+void wl_os_init(wl_os_info_t *info) {
+  long ps = sysconf(_SC_PAGESIZE);
+  info->page_size = ps > 0 ? (size_t)ps : 4096;
+#if defined(__x86_64__) || defined(__aarch64__)
+  info->huge_page_size = 2u << 20;
+#else
+  info->huge_page_size = 0;
+#endif
+  info->purge_zeroes = true;
+  info->can_release = true;
+  info->can_remap = true;
+}
+
+static void *os_map(void *hint, size_t size, int prot) {
+  void *p = mmap(hint, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+static bool is_placed(void *p, size_t align, size_t offset) {
+  return (((uintptr_t)p + offset) & (align - 1)) == 0;
+}
+
+/* Map size bytes placed so that p + offset is align-aligned. */
+static void *os_map_aligned(size_t size, size_t align, size_t offset, int prot) {
+  void *p = os_map(NULL, size, prot);
+  if (p == NULL || is_placed(p, align, offset)) return p;
+  munmap(p, size);
+  size_t over = size + align;
+  if (over < size) return NULL;
+  uint8_t *raw = os_map(NULL, over, prot);
+  if (raw == NULL) return NULL;
+  uintptr_t q = wl_align_up((uintptr_t)raw + offset, align) - offset;
+  if (q < (uintptr_t)raw) q += align;
+  size_t head = q - (uintptr_t)raw;
+  size_t tail = over - head - size;
+  if (head > 0) munmap(raw, head);
+  if (tail > 0) munmap((uint8_t *)q + size, tail);
+  return (void *)q;
+}
+
+void *wl_os_alloc(size_t size, size_t align, size_t offset, bool *is_zero) {
+  int saved = errno;
+  void *p = os_map_aligned(size, align, offset, PROT_READ | PROT_WRITE);
+  errno = saved;
+  if (is_zero != NULL) *is_zero = true;
+  return p;
+}
+
+void *wl_os_reserve(size_t size, size_t align) {
+  int saved = errno;
+  void *p = os_map_aligned(size, align, 0, PROT_NONE);
+  errno = saved;
+  return p;
+}
+
+bool wl_os_commit(void *addr, size_t size) {
+  int saved = errno;
+  bool ok = mprotect(addr, size, PROT_READ | PROT_WRITE) == 0;
+  errno = saved;
+  return ok;
+}
+
+bool wl_os_decommit(void *addr, size_t size) {
+  int saved = errno;
+  /* Remapping PROT_NONE over the range drops its pages and its commit charge. */
+  void *p = mmap(addr, size, PROT_NONE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  errno = saved;
+  return p != MAP_FAILED;
+}
+
+bool wl_os_purge(void *addr, size_t size) {
+  int saved = errno;
+  bool ok = madvise(addr, size, MADV_DONTNEED) == 0;
+  errno = saved;
+  return ok;
+}
+
+void wl_os_release(void *addr, size_t size) {
+  int saved = errno;
+  munmap(addr, size);
+  errno = saved;
+}
+
+bool wl_os_advise_huge(void *addr, size_t size) {
+#ifdef MADV_HUGEPAGE
+  int saved = errno;
+  bool ok = madvise(addr, size, MADV_HUGEPAGE) == 0;
+  errno = saved;
+  return ok;
+#else
+  WL_UNUSED(addr); WL_UNUSED(size);
+  return false;
+#endif
+}
+
+bool wl_os_resize(void *addr, size_t old_size, size_t new_size) {
+  int saved = errno;
+  void *p = mremap(addr, old_size, new_size, 0);
+  errno = saved;
+  return p == addr;
+}
+
+bool wl_os_remap(void *old, size_t old_size, void *dst, size_t new_size) {
+  int saved = errno;
+  void *p = mremap(old, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+  errno = saved;
+  return p == dst;
+}
+
+int64_t wl_os_clock_ms(void) {
+  struct timespec ts;
+  #ifdef CLOCK_MONOTONIC_COARSE
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts); /* a few ms resolution is plenty for purge delays */
+#else
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+#endif
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void wl_os_yield(void) { sched_yield(); }
+
+static pthread_key_t thread_key;
+static bool thread_key_ok;
+
+bool wl_os_thread_hooks_init(void (*on_thread_exit)(void *), void (*prepare)(void),
+                             void (*parent)(void), void (*child)(void)) {
+  int saved = errno;
+  thread_key_ok = pthread_key_create(&thread_key, on_thread_exit) == 0;
+  bool ok = thread_key_ok && pthread_atfork(prepare, parent, child) == 0;
+  errno = saved;
+  return ok;
+}
+
+void wl_os_thread_register(void *value) {
+  if (thread_key_ok) pthread_setspecific(thread_key, value);
+}
+
+const char *wl_os_getenv(const char *name) {
+  if (environ == NULL || name == NULL) return NULL;
+  size_t n = strlen(name);
+  for (char **e = environ; *e != NULL; e++) {
+    if (strncmp(*e, name, n) == 0 && (*e)[n] == '=') return *e + n + 1;
+  }
+  return NULL;
+}
+
+void wl_os_write(int fd, const char *buf, size_t len) {
+  int saved = errno;
+  while (len > 0) {
+    ssize_t w = write(fd, buf, len);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) break;
+    buf += w;
+    len -= (size_t)w;
+  }
+  errno = saved;
+}
+
+size_t wl_os_rss(size_t *peak) {
+  int saved = errno;
+  size_t rss = 0;
+  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    char buf[128];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n > 0) {
+      buf[n] = 0;
+      const char *s = buf;
+      while (*s && *s != ' ') s++; /* skip total size */
+      while (*s == ' ') s++;
+      size_t pages = 0;
+      while (*s >= '0' && *s <= '9') pages = pages * 10 + (size_t)(*s++ - '0');
+      rss = pages * (size_t)sysconf(_SC_PAGESIZE);
+    }
+  }
+  if (peak != NULL) {
+    struct rusage ru;
+    *peak = getrusage(RUSAGE_SELF, &ru) == 0 ? (size_t)ru.ru_maxrss * 1024 : 0;
+  }
+  errno = saved;
+  return rss;
+}
+
+void wl_os_abort(void) { abort(); }

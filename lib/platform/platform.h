@@ -1,0 +1,180 @@
+/* platform.h: the only door from walloc to the operating system.
+ *
+ * Everything above this header (the heap, the tiers, the malloc family) asks
+ * for memory, time, threads and output through these functions and nothing
+ * else. One implementation per platform is compiled: linux.c (mmap, mprotect,
+ * madvise, pthread) today, a WebAssembly one (memory.grow, never unmaps)
+ * later. The rules each implementation must keep are written beside each
+ * function; docs/porting.md repeats them with the reasoning.
+ *
+ * Vocabulary:
+ *   reserve   claim address space that cannot be touched yet;
+ *   commit    make reserved memory readable and writable;
+ *   decommit  make it untouchable again and give its physical pages back;
+ *   purge     give the physical pages back but keep the range usable
+ *             (the contents become undefined, or zero where the platform says so);
+ *   release   give the address range back entirely.
+ * None of these functions allocates memory from the heap, prints, or takes a
+ * lock that the heap also takes.
+ */
+#ifndef WL_PLATFORM_H
+#define WL_PLATFORM_H
+
+#include "base.h"
+
+/* ------------------------------------------------------------------------
+   What the platform is
+   ------------------------------------------------------------------------ */
+typedef struct wl_os_info_s {
+  size_t page_size;       /* granularity of commit/purge/protect (4 KiB on Linux, 64 KiB on wasm) */
+  size_t huge_page_size;  /* transparent huge page size, 0 if none */
+  bool   purge_zeroes;    /* purged memory reads as zero afterwards */
+  bool   can_release;     /* released address space really returns to the OS */
+  bool   can_remap;       /* wl_os_remap can move pages without copying */
+} wl_os_info_t;
+
+/* Fill *info. Cheap; may be called more than once; never fails. */
+void wl_os_init(wl_os_info_t *info);
+
+/* ------------------------------------------------------------------------
+   Address space and memory
+   ------------------------------------------------------------------------ */
+
+/* Map `size` bytes (a multiple of the page size) of readable, writable memory
+   such that (result + offset) is a multiple of `align` (a power of two, at
+   least the page size; offset < align and page aligned). Returns NULL when the
+   OS refuses. *is_zero is set to whether the memory is known to read as zero. */
+void *wl_os_alloc(size_t size, size_t align, size_t offset, bool *is_zero);
+
+/* Reserve `size` bytes of address space aligned to `align`, inaccessible until
+   committed. Returns NULL when the OS refuses. */
+void *wl_os_reserve(size_t size, size_t align);
+
+/* Make [addr, addr+size) (page aligned, inside a reservation) readable and
+   writable. Returns false when the OS refuses; the range is then unchanged. */
+bool wl_os_commit(void *addr, size_t size);
+
+/* Make [addr, addr+size) inaccessible again and return its physical pages.
+   Returns false if the platform cannot (the range then stays usable). */
+bool wl_os_decommit(void *addr, size_t size);
+
+/* Return the physical pages of [addr, addr+size) (page aligned) to the OS while
+   keeping the range readable and writable. Returns true when the range now
+   reads as zero; false when its contents are unknown (or nothing was done). */
+bool wl_os_purge(void *addr, size_t size);
+
+/* Give [addr, addr+size) back to the OS. The range must be one wl_os_alloc or
+   wl_os_reserve result, or a page-aligned piece at its start or end. */
+void wl_os_release(void *addr, size_t size);
+
+/* Ask for transparent huge pages on [addr, addr+size). A hint; false if ignored. */
+bool wl_os_advise_huge(void *addr, size_t size);
+
+/* Grow or shrink the mapping at `addr` from old_size to new_size without
+   moving it. Returns false (mapping unchanged) when the neighbours are taken or
+   the platform cannot. */
+bool wl_os_resize(void *addr, size_t old_size, size_t new_size);
+
+/* Move the pages of the mapping [old, old+old_size) to [dst, dst+new_size),
+   growing it, without copying; `dst` is a page-aligned range the caller owns
+   (reserved), which the move replaces. Returns false (nothing changed) when
+   the platform cannot. */
+bool wl_os_remap(void *old, size_t old_size, void *dst, size_t new_size);
+
+/* ------------------------------------------------------------------------
+   Time, threads, process
+   ------------------------------------------------------------------------ */
+
+/* Monotonic milliseconds. Cheap (a vDSO call on Linux). */
+int64_t wl_os_clock_ms(void);
+
+/* Let another thread run (used by spin locks). */
+void wl_os_yield(void);
+
+/* Register `fn` to run with the thread's registered value when a thread exits,
+   and the process-wide fork handlers. Called once, after the heap can serve
+   allocations (the C library may allocate here). Returns false on failure. */
+bool wl_os_thread_hooks_init(void (*on_thread_exit)(void *value),
+                             void (*prepare)(void), void (*parent)(void), void (*child)(void));
+
+/* Register `value` as the current thread's; on_thread_exit(value) runs when
+   the thread exits. Must not allocate. */
+void wl_os_thread_register(void *value);
+
+/* A unique non-zero identifier of the calling thread, as cheap as possible. */
+#if defined(__x86_64__) && defined(__linux__)
+WL_INLINE uintptr_t wl_os_thread_id(void) {
+  uintptr_t tid;
+  __asm__("movq %%fs:0, %0" : "=r"(tid)); /* the thread control block's self pointer */
+  return tid;
+}
+#elif defined(__aarch64__) && defined(__linux__)
+WL_INLINE uintptr_t wl_os_thread_id(void) {
+  uintptr_t tid;
+  __asm__ volatile("mrs %0, tpidr_el0" : "=r"(tid));
+  return tid;
+}
+#else
+extern __thread char wl_os_thread_anchor;
+WL_INLINE uintptr_t wl_os_thread_id(void) { return (uintptr_t)&wl_os_thread_anchor; }
+#endif
+
+/* The value of environment variable `name`, or NULL. Never allocates. */
+const char *wl_os_getenv(const char *name);
+
+/* Write all of buf to file descriptor fd, retrying on EINTR. Never allocates. */
+void wl_os_write(int fd, const char *buf, size_t len);
+
+/* Current resident set size in bytes and, in *peak, the peak (0 if unknown). */
+size_t wl_os_rss(size_t *peak);
+
+/* Stop the process (used by fatal errors and failed assertions). */
+__attribute__((noreturn)) void wl_os_abort(void);
+
+/* ------------------------------------------------------------------------
+   A small lock for rare paths (segment cache, thread list): spins briefly,
+   then yields. No allocation, statically initialised with WL_LOCK_INIT, and a
+   fork child may reset it with wl_lock_reset.
+   ------------------------------------------------------------------------ */
+typedef struct wl_lock_s { _Atomic(int) held; } wl_lock_t;
+#define WL_LOCK_INIT { 0 }
+
+WL_INLINE bool wl_lock_try(wl_lock_t *l) {
+  int expect = 0;
+  return wl_load_relaxed(&l->held) == 0 &&
+         atomic_compare_exchange_strong_explicit(&l->held, &expect, 1, memory_order_acquire,
+                                                 memory_order_relaxed);
+}
+WL_INLINE void wl_lock(wl_lock_t *l) {
+  for (unsigned spin = 0; !wl_lock_try(l); spin++) {
+    if (spin >= 16) wl_os_yield();
+    else
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#else
+      ;
+#endif
+  }
+}
+WL_INLINE void wl_unlock(wl_lock_t *l) { atomic_store_explicit(&l->held, 0, memory_order_release); }
+WL_INLINE void wl_lock_reset(wl_lock_t *l) { atomic_store_explicit(&l->held, 0, memory_order_relaxed); }
+
+/* ------------------------------------------------------------------------
+   Output without allocation (out.c): a fixed buffer formatter.
+   ------------------------------------------------------------------------ */
+typedef struct wl_out_s {
+  int    fd;
+  size_t len;
+  char   buf[512];
+} wl_out_t;
+
+void wl_out_init(wl_out_t *o, int fd);
+void wl_out_str(wl_out_t *o, const char *s);
+void wl_out_char(wl_out_t *o, char c);
+void wl_out_u64(wl_out_t *o, uint64_t v, int width);      /* right-aligned in width (0 = none) */
+void wl_out_hex(wl_out_t *o, uintptr_t v);
+void wl_out_size(wl_out_t *o, uint64_t bytes, int width); /* 12.3 MiB style */
+void wl_out_pad(wl_out_t *o, const char *s, int width);   /* left-aligned in width */
+void wl_out_flush(wl_out_t *o);
+
+#endif

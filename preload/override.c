@@ -1,0 +1,138 @@
+/* override.c: the C library's allocation family, served by walloc.
+ *
+ * Linked into libwalloc.so only, so that LD_PRELOAD=libwalloc.so (or linking
+ * it) replaces malloc in a whole program. Each entry point is the heap's
+ * inline fast path plus one call to its slow path; the glibc-internal names
+ * (__libc_malloc...) are aliases of the same functions. errno follows glibc:
+ * ENOMEM for sizes that cannot be served, EINVAL for bad alignments.
+ */
+#define _GNU_SOURCE
+#include "../lib/heap/heap.h"
+#include "walloc.h"
+
+#include <errno.h>
+#include <malloc.h>
+#include <string.h>
+
+#define WL_EXPORT_ALIAS(name) __attribute__((alias(#name), used, visibility("default")))
+
+WL_API void *malloc(size_t size) { return wl_malloc_fast(size); }
+WL_API void free(void *p) { wl_free_fast(p); }
+WL_API void *calloc(size_t count, size_t size) { return wl_calloc(count, size); }
+WL_API void *realloc(void *p, size_t size) { return wl_realloc(p, size); }
+WL_API size_t malloc_usable_size(void *p) { return wl_usable_size(p); }
+
+WL_API void *reallocarray(void *p, size_t count, size_t size) {
+  size_t total;
+  if (wl_mul_overflow(count, size, &total)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return wl_realloc(p, total);
+}
+
+/* glibc's memalign: a non-power-of-two alignment is rounded up to one. */
+WL_API void *memalign(size_t align, size_t size) {
+  if (align > ((size_t)1 << (sizeof(size_t) * 8 - 1))) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (!wl_is_pow2(align)) align = align <= 1 ? 1 : (size_t)1 << (wl_bsr(align) + 1);
+  return wl_aligned(align, size, false);
+}
+
+/* C17 and glibc 2.38+: the alignment must be a power of two. */
+WL_API void *aligned_alloc(size_t align, size_t size) {
+  if (!wl_is_pow2(align)) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return wl_aligned(align, size, false);
+}
+
+WL_API int posix_memalign(void **out, size_t align, size_t size) {
+  if (align < sizeof(void *) || !wl_is_pow2(align)) return EINVAL;
+  int saved = errno;
+  void *p = wl_aligned(align, size, false);
+  if (p == NULL) {
+    errno = saved;
+    return ENOMEM;
+  }
+  *out = p;
+  return 0;
+}
+
+WL_API void *valloc(size_t size) { return wl_aligned(wl_os.page_size ? wl_os.page_size : 4096, size, false); }
+
+WL_API void *pvalloc(size_t size) {
+  size_t page = wl_os.page_size ? wl_os.page_size : 4096;
+  if (size > WL_MAX_ALLOC) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return wl_aligned(page, size == 0 ? page : wl_align_up(size, page), false);
+}
+
+/* glibc-internal names some programs and libraries call directly */
+void *__libc_malloc(size_t size) WL_EXPORT_ALIAS(malloc);
+void __libc_free(void *p) WL_EXPORT_ALIAS(free);
+void *__libc_calloc(size_t count, size_t size) WL_EXPORT_ALIAS(calloc);
+void *__libc_realloc(void *p, size_t size) WL_EXPORT_ALIAS(realloc);
+void *__libc_memalign(size_t align, size_t size) WL_EXPORT_ALIAS(memalign);
+void *__libc_valloc(size_t size) WL_EXPORT_ALIAS(valloc);
+void *__libc_pvalloc(size_t size) WL_EXPORT_ALIAS(pvalloc);
+int __posix_memalign(void **out, size_t align, size_t size) WL_EXPORT_ALIAS(posix_memalign);
+
+/* ------------------------------------------------------------------------
+   Tuning and introspection, answered from walloc's own state
+   ------------------------------------------------------------------------ */
+WL_API int malloc_trim(size_t pad) {
+  WL_UNUSED(pad);
+  uint64_t before = wl_load_relaxed(&wl_stats.purged) + wl_load_relaxed(&wl_stats.released);
+  wl_heap_t *heap = wl_heap_get_or_init();
+  if (heap != NULL) wl_heap_collect(heap, true);
+  return wl_load_relaxed(&wl_stats.purged) + wl_load_relaxed(&wl_stats.released) > before;
+}
+
+/* walloc has no arenas or thresholds to tune: every parameter is accepted
+   (returns 1, as glibc does on success) and has no effect. */
+WL_API int mallopt(int param, int value) {
+  WL_UNUSED(param);
+  WL_UNUSED(value);
+  return 1;
+}
+
+static void info_fill(walloc_heap_stats *s) {
+  s->size = sizeof *s;
+  walloc_heap_stats_get(s);
+}
+
+WL_API struct mallinfo2 mallinfo2(void) {
+  walloc_heap_stats s;
+  info_fill(&s);
+  struct mallinfo2 mi;
+  memset(&mi, 0, sizeof mi);
+  mi.arena = s.mapped_bytes;                 /* bytes walloc holds from the OS */
+  mi.hblks = (size_t)s.huge_allocations;
+  mi.uordblks = s.live_bytes;                /* in use */
+  mi.fordblks = s.mapped_bytes > s.live_bytes ? s.mapped_bytes - s.live_bytes : 0;
+  mi.usmblks = s.peak_bytes;
+  mi.keepcost = 0;
+  return mi;
+}
+
+static int clamp_int(size_t v) { return v > (size_t)__INT_MAX__ ? __INT_MAX__ : (int)v; }
+
+WL_API struct mallinfo mallinfo(void) {
+  struct mallinfo2 m2 = mallinfo2();
+  struct mallinfo mi;
+  memset(&mi, 0, sizeof mi);
+  mi.arena = clamp_int(m2.arena);
+  mi.hblks = clamp_int(m2.hblks);
+  mi.uordblks = clamp_int(m2.uordblks);
+  mi.fordblks = clamp_int(m2.fordblks);
+  mi.usmblks = clamp_int(m2.usmblks);
+  return mi;
+}
+
+WL_API void malloc_stats(void) { wl_stats_print(2); }
