@@ -33,8 +33,8 @@ static void *large_alloc(wl_heap_t *heap, size_t size, bool zero) {
   bool is_zero = page->free_is_zero;
   page->start = wl_page_area(page, NULL);
   page->block_size = slices * WL_SLICE_SIZE;
-  page->reserved = page->capacity = page->used = 1;
-  page->allocs = 1;
+  page->reserved = page->capacity = page->used = page->used_synced = 1;
+  page->allocs = page->allocs_synced = 1;
   page->flags = WL_PAGE_IN_FULL;
   page->free_is_zero = false;
   wl_store_relaxed(&page->xthread_free, (uintptr_t)WL_DELAYED_USE); /* foreign frees notify the heap */

@@ -125,22 +125,20 @@ void wl_heap_thread_done(void *value) {
 /* ------------------------------------------------------------------------
    Delayed frees and collection
    ------------------------------------------------------------------------ */
-static void delayed_free_all(wl_heap_t *heap, bool forked_child) {
+void wl_heap_delayed_free_all(wl_heap_t *heap) {
   if (wl_load_relaxed(&heap->thread_delayed_free) == NULL) return;
   wl_block_t *block = wl_exchange(&heap->thread_delayed_free, NULL);
   while (block != NULL) {
     wl_block_t *next = block->next;
     wl_page_t *page = wl_page_of(wl_segment_of(block), block);
     /* the notifying thread still touches the page until it leaves FREEING */
-    while (!forked_child && wl_delayed_state(wl_load_acquire(&page->xthread_free)) == WL_DELAYED_FREEING) {
+    while (wl_delayed_state(wl_load_acquire(&page->xthread_free)) == WL_DELAYED_FREEING) {
       wl_os_yield();
     }
     wl_free_local(heap, page, block);
     block = next;
   }
 }
-
-void wl_heap_delayed_free_all(wl_heap_t *heap) { delayed_free_all(heap, false); }
 
 /* Visit every page of a heap; fn may move or free the page it is given. */
 static void heap_foreach_page(wl_heap_t *heap, void (*fn)(wl_heap_t *, wl_page_t *, void *), void *arg) {
@@ -190,12 +188,8 @@ void wl_heap_maintenance(wl_heap_t *heap) {
    ------------------------------------------------------------------------ */
 static void page_never_delayed_fn(wl_heap_t *heap, wl_page_t *page, void *arg) {
   WL_UNUSED(heap);
-  if (*(bool *)arg) { /* forked child: the notifying thread no longer exists */
-    uintptr_t tf = wl_load_relaxed(&page->xthread_free);
-    wl_store_relaxed(&page->xthread_free, wl_delayed_make(wl_delayed_ptr(tf), WL_DELAYED_NEVER));
-  } else {
-    wl_page_set_delayed(page, WL_DELAYED_NEVER, true);
-  }
+  WL_UNUSED(arg);
+  wl_page_set_delayed(page, WL_DELAYED_NEVER, true);
 }
 
 static void page_abandon_fn(wl_heap_t *heap, wl_page_t *page, void *arg) {
@@ -211,23 +205,21 @@ static void page_abandon_fn(wl_heap_t *heap, wl_page_t *page, void *arg) {
   wl_store_release(&page->heap, NULL);
 }
 
-static void heap_abandon(wl_heap_t *heap, bool forked_child) {
-  heap_foreach_page(heap, page_never_delayed_fn, &forked_child);
-  delayed_free_all(heap, forked_child);
+void wl_heap_abandon(wl_heap_t *heap) {
+  heap_foreach_page(heap, page_never_delayed_fn, NULL);
+  wl_heap_delayed_free_all(heap);
   heap_foreach_page(heap, page_abandon_fn, NULL);
   for (size_t bin = 0; bin < WL_BINS; bin++) heap->pages[bin].first = heap->pages[bin].last = NULL;
   wl_segments_purge(heap, 0, true);
   while (heap->segments != NULL) wl_segment_abandon(heap, heap->segments);
   heap->in_use = false;
   wl_fetch_sub(&wl_stats.threads, 1);
-  if (!forked_child) wl_lock(&heaps_lock);
+  wl_lock(&heaps_lock);
   heap_unlink(heap);
   heap->next = heaps_recycled;
   heaps_recycled = heap;
-  if (!forked_child) wl_unlock(&heaps_lock);
+  wl_unlock(&heaps_lock);
 }
-
-void wl_heap_abandon(wl_heap_t *heap) { heap_abandon(heap, false); }
 
 void wl_heap_adopt_page(wl_heap_t *heap, wl_page_t *page) {
   wl_store_release(&page->heap, heap);
@@ -250,8 +242,13 @@ void wl_heap_adopt_page(wl_heap_t *heap, wl_page_t *page) {
 }
 
 /* ------------------------------------------------------------------------
-   fork: the child keeps only the forking thread; every other heap is
-   abandoned so its memory can be reclaimed.
+   fork: the child keeps only the forking thread. The other threads' heaps
+   may have been in the middle of an operation when fork copied them, so the
+   child never walks them: they leave the heap list and their memory stays
+   where it is (copy-on-write, so it costs the child nothing unless touched).
+   Frees of their blocks in the child go onto the pages' atomic lists, which
+   is safe whatever state the heap was in. The global lists are consistent
+   because prepare took their locks.
    ------------------------------------------------------------------------ */
 void wl_heap_fork_prepare(void) {
   wl_lock(&heaps_lock);
@@ -270,10 +267,9 @@ void wl_heap_fork_child(void) {
   wl_segment_fork_child();
   wl_lock_reset(&heaps_lock);
   wl_heap_t *self = wl_heap_tls;
-  for (wl_heap_t *heap = heaps_first, *next; heap != NULL; heap = next) {
-    next = heap->next;
-    if (heap != self) heap_abandon(heap, true);
-  }
+  heaps_first = NULL;
+  if (self != &wl_heap_empty) heap_link(self);
+  wl_store_relaxed(&wl_stats.threads, self != &wl_heap_empty ? 1 : 0);
 }
 
 void wl_heaps_foreach(void (*fn)(wl_heap_t *heap, void *arg), void *arg) {

@@ -21,7 +21,7 @@
 
 static wl_lock_t huge_lock = WL_LOCK_INIT;
 static wl_segment_t *cache_first; /* most recently freed first */
-static size_t cache_count;
+static _Atomic(size_t) cache_count; /* read without the lock only as a hint */
 
 wl_segment_t *wl_huge_header(const void *p, unsigned map_value) {
   uintptr_t seg = (uintptr_t)p & ~(uintptr_t)WL_SEGMENT_MASK;
@@ -44,7 +44,7 @@ static void huge_account(int64_t blocks, int64_t bytes) {
 /* Take the smallest cached mapping that fits `need` bytes without wasting
    more than a quarter. */
 static wl_segment_t *cache_take(size_t need) {
-  if (cache_first == NULL) return NULL;
+  if (wl_load_relaxed(&cache_count) == 0) return NULL;
   wl_lock(&huge_lock);
   wl_segment_t **best = NULL;
   for (wl_segment_t **link = &cache_first; *link != NULL; link = &(*link)->next) {
@@ -55,7 +55,7 @@ static wl_segment_t *cache_take(size_t need) {
   if (best != NULL) {
     seg = *best;
     *best = seg->next;
-    cache_count--;
+    wl_fetch_sub(&cache_count, 1);
   }
   wl_unlock(&huge_lock);
   return seg;
@@ -118,25 +118,25 @@ void wl_huge_free(wl_segment_t *seg, void *p) {
   wl_lock(&huge_lock);
   seg->next = cache_first;
   cache_first = seg;
-  if (++cache_count > (size_t)max) { /* drop the oldest */
+  if (wl_fetch_add(&cache_count, 1) + 1 > (size_t)max) { /* drop the oldest */
     wl_segment_t **link = &cache_first;
     while ((*link)->next != NULL) link = &(*link)->next;
     evict = *link;
     *link = NULL;
-    cache_count--;
+    wl_fetch_sub(&cache_count, 1);
   }
   wl_unlock(&huge_lock);
   if (evict != NULL) huge_release(evict);
 }
 
 void wl_huge_cache_collect(int64_t now, bool force) {
-  if (cache_first == NULL || !wl_lock_try(&huge_lock)) return;
+  if (wl_load_relaxed(&cache_count) == 0 || !wl_lock_try(&huge_lock)) return;
   wl_segment_t *release = NULL;
   for (wl_segment_t **link = &cache_first; *link != NULL;) {
     wl_segment_t *seg = *link;
     if (force || seg->cache_expire <= now) {
       *link = seg->next;
-      cache_count--;
+      wl_fetch_sub(&cache_count, 1);
       seg->next = release;
       release = seg;
     } else {

@@ -76,7 +76,15 @@ void wl_page_set_delayed(wl_page_t *page, wl_delayed_t state, bool override_neve
    Statistics, published at page granularity
    ------------------------------------------------------------------------ */
 void wl_page_stats_sync(wl_page_t *page) {
-  if (page->kind == WL_PAGE_LARGE) return; /* counted exactly by alloc.c */
+  if (page->kind == WL_PAGE_LARGE) { /* one block: allocation counted by alloc.c, the free here */
+    int64_t d = (int64_t)page->used - (int64_t)page->used_synced;
+    if (d != 0) {
+      atomic_fetch_add_explicit(&wl_stats.large_live, d, memory_order_relaxed);
+      wl_stats_live_add(d * (int64_t)page->block_size);
+      page->used_synced = page->used;
+    }
+    return;
+  }
   uint64_t d_allocs = page->allocs - page->allocs_synced;
   int64_t d_used = (int64_t)page->used - (int64_t)page->used_synced;
   if (d_allocs == 0 && d_used == 0) return;

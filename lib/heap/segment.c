@@ -24,7 +24,7 @@ _Atomic(uint8_t) wl_segment_map[WL_MAP_ENTRIES];
 
 static wl_lock_t cache_lock = WL_LOCK_INIT;
 static wl_segment_t *cache_first;
-static size_t cache_count;
+static _Atomic(size_t) cache_count; /* read without the lock only as a hint */
 
 static wl_lock_t abandoned_lock = WL_LOCK_INIT;
 static wl_segment_t *abandoned_first;
@@ -178,12 +178,12 @@ static void segment_detach(wl_heap_t *heap, wl_segment_t *seg) {
 }
 
 static wl_segment_t *cache_pop(void) {
-  if (cache_first == NULL) return NULL; /* racy peek; the lock decides */
+  if (wl_load_relaxed(&cache_count) == 0) return NULL; /* a hint; the lock decides */
   wl_lock(&cache_lock);
   wl_segment_t *seg = cache_first;
   if (seg != NULL) {
     cache_first = seg->next;
-    cache_count--;
+    wl_fetch_sub(&cache_count, 1);
   }
   wl_unlock(&cache_lock);
   if (seg != NULL) wl_fetch_sub(&wl_stats.segments_cached, 1);
@@ -228,11 +228,11 @@ static void segment_release(wl_heap_t *heap, wl_segment_t *seg) {
   segment_detach(heap, seg);
   seg->cache_expire = wl_os_clock_ms();
   wl_lock(&cache_lock);
-  bool cached = cache_count < (size_t)wl_max(0, wl_option(WL_OPT_SEGMENT_CACHE));
+  bool cached = wl_load_relaxed(&cache_count) < (size_t)wl_max(0, wl_option(WL_OPT_SEGMENT_CACHE));
   if (cached) {
     seg->next = cache_first;
     cache_first = seg;
-    cache_count++;
+    wl_fetch_add(&cache_count, 1);
   }
   wl_unlock(&cache_lock);
   if (cached) wl_fetch_add(&wl_stats.segments_cached, 1);
@@ -240,7 +240,7 @@ static void segment_release(wl_heap_t *heap, wl_segment_t *seg) {
 }
 
 void wl_segment_cache_collect(int64_t now, bool force) {
-  if (cache_first == NULL || !wl_lock_try(&cache_lock)) return;
+  if (wl_load_relaxed(&cache_count) == 0 || !wl_lock_try(&cache_lock)) return;
   wl_segment_t *release = NULL;
   long delay = wl_option(WL_OPT_PURGE_DELAY);
   for (wl_segment_t **link = &cache_first; *link != NULL;) {
@@ -251,7 +251,7 @@ void wl_segment_cache_collect(int64_t now, bool force) {
     }
     if (force) { /* unlink and release */
       *link = seg->next;
-      cache_count--;
+      wl_fetch_sub(&cache_count, 1);
       seg->next = release;
       release = seg;
       wl_fetch_sub(&wl_stats.segments_cached, 1);

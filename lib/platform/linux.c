@@ -1,7 +1,7 @@
 /* linux.c: the platform layer on Linux (and other POSIX systems with mmap).
  *
- * Design: address space comes from anonymous private mappings with
- * MAP_NORESERVE, so untouched pages cost nothing. Alignment is obtained by
+ * Design: address space comes from anonymous private mappings; untouched
+ * pages cost nothing. Alignment is obtained by
  * asking for the plain size first (the kernel hands out consecutive mappings
  * downward, so after the first aligned one most are aligned too) and, when that
  * misses, over-mapping by the alignment and trimming both ends. Purging is
@@ -42,8 +42,12 @@ void wl_os_init(wl_os_info_t *info) {
   info->can_remap = true;
 }
 
+/* Accessible memory is mapped without MAP_NORESERVE, so the kernel's
+   overcommit policy refuses impossible sizes for walloc as it does for glibc;
+   inaccessible reservations cost no commit charge either way. */
 static void *os_map(void *hint, size_t size, int prot) {
-  void *p = mmap(hint, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  int flags = MAP_PRIVATE | MAP_ANONYMOUS | (prot == PROT_NONE ? MAP_NORESERVE : 0);
+  void *p = mmap(hint, size, prot, flags, -1, 0);
   return p == MAP_FAILED ? NULL : p;
 }
 

@@ -1,0 +1,72 @@
+/* test_common.h: shared helpers of walloc's Check suites.
+ *
+ * Every test file defines its test cases and a `suite_<name>()` function
+ * listed in WL_SUITES; test_main.c runs them all with srunner_run_all and
+ * returns non-zero when any test fails.
+ */
+#ifndef WL_TEST_COMMON_H
+#define WL_TEST_COMMON_H
+
+#include <check.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "walloc.h"
+
+/* Declares a suite built from a list of test functions in one test case. */
+#define WL_TCASE(suite, name, timeout, ...)                     \
+  do {                                                          \
+    TCase *tc_ = tcase_create(name);                            \
+    tcase_set_timeout(tc_, (timeout));                          \
+    TTest const *tests_[] = {__VA_ARGS__};                      \
+    for (size_t i_ = 0; i_ < sizeof tests_ / sizeof *tests_; i_++) \
+      _tcase_add_test(tc_, tests_[i_], 0, 0, 0, 1);             \
+    suite_add_tcase((suite), tc_);                              \
+  } while (0)
+
+/* A pattern of position and seed (not address, so it survives realloc). */
+static inline uint8_t wl_test_byte(size_t i, uint32_t seed) {
+  return (uint8_t)((i * 131u) ^ (i >> 8) ^ (seed * 2654435761u >> 24) ^ seed);
+}
+
+static inline void wl_test_fill(void *p, size_t n, uint32_t seed) {
+  uint8_t *b = (uint8_t *)p;
+  for (size_t i = 0; i < n; i++) b[i] = wl_test_byte(i, seed);
+}
+
+/* Returns the first index that differs, or n. */
+static inline size_t wl_test_check(const void *p, size_t n, uint32_t seed) {
+  const uint8_t *b = (const uint8_t *)p;
+  for (size_t i = 0; i < n; i++) {
+    if (b[i] != wl_test_byte(i, seed)) return i;
+  }
+  return n;
+}
+
+/* Returns the first non-zero index, or n. */
+static inline size_t wl_test_zero(const void *p, size_t n) {
+  const uint8_t *b = (const uint8_t *)p;
+  for (size_t i = 0; i < n; i++) {
+    if (b[i] != 0) return i;
+  }
+  return n;
+}
+
+/* Hides a value from the optimiser, so calls with impossible sizes are made. */
+static inline size_t wl_opaque(size_t v) {
+  volatile size_t x = v;
+  return x;
+}
+
+/* Small deterministic random numbers (xorshift). */
+static inline uint64_t wl_test_rand(uint64_t *state) {
+  uint64_t x = *state;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  return *state = x;
+}
+
+Suite *wl_test_suite(void);
+
+#endif

@@ -1,0 +1,307 @@
+/* test_threads.c: the heap across threads: frees from other threads, thread
+ * exit and the hand-over of its memory, fork in a threaded process.
+ *
+ * Uses the walloc_ names only, so the same cases run in sanitizer builds
+ * where the C library's malloc stays in place.
+ */
+#include "test_common.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define KiB ((size_t)1 << 10)
+#define MiB ((size_t)1 << 20)
+
+static walloc_heap_stats stats_now(void) {
+  walloc_heap_stats s;
+  s.size = sizeof s;
+  walloc_heap_stats_get(&s);
+  return s;
+}
+
+static size_t size_for(uint64_t r) {
+  switch (r % 16) {
+    case 0: return 64 * KiB + (size_t)(r >> 8) % (1500 * KiB); /* large */
+    case 1: return (r >> 8) % 8 == 0 ? 3 * MiB + (size_t)(r >> 12) % MiB : 9000; /* huge, rarely */
+    case 2: case 3: return 1 * KiB + (size_t)(r >> 8) % (60 * KiB); /* medium */
+    default: return 1 + (size_t)(r >> 8) % 1024; /* small */
+  }
+}
+
+/* ------------------------------------------------------------------------
+   Blocks allocated in one thread, checked and freed in another.
+   ------------------------------------------------------------------------ */
+typedef struct handoff {
+  void **blocks;
+  size_t *sizes;
+  size_t count;
+  uint32_t seed;
+} handoff;
+
+static void *produce(void *arg) {
+  handoff *h = arg;
+  uint64_t rng = 0x1234567 + h->seed;
+  for (size_t i = 0; i < h->count; i++) {
+    h->sizes[i] = size_for(wl_test_rand(&rng));
+    h->blocks[i] = walloc_malloc(h->sizes[i]);
+    if (h->blocks[i] == NULL) return (void *)1;
+    wl_test_fill(h->blocks[i], h->sizes[i], h->seed + (uint32_t)i);
+  }
+  return NULL;
+}
+
+static void *consume(void *arg) {
+  handoff *h = arg;
+  for (size_t i = 0; i < h->count; i++) {
+    if (wl_test_check(h->blocks[i], h->sizes[i], h->seed + (uint32_t)i) != h->sizes[i]) return (void *)1;
+    walloc_free(h->blocks[i]);
+  }
+  return NULL;
+}
+
+static void run_handoff(size_t count, uint32_t seed) {
+  handoff h = {walloc_malloc(count * sizeof(void *)), walloc_malloc(count * sizeof(size_t)), count, seed};
+  pthread_t t;
+  void *ret;
+  ck_assert_int_eq(pthread_create(&t, NULL, produce, &h), 0);
+  pthread_join(t, &ret);
+  ck_assert_ptr_null(ret);
+  ck_assert_int_eq(pthread_create(&t, NULL, consume, &h), 0);
+  pthread_join(t, &ret);
+  ck_assert_ptr_null(ret);
+  walloc_free(h.blocks);
+  walloc_free(h.sizes);
+}
+
+START_TEST(cross_thread_free) {
+  walloc_heap_stats before = stats_now();
+  for (uint32_t round = 0; round < 20; round++) run_handoff(5000, round * 7919);
+  walloc_collect(true);
+  walloc_heap_stats after = stats_now();
+  /* everything handed over was freed: nothing is left live */
+  ck_assert_uint_le(after.live_blocks, before.live_blocks + 16);
+}
+END_TEST
+
+/* The owner keeps allocating while another thread frees its blocks: the
+   owner's full pages must come back (delayed frees) and memory stay bounded. */
+typedef struct ring {
+  _Atomic(void *) slot[1024];
+  _Atomic(int) done;
+} ring;
+
+static void *ring_consumer(void *arg) {
+  ring *r = arg;
+  size_t freed = 0;
+  for (;;) {
+    int done = atomic_load(&r->done);
+    bool any = false;
+    for (size_t i = 0; i < 1024; i++) {
+      void *p = atomic_exchange(&r->slot[i], NULL);
+      if (p != NULL) {
+        if (*(uint32_t *)p != (uint32_t)0xfeedf00d) return (void *)1;
+        walloc_free(p);
+        freed++;
+        any = true;
+      }
+    }
+    if (done && !any) break;
+  }
+  return (void *)(uintptr_t)(freed == 0);
+}
+
+START_TEST(owner_allocates_other_thread_frees) {
+  ring *r = walloc_calloc(1, sizeof *r);
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, ring_consumer, r), 0);
+  uint64_t rng = 99;
+  walloc_heap_stats before = stats_now();
+  for (size_t n = 0; n < 400000; n++) {
+    size_t sz = 16 + (size_t)(wl_test_rand(&rng) % 400);
+    uint32_t *p = walloc_malloc(sz);
+    ck_assert_ptr_nonnull(p);
+    *p = 0xfeedf00d;
+    size_t i = n % 1024;
+    void *expected = NULL;
+    while (!atomic_compare_exchange_weak(&r->slot[i], &expected, p)) {
+      expected = NULL;
+      sched_yield();
+    }
+  }
+  atomic_store(&r->done, 1);
+  void *ret;
+  pthread_join(t, &ret);
+  ck_assert_ptr_null(ret);
+  walloc_heap_stats after = stats_now();
+  /* 400k blocks of ~200 B went through: without recycling that is 80 MiB */
+  ck_assert_uint_le(after.peak_mapped_bytes, before.mapped_bytes + 24 * MiB);
+  walloc_free(r);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+   Thread exit: a heap's memory is handed over, nothing leaks.
+   ------------------------------------------------------------------------ */
+typedef struct survivor {
+  void *blocks[64];
+  size_t sizes[64];
+} survivor;
+
+static void *short_lived(void *arg) {
+  survivor *s = arg;
+  uint64_t rng = (uintptr_t)arg;
+  void *scratch[512];
+  for (int i = 0; i < 512; i++) scratch[i] = walloc_malloc(size_for(wl_test_rand(&rng)) % 4096 + 1);
+  for (int i = 0; i < 64; i++) { /* these outlive the thread */
+    s->sizes[i] = size_for(wl_test_rand(&rng)) % (200 * KiB) + 1;
+    s->blocks[i] = walloc_malloc(s->sizes[i]);
+    wl_test_fill(s->blocks[i], s->sizes[i], (uint32_t)i);
+  }
+  for (int i = 0; i < 512; i++) walloc_free(scratch[i]);
+  return NULL;
+}
+
+START_TEST(thread_exit_hands_memory_over) {
+  walloc_collect(true);
+  walloc_heap_stats before = stats_now();
+  survivor *s = walloc_calloc(8, sizeof *s);
+  for (int round = 0; round < 40; round++) {
+    pthread_t t[8];
+    for (int k = 0; k < 8; k++) ck_assert_int_eq(pthread_create(&t[k], NULL, short_lived, &s[k]), 0);
+    for (int k = 0; k < 8; k++) pthread_join(t[k], NULL);
+    /* the main thread frees what the dead threads left: remote frees into abandoned pages */
+    for (int k = 0; k < 8; k++) {
+      for (int i = 0; i < 64; i++) {
+        ck_assert_uint_eq(wl_test_check(s[k].blocks[i], s[k].sizes[i], (uint32_t)i), s[k].sizes[i]);
+        walloc_free(s[k].blocks[i]);
+      }
+    }
+  }
+  walloc_free(s);
+  walloc_collect(true);
+  walloc_heap_stats after = stats_now();
+  ck_assert_uint_eq(after.threads, before.threads);            /* every exited heap was retired */
+  ck_assert_uint_gt(after.segments_abandoned, before.segments_abandoned);
+  ck_assert_uint_gt(after.segments_reclaimed, before.segments_reclaimed); /* and adopted again */
+  ck_assert_uint_le(after.live_blocks, before.live_blocks + 16);
+  /* 320 threads came and went; what walloc holds stays bounded */
+  ck_assert_uint_le(after.mapped_bytes, before.mapped_bytes + 32 * MiB);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+   fork() while other threads allocate: the child has a working heap.
+   ------------------------------------------------------------------------ */
+static _Atomic(int) churn_stop;
+
+static void *churn(void *arg) {
+  uint64_t rng = (uintptr_t)arg;
+  void *keep[256] = {0};
+  while (!atomic_load(&churn_stop)) {
+    size_t i = wl_test_rand(&rng) % 256;
+    walloc_free(keep[i]);
+    keep[i] = walloc_malloc(size_for(wl_test_rand(&rng)));
+  }
+  for (int i = 0; i < 256; i++) walloc_free(keep[i]);
+  return NULL;
+}
+
+static void *child_thread(void *arg) {
+  void **shared = arg;
+  for (int i = 0; i < 1000; i++) walloc_free(shared[i]); /* parent blocks, freed in a child thread */
+  uint64_t rng = 5;
+  for (int i = 0; i < 20000; i++) {
+    size_t n = size_for(wl_test_rand(&rng));
+    void *p = walloc_malloc(n);
+    if (p == NULL) return (void *)1;
+    memset(p, 1, n < 256 ? n : 256);
+    walloc_free(p);
+  }
+  return NULL;
+}
+
+START_TEST(fork_in_threaded_process) {
+  void *shared[1000];
+  for (int i = 0; i < 1000; i++) shared[i] = walloc_malloc(48 + (size_t)i);
+  atomic_store(&churn_stop, 0);
+  pthread_t t[6];
+  for (int k = 0; k < 6; k++) ck_assert_int_eq(pthread_create(&t[k], NULL, churn, (void *)(uintptr_t)(k + 1)), 0);
+  for (int round = 0; round < 20; round++) {
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+      uint64_t rng = 77;
+      void *held[512];
+      for (int i = 0; i < 512; i++) {
+        held[i] = walloc_malloc(size_for(wl_test_rand(&rng)));
+        if (held[i] == NULL) _exit(2);
+      }
+      pthread_t ct;
+      if (pthread_create(&ct, NULL, child_thread, shared) != 0) _exit(3);
+      void *ret;
+      pthread_join(ct, &ret);
+      for (int i = 0; i < 512; i++) walloc_free(held[i]);
+      walloc_collect(true);
+      _exit(ret == NULL ? 0 : 4);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+  }
+  atomic_store(&churn_stop, 1);
+  for (int k = 0; k < 6; k++) pthread_join(t[k], NULL);
+  for (int i = 0; i < 1000; i++) walloc_free(shared[i]);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+   Many threads, each freeing the blocks of its neighbour.
+   ------------------------------------------------------------------------ */
+enum { RING_THREADS = 32, RING_BLOCKS = 2000 };
+static void *ring_blocks[RING_THREADS][RING_BLOCKS];
+static pthread_barrier_t ring_barrier;
+
+static void *ring_member(void *arg) {
+  size_t me = (uintptr_t)arg;
+  uint64_t rng = me * 31 + 1;
+  for (int round = 0; round < 5; round++) {
+    for (int i = 0; i < RING_BLOCKS; i++) {
+      size_t n = size_for(wl_test_rand(&rng)) % (16 * KiB) + 8;
+      ring_blocks[me][i] = walloc_malloc(n);
+      if (ring_blocks[me][i] == NULL) return (void *)1;
+      *(size_t *)ring_blocks[me][i] = me * 1000003 + (size_t)i;
+    }
+    pthread_barrier_wait(&ring_barrier);
+    size_t other = (me + 1 + (size_t)round) % RING_THREADS;
+    for (int i = 0; i < RING_BLOCKS; i++) {
+      if (*(size_t *)ring_blocks[other][i] != other * 1000003 + (size_t)i) return (void *)2;
+      walloc_free(ring_blocks[other][i]);
+    }
+    pthread_barrier_wait(&ring_barrier);
+  }
+  return NULL;
+}
+
+START_TEST(many_threads_free_each_other) {
+  pthread_barrier_init(&ring_barrier, NULL, RING_THREADS);
+  pthread_t t[RING_THREADS];
+  for (size_t k = 0; k < RING_THREADS; k++) ck_assert_int_eq(pthread_create(&t[k], NULL, ring_member, (void *)k), 0);
+  for (size_t k = 0; k < RING_THREADS; k++) {
+    void *ret;
+    pthread_join(t[k], &ret);
+    ck_assert_ptr_null(ret);
+  }
+  pthread_barrier_destroy(&ring_barrier);
+}
+END_TEST
+
+Suite *wl_test_suite(void) {
+  Suite *s = suite_create("threads");
+  WL_TCASE(s, "cross-thread", 120, cross_thread_free, owner_allocates_other_thread_frees, many_threads_free_each_other);
+  WL_TCASE(s, "thread-exit", 120, thread_exit_hands_memory_over);
+  WL_TCASE(s, "fork", 120, fork_in_threaded_process);
+  return s;
+}
