@@ -8,6 +8,7 @@
 #define WL_TEST_COMMON_H
 
 #include <check.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -41,6 +42,21 @@ static inline size_t wl_test_check(const void *p, size_t n, uint32_t seed) {
     if (b[i] != wl_test_byte(i, seed)) return i;
   }
   return n;
+}
+
+/* Sparse versions for big blocks: the first and last 512 bytes and one byte
+   in every 4 KiB page in between. Cheap enough for sanitizer builds. */
+#define WL_TEST_SPARSE_STEP(i, n) (((i) < 512 || (i) + 512 >= (n)) ? 1 : 4093)
+static inline void wl_test_fill_sparse(void *p, size_t n, uint32_t seed) {
+  uint8_t *b = (uint8_t *)p;
+  for (size_t i = 0; i < n; i += WL_TEST_SPARSE_STEP(i, n)) b[i] = wl_test_byte(i, seed);
+}
+static inline bool wl_test_check_sparse(const void *p, size_t n, uint32_t seed) {
+  const uint8_t *b = (const uint8_t *)p;
+  for (size_t i = 0; i < n; i += WL_TEST_SPARSE_STEP(i, n)) {
+    if (b[i] != wl_test_byte(i, seed)) return false;
+  }
+  return true;
 }
 
 /* Returns the first non-zero index, or n. */

@@ -48,7 +48,7 @@ static void *produce(void *arg) {
     h->sizes[i] = size_for(wl_test_rand(&rng));
     h->blocks[i] = walloc_malloc(h->sizes[i]);
     if (h->blocks[i] == NULL) return (void *)1;
-    wl_test_fill(h->blocks[i], h->sizes[i], h->seed + (uint32_t)i);
+    wl_test_fill_sparse(h->blocks[i], h->sizes[i], h->seed + (uint32_t)i);
   }
   return NULL;
 }
@@ -56,7 +56,7 @@ static void *produce(void *arg) {
 static void *consume(void *arg) {
   handoff *h = arg;
   for (size_t i = 0; i < h->count; i++) {
-    if (wl_test_check(h->blocks[i], h->sizes[i], h->seed + (uint32_t)i) != h->sizes[i]) return (void *)1;
+    if (!wl_test_check_sparse(h->blocks[i], h->sizes[i], h->seed + (uint32_t)i)) return (void *)1;
     walloc_free(h->blocks[i]);
   }
   return NULL;
@@ -78,7 +78,7 @@ static void run_handoff(size_t count, uint32_t seed) {
 
 START_TEST(cross_thread_free) {
   walloc_heap_stats before = stats_now();
-  for (uint32_t round = 0; round < 20; round++) run_handoff(5000, round * 7919);
+  for (uint32_t round = 0; round < 10; round++) run_handoff(3000, round * 7919);
   walloc_collect(true);
   walloc_heap_stats after = stats_now();
   /* everything handed over was freed: nothing is left live */
@@ -158,7 +158,7 @@ static void *short_lived(void *arg) {
   for (int i = 0; i < 64; i++) { /* these outlive the thread */
     s->sizes[i] = size_for(wl_test_rand(&rng)) % (200 * KiB) + 1;
     s->blocks[i] = walloc_malloc(s->sizes[i]);
-    wl_test_fill(s->blocks[i], s->sizes[i], (uint32_t)i);
+    wl_test_fill_sparse(s->blocks[i], s->sizes[i], (uint32_t)i);
   }
   for (int i = 0; i < 512; i++) walloc_free(scratch[i]);
   return NULL;
@@ -175,7 +175,7 @@ START_TEST(thread_exit_hands_memory_over) {
     /* the main thread frees what the dead threads left: remote frees into abandoned pages */
     for (int k = 0; k < 8; k++) {
       for (int i = 0; i < 64; i++) {
-        ck_assert_uint_eq(wl_test_check(s[k].blocks[i], s[k].sizes[i], (uint32_t)i), s[k].sizes[i]);
+        ck_assert(wl_test_check_sparse(s[k].blocks[i], s[k].sizes[i], (uint32_t)i));
         walloc_free(s[k].blocks[i]);
       }
     }
@@ -298,10 +298,23 @@ START_TEST(many_threads_free_each_other) {
 }
 END_TEST
 
+/* The sanitizers' own allocators deadlock in a child forked while other
+   threads allocate (and TSan refuses threads after such a fork), so the fork
+   case runs in the normal and valgrind builds only. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define WL_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define WL_SANITIZED 1
+#endif
+#endif
+
 Suite *wl_test_suite(void) {
   Suite *s = suite_create("threads");
   WL_TCASE(s, "cross-thread", 120, cross_thread_free, owner_allocates_other_thread_frees, many_threads_free_each_other);
   WL_TCASE(s, "thread-exit", 120, thread_exit_hands_memory_over);
+#ifndef WL_SANITIZED
   WL_TCASE(s, "fork", 120, fork_in_threaded_process);
+#endif
   return s;
 }

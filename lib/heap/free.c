@@ -80,7 +80,7 @@ static bool debug_check_free(wl_page_t *page, void *p, bool owner) {
 void wl_free_generic(wl_segment_t *seg, wl_page_t *page, void *p) {
   WL_UNUSED(seg);
   if (WL_UNLIKELY(page->kind < WL_PAGE_SMALL || page->kind > WL_PAGE_LARGE)) {
-    wl_error("free of a pointer into free walloc memory (double free?)", p);
+    wl_fatal("free of a pointer into free walloc memory (double free?)", p);
     return;
   }
   bool owner = wl_load_relaxed(&page->tid) == wl_os_thread_id();
