@@ -218,16 +218,19 @@ extern wl_os_info_t wl_os;
    Inline helpers for the fast paths
    ------------------------------------------------------------------------ */
 WL_INLINE unsigned wl_map_value(const void *p) {
-  uintptr_t u = (uintptr_t)p;
-  if (WL_UNLIKELY((u >> WL_ADDRESS_BITS) != 0)) return WL_MAP_NONE;
-  return wl_load_relaxed(&wl_segment_map[u >> WL_SEGMENT_SHIFT]);
+  uintptr_t idx = (uintptr_t)p >> WL_SEGMENT_SHIFT;
+  if (WL_UNLIKELY(idx >= WL_MAP_ENTRIES)) return WL_MAP_NONE;
+  return wl_load_relaxed(&wl_segment_map[idx]);
 }
 WL_INLINE wl_segment_t *wl_segment_of(const void *p) {
   return (wl_segment_t *)((uintptr_t)p & ~(uintptr_t)WL_SEGMENT_MASK);
 }
-/* The page holding p, in a normal segment. */
+/* The page holding p, in a normal segment: index the slice descriptors
+   (128 bytes each, so one shift and one mask), then step back to the first
+   descriptor of the span. */
 WL_INLINE wl_page_t *wl_page_of(wl_segment_t *seg, const void *p) {
-  wl_page_t *slice = &seg->slices[((uintptr_t)p - (uintptr_t)seg) >> WL_SLICE_SHIFT];
+  uintptr_t off = ((uintptr_t)p >> (WL_SLICE_SHIFT - 7)) & ((uintptr_t)(WL_SLICES - 1) << 7);
+  wl_page_t *slice = (wl_page_t *)((uint8_t *)seg->slices + off);
   return (wl_page_t *)((uint8_t *)slice - slice->slice_offset);
 }
 WL_INLINE size_t wl_wsize(size_t size) { return (size + WL_MIN_ALIGN - 1) / WL_MIN_ALIGN; }
@@ -379,6 +382,7 @@ WL_INLINE void wl_free_fast(void *p) {
     block->next = page->local_free;
     page->local_free = block;
     if (WL_LIKELY(--page->used != 0)) return;
+    if (WL_LIKELY(page->next == NULL && page->prev == NULL)) return; /* only page of its class: keep */
     wl_page_retire(wl_load_relaxed(&page->heap), page);
     return;
   }
