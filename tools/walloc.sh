@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# walloc.sh: everything a fresh Debian 12 machine needs to build, try and test
+# walloc. Every subcommand first installs what is missing (as root), so each
+# works on its own:
+#
+#   tools/walloc.sh demo    build, then run sqlite3 on a real workload under
+#                           walloc and show walloc's statistics (the main job)
+#   tools/walloc.sh test    every test: release build (unit, stress, real
+#                           programs, symbols, header), valgrind, debug checks,
+#                           ASan+UBSan and TSan builds. What CI runs.
+#   tools/walloc.sh bench   the benchmark driver against glibc, jemalloc,
+#                           mimalloc and tcmalloc (not part of CI)
+#   tools/walloc.sh deps [bench]   only install what is missing
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+# Debian packages: what building and testing need, and what benchmarks add.
+build_packages=(meson ninja-build pkg-config check gcc g++ clang libclang-rt-14-dev
+                valgrind binutils python3 sqlite3 git coreutils)
+bench_packages=(libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev hyperfine time)
+
+log() { printf '\n== %s\n' "$*"; }
+
+install_missing() {
+  local missing=()
+  for p in "$@"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+      missing+=("$p")
+    fi
+  done
+  if [ ${#missing[@]} -eq 0 ]; then return 0; fi
+  log "installing: ${missing[*]}"
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+jobs=$(nproc 2>/dev/null || echo 2)
+
+# setup DIR [meson options...]: configure once, reconfigure when options change.
+setup() {
+  local dir=$1; shift
+  if [ -f "$dir/build.ninja" ]; then
+    meson setup --reconfigure "$dir" "$@" >/dev/null
+  else
+    meson setup "$dir" "$@" >/dev/null
+  fi
+  ninja -C "$dir" -j "$jobs" >/dev/null
+}
+
+failures=()
+run_tests() { # name dir meson-test-args...
+  local name=$1 dir=$2; shift 2
+  log "tests: $name"
+  if meson test -C "$dir" --print-errorlogs --num-processes "$jobs" "$@"; then
+    echo "-- $name: passed"
+  else
+    echo "-- $name: FAILED"
+    failures+=("$name")
+  fi
+}
+
+cmd_demo() {
+  install_missing "${build_packages[@]}"
+  log "building walloc (release) in build/"
+  setup build --buildtype=release
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  log "the main job: sqlite3 building and querying a 300,000-row database, under walloc"
+  cat > "$work/job.sql" <<'SQL'
+CREATE TABLE orders(id INTEGER PRIMARY KEY, customer TEXT, item TEXT, qty INT, price REAL);
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000)
+INSERT INTO orders(customer, item, qty, price)
+  SELECT 'customer-' || (i * 7919 % 5000), 'item-' || (i * 104729 % 1200), 1 + i % 17, (i % 1000) / 10.0 FROM n;
+CREATE INDEX by_customer ON orders(customer);
+CREATE INDEX by_item ON orders(item, qty);
+SELECT count(*) AS orders, count(DISTINCT customer) AS customers, round(sum(qty * price), 2) AS revenue FROM orders;
+SELECT item, sum(qty) AS units FROM orders GROUP BY item ORDER BY units DESC, item LIMIT 3;
+SELECT customer, group_concat(item, ',') IS NOT NULL, count(*) FROM orders GROUP BY customer ORDER BY 3 DESC, 1 LIMIT 3;
+SQL
+  build/walloc-run --stats -- sqlite3 "$work/demo.db" < "$work/job.sql"
+  log "done: any program runs the same way, e.g. build/walloc-run --stats -- python3 script.py"
+}
+
+cmd_test() {
+  install_missing "${build_packages[@]}"
+  local t0=$SECONDS
+
+  log "release build (build/)"
+  setup build --buildtype=release -Ddebug_checks=false -Doverride=true
+  run_tests "release: unit, threads, stress, programs, symbols, header" build
+
+  run_tests "valgrind (memcheck) on the walloc_ API suites" build --setup valgrind
+
+  log "debug-checks build (build-debug/)"
+  setup build-debug --buildtype=debug -Ddebug_checks=true -Doverride=true -Dbenchmarks=false
+  run_tests "debug checks: unit, stress, death tests, programs" build-debug
+
+  log "ASan+UBSan build (build-asan/, clang)"
+  CC=clang CXX=clang++ setup build-asan --buildtype=debugoptimized -Db_sanitize=address,undefined \
+    -Db_lundef=false -Ddebug_checks=true -Doverride=false -Dbenchmarks=false
+  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    run_tests "ASan+UBSan: threads, stress, death tests" build-asan \
+    --suite threads --suite stress --suite debug --suite sizeclass
+
+  log "TSan build (build-tsan/, clang)"
+  CC=clang CXX=clang++ setup build-tsan --buildtype=debugoptimized -Db_sanitize=thread \
+    -Db_lundef=false -Doverride=false -Dbenchmarks=false
+  TSAN_OPTIONS=halt_on_error=1 run_tests "TSan: threads, stress" build-tsan --suite threads --suite stress
+
+  log "summary ($((SECONDS - t0)) s)"
+  if [ ${#failures[@]} -ne 0 ]; then
+    printf 'FAILED: %s\n' "${failures[@]}"
+    exit 1
+  fi
+  echo "all test runs passed"
+}
+
+cmd_bench() {
+  install_missing "${build_packages[@]}" "${bench_packages[@]}"
+  setup build --buildtype=release
+  python3 benchmarks/run.py --build build --walloc "$repo/build/libwalloc.so" "$@"
+}
+
+case "${1:-}" in
+  demo) shift; cmd_demo "$@" ;;
+  test) shift; cmd_test "$@" ;;
+  bench) shift; cmd_bench "$@" ;;
+  deps) shift; install_missing "${build_packages[@]}"; [ "${1:-}" = bench ] && install_missing "${bench_packages[@]}"; true ;;
+  *) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac
