@@ -126,18 +126,18 @@ START_TEST(bad_alignments_are_einval) {
   ck_assert_int_eq(posix_memalign(&p, 4, 16), EINVAL); /* below sizeof(void *) */
   ck_assert_int_eq(posix_memalign(&p, 0, 16), EINVAL);
   errno = 0;
-  ck_assert_ptr_null(aligned_alloc(3, 16));
+  ck_assert_ptr_null(aligned_alloc(wl_opaque(3), 16));
   ck_assert_int_eq(errno, EINVAL);
   errno = 0;
-  ck_assert_ptr_null(aligned_alloc(0, 16));
+  ck_assert_ptr_null(aligned_alloc(wl_opaque(0), 16));
   ck_assert_int_eq(errno, EINVAL);
   errno = 0;
-  ck_assert_ptr_null(walloc_aligned_alloc(48, 16));
+  ck_assert_ptr_null(walloc_aligned_alloc(wl_opaque(48), 16));
   ck_assert_int_eq(errno, EINVAL);
   errno = 0;
   ck_assert_ptr_null(memalign(wl_opaque(SIZE_MAX), 16)); /* glibc: beyond half the address space */
   ck_assert_int_eq(errno, EINVAL);
-  void *m = memalign(24, 100); /* glibc rounds a non-power of two up: 32 */
+  void *m = memalign(wl_opaque(24), 100); /* glibc rounds a non-power of two up: 32 */
   ck_assert_ptr_nonnull(m);
   ck_assert_uint_eq((uintptr_t)m % 32, 0);
   free(m);
