@@ -349,6 +349,7 @@ void wl_huge_fork_child(void);
 void wl_stats_live_add(int64_t bytes);
 void wl_stats_mapped(int64_t bytes);
 void wl_stats_print(int fd);
+void wl_stats_init(void);
 void wl_stats_print_at_exit(void);
 
 /* ------------------------------------------------------------------------

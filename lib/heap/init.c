@@ -18,6 +18,7 @@ void wl_process_init(void) {
   if (!wl_load_relaxed(&wl_process_ready)) {
     wl_os_init(&wl_os);
     wl_options_init();
+    wl_stats_init();
     wl_store_release(&wl_process_ready, 1);
   }
   wl_unlock(&init_lock);

@@ -67,6 +67,7 @@ void walloc_heap_stats_get(walloc_heap_stats *out) {
   s.purged_bytes = wl_load_relaxed(&wl_stats.purged);
   s.released_bytes = wl_load_relaxed(&wl_stats.released);
   s.rss_bytes = wl_os_rss(&s.peak_rss_bytes);
+  if (s.peak_rss_bytes < s.rss_bytes) s.peak_rss_bytes = s.rss_bytes; /* two kernel sources, read apart */
   s.segments = wl_load_relaxed(&wl_stats.segments);
   s.segments_cached = wl_load_relaxed(&wl_stats.segments_cached);
   s.segments_abandoned = wl_load_relaxed(&wl_stats.segments_abandoned);
@@ -133,6 +134,15 @@ void wl_stats_print(int fd) {
   wl_out_flush(&o);
 }
 
+/* Programs such as coreutils close stderr before exiting, and the table is
+   printed after that, from the library's destructor: so when statistics are
+   asked for, walloc keeps its own copy of stderr from start-up. */
+static int stats_fd = -1;
+
+void wl_stats_init(void) {
+  if (wl_option(WL_OPT_STATS) > 0 && stats_fd < 0) stats_fd = wl_os_dup(2, 64);
+}
+
 void wl_stats_print_at_exit(void) {
-  if (wl_option(WL_OPT_STATS) > 0) wl_stats_print(2);
+  if (wl_option(WL_OPT_STATS) > 0) wl_stats_print(stats_fd >= 0 ? stats_fd : 2);
 }

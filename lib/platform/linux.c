@@ -191,6 +191,13 @@ void wl_os_write(int fd, const char *buf, size_t len) {
   errno = saved;
 }
 
+int wl_os_dup(int fd, int min) {
+  int saved = errno;
+  int d = fcntl(fd, F_DUPFD_CLOEXEC, min);
+  errno = saved;
+  return d;
+}
+
 size_t wl_os_rss(size_t *peak) {
   int saved = errno;
   size_t rss = 0;

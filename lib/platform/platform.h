@@ -125,6 +125,10 @@ const char *wl_os_getenv(const char *name);
 /* Write all of buf to file descriptor fd, retrying on EINTR. Never allocates. */
 void wl_os_write(int fd, const char *buf, size_t len);
 
+/* A close-on-exec duplicate of fd, numbered at least `min` (so it stays out
+   of the way of programs that assume small descriptor numbers), or -1. */
+int wl_os_dup(int fd, int min);
+
 /* Current resident set size in bytes and, in *peak, the peak (0 if unknown). */
 size_t wl_os_rss(size_t *peak);
 
