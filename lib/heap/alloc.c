@@ -28,22 +28,27 @@ WL_INLINE void *page_pop(wl_page_t *page, size_t size, bool zero) {
 
 static void *large_alloc(wl_heap_t *heap, size_t size, bool zero) {
   size_t slices = (size + WL_SLICE_SIZE - 1) >> WL_SLICE_SHIFT;
-  wl_page_t *page = wl_segment_page_alloc(heap, slices, WL_PAGE_LARGE);
-  if (page == NULL) return NULL;
-  bool is_zero = page->free_is_zero;
-  page->start = wl_page_area(page, NULL);
-  page->block_size = slices * WL_SLICE_SIZE;
-  page->reserved = page->capacity = page->used = page->used_synced = 1;
+  bool is_zero = false;
+  wl_page_t *page = heap->large_free != NULL ? wl_large_cache_take(heap, slices) : NULL;
+  if (page == NULL) {
+    page = wl_segment_page_alloc(heap, slices, WL_PAGE_LARGE);
+    if (page == NULL) return NULL;
+    is_zero = page->free_is_zero;
+    page->start = wl_page_area(page, NULL);
+    page->reserved = page->capacity = 1;
+    page->flags = WL_PAGE_IN_FULL;
+    page->free_is_zero = false;
+    wl_store_relaxed(&page->xthread_free, (uintptr_t)WL_DELAYED_USE); /* foreign frees notify the heap */
+    wl_store_release(&page->heap, heap);
+    wl_store_relaxed(&page->tid, heap->tid);
+  }
+  page->block_size = (size_t)page->slice_count * WL_SLICE_SIZE;
+  page->used = page->used_synced = 1;
   page->allocs = page->allocs_synced = 1;
-  page->flags = WL_PAGE_IN_FULL;
-  page->free_is_zero = false;
-  wl_store_relaxed(&page->xthread_free, (uintptr_t)WL_DELAYED_USE); /* foreign frees notify the heap */
-  wl_store_release(&page->heap, heap);
-  wl_store_relaxed(&page->tid, heap->tid);
   wl_page_queue_push(heap, &heap->pages[WL_BIN_FULL], page);
-  wl_fetch_add(&wl_stats.large_allocs, 1);
-  wl_fetch_add(&wl_stats.large_live, 1);
-  wl_stats_live_add((int64_t)page->block_size);
+  heap->stat_large_allocs++;
+  heap->stat_large_live++;
+  wl_heap_stat_live(heap, (int64_t)page->block_size);
   if (zero && !is_zero) memset(page->start, 0, size);
   return page->start;
 }
@@ -143,7 +148,7 @@ static bool large_resize(wl_page_t *page, size_t size) {
   }
   size_t old = page->block_size;
   page->block_size = slices * WL_SLICE_SIZE;
-  wl_stats_live_add((int64_t)page->block_size - (int64_t)old);
+  wl_heap_stat_live(heap, (int64_t)page->block_size - (int64_t)old);
   return true;
 }
 

@@ -61,6 +61,8 @@ static void heap_init(wl_heap_t *heap) {
   for (size_t bin = 1; bin <= WL_BIN_MAX; bin++) heap->pages[bin].block_size = wl_bin_size(bin);
   heap->tid = wl_os_thread_id();
   heap->purge_due = INT64_MAX;
+  heap->retired_min = UINT8_MAX;
+  heap->now = wl_os_clock_ms();
   heap->in_use = true;
 }
 
@@ -152,11 +154,12 @@ static void heap_foreach_page(wl_heap_t *heap, void (*fn)(wl_heap_t *, wl_page_t
 
 static void page_collect_fn(wl_heap_t *heap, wl_page_t *page, void *arg) {
   bool force = *(bool *)arg;
+  uint32_t used = page->used;
   wl_page_collect(page, force);
-  wl_page_stats_sync(page);
+  wl_page_stats_sync(heap, page);
   if (page->used == 0) {
     if (force) wl_page_free(heap, page);
-    else wl_page_retire(heap, page);
+    else if (used != 0) wl_page_retire(heap, page); /* just emptied: its delay starts now */
   }
 }
 
@@ -167,20 +170,42 @@ void wl_heap_collect(wl_heap_t *heap, bool force) {
     while (wl_segment_reclaim_one(heap)) {}
   }
   heap_foreach_page(heap, page_collect_fn, &force);
-  int64_t now = wl_os_clock_ms();
+  int64_t now = heap->now = wl_os_clock_ms();
+  wl_pages_retired_collect(heap, force);
+  wl_large_cache_trim(heap, force);
+  wl_heap_stats_flush(heap);
   wl_segments_purge(heap, now, force);
   wl_segment_cache_collect(now, force);
   wl_huge_cache_collect(now, force);
 }
 
+/* Pages of size classes this thread no longer allocates are never searched,
+   so frees other threads made into them would stay uncollected and their
+   memory held: every WL_SWEEP_MS the slow path collects every page and
+   returns the empty ones. */
+#define WL_SWEEP_MS 100
+
 void wl_heap_maintenance(wl_heap_t *heap) {
   wl_heap_delayed_free_all(heap);
   int64_t now = wl_os_clock_ms();
-  if (heap->purge_due <= now) wl_segments_purge(heap, now, false);
-  if ((++heap->slow_count & 15) == 0) {
-    wl_segment_cache_collect(now, false);
-    wl_huge_cache_collect(now, false);
+  if (now == heap->now) return; /* the rest runs at most once per clock tick */
+  heap->now = now;
+  wl_heap_stats_flush(heap);
+  if (heap->large_free != NULL) wl_large_cache_trim(heap, false);
+  wl_pages_retired_collect(heap, false);
+  if (heap->sweep_due <= now) {
+    bool force = false;
+    heap->sweep_due = now + WL_SWEEP_MS;
+    for (size_t bin = 1; bin <= WL_BIN_MAX; bin++) {
+      for (wl_page_t *page = heap->pages[bin].first, *next; page != NULL; page = next) {
+        next = page->next;
+        page_collect_fn(heap, page, &force);
+      }
+    }
   }
+  if (heap->purge_due <= now) wl_segments_purge(heap, now, false);
+  wl_segment_cache_collect(now, false);
+  wl_huge_cache_collect(now, false);
 }
 
 /* ------------------------------------------------------------------------
@@ -195,7 +220,7 @@ static void page_never_delayed_fn(wl_heap_t *heap, wl_page_t *page, void *arg) {
 static void page_abandon_fn(wl_heap_t *heap, wl_page_t *page, void *arg) {
   WL_UNUSED(arg);
   wl_page_collect(page, true);
-  wl_page_stats_sync(page);
+  wl_page_stats_sync(heap, page);
   if (page->used == 0) {
     wl_page_free(heap, page);
     return;
@@ -210,6 +235,8 @@ void wl_heap_abandon(wl_heap_t *heap) {
   wl_heap_delayed_free_all(heap);
   heap_foreach_page(heap, page_abandon_fn, NULL);
   for (size_t bin = 0; bin < WL_BINS; bin++) heap->pages[bin].first = heap->pages[bin].last = NULL;
+  wl_large_cache_trim(heap, true);
+  wl_heap_stats_flush(heap);
   wl_segments_purge(heap, 0, true);
   while (heap->segments != NULL) wl_segment_abandon(heap, heap->segments);
   heap->in_use = false;
@@ -233,7 +260,7 @@ void wl_heap_adopt_page(wl_heap_t *heap, wl_page_t *page) {
     wl_page_set_delayed(page, WL_DELAYED_NORMAL, true);
   }
   wl_page_collect(page, false);
-  wl_page_stats_sync(page);
+  wl_page_stats_sync(heap, page);
   if (page->used == 0) {
     wl_segment_page_free(heap, page);
     return;

@@ -11,8 +11,11 @@
  *
  *   page   a span of slices carved into blocks of one size class:
  *          small pages (1 slice) hold blocks up to 8 KiB, medium pages
- *          (8 slices) up to 64 KiB; a large page is a span holding exactly
- *          one block of up to 2 MiB.
+ *          (8 slices) up to 16 KiB; a large page is a span holding exactly
+ *          one block of up to 2 MiB. Blocks from 16 KiB up get spans of
+ *          their own because a freed span serves any size afterwards, where
+ *          a page serves only its class: measured, that halves the resident
+ *          memory of many-threaded programs with mixed medium sizes.
  *   huge   blocks above 2 MiB get a mapping of their own (huge.c), also
  *          4 MiB aligned so the same pointer arithmetic finds their header.
  *   heap   one per thread: a queue of pages per size class, direct slots for
@@ -50,14 +53,14 @@
 #define WL_SLICES_META     1                                   /* slice 0 holds the header */
 
 #define WL_SMALL_MAX       ((size_t)8 << 10)    /* blocks up to 8 KiB: 1-slice pages */
-#define WL_MEDIUM_MAX      ((size_t)64 << 10)   /* up to 64 KiB: 8-slice pages */
+#define WL_MEDIUM_MAX      ((size_t)16 << 10)   /* up to 16 KiB: 8-slice pages */
 #define WL_MEDIUM_SLICES   8
 #define WL_LARGE_MAX       ((size_t)2 << 20)    /* up to 2 MiB: one block per span */
 #define WL_ALIGN_MAX_PAGE  WL_SLICE_SIZE        /* alignments a page can give for free */
 
 #define WL_MIN_ALIGN       16                   /* every block is 16-byte aligned */
 #define WL_DIRECT_WSIZE    64                   /* sizes up to 64*16 = 1 KiB index pages_direct */
-#define WL_BIN_MAX         80                   /* size class of WL_MEDIUM_MAX */
+#define WL_BIN_MAX         64                   /* size class of WL_MEDIUM_MAX */
 #define WL_BIN_FULL        (WL_BIN_MAX + 1)     /* queue of full pages (and large pages) */
 #define WL_BINS            (WL_BIN_MAX + 2)
 
@@ -125,7 +128,7 @@ typedef struct wl_page_s {
   uint64_t allocs_synced;           /* statistics already published */
   uint32_t used_synced;
   uint32_t reserved_pad;
-  uint64_t pad;
+  int64_t cached_at;                /* when the page became empty (retired) or entered the large cache */
 } wl_page_t;
 
 _Static_assert(sizeof(wl_page_t) == 128, "page descriptors are 128 bytes");
@@ -144,7 +147,8 @@ typedef struct wl_segment_s {
   struct wl_segment_s *next, *prev; /* heap's list, abandoned list or cache */
   uint32_t kind;                    /* wl_segment_kind_t */
   uint32_t used;                    /* pages in use (normal) */
-  uint64_t purge_mask;              /* free slices whose memory is dirty */
+  uint64_t purge_mask;              /* free slices dirty since the last purge round */
+  uint64_t purge_old;               /* free slices dirty for a whole round: purged next */
   uint64_t clean_mask;              /* slices known to read as zero */
   int64_t purge_expire;             /* when purge_mask is due */
   int64_t cache_expire;             /* when a cached segment is due for release */
@@ -154,7 +158,7 @@ typedef struct wl_segment_s {
   size_t huge_size;                 /* huge: usable bytes */
   uint32_t map_value;               /* WL_MAP_* written for this segment */
   uint32_t huge_in_cache;           /* huge: freed and cached */
-  uint8_t pad[16];                  /* descriptors start on a 128-byte boundary */
+  int64_t purge_last;               /* when the last slice joined purge_mask */
   wl_page_t slices[WL_SLICES];      /* normal segments only */
 } wl_segment_t;
 
@@ -199,6 +203,14 @@ typedef struct wl_heap_s {
   wl_page_queue_t spans[WL_SLICES + 1];         /* free spans by slice count */
   uint64_t span_mask;                           /* bit n-1 set when spans[n] is not empty */
   int64_t purge_due;                            /* earliest purge deadline, INT64_MAX if none */
+  int64_t sweep_due;                            /* next collection of every page */
+  int64_t now;                                  /* clock (ms) at the last maintenance tick */
+  uint8_t retired_min, retired_max;             /* classes that may hold retired empty pages */
+  wl_page_t *large_free;                        /* freed large pages kept for reuse (LIFO) */
+  uint32_t large_free_count, large_free_slices;
+  int64_t stat_live;                            /* live bytes not yet published to wl_stats */
+  int64_t stat_large_live;                      /* large blocks, likewise */
+  uint64_t stat_large_allocs;
   uint64_t slow_count;
   struct wl_heap_s *next, *prev;                /* every live heap, for statistics and fork */
   bool in_use;
@@ -256,12 +268,13 @@ typedef enum wl_option_e {
   WL_OPT_PURGE_DELAY,    /* ms before free memory is given back; -1 never */
   WL_OPT_SEGMENT_CACHE,  /* free segments kept for reuse */
   WL_OPT_HUGE_CACHE,     /* freed huge blocks kept for reuse */
+  WL_OPT_HUGE_CACHE_DELAY, /* ms a freed huge block stays cached */
   WL_OPT_HUGE_PAGES,     /* ask for transparent huge pages on segments */
   WL_OPT_COUNT
 } wl_option_t;
-long wl_option(wl_option_t opt);
+extern long wl_option_values[WL_OPT_COUNT];
+WL_INLINE long wl_option(wl_option_t opt) { return wl_option_values[opt]; }
 void wl_options_init(void);
-void wl_option_set(wl_option_t opt, long value);
 const char *wl_option_name(wl_option_t opt);
 
 /* init.c */
@@ -296,13 +309,17 @@ void wl_page_init(wl_heap_t *heap, wl_page_t *page, size_t block_size, size_t bi
 void wl_page_extend(wl_page_t *page);
 void wl_page_collect(wl_page_t *page, bool force);
 void wl_page_queue_push(wl_heap_t *heap, wl_page_queue_t *pq, wl_page_t *page);
+void wl_page_queue_append(wl_heap_t *heap, wl_page_queue_t *pq, wl_page_t *page);
 void wl_page_queue_remove(wl_heap_t *heap, wl_page_queue_t *pq, wl_page_t *page);
 void wl_page_to_full(wl_heap_t *heap, wl_page_t *page);
 void wl_page_unfull(wl_heap_t *heap, wl_page_t *page);
 void wl_page_retire(wl_heap_t *heap, wl_page_t *page);
+void wl_large_cache_trim(wl_heap_t *heap, bool all);
+void wl_pages_retired_collect(wl_heap_t *heap, bool all);
+wl_page_t *wl_large_cache_take(wl_heap_t *heap, size_t slices);
 void wl_page_free(wl_heap_t *heap, wl_page_t *page);
 void wl_page_set_delayed(wl_page_t *page, wl_delayed_t state, bool override_never);
-void wl_page_stats_sync(wl_page_t *page);
+void wl_page_stats_sync(wl_heap_t *heap, wl_page_t *page);
 wl_page_t *wl_page_find(wl_heap_t *heap, size_t size);
 uint8_t *wl_block_start(const wl_page_t *page, const void *p);
 
@@ -347,6 +364,14 @@ void wl_huge_fork_child(void);
 
 /* stats.c */
 void wl_stats_live_add(int64_t bytes);
+void wl_heap_stats_flush(wl_heap_t *heap);
+/* Owner-thread statistics are gathered in the heap and published in batches. */
+WL_INLINE void wl_heap_stat_live(wl_heap_t *heap, int64_t bytes) {
+  heap->stat_live += bytes;
+  if (WL_UNLIKELY(heap->stat_live > ((int64_t)1 << 20) || heap->stat_live < -((int64_t)1 << 20))) {
+    wl_heap_stats_flush(heap);
+  }
+}
 void wl_stats_mapped(int64_t bytes);
 void wl_stats_print(int fd);
 void wl_stats_init(void);

@@ -5,10 +5,14 @@
  * alignments of 4 MiB and more the block itself starts on a 4 MiB boundary and
  * the header sits one segment before it (map value WL_MAP_HUGE_PREV).
  *
- * Freed huge blocks wait in a small cache (WALLOC_HUGE_CACHE entries) so a
- * program that frees and mallocs big buffers in a loop does not call the
- * kernel each time; an entry is unmapped once it has waited longer than the
- * purge delay, or when the cache overflows. realloc grows a huge block in
+ * Freed huge blocks wait in a small cache (WALLOC_HUGE_CACHE entries, at
+ * most WL_HUGE_CACHE_BYTES together, none over WL_HUGE_CACHE_ENTRY) so a
+ * program that frees and mallocs big buffers in a loop reuses their resident
+ * pages instead of calling the kernel and faulting them in again. A request
+ * takes the smallest cached mapping that is large enough and gives back the
+ * surplus at its end. An entry is unmapped once it has waited longer than
+ * WALLOC_HUGE_CACHE_DELAY (100 ms: faulting in a big block again costs far
+ * more than keeping it a little longer), or when the cache overflows. realloc grows a huge block in
  * place when the address space after it is free, and otherwise moves its pages
  * with wl_os_remap (mremap), so big buffers are never copied.
  * Thread safety: any thread may free or reallocate any huge block; the cache
@@ -19,9 +23,13 @@
 #include <errno.h>
 #include <string.h>
 
+#define WL_HUGE_CACHE_BYTES ((size_t)128 << 20)
+#define WL_HUGE_CACHE_ENTRY ((size_t)64 << 20)
+
 static wl_lock_t huge_lock = WL_LOCK_INIT;
 static wl_segment_t *cache_first; /* most recently freed first */
 static _Atomic(size_t) cache_count; /* read without the lock only as a hint */
+static size_t cache_bytes;
 
 wl_segment_t *wl_huge_header(const void *p, unsigned map_value) {
   uintptr_t seg = (uintptr_t)p & ~(uintptr_t)WL_SEGMENT_MASK;
@@ -41,23 +49,30 @@ static void huge_account(int64_t blocks, int64_t bytes) {
   wl_stats_live_add(bytes);
 }
 
-/* Take the smallest cached mapping that fits `need` bytes without wasting
-   more than a quarter. */
+/* Take the smallest cached mapping of at least `need` bytes, and give back
+   what it has beyond need plus a quarter. */
 static wl_segment_t *cache_take(size_t need) {
   if (wl_load_relaxed(&cache_count) == 0) return NULL;
   wl_lock(&huge_lock);
   wl_segment_t **best = NULL;
   for (wl_segment_t **link = &cache_first; *link != NULL; link = &(*link)->next) {
     size_t have = (*link)->mapped_size;
-    if (have >= need && have - need <= need / 4 && (best == NULL || have < (*best)->mapped_size)) best = link;
+    if (have >= need && (best == NULL || have < (*best)->mapped_size)) best = link;
   }
   wl_segment_t *seg = NULL;
   if (best != NULL) {
     seg = *best;
     *best = seg->next;
     wl_fetch_sub(&cache_count, 1);
+    cache_bytes -= seg->mapped_size;
   }
   wl_unlock(&huge_lock);
+  size_t keep = wl_align_up(need + need / 4, wl_os.page_size);
+  if (seg != NULL && seg->mapped_size > keep && wl_os_resize(seg, seg->mapped_size, keep)) {
+    wl_stats_mapped(-(int64_t)(seg->mapped_size - keep));
+    wl_fetch_add(&wl_stats.released, seg->mapped_size - keep);
+    seg->mapped_size = keep;
+  }
   return seg;
 }
 
@@ -108,25 +123,35 @@ void wl_huge_free(wl_segment_t *seg, void *p) {
   }
   huge_account(-1, -(int64_t)seg->huge_size);
   long max = wl_option(WL_OPT_HUGE_CACHE);
-  if (seg->map_value != WL_MAP_HUGE || seg->huge_offset != WL_HUGE_HEADER || max <= 0) {
+  if (seg->map_value != WL_MAP_HUGE || seg->huge_offset != WL_HUGE_HEADER || max <= 0 ||
+      seg->mapped_size > WL_HUGE_CACHE_ENTRY) {
     huge_release(seg);
     return;
   }
   seg->huge_in_cache = 1;
-  seg->cache_expire = wl_os_clock_ms() + wl_max(0, wl_option(WL_OPT_PURGE_DELAY));
+  seg->cache_expire = wl_os_clock_ms() + wl_max(0, wl_option(WL_OPT_HUGE_CACHE_DELAY));
   wl_segment_t *evict = NULL;
   wl_lock(&huge_lock);
   seg->next = cache_first;
   cache_first = seg;
-  if (wl_fetch_add(&cache_count, 1) + 1 > (size_t)max) { /* drop the oldest */
+  cache_bytes += seg->mapped_size;
+  wl_fetch_add(&cache_count, 1);
+  while (wl_load_relaxed(&cache_count) > (size_t)max || cache_bytes > WL_HUGE_CACHE_BYTES) { /* drop the oldest */
     wl_segment_t **link = &cache_first;
     while ((*link)->next != NULL) link = &(*link)->next;
-    evict = *link;
+    wl_segment_t *old = *link;
     *link = NULL;
     wl_fetch_sub(&cache_count, 1);
+    cache_bytes -= old->mapped_size;
+    old->next = evict;
+    evict = old;
   }
   wl_unlock(&huge_lock);
-  if (evict != NULL) huge_release(evict);
+  while (evict != NULL) {
+    wl_segment_t *next = evict->next;
+    huge_release(evict);
+    evict = next;
+  }
 }
 
 void wl_huge_cache_collect(int64_t now, bool force) {
@@ -137,6 +162,7 @@ void wl_huge_cache_collect(int64_t now, bool force) {
     if (force || seg->cache_expire <= now) {
       *link = seg->next;
       wl_fetch_sub(&cache_count, 1);
+      cache_bytes -= seg->mapped_size;
       seg->next = release;
       release = seg;
     } else {

@@ -7,19 +7,25 @@
  */
 #include "heap.h"
 
-typedef struct wl_option_desc_s {
-  long value;
-  long default_value;
-  const char *name;   /* WALLOC_ + upper case name */
-} wl_option_desc_t;
+/* Current values, read by wl_option() (inline, heap.h). */
+long wl_option_values[WL_OPT_COUNT] = {
+  [WL_OPT_STATS] = 0,
+  [WL_OPT_VERBOSE] = WL_DEBUG > 0,
+  [WL_OPT_PURGE_DELAY] = 10,
+  [WL_OPT_SEGMENT_CACHE] = 16,
+  [WL_OPT_HUGE_CACHE] = 8,
+  [WL_OPT_HUGE_CACHE_DELAY] = 100,
+  [WL_OPT_HUGE_PAGES] = 0,
+};
 
-static wl_option_desc_t options[WL_OPT_COUNT] = {
-  [WL_OPT_STATS]         = {0, 0, "WALLOC_STATS"},
-  [WL_OPT_VERBOSE]       = {WL_DEBUG > 0, WL_DEBUG > 0, "WALLOC_VERBOSE"},
-  [WL_OPT_PURGE_DELAY]   = {10, 10, "WALLOC_PURGE_DELAY"},
-  [WL_OPT_SEGMENT_CACHE] = {16, 16, "WALLOC_SEGMENT_CACHE"},
-  [WL_OPT_HUGE_CACHE]    = {8, 8, "WALLOC_HUGE_CACHE"},
-  [WL_OPT_HUGE_PAGES]    = {0, 0, "WALLOC_HUGE_PAGES"},
+static const char *const option_names[WL_OPT_COUNT] = { /* WALLOC_ + upper case name */
+  [WL_OPT_STATS] = "WALLOC_STATS",
+  [WL_OPT_VERBOSE] = "WALLOC_VERBOSE",
+  [WL_OPT_PURGE_DELAY] = "WALLOC_PURGE_DELAY",
+  [WL_OPT_SEGMENT_CACHE] = "WALLOC_SEGMENT_CACHE",
+  [WL_OPT_HUGE_CACHE] = "WALLOC_HUGE_CACHE",
+  [WL_OPT_HUGE_CACHE_DELAY] = "WALLOC_HUGE_CACHE_DELAY",
+  [WL_OPT_HUGE_PAGES] = "WALLOC_HUGE_PAGES",
 };
 
 static bool streq_nocase(const char *a, const char *b) {
@@ -49,12 +55,10 @@ static bool parse_value(const char *s, long *out) {
 
 void wl_options_init(void) {
   for (int i = 0; i < WL_OPT_COUNT; i++) {
-    const char *s = wl_os_getenv(options[i].name);
+    const char *s = wl_os_getenv(option_names[i]);
     long v;
-    if (s != NULL && *s != 0 && parse_value(s, &v)) options[i].value = v;
+    if (s != NULL && *s != 0 && parse_value(s, &v)) wl_option_values[i] = v;
   }
 }
 
-long wl_option(wl_option_t opt) { return options[opt].value; }
-void wl_option_set(wl_option_t opt, long value) { options[opt].value = value; }
-const char *wl_option_name(wl_option_t opt) { return options[opt].name; }
+const char *wl_option_name(wl_option_t opt) { return option_names[opt]; }

@@ -17,7 +17,7 @@
 
 #include <string.h>
 
-#define WL_EXTEND_BYTES ((size_t)8 << 10) /* initialise this much of a page per step */
+#define WL_EXTEND_BYTES ((size_t)4 << 10) /* initialise one OS page of blocks per step */
 
 /* ------------------------------------------------------------------------
    Queues
@@ -39,6 +39,17 @@ void wl_page_queue_push(wl_heap_t *heap, wl_page_queue_t *pq, wl_page_t *page) {
   else pq->last = page;
   pq->first = page;
   queue_direct_update(heap, pq);
+}
+
+void wl_page_queue_append(wl_heap_t *heap, wl_page_queue_t *pq, wl_page_t *page) {
+  if (pq->first == NULL) {
+    wl_page_queue_push(heap, pq, page);
+    return;
+  }
+  page->next = NULL;
+  page->prev = pq->last;
+  pq->last->next = page;
+  pq->last = page;
 }
 
 void wl_page_queue_remove(wl_heap_t *heap, wl_page_queue_t *pq, wl_page_t *page) {
@@ -75,12 +86,12 @@ void wl_page_set_delayed(wl_page_t *page, wl_delayed_t state, bool override_neve
 /* ------------------------------------------------------------------------
    Statistics, published at page granularity
    ------------------------------------------------------------------------ */
-void wl_page_stats_sync(wl_page_t *page) {
+void wl_page_stats_sync(wl_heap_t *heap, wl_page_t *page) {
   if (page->kind == WL_PAGE_LARGE) { /* one block: allocation counted by alloc.c, the free here */
     int64_t d = (int64_t)page->used - (int64_t)page->used_synced;
     if (d != 0) {
-      atomic_fetch_add_explicit(&wl_stats.large_live, d, memory_order_relaxed);
-      wl_stats_live_add(d * (int64_t)page->block_size);
+      heap->stat_large_live += d;
+      wl_heap_stat_live(heap, d * (int64_t)page->block_size);
       page->used_synced = page->used;
     }
     return;
@@ -94,7 +105,7 @@ void wl_page_stats_sync(wl_page_t *page) {
     int64_t live = atomic_fetch_add_explicit(&bs->live_blocks, d_used, memory_order_relaxed) + d_used;
     uint64_t peak = wl_load_relaxed(&bs->peak_blocks);
     while (live > 0 && (uint64_t)live > peak && !wl_cas_weak(&bs->peak_blocks, &peak, (uint64_t)live)) {}
-    wl_stats_live_add(d_used * (int64_t)page->block_size);
+    wl_heap_stat_live(heap, d_used * (int64_t)page->block_size);
   }
   page->allocs_synced = page->allocs;
   page->used_synced = page->used;
@@ -183,23 +194,119 @@ void wl_page_unfull(wl_heap_t *heap, wl_page_t *page) {
   wl_page_set_delayed(page, WL_DELAYED_NORMAL, false);
   wl_page_queue_remove(heap, &heap->pages[WL_BIN_FULL], page);
   page->flags &= (uint8_t)~WL_PAGE_IN_FULL;
-  wl_page_queue_push(heap, &heap->pages[page->bin], page);
+  /* at the back: the page at the front keeps serving, and this one (which may
+     have a single free block) is not taken and filled again at once */
+  wl_page_queue_append(heap, &heap->pages[page->bin], page);
 }
 
 void wl_page_free(wl_heap_t *heap, wl_page_t *page) {
-  wl_page_stats_sync(page);
+  wl_page_stats_sync(heap, page);
   wl_page_queue_remove(heap, queue_of(heap, page), page);
   wl_segment_page_free(heap, page);
 }
 
-/* All blocks of the page are back. Keep it when it is the only page of its
-   class (allocating again soon is likely); otherwise return its slices. */
-void wl_page_retire(wl_heap_t *heap, wl_page_t *page) {
-  if (page->kind != WL_PAGE_LARGE && !(page->flags & WL_PAGE_IN_FULL)) {
-    wl_page_queue_t *pq = &heap->pages[page->bin];
-    if (pq->first == page && page->next == NULL) return;
+/* ------------------------------------------------------------------------
+   The large-page cache: a freed large block keeps its span for a while, so
+   the next large malloc of about the same size takes it back in a few
+   instructions, with its memory still resident, instead of splitting and
+   coalescing spans. Bounded in entries and slices; entries older than the
+   purge delay go back to the spans.
+   ------------------------------------------------------------------------ */
+#define WL_LARGE_CACHE_COUNT  8
+#define WL_LARGE_CACHE_SLICES 8   /* 512 KiB per thread: more is resident memory held idle */
+
+static void large_cache_push(wl_heap_t *heap, wl_page_t *page) {
+  page->next = heap->large_free;
+  page->prev = NULL;
+  page->cached_at = heap->now;
+  heap->large_free = page;
+  heap->large_free_count++;
+  heap->large_free_slices += page->slice_count;
+}
+
+/* Drop the oldest entries while over the bounds, or older than the delay,
+   or all of them. */
+void wl_large_cache_trim(wl_heap_t *heap, bool all) {
+  long delay = wl_option(WL_OPT_PURGE_DELAY);
+  wl_page_t **link = &heap->large_free;
+  uint32_t count = 0, slices = 0;
+  while (*link != NULL) {
+    wl_page_t *page = *link;
+    bool keep = !all && count < WL_LARGE_CACHE_COUNT && slices + page->slice_count <= WL_LARGE_CACHE_SLICES &&
+                (delay < 0 || page->cached_at + delay > heap->now);
+    if (keep) {
+      count++;
+      slices += page->slice_count;
+      link = &page->next;
+    } else {
+      *link = page->next;
+      heap->large_free_count--;
+      heap->large_free_slices -= page->slice_count;
+      page->next = NULL;
+      wl_segment_page_free(heap, page);
+    }
   }
-  wl_page_free(heap, page);
+}
+
+wl_page_t *wl_large_cache_take(wl_heap_t *heap, size_t slices) {
+  wl_page_t **best = NULL;
+  for (wl_page_t **link = &heap->large_free; *link != NULL; link = &(*link)->next) {
+    size_t have = (*link)->slice_count;
+    if (have >= slices && have <= slices + slices / 4 && (best == NULL || have < (*best)->slice_count)) best = link;
+  }
+  if (best == NULL) return NULL;
+  wl_page_t *page = *best;
+  *best = page->next;
+  page->next = NULL;
+  heap->large_free_count--;
+  heap->large_free_slices -= page->slice_count;
+  return page;
+}
+
+/* All blocks of the page are back. A large page goes to the large cache. A
+   small or medium page stays in its queue, still usable: it is returned to
+   the spans only if it is still empty a purge delay later (and is not the
+   only page of its class), so a class whose use goes up and down does not
+   give pages back and take fresh ones in a loop. */
+void wl_page_retire(wl_heap_t *heap, wl_page_t *page) {
+  if (page->kind == WL_PAGE_LARGE) {
+    wl_page_stats_sync(heap, page);
+    wl_page_queue_remove(heap, &heap->pages[WL_BIN_FULL], page);
+    large_cache_push(heap, page);
+    if (heap->large_free_count > WL_LARGE_CACHE_COUNT || heap->large_free_slices > WL_LARGE_CACHE_SLICES) {
+      wl_large_cache_trim(heap, false);
+    }
+    return;
+  }
+  if (page->flags & WL_PAGE_IN_FULL) wl_page_unfull(heap, page);
+  page->cached_at = heap->now;
+  if (heap->retired_min > heap->retired_max) heap->retired_min = heap->retired_max = page->bin;
+  else if (page->bin < heap->retired_min) heap->retired_min = page->bin;
+  else if (page->bin > heap->retired_max) heap->retired_max = page->bin;
+}
+
+/* Return retired pages that stayed empty for the purge delay (or all empty
+   pages but one per class). */
+void wl_pages_retired_collect(wl_heap_t *heap, bool all) {
+  if (heap->retired_min > heap->retired_max) return;
+  long delay = wl_option(WL_OPT_PURGE_DELAY);
+  uint8_t lo = heap->retired_min, hi = heap->retired_max;
+  heap->retired_min = UINT8_MAX;
+  heap->retired_max = 0;
+  for (size_t bin = lo; bin <= hi; bin++) {
+    wl_page_queue_t *pq = &heap->pages[bin];
+    for (wl_page_t *page = pq->first, *next; page != NULL; page = next) {
+      next = page->next;
+      if (page->used != 0) continue;
+      bool alone = pq->first == page && page->next == NULL;
+      if (!alone && (all || delay < 0 || page->cached_at + delay <= heap->now)) {
+        wl_page_free(heap, page);
+      } else if (!alone) { /* not yet due: look again next time */
+        if (bin < heap->retired_min) heap->retired_min = (uint8_t)bin;
+        if (bin > heap->retired_max) heap->retired_max = (uint8_t)bin;
+      }
+    }
+  }
 }
 
 /* ------------------------------------------------------------------------
@@ -224,7 +331,7 @@ wl_page_t *wl_page_find(wl_heap_t *heap, size_t size) {
     for (wl_page_t *page = pq->first, *next; page != NULL; page = next) {
       next = page->next;
       wl_page_collect(page, false);
-      wl_page_stats_sync(page);
+      wl_page_stats_sync(heap, page);
       if (page->free == NULL && page->capacity < page->reserved) wl_page_extend(page);
       if (page->free == NULL) {
         wl_page_to_full(heap, page);

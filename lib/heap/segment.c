@@ -11,8 +11,8 @@
  *  - two free spans are never adjacent (freeing coalesces);
  *  - a free span is in its owner heap's spans[count] queue, and bit count-1
  *    of heap->span_mask is set exactly when that queue is not empty;
- *  - purge_mask holds free slices whose memory is dirty; clean_mask slices
- *    known to read as zero.
+ *  - purge_mask and purge_old hold free slices whose memory is dirty (see
+ *    schedule_purge); clean_mask slices known to read as zero.
  * Thread safety: a segment and its spans are touched only by the owner heap's
  * thread; the cache and the abandoned list are behind their own locks.
  */
@@ -73,14 +73,40 @@ static void purge_slices(wl_segment_t *seg, uint64_t mask) {
   }
 }
 
-/* Mark freed slices dirty; purge them now or schedule the purge. */
+/* Mark freed slices dirty; purge them now or schedule the purge.
+   Purging runs in rounds of one delay: a round purges what was already dirty
+   at the start of the previous round (purge_old) and ages what became dirty
+   since (purge_mask), so memory is given back between one and two delays
+   after it was freed, never moments after, and a span freed and reused
+   within the delay is not purged and faulted in again. */
 static void schedule_purge(wl_heap_t *heap, wl_segment_t *seg, uint64_t bits) {
   long delay = wl_option(WL_OPT_PURGE_DELAY);
   if (delay < 0) return;
   if (delay == 0) { purge_slices(seg, bits); return; }
-  if (seg->purge_mask == 0) seg->purge_expire = wl_os_clock_ms() + delay;
+  if (seg->purge_mask == 0 && seg->purge_old == 0) seg->purge_expire = heap->now + delay;
   seg->purge_mask |= bits;
-  if (heap != NULL && seg->purge_expire < heap->purge_due) heap->purge_due = seg->purge_expire;
+  seg->purge_last = heap->now;
+  if (seg->purge_expire < heap->purge_due) heap->purge_due = seg->purge_expire;
+}
+
+/* One purge round of a segment that is due (or everything when forced).
+   Returns when the next round is due, INT64_MAX for none. */
+static int64_t purge_round(wl_segment_t *seg, int64_t now, bool force) {
+  if (force) {
+    purge_slices(seg, seg->purge_old | seg->purge_mask);
+    seg->purge_old = seg->purge_mask = 0;
+    return INT64_MAX;
+  }
+  if (seg->purge_old == 0 && seg->purge_mask == 0) return INT64_MAX;
+  if (seg->purge_expire > now) return seg->purge_expire;
+  int64_t delay = (int64_t)wl_max(1, (size_t)wl_option(WL_OPT_PURGE_DELAY));
+  bool young_due = seg->purge_last + delay <= now; /* even the newest has waited a delay */
+  purge_slices(seg, seg->purge_old | (young_due ? seg->purge_mask : 0));
+  seg->purge_old = young_due ? 0 : seg->purge_mask;
+  seg->purge_mask = 0;
+  if (seg->purge_old == 0) return INT64_MAX;
+  seg->purge_expire = now + delay;
+  return seg->purge_expire;
 }
 
 /* ------------------------------------------------------------------------
@@ -165,7 +191,7 @@ static void segment_attach(wl_heap_t *heap, wl_segment_t *seg) {
   seg->next = heap->segments;
   if (heap->segments != NULL) heap->segments->prev = seg;
   heap->segments = seg;
-  if (seg->purge_mask != 0 && seg->purge_expire < heap->purge_due) heap->purge_due = seg->purge_expire;
+  if ((seg->purge_mask | seg->purge_old) != 0 && seg->purge_expire < heap->purge_due) heap->purge_due = seg->purge_expire;
 }
 
 static void segment_detach(wl_heap_t *heap, wl_segment_t *seg) {
@@ -226,7 +252,7 @@ static void segment_release(wl_heap_t *heap, wl_segment_t *seg) {
   wl_assert(span->kind == WL_PAGE_SPAN && span->slice_count == WL_SLICES - WL_SLICES_META);
   span_queue_remove(heap, span);
   segment_detach(heap, seg);
-  seg->cache_expire = wl_os_clock_ms();
+  seg->cache_expire = heap->now;
   wl_lock(&cache_lock);
   bool cached = wl_load_relaxed(&cache_count) < (size_t)wl_max(0, wl_option(WL_OPT_SEGMENT_CACHE));
   if (cached) {
@@ -245,10 +271,7 @@ void wl_segment_cache_collect(int64_t now, bool force) {
   long delay = wl_option(WL_OPT_PURGE_DELAY);
   for (wl_segment_t **link = &cache_first; *link != NULL;) {
     wl_segment_t *seg = *link;
-    if (seg->purge_mask != 0 && delay >= 0 && (force || seg->purge_expire <= now)) {
-      purge_slices(seg, seg->purge_mask);
-      seg->purge_mask = 0;
-    }
+    if (delay >= 0) purge_round(seg, now, force);
     if (force) { /* unlink and release */
       *link = seg->next;
       wl_fetch_sub(&cache_count, 1);
@@ -270,14 +293,34 @@ void wl_segment_cache_collect(int64_t now, bool force) {
 /* ------------------------------------------------------------------------
    Pages: spans handed to and taken back from heaps
    ------------------------------------------------------------------------ */
+/* Choose a free span of at least `slices` (m: span_mask shifted so bit 0 is
+   `slices`). The best fit by size, except that a span whose first slices are
+   still resident (freed, not yet purged) is preferred among the first few
+   candidates: reusing resident memory keeps RSS down and saves page faults. */
+static wl_page_t *span_pick(wl_heap_t *heap, size_t slices, uint64_t m) {
+  wl_page_t *first = NULL;
+  int looked = 0;
+  while (m != 0 && looked < 8) {
+    size_t n = slices + wl_ctz64(m);
+    m &= m - 1;
+    for (wl_page_t *span = heap->spans[n].first; span != NULL && looked < 8; span = span->next, looked++) {
+      if (first == NULL) first = span;
+      wl_segment_t *seg = wl_segment_of(span);
+      uint64_t want = slice_bits(wl_page_index(seg, span), slices);
+      if (((seg->purge_mask | seg->purge_old) & want) == want) return span;
+    }
+  }
+  return first;
+}
+
 wl_page_t *wl_segment_page_alloc(wl_heap_t *heap, size_t slices, wl_page_kind_t kind) {
   wl_assert(slices >= 1 && slices < WL_SLICES);
   uint64_t m;
   while ((m = heap->span_mask >> (slices - 1)) == 0) {
     if (!segment_new(heap)) return NULL;
   }
-  size_t n = slices + wl_ctz64(m);
-  wl_page_t *span = heap->spans[n].first;
+  wl_page_t *span = span_pick(heap, slices, m);
+  size_t n = span->slice_count;
   wl_segment_t *seg = wl_segment_of(span);
   size_t idx = wl_page_index(seg, span);
   span_queue_remove(heap, span);
@@ -291,6 +334,7 @@ wl_page_t *wl_segment_page_alloc(wl_heap_t *heap, size_t slices, wl_page_kind_t 
   page->free_is_zero = (seg->clean_mask & bits) == bits;
   seg->clean_mask &= ~bits;
   seg->purge_mask &= ~bits;
+  seg->purge_old &= ~bits;
   seg->used++;
   return page;
 }
@@ -325,6 +369,7 @@ bool wl_segment_page_grow(wl_heap_t *heap, wl_page_t *page, size_t slices) {
   uint64_t bits = slice_bits(end, need);
   seg->clean_mask &= ~bits;
   seg->purge_mask &= ~bits;
+  seg->purge_old &= ~bits;
   page->slice_count = (uint32_t)slices;
   return true;
 }
@@ -345,13 +390,8 @@ void wl_segment_page_shrink(wl_heap_t *heap, wl_page_t *page, size_t slices) {
 void wl_segments_purge(wl_heap_t *heap, int64_t now, bool force) {
   int64_t due = INT64_MAX;
   for (wl_segment_t *seg = heap->segments; seg != NULL; seg = seg->next) {
-    if (seg->purge_mask == 0) continue;
-    if (force || seg->purge_expire <= now) {
-      purge_slices(seg, seg->purge_mask);
-      seg->purge_mask = 0;
-    } else if (seg->purge_expire < due) {
-      due = seg->purge_expire;
-    }
+    int64_t next = purge_round(seg, now, force);
+    if (next < due) due = next;
   }
   heap->purge_due = due;
 }

@@ -26,6 +26,17 @@ void wl_stats_live_add(int64_t bytes) {
   peak_update(&wl_stats.peak_bytes, live);
 }
 
+void wl_heap_stats_flush(wl_heap_t *heap) {
+  if (heap->stat_large_allocs != 0) wl_fetch_add(&wl_stats.large_allocs, heap->stat_large_allocs);
+  if (heap->stat_large_live != 0) {
+    atomic_fetch_add_explicit(&wl_stats.large_live, heap->stat_large_live, memory_order_relaxed);
+  }
+  if (heap->stat_live != 0) wl_stats_live_add(heap->stat_live);
+  heap->stat_large_allocs = 0;
+  heap->stat_large_live = 0;
+  heap->stat_live = 0;
+}
+
 void wl_stats_mapped(int64_t bytes) {
   uint64_t m = atomic_fetch_add_explicit(&wl_stats.mapped, (uint64_t)bytes, memory_order_relaxed) + (uint64_t)bytes;
   peak_update(&wl_stats.peak_mapped, (int64_t)m);
@@ -36,8 +47,9 @@ static void sync_own_heap(void) {
   wl_heap_t *heap = wl_heap_tls;
   if (heap == &wl_heap_empty) return;
   for (size_t bin = 0; bin < WL_BINS; bin++) {
-    for (wl_page_t *page = heap->pages[bin].first; page != NULL; page = page->next) wl_page_stats_sync(page);
+    for (wl_page_t *page = heap->pages[bin].first; page != NULL; page = page->next) wl_page_stats_sync(heap, page);
   }
+  wl_heap_stats_flush(heap);
 }
 
 static uint64_t u(int64_t v) { return v < 0 ? 0 : (uint64_t)v; }
