@@ -105,5 +105,6 @@ bool wl_owns(const void *p) {
   if (v == WL_MAP_NONE) return false;
   if (v != WL_MAP_NORMAL) return !wl_huge_header(p, v)->huge_in_cache;
   wl_page_t *page = wl_page_of(wl_segment_of(p), p);
-  return page->kind >= WL_PAGE_SMALL && page->kind <= WL_PAGE_LARGE && (const uint8_t *)p >= page->start;
+  if (page->kind == WL_PAGE_LARGE) return page->used != 0 && (const uint8_t *)p == page->start; /* not cached */
+  return page->kind >= WL_PAGE_SMALL && page->kind <= WL_PAGE_MEDIUM && (const uint8_t *)p >= page->start;
 }
