@@ -43,6 +43,7 @@ static void *large_alloc(wl_heap_t *heap, size_t size, bool zero) {
     wl_store_relaxed(&page->tid, heap->tid);
   }
   page->block_size = (size_t)page->slice_count * WL_SLICE_SIZE;
+  page->local_free = NULL; /* a cached page's last free left its block here */
   page->used = page->used_synced = 1;
   page->allocs = page->allocs_synced = 1;
   wl_page_queue_push(heap, &heap->pages[WL_BIN_FULL], page);
