@@ -44,6 +44,9 @@ static void *large_alloc(wl_heap_t *heap, size_t size, bool zero) {
   }
   page->block_size = (size_t)page->slice_count * WL_SLICE_SIZE;
   page->local_free = NULL; /* a cached page's last free left its block here */
+  /* a foreign free that notified the heap left the page in the normal state:
+     foreign frees of the new block must notify again (nothing is pending) */
+  wl_store_relaxed(&page->xthread_free, (uintptr_t)WL_DELAYED_USE);
   page->used = page->used_synced = 1;
   page->allocs = page->allocs_synced = 1;
   wl_page_queue_push(heap, &heap->pages[WL_BIN_FULL], page);

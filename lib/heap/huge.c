@@ -187,7 +187,10 @@ static wl_segment_t *huge_remap(wl_segment_t *seg, size_t need) {
     return seg;
   }
   if (!wl_os.can_remap || need < seg->mapped_size) return NULL;
-  void *dst = wl_os_reserve(need, WL_SEGMENT_SIZE);
+  /* The target is mapped readable and writable rather than only reserved:
+     the kernel replaces it either way, and valgrind then knows the grown
+     part is usable (over a PROT_NONE target it keeps it inaccessible). */
+  void *dst = wl_os_alloc(need, WL_SEGMENT_SIZE, 0, NULL);
   if (dst == NULL) return NULL;
   if (((uintptr_t)dst + need) >> WL_ADDRESS_BITS != 0 || !wl_os_remap(seg, seg->mapped_size, dst, need)) {
     wl_os_release(dst, need);
@@ -214,7 +217,9 @@ void *wl_huge_realloc(wl_segment_t *seg, void *p, size_t size) {
   } else {
     size_t need = wl_align_up(seg->huge_offset + size, wl_os.page_size);
     if (need <= seg->mapped_size && need >= seg->mapped_size / 2) return p;
-    if (need > seg->mapped_size) need += need / 8; /* room to grow again without a system call */
+    if (need > seg->mapped_size) { /* room to grow again without a system call */
+      need = wl_align_up(need + need / 8, wl_os.page_size);
+    }
     wl_segment_t *moved = huge_remap(seg, need);
     if (moved != NULL) {
       moved->huge_size = moved->mapped_size - moved->huge_offset;

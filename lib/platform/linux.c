@@ -55,8 +55,10 @@ static bool is_placed(void *p, size_t align, size_t offset) {
   return (((uintptr_t)p + offset) & (align - 1)) == 0;
 }
 
-/* Map size bytes placed so that p + offset is align-aligned. */
+/* Map size bytes placed so that p + offset is align-aligned. Callers pass
+   page multiples; the trimming below relies on it. */
 static void *os_map_aligned(size_t size, size_t align, size_t offset, int prot) {
+  if ((size & 4095) != 0) return NULL;
   void *p = os_map(NULL, size, prot);
   if (p == NULL || is_placed(p, align, offset)) return p;
   munmap(p, size);
