@@ -174,50 +174,44 @@ volatile std::size_t impossible_count = SIZE_MAX / 4;
 // the allocation (C++14 lets it drop an unobserved new/delete pair).
 void *volatile sink;
 
-void impossible_sizes() {
-  bool thrown = false;
+// True when f() throws std::bad_alloc (or a type derived from it).
+template <class F> bool throws_bad_alloc(F f) {
   try {
+    f();
+  } catch (const std::bad_alloc &) {
+    return true;
+  }
+  return false;
+}
+
+void impossible_sizes() {
+  CHECK(throws_bad_alloc([&] {
     char *p = new char[impossible];
     sink = p;
     std::fprintf(stderr, "new char[SIZE_MAX / 2] returned %p\n", sink);
     delete[] p;
-  } catch (const std::bad_alloc &) {
-    thrown = true;
-  }
-  CHECK(thrown);
+  }));
 
-  thrown = false;
-  try {
+  CHECK(throws_bad_alloc([&] {
     void *p = ::operator new(impossible);
     ::operator delete(p);
-  } catch (const std::bad_alloc &) {
-    thrown = true;
-  }
-  CHECK(thrown);
+  }));
 
-  thrown = false;
-  try {
+  CHECK(throws_bad_alloc([&] {
     void *p = ::operator new[](impossible, std::align_val_t{4096});
     ::operator delete[](p, std::align_val_t{4096});
-  } catch (const std::bad_alloc &) {
-    thrown = true;
-  }
-  CHECK(thrown);
+  }));
 
   // count * sizeof overflows: bad_array_new_length (a bad_alloc) from g++;
   // clang++ asks operator new[] for SIZE_MAX instead, which must fail too.
   // (Not with an over-aligned type: libstdc++'s own aligned operator new
   // rounds SIZE_MAX up to 0 and succeeds, so that is checked for walloc only.)
-  thrown = false;
-  try {
+  CHECK(throws_bad_alloc([&] {
     auto *p = new Big64[impossible_count];
     sink = p;
     std::fprintf(stderr, "new A64[SIZE_MAX / 4] returned %p\n", sink);
     delete[] p;
-  } catch (const std::bad_alloc &) {
-    thrown = true;
-  }
-  CHECK(thrown);
+  }));
 
   CHECK(::operator new(impossible, std::nothrow) == nullptr);
   CHECK(::operator new[](impossible, std::nothrow) == nullptr);
@@ -251,67 +245,43 @@ void impossible_aligned_sizes() {
   for (std::size_t a : {std::size_t{16}, std::size_t{64}, std::size_t{256}, std::size_t{4096}}) {
     for (std::size_t n : huge) {
       volatile std::size_t vn = n;
-      bool thrown = false;
-      try {
+      CHECK(throws_bad_alloc([&] {
         sink = ::operator new[](vn, std::align_val_t{a});
         std::fprintf(stderr, "operator new[](%zu, align %zu) returned %p\n", n, a, sink);
-      } catch (const std::bad_alloc &) {
-        thrown = true;
-      }
-      CHECK(thrown);
-      thrown = false;
-      try {
+      }));
+      CHECK(throws_bad_alloc([&] {
         sink = ::operator new(vn, std::align_val_t{a});
         std::fprintf(stderr, "operator new(%zu, align %zu) returned %p\n", n, a, sink);
-      } catch (const std::bad_alloc &) {
-        thrown = true;
-      }
-      CHECK(thrown);
+      }));
       sink = ::operator new(vn, std::align_val_t{a}, std::nothrow);
       CHECK(sink == nullptr);
       sink = ::operator new[](vn, std::align_val_t{a}, std::nothrow);
       CHECK(sink == nullptr);
     }
-    bool thrown = false;
-    try {
+    CHECK(throws_bad_alloc([&] {
       sink = ::operator new(SIZE_MAX, std::align_val_t{a});
-    } catch (const std::bad_alloc &) {
-      thrown = true;
-    }
-    CHECK(thrown);
+    }));
   }
-  bool thrown = false;
-  try {
+  CHECK(throws_bad_alloc([&] {
     sink = new A64[impossible_count];
-  } catch (const std::bad_alloc &) {
-    thrown = true;
-  }
-  CHECK(thrown);
+  }));
 }
 
 void new_handler() {
   handler_calls = 0;
   std::set_new_handler(give_up_handler);
-  bool thrown = false;
-  try {
+  CHECK(throws_bad_alloc([&] {
     void *p = ::operator new(impossible);
     ::operator delete(p);
-  } catch (const std::bad_alloc &) {
-    thrown = true;
-  }
-  CHECK(thrown);
+  }));
   CHECK(handler_calls == 3);
 
   handler_calls = 0;
   std::set_new_handler(give_up_handler);
-  thrown = false;
-  try {
+  CHECK(throws_bad_alloc([&] {
     void *p = ::operator new(impossible, std::align_val_t{4096});
     ::operator delete(p, std::align_val_t{4096});
-  } catch (const std::bad_alloc &) {
-    thrown = true;
-  }
-  CHECK(thrown);
+  }));
   CHECK(handler_calls == 3);
 
   // nothrow forms with a throwing handler: nullptr, no exception escapes
