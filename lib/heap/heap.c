@@ -2,8 +2,7 @@
  *
  * Owns: the thread-local heap pointer, the memory heaps themselves live in
  * (taken from the OS in chunks, recycled when threads exit, never from
- * malloc), the list of live heaps, and the delayed-free list each heap
- * receives from other threads.
+ * malloc), and the delayed-free list each heap receives from other threads.
  *
  * A thread starts with wl_heap_tls pointing at wl_heap_empty, whose direct
  * slots all hold wl_page_empty, so its first malloc falls into the slow path
@@ -25,8 +24,7 @@ wl_heap_t wl_heap_empty = {
 __thread wl_heap_t *wl_heap_tls __attribute__((tls_model("initial-exec"))) = &wl_heap_empty;
 
 static wl_lock_t heaps_lock = WL_LOCK_INIT;
-static wl_heap_t *heaps_first;      /* live heaps */
-static wl_heap_t *heaps_recycled;   /* heaps of exited threads, ready for reuse */
+static wl_heap_t *heaps_recycled;   /* heaps of exited threads, ready for reuse (heaps_lock) */
 static uint8_t *meta_chunk;
 static size_t meta_left;
 static _Atomic(int) hooks_state;    /* 0 none, 1 installing, 2 done */
@@ -66,20 +64,6 @@ static void heap_init(wl_heap_t *heap) {
   heap->in_use = true;
 }
 
-static void heap_link(wl_heap_t *heap) {
-  heap->prev = NULL;
-  heap->next = heaps_first;
-  if (heaps_first != NULL) heaps_first->prev = heap;
-  heaps_first = heap;
-}
-
-static void heap_unlink(wl_heap_t *heap) {
-  if (heap->prev != NULL) heap->prev->next = heap->next;
-  else heaps_first = heap->next;
-  if (heap->next != NULL) heap->next->prev = heap->prev;
-  heap->next = heap->prev = NULL;
-}
-
 /* ------------------------------------------------------------------------
    Thread start and exit
    ------------------------------------------------------------------------ */
@@ -101,10 +85,7 @@ wl_heap_t *wl_heap_get_or_init(void) {
   wl_process_init();
   wl_lock(&heaps_lock);
   heap = heap_struct_alloc();
-  if (heap != NULL) {
-    heap_init(heap);
-    heap_link(heap);
-  }
+  if (heap != NULL) heap_init(heap);
   wl_unlock(&heaps_lock);
   if (heap == NULL) return NULL;
   uint64_t n = wl_fetch_add(&wl_stats.threads, 1) + 1;
@@ -242,7 +223,6 @@ void wl_heap_abandon(wl_heap_t *heap) {
   heap->in_use = false;
   wl_fetch_sub(&wl_stats.threads, 1);
   wl_lock(&heaps_lock);
-  heap_unlink(heap);
   heap->next = heaps_recycled;
   heaps_recycled = heap;
   wl_unlock(&heaps_lock);
@@ -271,8 +251,8 @@ void wl_heap_adopt_page(wl_heap_t *heap, wl_page_t *page) {
 /* ------------------------------------------------------------------------
    fork: the child keeps only the forking thread. The other threads' heaps
    may have been in the middle of an operation when fork copied them, so the
-   child never walks them: they leave the heap list and their memory stays
-   where it is (copy-on-write, so it costs the child nothing unless touched).
+   child never touches them: their memory stays where it is (copy-on-write,
+   so it costs the child nothing unless touched).
    Frees of their blocks in the child go onto the pages' atomic lists, which
    is safe whatever state the heap was in. The global lists are consistent
    because prepare took their locks.
@@ -293,14 +273,5 @@ void wl_heap_fork_child(void) {
   wl_huge_fork_child();
   wl_segment_fork_child();
   wl_lock_reset(&heaps_lock);
-  wl_heap_t *self = wl_heap_tls;
-  heaps_first = NULL;
-  if (self != &wl_heap_empty) heap_link(self);
-  wl_store_relaxed(&wl_stats.threads, self != &wl_heap_empty ? 1 : 0);
-}
-
-void wl_heaps_foreach(void (*fn)(wl_heap_t *heap, void *arg), void *arg) {
-  wl_lock(&heaps_lock);
-  for (wl_heap_t *heap = heaps_first; heap != NULL; heap = heap->next) fn(heap, arg);
-  wl_unlock(&heaps_lock);
+  wl_store_relaxed(&wl_stats.threads, wl_heap_tls != &wl_heap_empty ? 1 : 0);
 }

@@ -90,7 +90,6 @@ typedef enum wl_page_kind_e {
 
 /* page flags: any set flag sends free() down the generic path */
 #define WL_PAGE_IN_FULL     1u  /* in the heap's full queue */
-#define WL_PAGE_HAS_ALIGNED 2u  /* holds over-aligned blocks: pointers may be interior */
 
 /* xthread_free low bits: how a foreign free reaches the owner */
 typedef enum wl_delayed_e {
@@ -108,7 +107,7 @@ struct wl_heap_s;
 typedef struct wl_page_s {
   wl_block_t *free;                 /* blocks ready to allocate (owner only) */
   uint32_t used;                    /* blocks handed out and not collected back */
-  uint8_t flags;                    /* WL_PAGE_IN_FULL | WL_PAGE_HAS_ALIGNED */
+  uint8_t flags;                    /* WL_PAGE_IN_FULL */
   uint8_t kind;                     /* wl_page_kind_t */
   uint8_t free_is_zero;             /* every block on `free` reads as zero past `next` */
   uint8_t bin;                      /* size class */
@@ -211,8 +210,7 @@ typedef struct wl_heap_s {
   int64_t stat_live;                            /* live bytes not yet published to wl_stats */
   int64_t stat_large_live;                      /* large blocks, likewise */
   uint64_t stat_large_allocs;
-  uint64_t slow_count;
-  struct wl_heap_s *next, *prev;                /* every live heap, for statistics and fork */
+  struct wl_heap_s *next;                       /* in the recycled list */
   bool in_use;
 } wl_heap_t;
 
@@ -275,7 +273,6 @@ typedef enum wl_option_e {
 extern long wl_option_values[WL_OPT_COUNT];
 WL_INLINE long wl_option(wl_option_t opt) { return wl_option_values[opt]; }
 void wl_options_init(void);
-const char *wl_option_name(wl_option_t opt);
 
 /* init.c */
 extern _Atomic(int) wl_process_ready;
@@ -329,7 +326,6 @@ void wl_heap_delayed_free_all(wl_heap_t *heap);
 void wl_heap_collect(wl_heap_t *heap, bool force);
 void wl_heap_abandon(wl_heap_t *heap);
 void wl_heap_adopt_page(wl_heap_t *heap, wl_page_t *page);
-void wl_heaps_foreach(void (*fn)(wl_heap_t *heap, void *arg), void *arg);
 void wl_heap_thread_done(void *value);
 void wl_heap_fork_prepare(void);
 void wl_heap_fork_parent(void);

@@ -61,4 +61,3 @@ void wl_options_init(void) {
   }
 }
 
-const char *wl_option_name(wl_option_t opt) { return option_names[opt]; }
