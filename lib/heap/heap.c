@@ -31,6 +31,24 @@ static _Atomic(int) hooks_state;    /* 0 none, 1 installing, 2 done */
 
 #define WL_META_CHUNK ((size_t)256 << 10)
 
+static const wl_heap_hooks_t *hooks[WL_HEAP_HOOKS];
+static _Atomic(int) hooks_count;
+
+bool wl_heap_hooks_add(const wl_heap_hooks_t *h) {
+  int n = atomic_fetch_add(&hooks_count, 1);
+  if (n >= WL_HEAP_HOOKS) {
+    atomic_fetch_sub(&hooks_count, 1);
+    return false;
+  }
+  hooks[n] = h;
+  return true;
+}
+
+#define FOR_EACH_HOOK(field)                                      \
+  for (int i_ = 0; i_ < wl_load_acquire(&hooks_count); i_++) {    \
+    if (hooks[i_] != NULL && hooks[i_]->field != NULL) hooks[i_]->field(); \
+  }
+
 /* ------------------------------------------------------------------------
    Heap memory (under heaps_lock)
    ------------------------------------------------------------------------ */
@@ -101,6 +119,7 @@ wl_heap_t *wl_heap_get_or_init(void) {
 void wl_heap_thread_done(void *value) {
   wl_heap_t *heap = value;
   if (heap == NULL || heap == &wl_heap_empty || !heap->in_use) return;
+  FOR_EACH_HOOK(thread_exit);
   if (wl_heap_tls == heap) wl_heap_tls = &wl_heap_empty;
   wl_heap_abandon(heap);
 }
@@ -258,6 +277,7 @@ void wl_heap_adopt_page(wl_heap_t *heap, wl_page_t *page) {
    because prepare took their locks.
    ------------------------------------------------------------------------ */
 void wl_heap_fork_prepare(void) {
+  FOR_EACH_HOOK(fork_prepare);
   wl_lock(&heaps_lock);
   wl_segment_fork_prepare();
   wl_huge_fork_prepare();
@@ -267,6 +287,7 @@ void wl_heap_fork_parent(void) {
   wl_huge_fork_parent();
   wl_segment_fork_parent();
   wl_unlock(&heaps_lock);
+  FOR_EACH_HOOK(fork_parent);
 }
 
 void wl_heap_fork_child(void) {
@@ -274,4 +295,5 @@ void wl_heap_fork_child(void) {
   wl_segment_fork_child();
   wl_lock_reset(&heaps_lock);
   wl_store_relaxed(&wl_stats.threads, wl_heap_tls != &wl_heap_empty ? 1 : 0);
+  FOR_EACH_HOOK(fork_child);
 }

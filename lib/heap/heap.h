@@ -321,6 +321,16 @@ wl_page_t *wl_page_find(wl_heap_t *heap, size_t size);
 uint8_t *wl_block_start(const wl_page_t *page, const void *p);
 
 /* heap.c */
+/* Upper layers hook into thread exit and fork through callbacks (the heap
+   owns the pthread key and the atfork handlers). At most WL_HEAP_HOOKS. */
+#define WL_HEAP_HOOKS 4
+typedef struct wl_heap_hooks_s {
+  void (*thread_exit)(void);
+  void (*fork_prepare)(void);
+  void (*fork_parent)(void);
+  void (*fork_child)(void);
+} wl_heap_hooks_t;
+bool wl_heap_hooks_add(const wl_heap_hooks_t *hooks);
 wl_heap_t *wl_heap_get_or_init(void);
 void wl_heap_delayed_free_all(wl_heap_t *heap);
 void wl_heap_collect(wl_heap_t *heap, bool force);

@@ -1,0 +1,149 @@
+/* alloc.c: allocating and deallocating tier blocks.
+ *
+ * The fast path (walloc_allocate) bumps inside the calling thread's window
+ * of the tier with plain stores (the cursor, the block's slot entry, a
+ * counter): it needs the window to belong to the tier's current generation,
+ * room in it, and no recycled block waiting on the class's free list. Everything else is wl_tier_alloc_slow: set-up,
+ * popping a free list, claiming a block (16 KiB and up) or a new window.
+ * Deallocation validates the handle, flips the block's slot entry to free
+ * with a compare-and-swap (so a second deallocation fails with
+ * WALLOC_ERR_STALE) and pushes the block onto its class's free list.
+ *
+ * Free lists are Treiber stacks whose head packs a 28-bit tag with the
+ * offset + 1 of the first block; the tag changes on every push and pop, so
+ * a head that was popped and pushed back meanwhile (ABA) fails the swap.
+ * A node remembers the generation it was pushed in; a pop that finds an
+ * older one (pushed by a deallocation racing with a reset) drops it.
+ */
+#include "tiers.h"
+
+WL_INLINE void ctx_count(_Atomic(uint64_t) *n) { wl_store_relaxed(n, wl_load_relaxed(n) + 1); }
+
+WL_API walloc_handle walloc_allocate(size_t size, walloc_tier tier) {
+  if (WL_LIKELY((unsigned)tier < WL_TIERS && size <= WL_TIER_DIRECT)) {
+    wl_tier_t *t = &wl_tiers.tier[tier];
+    wl_tier_ctx_t *c = &wl_tier_self.ctx[tier];
+    unsigned cls = wl_tier_class(t, size);
+    size_t bs = wl_tier_class_size(cls);
+    uint64_t cur = wl_load_relaxed(&c->cur);
+    uint64_t epoch = wl_load_relaxed(&c->epoch);
+    if (WL_LIKELY(epoch == wl_load_relaxed(&t->gen) && cur + bs <= wl_load_relaxed(&c->end) &&
+                  (wl_load_relaxed(&t->free_heads[cls]) & WL_HANDLE_OFF_MASK) == 0)) {
+      wl_store_relaxed(&c->cur, cur + bs);
+      wl_store_relaxed(&t->slots[cur >> t->granule_shift], wl_slot_make(true, 0, cls));
+      ctx_count(&c->allocations);
+      return wl_handle_make(t, cur, epoch, 0);
+    }
+  }
+  if ((unsigned)tier >= WL_TIERS) {
+    return tier == WALLOC_TIER_FALLBACK ? wl_fallback_alloc(size) : WALLOC_NULL_HANDLE;
+  }
+  return wl_tier_alloc_slow((unsigned)tier, size);
+}
+
+/* Pop a block of class cls, or return false. */
+static bool free_pop(wl_tier_t *t, unsigned cls, uint64_t *off_out, uint64_t *gen_out) {
+  size_t bs = wl_tier_class_size(cls);
+  uint64_t head = wl_load_acquire(&t->free_heads[cls]);
+  for (;;) {
+    uint64_t enc = head & WL_HANDLE_OFF_MASK;
+    if (enc == 0) return false;
+    uint64_t off = enc - 1;
+    if (off + bs > t->capacity || (off & (wl_tier_granule(t) - 1)) != 0) { /* cannot be: drop the list */
+      wl_store_release(&t->free_heads[cls], ((head >> WL_HANDLE_OFF_BITS) + 1) << WL_HANDLE_OFF_BITS);
+      return false;
+    }
+    wl_tier_node_t *node = (wl_tier_node_t *)(t->start + off);
+    uint64_t next = wl_load_relaxed(&node->next) & WL_HANDLE_OFF_MASK; /* stale if we lose the race */
+    uint64_t want = (((head >> WL_HANDLE_OFF_BITS) + 1) << WL_HANDLE_OFF_BITS) | next;
+    if (!wl_cas_weak(&t->free_heads[cls], &head, want)) continue;
+    uint64_t gen = wl_load_acquire(&t->gen);
+    if (node->gen != gen) { /* pushed by a deallocation that raced with a reset: not ours to reuse */
+      head = wl_load_acquire(&t->free_heads[cls]);
+      continue;
+    }
+    wl_fetch_sub(&t->free_bytes, bs);
+    *off_out = off;
+    *gen_out = gen;
+    return true;
+  }
+}
+
+walloc_handle wl_tier_alloc_slow(unsigned tier, size_t size) {
+  if (wl_tiers_ensure() != WALLOC_OK) return WALLOC_NULL_HANDLE;
+  wl_tier_t *t = &wl_tiers.tier[tier];
+  wl_tier_ctx_t *c = wl_tier_thread_ctx(tier);
+  if (size > t->capacity) return WALLOC_NULL_HANDLE;
+  unsigned cls = wl_tier_class(t, size);
+  size_t bs = wl_tier_class_size(cls);
+  if (bs > t->capacity) return WALLOC_NULL_HANDLE;
+
+  uint64_t off, gen;
+  if (free_pop(t, cls, &off, &gen)) {
+    wl_slot_t *slot = &t->slots[off >> t->granule_shift];
+    unsigned version = (wl_slot_version(wl_load_relaxed(slot)) + 1) & 63u;
+    wl_store_release(slot, wl_slot_make(true, version, cls));
+    ctx_count(&c->allocations);
+    return wl_handle_make(t, off, gen, version);
+  }
+  if (bs > WL_TIER_DIRECT) {
+    if (!wl_tier_claim(t, bs, &off, &gen)) return WALLOC_NULL_HANDLE;
+    wl_tier_slots_clear(t, off, bs);
+    wl_store_release(&t->slots[off >> t->granule_shift], wl_slot_make(true, 0, cls));
+    ctx_count(&c->allocations);
+    return wl_handle_make(t, off, gen, 0);
+  }
+  uint64_t cur = wl_load_relaxed(&c->cur);
+  if (wl_load_relaxed(&c->epoch) != wl_load_acquire(&t->gen) || cur + bs > wl_load_relaxed(&c->end)) {
+    size_t want = WL_TIER_WINDOW;
+    if (!wl_tier_claim(t, want, &off, &gen)) { /* nearly full: claim just this block */
+      want = bs;
+      if (!wl_tier_claim(t, want, &off, &gen)) return WALLOC_NULL_HANDLE;
+    }
+    wl_tier_slots_clear(t, off, want);
+    wl_store_relaxed(&c->epoch, gen);
+    wl_store_relaxed(&c->end, off + want);
+    cur = off;
+  }
+  wl_store_relaxed(&c->cur, cur + bs);
+  wl_store_relaxed(&t->slots[cur >> t->granule_shift], wl_slot_make(true, 0, cls));
+  ctx_count(&c->allocations);
+  return wl_handle_make(t, cur, wl_load_relaxed(&c->epoch), 0);
+}
+
+WL_API size_t walloc_allocate_batch(const walloc_request *requests, size_t count, walloc_handle *out) {
+  if (requests == NULL || out == NULL) return 0;
+  size_t ok = 0;
+  for (size_t i = 0; i < count; i++) {
+    out[i] = walloc_allocate(requests[i].size, requests[i].tier);
+    ok += out[i] != WALLOC_NULL_HANDLE;
+  }
+  return ok;
+}
+
+WL_API walloc_status walloc_deallocate(walloc_handle handle) {
+  if (handle != WALLOC_NULL_HANDLE && (handle & WL_HANDLE_FALLBACK)) return wl_fallback_free(handle);
+  wl_block_ref_t ref;
+  walloc_status st = wl_handle_resolve(handle, &ref);
+  if (st != WALLOC_OK) return st;
+  wl_tier_t *t = ref.tier;
+  uint16_t expected = ref.slot;
+  unsigned cls = wl_slot_class(expected);
+  if (!wl_cas_strong(&t->slots[ref.off >> t->granule_shift], &expected,
+                     wl_slot_make(false, wl_slot_version(expected), cls))) {
+    return WALLOC_ERR_STALE; /* another thread deallocated it first */
+  }
+  wl_tier_node_t *node = (wl_tier_node_t *)ref.ptr;
+  node->gen = ref.gen; /* if a reset came since, the pop drops this node */
+  uint64_t head = wl_load_relaxed(&t->free_heads[cls]);
+  uint64_t want;
+  do {
+    wl_store_relaxed(&node->next, head & WL_HANDLE_OFF_MASK);
+    want = (((head >> WL_HANDLE_OFF_BITS) + 1) << WL_HANDLE_OFF_BITS) | (ref.off + 1);
+  } while (!atomic_compare_exchange_weak_explicit(&t->free_heads[cls], &head, want, memory_order_release,
+                                                  memory_order_relaxed));
+  wl_fetch_add(&t->free_bytes, ref.size);
+  wl_tier_ctx_t *c = wl_tier_thread_ctx((unsigned)(t - wl_tiers.tier));
+  ctx_count(&c->deallocations);
+  return WALLOC_OK;
+}

@@ -1,0 +1,50 @@
+/* api.c: the tier calls that only route: reset, compaction, statistics,
+ * and the status strings. */
+#include "tiers.h"
+
+#include <string.h>
+
+WL_API const char *walloc_status_str(walloc_status s) {
+  switch (s) {
+    case WALLOC_OK: return "WALLOC_OK: success";
+    case WALLOC_ERR_NOMEM: return "WALLOC_ERR_NOMEM: out of memory (tier full or system refused)";
+    case WALLOC_ERR_INVALID: return "WALLOC_ERR_INVALID: invalid argument (tier, handle, pointer or configuration)";
+    case WALLOC_ERR_BOUNDS: return "WALLOC_ERR_BOUNDS: offset and length do not fit in the block";
+    case WALLOC_ERR_STALE: return "WALLOC_ERR_STALE: the handle's block was reclaimed (reset, compaction or deallocation)";
+    case WALLOC_ERR_BUDGET: return "WALLOC_ERR_BUDGET: the budget refused the allocation";
+    case WALLOC_ERR_NOT_FOUND: return "WALLOC_ERR_NOT_FOUND: not found";
+    case WALLOC_ERR_IO: return "WALLOC_ERR_IO: input/output error";
+    case WALLOC_ERR_UNSUPPORTED: return "WALLOC_ERR_UNSUPPORTED: not supported in this build or on this platform";
+  }
+  return "walloc: unknown status";
+}
+
+WL_API walloc_status walloc_reset_tier(walloc_tier tier) {
+  if ((unsigned)tier >= WL_TIERS) return WALLOC_ERR_INVALID; /* FALLBACK too: it would free the world */
+  return wl_tier_reset((unsigned)tier, 0, false);
+}
+
+WL_API walloc_status walloc_fast_compact_tier(walloc_tier tier, size_t preserve_bytes) {
+  if ((unsigned)tier >= WL_TIERS) return WALLOC_ERR_INVALID;
+  return wl_tier_reset((unsigned)tier, preserve_bytes, true);
+}
+
+WL_API walloc_status walloc_tier_stats_get(walloc_tier tier, walloc_tier_stats *out) {
+  if (out == NULL || (unsigned)tier >= WALLOC_TIER_COUNT) return WALLOC_ERR_INVALID;
+  memset(out, 0, sizeof *out);
+  if (tier == WALLOC_TIER_FALLBACK) { /* the general heap, in the same shape */
+    walloc_heap_stats h;
+    h.size = sizeof h;
+    walloc_heap_stats_get(&h);
+    out->capacity = (size_t)h.mapped_bytes;
+    out->used = (size_t)h.live_bytes;
+    out->peak = (size_t)h.peak_bytes;
+    out->allocations = h.allocations;
+    out->deallocations = h.frees;
+    return WALLOC_OK;
+  }
+  walloc_status st = wl_tiers_ensure();
+  if (st != WALLOC_OK) return st;
+  wl_tier_stats((unsigned)tier, out);
+  return WALLOC_OK;
+}

@@ -1,0 +1,411 @@
+/* tier.c: the three arena tiers: configuration, the reservation and its
+ * growth, windows, reset and compaction, statistics.
+ *
+ * Owns: wl_tiers (one reservation for all tiers, one for their slot
+ * tables), the generation bookkeeping that makes stale handles detectable,
+ * and the registry of per-thread contexts that statistics sum.
+ * Invariants: top <= capacity; committed >= every claimed byte; within a
+ * generation, blocks handed out lie below top; the limit list holds
+ * increasing limits for increasing generations, all >= reset_gen.
+ * Thread safety: claims are compare-and-swap on top; commits, resets and
+ * compactions take the tier's lock; a reset publishes under `seq` so that
+ * handle validation (handle.c) sees a consistent generation and limit list.
+ */
+#include "tiers.h"
+
+#include <string.h>
+
+/* Before set-up, generations read as UINT64_MAX so that no thread's window
+   (epoch 0) matches and every allocation takes the slow path. */
+wl_tiers_t wl_tiers = {.tier = {[0 ... WL_TIERS - 1] = {.gen = UINT64_MAX, .granule_shift = 5}}};
+__thread wl_tier_thread_t wl_tier_self __attribute__((tls_model("initial-exec")));
+
+static wl_lock_t init_lock = WL_LOCK_INIT;
+static wl_lock_t threads_lock = WL_LOCK_INIT;
+static wl_tier_thread_t *threads_first;
+
+static const unsigned default_percent[WL_TIERS] = {50, 30, 20};
+static const size_t default_align[WL_TIERS] = {128, 64, 8};
+
+#if UINTPTR_MAX > 0xFFFFFFFFu
+#define WL_TIER_DEFAULT_MEMORY ((size_t)1 << 30)
+#else
+#define WL_TIER_DEFAULT_MEMORY ((size_t)256 << 20)
+#endif
+
+/* ------------------------------------------------------------------------
+   Configuration: walloc_init's struct, else WALLOC_TIERS, else defaults.
+   WALLOC_TIERS=<memory>[:<render>,<scene>,<entity>], memory with an
+   optional K, M or G suffix: WALLOC_TIERS=2G:60,30,10.
+   ------------------------------------------------------------------------ */
+static const char *parse_number(const char *s, uint64_t *out) {
+  uint64_t v = 0;
+  if (*s < '0' || *s > '9') return NULL;
+  while (*s >= '0' && *s <= '9') {
+    if (v > (UINT64_MAX - 9) / 10) return NULL;
+    v = v * 10 + (uint64_t)(*s++ - '0');
+  }
+  *out = v;
+  return s;
+}
+
+static bool parse_env(size_t *memory, unsigned percent[WL_TIERS]) {
+  const char *s = wl_os_getenv("WALLOC_TIERS");
+  if (s == NULL || *s == 0) return true;
+  uint64_t v;
+  if ((s = parse_number(s, &v)) == NULL) return false;
+  int shift = *s == 'K' || *s == 'k' ? 10 : *s == 'M' || *s == 'm' ? 20 : *s == 'G' || *s == 'g' ? 30 : 0;
+  if (shift != 0) s++;
+  if (v > (UINT64_MAX >> shift)) return false;
+  *memory = (size_t)(v << shift);
+  if (*s == 0) return true;
+  if (*s++ != ':') return false;
+  for (int i = 0; i < WL_TIERS; i++) {
+    if ((s = parse_number(s, &v)) == NULL || v > 100) return false;
+    percent[i] = (unsigned)v;
+    if (i < WL_TIERS - 1 && *s++ != ',') return false;
+  }
+  return *s == 0;
+}
+
+typedef struct wl_tier_layout_s {
+  size_t memory;
+  unsigned percent[WL_TIERS];
+  size_t align[WL_TIERS];
+} wl_tier_layout_t;
+
+static walloc_status layout_resolve(const walloc_config *cfg, wl_tier_layout_t *l) {
+  l->memory = 0;
+  memset(l->percent, 0, sizeof l->percent);
+  if (!parse_env(&l->memory, l->percent)) {
+    wl_error("WALLOC_TIERS is not <memory>[:<render>,<scene>,<entity>]; using defaults", NULL);
+    l->memory = 0;
+    memset(l->percent, 0, sizeof l->percent);
+  }
+  if (cfg != NULL && cfg->tier_memory != 0) l->memory = cfg->tier_memory;
+  if (cfg != NULL && (cfg->tier_percent[0] | cfg->tier_percent[1] | cfg->tier_percent[2]) != 0) {
+    memcpy(l->percent, cfg->tier_percent, sizeof l->percent);
+  }
+  if (l->memory == 0) l->memory = WL_TIER_DEFAULT_MEMORY;
+  unsigned sum = 0;
+  if ((l->percent[0] | l->percent[1] | l->percent[2]) == 0) memcpy(l->percent, default_percent, sizeof l->percent);
+  for (int i = 0; i < WL_TIERS; i++) {
+    if (l->percent[i] > 100) return WALLOC_ERR_INVALID;
+    sum += l->percent[i];
+    l->align[i] = cfg != NULL && cfg->tier_alignment[i] != 0 ? cfg->tier_alignment[i] : default_align[i];
+    if (!wl_is_pow2(l->align[i]) || l->align[i] > 4096) return WALLOC_ERR_INVALID;
+  }
+  if (sum == 0 || sum > 100) return WALLOC_ERR_INVALID;
+  if (l->memory > WL_TIER_MAX_MEMORY - 4 * WL_TIER_COMMIT_CHUNK || l->memory < ((size_t)1 << 20)) {
+    return WALLOC_ERR_INVALID;
+  }
+  return WALLOC_OK;
+}
+
+/* ------------------------------------------------------------------------
+   Threads: each thread's contexts are registered so statistics can sum
+   them; at thread exit their counts fold into the tier totals.
+   ------------------------------------------------------------------------ */
+static void thread_exit(void) {
+  wl_tier_thread_t *self = &wl_tier_self;
+  if (!self->registered) return;
+  wl_lock(&threads_lock);
+  for (int i = 0; i < WL_TIERS; i++) {
+    wl_tier_t *t = &wl_tiers.tier[i];
+    wl_tier_ctx_t *c = &self->ctx[i];
+    wl_fetch_add(&t->allocations, wl_load_relaxed(&c->allocations));
+    wl_fetch_add(&t->deallocations, wl_load_relaxed(&c->deallocations));
+  }
+  if (self->prev != NULL) self->prev->next = self->next;
+  else threads_first = self->next;
+  if (self->next != NULL) self->next->prev = self->prev;
+  memset(self, 0, sizeof *self);
+  wl_unlock(&threads_lock);
+}
+
+static void fork_prepare(void) {
+  wl_lock(&init_lock);
+  wl_lock(&threads_lock);
+  for (int i = 0; i < WL_TIERS; i++) wl_lock(&wl_tiers.tier[i].lock);
+}
+static void fork_parent(void) {
+  for (int i = WL_TIERS - 1; i >= 0; i--) wl_unlock(&wl_tiers.tier[i].lock);
+  wl_unlock(&threads_lock);
+  wl_unlock(&init_lock);
+}
+/* In the child only this thread exists: the others' contexts leave the
+   registry (their counts stay out of the statistics, as their threads do). */
+static void fork_child(void) {
+  for (int i = 0; i < WL_TIERS; i++) wl_lock_reset(&wl_tiers.tier[i].lock);
+  wl_lock_reset(&threads_lock);
+  wl_lock_reset(&init_lock);
+  threads_first = NULL;
+  wl_tier_thread_t *self = &wl_tier_self;
+  if (self->registered) {
+    self->next = self->prev = NULL;
+    threads_first = self;
+  }
+}
+
+static const wl_heap_hooks_t tier_hooks = {thread_exit, fork_prepare, fork_parent, fork_child};
+
+wl_tier_ctx_t *wl_tier_thread_ctx(unsigned tier) {
+  wl_tier_thread_t *self = &wl_tier_self;
+  if (WL_UNLIKELY(!self->registered)) {
+    wl_heap_get_or_init(); /* the heap's thread-exit hook is what folds this thread's counts */
+    wl_lock(&threads_lock);
+    self->prev = NULL;
+    self->next = threads_first;
+    if (threads_first != NULL) threads_first->prev = self;
+    threads_first = self;
+    self->registered = true;
+    wl_unlock(&threads_lock);
+  }
+  return &self->ctx[tier];
+}
+
+/* ------------------------------------------------------------------------
+   Set-up: one reservation for the tiers, one for their slot tables
+   ------------------------------------------------------------------------ */
+static walloc_status tiers_setup(const walloc_config *cfg) {
+  wl_tier_layout_t l;
+  walloc_status st = layout_resolve(cfg, &l);
+  if (st != WALLOC_OK) return st;
+  wl_process_init();
+  size_t caps[WL_TIERS], offsets[WL_TIERS], slot_bytes[WL_TIERS], total = 0, slots_total = 0;
+  for (int i = 0; i < WL_TIERS; i++) {
+    caps[i] = wl_align_down(l.memory / 100 * l.percent[i], WL_TIER_WINDOW);
+    offsets[i] = total;
+    total += wl_align_up(caps[i], WL_TIER_COMMIT_CHUNK);
+    size_t granule = wl_max(WL_TIER_MIN_GRANULE, l.align[i]);
+    slot_bytes[i] = wl_align_up(caps[i] / granule * sizeof(wl_slot_t), wl_os.page_size);
+    slots_total += slot_bytes[i];
+  }
+  size_t limits_bytes = WL_TIERS * WL_GEN_LIMITS * sizeof(wl_gen_limit_t);
+  uint8_t *limits = wl_os_reserve(limits_bytes, wl_os.page_size);
+  if (limits == NULL) return WALLOC_ERR_NOMEM;
+  uint8_t *base = wl_os_reserve(total, WL_TIER_COMMIT_CHUNK);
+  if (base == NULL) {
+    wl_os_release(limits, limits_bytes);
+    return WALLOC_ERR_NOMEM;
+  }
+  uint8_t *slots = slots_total != 0 ? wl_os_reserve(slots_total, wl_os.page_size) : NULL;
+  if (slots_total != 0 && slots == NULL) {
+    wl_os_release(base, total);
+    wl_os_release(limits, limits_bytes);
+    return WALLOC_ERR_NOMEM;
+  }
+  wl_tiers.base = base;
+  wl_tiers.total = total;
+  wl_tiers.decommit_on_reset = wl_os_getenv("WALLOC_TIER_DECOMMIT") != NULL &&
+                               wl_os_getenv("WALLOC_TIER_DECOMMIT")[0] == '1';
+  for (int i = 0; i < WL_TIERS; i++) {
+    wl_tier_t *t = &wl_tiers.tier[i];
+    memset(t, 0, sizeof *t);
+    t->start = base + offsets[i];
+    t->offset = offsets[i];
+    t->capacity = caps[i];
+    t->align = (uint32_t)l.align[i];
+    t->granule_shift = (uint32_t)wl_bsr(wl_max(WL_TIER_MIN_GRANULE, l.align[i]));
+    t->slots = (wl_slot_t *)slots;
+    slots += slot_bytes[i];
+    t->limits = (wl_gen_limit_t *)limits + (size_t)i * WL_GEN_LIMITS;
+    wl_store_relaxed(&t->reset_gen, 1);
+    wl_store_release(&t->gen, 1);
+  }
+  wl_heap_hooks_add(&tier_hooks);
+  return WALLOC_OK;
+}
+
+walloc_status wl_tiers_ensure(void) {
+  int state = wl_load_acquire(&wl_tiers.state);
+  if (WL_LIKELY(state == 2)) return WALLOC_OK;
+  if (state == 3) return WALLOC_ERR_NOMEM;
+  wl_lock(&init_lock);
+  walloc_status st = WALLOC_OK;
+  if (wl_load_relaxed(&wl_tiers.state) == 0) {
+    st = tiers_setup(NULL);
+    wl_store_release(&wl_tiers.state, st == WALLOC_OK ? 2 : 3);
+  } else if (wl_load_relaxed(&wl_tiers.state) == 3) {
+    st = WALLOC_ERR_NOMEM;
+  }
+  wl_unlock(&init_lock);
+  return st;
+}
+
+WL_API walloc_status walloc_init(const walloc_config *config) {
+  wl_lock(&init_lock);
+  walloc_status st;
+  if (wl_load_relaxed(&wl_tiers.state) == 2) {
+    st = WALLOC_ERR_INVALID; /* already set up (explicitly or by a first allocation) */
+  } else {
+    st = tiers_setup(config);
+    if (st == WALLOC_OK) wl_store_release(&wl_tiers.state, 2);
+  }
+  wl_unlock(&init_lock);
+  if (st != WALLOC_OK && st != WALLOC_ERR_INVALID) wl_error("walloc_init: cannot reserve the tiers", NULL);
+  return st;
+}
+
+/* ------------------------------------------------------------------------
+   Claims and commits
+   ------------------------------------------------------------------------ */
+static bool tier_commit(wl_tier_t *t, uint64_t upto) {
+  if (WL_LIKELY(upto <= wl_load_acquire(&t->committed))) return true;
+  bool ok = true;
+  wl_lock(&t->lock);
+  uint64_t have = wl_load_relaxed(&t->committed);
+  if (upto > have) {
+    uint64_t want = wl_min(wl_align_up(upto, WL_TIER_COMMIT_CHUNK), t->capacity);
+    size_t page = wl_os.page_size;
+    uintptr_t slo = wl_align_down((uintptr_t)(t->slots + (have >> t->granule_shift)), page);
+    uintptr_t shi = wl_align_up((uintptr_t)(t->slots + (want >> t->granule_shift)), page);
+    ok = wl_os_commit(t->start + have, want - have) && (shi <= slo || wl_os_commit((void *)slo, shi - slo));
+    if (ok) wl_store_release(&t->committed, want);
+  }
+  wl_unlock(&t->lock);
+  return ok;
+}
+
+bool wl_tier_claim(wl_tier_t *t, size_t size, uint64_t *off, uint64_t *epoch) {
+  for (;;) {
+    uint64_t e = wl_load_acquire(&t->gen);
+    uint64_t top = wl_load_relaxed(&t->top);
+    do {
+      if (size > t->capacity || top > t->capacity - size) return false;
+    } while (!wl_cas_weak(&t->top, &top, top + size));
+    if (wl_load_acquire(&t->gen) != e) continue; /* a reset came between: that space is not ours */
+    if (!tier_commit(t, top + size)) return false;
+    uint64_t peak = wl_load_relaxed(&t->peak);
+    while (top + size > peak && !wl_cas_weak(&t->peak, &peak, top + size)) {}
+    *off = top;
+    *epoch = e;
+    return true;
+  }
+}
+
+/* ------------------------------------------------------------------------
+   Generations: reset (limit 0) and compaction (limit = preserved bytes)
+   ------------------------------------------------------------------------ */
+/* The compaction limits form a ring: entry i (in order from lim_first)
+   covers generations [gen_i, gen_i+1), the last one up to the current
+   generation, and limits increase with i. */
+WL_INLINE wl_gen_limit_t *limit_at(wl_tier_t *t, uint32_t i) {
+  return &t->limits[(wl_load_relaxed(&t->lim_first) + i) % WL_GEN_LIMITS];
+}
+
+/* The limit of generation `gen` (reset_gen <= gen < current): read under
+   the tier's sequence counter (handle.c), written under its lock. */
+uint64_t wl_tier_limit(wl_tier_t *t, uint64_t gen) {
+  uint32_t lo = 0, hi = wl_load_relaxed(&t->lim_count); /* find the last entry with gen_i <= gen */
+  if (hi > WL_GEN_LIMITS) return 0;
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    if (wl_load_relaxed(&limit_at(t, mid)->gen) <= gen) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo == 0 ? 0 : wl_load_relaxed(&limit_at(t, lo - 1)->limit);
+}
+
+/* Generation `cur` ends with everything at or beyond `limit` reclaimed. The
+   new limit caps every entry: those at or above it merge into one. */
+static void limits_close(wl_tier_t *t, uint64_t cur, uint64_t limit) {
+  uint32_t n = wl_load_relaxed(&t->lim_count);
+  if (limit == 0) {
+    wl_store_relaxed(&t->lim_count, 0);
+    wl_store_relaxed(&t->reset_gen, cur + 1);
+    return;
+  }
+  uint32_t lo = 0, hi = n; /* first entry whose limit >= the new one */
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    if (wl_load_relaxed(&limit_at(t, mid)->limit) < limit) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo < n) {
+    wl_store_relaxed(&limit_at(t, lo)->limit, limit);
+    wl_store_relaxed(&t->lim_count, lo + 1);
+    return;
+  }
+  if (n == WL_GEN_LIMITS) { /* full: the oldest generations become stale (the safe side) */
+    wl_store_relaxed(&t->reset_gen, wl_load_relaxed(&limit_at(t, 1)->gen));
+    wl_store_relaxed(&t->lim_first, (wl_load_relaxed(&t->lim_first) + 1) % WL_GEN_LIMITS);
+    n--;
+  }
+  uint32_t phys = (wl_load_relaxed(&t->lim_first) + n) % WL_GEN_LIMITS;
+  if (phys >= t->lim_committed) { /* grow the committed part by a page */
+    size_t per_page = wl_os.page_size / sizeof(wl_gen_limit_t);
+    if (!wl_os_commit(&t->limits[t->lim_committed], per_page * sizeof(wl_gen_limit_t))) {
+      wl_store_relaxed(&t->reset_gen, cur + 1); /* cannot remember: treat as a reset (safe side) */
+      wl_store_relaxed(&t->lim_count, 0);
+      return;
+    }
+    t->lim_committed += (uint32_t)per_page;
+  }
+  wl_store_relaxed(&t->limits[phys].gen, cur);
+  wl_store_relaxed(&t->limits[phys].limit, limit);
+  wl_store_relaxed(&t->lim_count, n + 1);
+}
+
+walloc_status wl_tier_reset(unsigned tier, size_t preserve, bool compact) {
+  walloc_status st = wl_tiers_ensure();
+  if (st != WALLOC_OK) return st;
+  wl_tier_t *t = &wl_tiers.tier[tier];
+  wl_lock(&t->lock);
+  uint64_t top = wl_load_relaxed(&t->top);
+  uint64_t keep = 0;
+  if (compact) {
+    keep = preserve > top ? top : wl_align_up(preserve, wl_tier_granule(t));
+    if (keep > top) keep = top;
+  }
+  atomic_fetch_add_explicit(&t->seq, 1, memory_order_acq_rel); /* odd: changing */
+  uint64_t cur = wl_load_relaxed(&t->gen);
+  if (wl_tiers.decommit_on_reset && wl_load_relaxed(&t->committed) > keep) {
+    size_t page = wl_os.page_size;
+    uint64_t from = wl_align_up(keep, page);
+    uint64_t to = wl_load_relaxed(&t->committed);
+    if (to > from) wl_os_purge(t->start + from, to - from);
+  }
+  limits_close(t, cur, keep);
+  for (int k = 0; k < WL_TIER_CLASSES; k++) { /* empty, with a new tag */
+    uint64_t h = wl_load_relaxed(&t->free_heads[k]);
+    wl_store_release(&t->free_heads[k], ((h >> WL_HANDLE_OFF_BITS) + 1) << WL_HANDLE_OFF_BITS);
+  }
+  wl_store_relaxed(&t->free_bytes, 0);
+  wl_store_relaxed(&t->top, keep);
+  wl_store_release(&t->gen, cur + 1);
+  atomic_fetch_add_explicit(&t->seq, 1, memory_order_acq_rel); /* even: done */
+  if (!compact) wl_fetch_add(&t->resets, 1);
+  wl_unlock(&t->lock);
+  return WALLOC_OK;
+}
+
+/* ------------------------------------------------------------------------
+   Statistics
+   ------------------------------------------------------------------------ */
+void wl_tier_stats(unsigned tier, walloc_tier_stats *out) {
+  wl_tier_t *t = &wl_tiers.tier[tier];
+  uint64_t gen = wl_load_acquire(&t->gen);
+  uint64_t window_left = 0;
+  wl_lock(&threads_lock); /* exiting threads fold their counts under it: totals and registry agree */
+  uint64_t allocs = wl_load_relaxed(&t->allocations), deallocs = wl_load_relaxed(&t->deallocations);
+  for (wl_tier_thread_t *th = threads_first; th != NULL; th = th->next) {
+    wl_tier_ctx_t *c = &th->ctx[tier];
+    allocs += wl_load_relaxed(&c->allocations);
+    deallocs += wl_load_relaxed(&c->deallocations);
+    uint64_t end = wl_load_relaxed(&c->end), cur = wl_load_relaxed(&c->cur);
+    if (wl_load_relaxed(&c->epoch) == gen && end > cur) window_left += end - cur;
+  }
+  wl_unlock(&threads_lock);
+  uint64_t top = wl_load_relaxed(&t->top);
+  uint64_t free_bytes = wl_load_relaxed(&t->free_bytes);
+  uint64_t taken = window_left + free_bytes;
+  out->capacity = t->capacity;
+  out->used = top > taken ? (size_t)(top - taken) : 0;
+  out->peak = (size_t)wl_load_relaxed(&t->peak);
+  out->free_list_bytes = (size_t)free_bytes;
+  out->allocations = allocs;
+  out->deallocations = deallocs;
+  out->resets = wl_load_relaxed(&t->resets);
+  out->generation = gen;
+}

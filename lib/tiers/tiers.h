@@ -1,0 +1,196 @@
+/* tiers.h: the tiered handle API's data model and cross-file interface.
+ *
+ *   one reservation, committed on demand        slot tables (2 bytes per granule)
+ *   +-----------------+-----------+---------+   +------+-----+------+
+ *   | render (50 %)   | scene     | entity  |   |render|scene|entity|
+ *   +-----------------+-----------+---------+   +------+-----+------+
+ *   ^ wl_tiers.base: a handle's offset counts from here (0 on wasm)
+ *
+ * A tier is a bump arena with per-size-class free lists. Threads take
+ * windows of 64 KiB from the tier's claim pointer with one atomic add and bump
+ * inside them with plain stores; bigger blocks are claimed directly. Block
+ * sizes are powers of two from the tier's granule (32 bytes or the
+ * alignment, whichever is larger), so every block is granule aligned and a
+ * freed block serves its class again.
+ *
+ * Handle (64 bits):
+ *   63        62..57    56..36        35..0
+ *   fallback  version   generation    offset from wl_tiers.base
+ * A fallback handle (bit 63) names a general-heap block instead: bits 62..47
+ * are a nonce and 46..0 the address of a 16-byte header before the data.
+ *
+ * Stale detection: each tier counts generations; a reset or a compaction
+ * ends one. A handle carries the generation it was made in; it is valid
+ * while its block lies below every compaction limit since then (resets have
+ * limit 0). Those limits, taken per range of generations, increase with the
+ * generation, so they are kept as a ring of (first generation, limit) pairs
+ * and the check is a binary search. Inside a generation, the slot table holds each block's state
+ * (allocated bit, 6-bit version, size class): deallocation clears the bit with
+ * a compare-and-swap (a second one fails: WALLOC_ERR_STALE), reuse from a free
+ * list bumps the version (old handles no longer match).
+ *
+ * Thread safety: allocation touches only the thread's window (and the free
+ * list heads, with tagged compare-and-swap, ABA-safe); reset and compaction
+ * take the tier's lock and publish the new generation under a sequence
+ * counter that validation reads. An allocation that races with a reset of
+ * its tier belongs to the old generation: its handle is stale at once.
+ */
+#ifndef WL_TIERS_H
+#define WL_TIERS_H
+
+#include "../heap/heap.h"
+#include "walloc.h"
+
+#include <string.h>
+
+#define WL_TIERS                3                    /* arena tiers; FALLBACK is the heap */
+#define WL_HANDLE_OFF_BITS      36
+#define WL_HANDLE_OFF_MASK      (((uint64_t)1 << WL_HANDLE_OFF_BITS) - 1)
+#define WL_HANDLE_GEN_SHIFT     36
+#define WL_HANDLE_GEN_BITS      21
+#define WL_HANDLE_GEN_MASK      (((uint64_t)1 << WL_HANDLE_GEN_BITS) - 1)
+#define WL_HANDLE_VER_SHIFT     57
+#define WL_HANDLE_VER_MASK      ((uint64_t)63)
+#define WL_HANDLE_FALLBACK      ((uint64_t)1 << 63)
+#define WL_FB_ADDR_MASK         (((uint64_t)1 << 47) - 1)
+#define WL_FB_NONCE_SHIFT       47
+
+#define WL_TIER_MIN_GRANULE     32
+#define WL_TIER_WINDOW          ((size_t)64 << 10)   /* a thread's bump window */
+#define WL_TIER_DIRECT          ((size_t)16 << 10)   /* blocks this big are claimed directly */
+#define WL_TIER_COMMIT_CHUNK    ((size_t)4 << 20)
+#define WL_TIER_CLASSES         32
+#define WL_TIER_MAX_MEMORY      ((size_t)1 << WL_HANDLE_OFF_BITS)
+#define WL_GEN_LIMITS           65536                /* compaction limits kept (a ring, 1 MiB reserved) */
+
+/* slot table entry */
+#define WL_SLOT_ALLOCATED       1u
+#define WL_SLOT_VER_SHIFT       1
+#define WL_SLOT_CLASS_SHIFT     7
+typedef _Atomic(uint16_t) wl_slot_t;
+
+WL_INLINE uint16_t wl_slot_make(bool allocated, unsigned version, unsigned cls) {
+  return (uint16_t)((allocated ? WL_SLOT_ALLOCATED : 0) | ((version & 63u) << WL_SLOT_VER_SHIFT) |
+                    (cls << WL_SLOT_CLASS_SHIFT));
+}
+WL_INLINE unsigned wl_slot_version(uint16_t s) { return (s >> WL_SLOT_VER_SHIFT) & 63u; }
+WL_INLINE unsigned wl_slot_class(uint16_t s) { return s >> WL_SLOT_CLASS_SHIFT; }
+
+typedef struct wl_gen_limit_s {
+  _Atomic(uint64_t) gen;    /* first generation of this range */
+  _Atomic(uint64_t) limit;  /* blocks must end at or below this offset */
+} wl_gen_limit_t;
+
+/* A free block's first 16 bytes while it waits on a free list. */
+typedef struct wl_tier_node_s {
+  _Atomic(uint64_t) next;   /* offset + 1 of the next node, 0 at the end */
+  uint64_t gen;             /* tier generation when it was pushed */
+} wl_tier_node_t;
+
+typedef struct wl_tier_s {
+  /* read on every allocation */
+  _Atomic(uint64_t) gen;            /* current generation (starts at 1) */
+  uint8_t *start;                   /* first byte of the tier */
+  wl_slot_t *slots;                 /* one entry per granule */
+  size_t offset;                    /* start - wl_tiers.base */
+  size_t capacity;
+  uint32_t granule_shift;
+  uint32_t align;
+  uint8_t pad0[WL_CACHE_LINE - 48];
+  /* claimed and committed space */
+  _Atomic(uint64_t) top;            /* bytes claimed from the start */
+  _Atomic(uint64_t) committed;      /* bytes readable and writable */
+  _Atomic(uint64_t) peak;
+  uint8_t pad1[WL_CACHE_LINE - 24];
+  /* free lists: tag << 36 | (offset + 1) */
+  _Atomic(uint64_t) free_heads[WL_TIER_CLASSES];
+  _Atomic(uint64_t) free_bytes;
+  /* generations, under seq (odd while being changed) and lock */
+  _Atomic(uint64_t) seq;
+  _Atomic(uint64_t) reset_gen;      /* handles of older generations are stale */
+  wl_gen_limit_t *limits;           /* ring of WL_GEN_LIMITS entries, committed as it fills */
+  _Atomic(uint32_t) lim_first, lim_count;
+  uint32_t lim_committed;           /* entries readable and writable */
+  wl_lock_t lock;
+  /* totals of exited threads, and events */
+  _Atomic(uint64_t) allocations, deallocations, resets;
+} __attribute__((aligned(512))) wl_tier_t; /* a power of two: tiers are indexed with a shift */
+
+/* Per thread, per tier: the window and the counters (written by the owner
+   with relaxed stores, summed by statistics readers). */
+typedef struct wl_tier_ctx_s {
+  _Atomic(uint64_t) epoch;          /* tier generation the window belongs to */
+  _Atomic(uint64_t) cur, end;       /* window, as offsets from the tier start */
+  _Atomic(uint64_t) allocations, deallocations;
+} __attribute__((aligned(64))) wl_tier_ctx_t;
+
+typedef struct wl_tier_thread_s {
+  wl_tier_ctx_t ctx[WL_TIERS];
+  struct wl_tier_thread_s *next, *prev;
+  bool registered;
+} wl_tier_thread_t;
+
+typedef struct wl_tiers_s {
+  uint8_t *base;                    /* handle offsets count from here */
+  size_t total;                     /* bytes reserved for the three tiers */
+  _Atomic(int) state;               /* 0 none, 1 initialising, 2 ready, 3 failed */
+  bool decommit_on_reset;
+  wl_tier_t tier[WL_TIERS];
+} wl_tiers_t;
+
+extern wl_tiers_t wl_tiers;
+extern __thread wl_tier_thread_t wl_tier_self __attribute__((tls_model("initial-exec")));
+
+/* ------------------------------------------------------------------------
+   Inline helpers
+   ------------------------------------------------------------------------ */
+WL_INLINE size_t wl_tier_granule(const wl_tier_t *t) { return (size_t)1 << t->granule_shift; }
+
+/* Size class of a request: blocks are powers of two, at least the granule. */
+WL_INLINE unsigned wl_tier_class(const wl_tier_t *t, size_t size) {
+  if (size <= wl_tier_granule(t)) return t->granule_shift - 5;
+  return (unsigned)wl_bsr(size - 1) + 1 - 5;
+}
+
+/* The slot entries of [off, off+size) read "no block" except the first,
+   which the caller writes: so no stale entry inside a block passes for one.
+   Windows are cleared when claimed, so the bump itself writes one entry. */
+WL_INLINE void wl_tier_slots_clear(wl_tier_t *t, uint64_t off, size_t size) {
+  memset((void *)&t->slots[off >> t->granule_shift], 0, (size >> t->granule_shift) * sizeof(wl_slot_t));
+}
+WL_INLINE size_t wl_tier_class_size(unsigned cls) { return (size_t)WL_TIER_MIN_GRANULE << cls; }
+
+WL_INLINE walloc_handle wl_handle_make(const wl_tier_t *t, uint64_t off, uint64_t gen, unsigned version) {
+  return (t->offset + off) | ((gen & WL_HANDLE_GEN_MASK) << WL_HANDLE_GEN_SHIFT) |
+         ((uint64_t)(version & 63u) << WL_HANDLE_VER_SHIFT);
+}
+
+/* ------------------------------------------------------------------------
+   Cross-file functions, grouped by the file that defines them
+   ------------------------------------------------------------------------ */
+
+/* tier.c */
+walloc_status wl_tiers_ensure(void);
+wl_tier_ctx_t *wl_tier_thread_ctx(unsigned tier);
+bool wl_tier_claim(wl_tier_t *t, size_t size, uint64_t *off, uint64_t *epoch);
+walloc_status wl_tier_reset(unsigned tier, size_t preserve, bool compact);
+void wl_tier_stats(unsigned tier, walloc_tier_stats *out);
+uint64_t wl_tier_limit(wl_tier_t *t, uint64_t gen);
+
+/* handle.c */
+typedef struct wl_block_ref_s {
+  wl_tier_t *tier;          /* NULL for a fallback block */
+  uint8_t *ptr;             /* first usable byte */
+  size_t size;              /* usable bytes */
+  uint64_t off;             /* offset in the tier */
+  uint64_t gen;             /* the tier's generation when it was validated */
+  uint16_t slot;            /* the slot entry that was validated */
+} wl_block_ref_t;
+walloc_status wl_handle_resolve(walloc_handle h, wl_block_ref_t *ref);
+walloc_handle wl_fallback_alloc(size_t size);
+walloc_status wl_fallback_free(walloc_handle h);
+
+/* alloc.c */
+walloc_handle wl_tier_alloc_slow(unsigned tier, size_t size);
+
+#endif

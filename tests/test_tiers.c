@@ -1,0 +1,560 @@
+/* test_tiers.c: the tiered handle API: allocation, handles, stale detection
+ * after reset, compaction and deallocation, bounds, batches, the fallback
+ * tier, configuration, growth, threads, and every bad input.
+ *
+ * Each case runs in a fresh forked process (Check), so each may configure
+ * the tiers with walloc_init. Uses the walloc_ names only.
+ */
+#include "test_common.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#define KiB ((size_t)1 << 10)
+#define MiB ((size_t)1 << 20)
+
+static const walloc_tier arena_tiers[] = {WALLOC_TIER_RENDER, WALLOC_TIER_SCENE, WALLOC_TIER_ENTITY};
+
+static walloc_tier_stats tier_stats(walloc_tier t) {
+  walloc_tier_stats s;
+  ck_assert_int_eq(walloc_tier_stats_get(t, &s), WALLOC_OK);
+  return s;
+}
+
+static void fill_handle(walloc_handle h, size_t n, uint32_t seed) {
+  uint8_t *p = walloc_handle_to_ptr(h);
+  ck_assert_ptr_nonnull(p);
+  wl_test_fill(p, n, seed);
+}
+
+static bool check_handle(walloc_handle h, size_t n, uint32_t seed) {
+  uint8_t *p = walloc_handle_to_ptr(h);
+  return p != NULL && wl_test_check(p, n, seed) == n;
+}
+
+/* ------------------------------------------------------------------------
+   Basics
+   ------------------------------------------------------------------------ */
+START_TEST(init_once_and_defaults) {
+  ck_assert_int_eq(walloc_init(NULL), WALLOC_OK);
+  ck_assert_int_eq(walloc_init(NULL), WALLOC_ERR_INVALID); /* already set up */
+  walloc_tier_stats r = tier_stats(WALLOC_TIER_RENDER), s = tier_stats(WALLOC_TIER_SCENE),
+                    e = tier_stats(WALLOC_TIER_ENTITY);
+  size_t total = r.capacity + s.capacity + e.capacity;
+  ck_assert_uint_gt(total, 900 * MiB); /* 1 GiB by default, split 50/30/20 */
+  ck_assert_uint_le(total, 1024 * MiB);
+  ck_assert_uint_ge(r.capacity * 100 / total, 49);
+  ck_assert_uint_ge(s.capacity * 100 / total, 29);
+  ck_assert_uint_ge(e.capacity * 100 / total, 19);
+  ck_assert_uint_eq(r.used + s.used + e.used, 0);
+  ck_assert_uint_eq(r.generation, 1);
+}
+END_TEST
+
+START_TEST(first_allocation_sets_up_lazily) {
+  walloc_handle h = walloc_allocate(100, WALLOC_TIER_ENTITY);
+  ck_assert_uint_ne(h, WALLOC_NULL_HANDLE);
+  ck_assert_int_eq(walloc_init(NULL), WALLOC_ERR_INVALID);
+  ck_assert_int_eq(walloc_deallocate(h), WALLOC_OK);
+}
+END_TEST
+
+START_TEST(alignment_of_each_tier) {
+  const size_t want[] = {128, 64, 8};
+  for (int t = 0; t < 3; t++) {
+    for (size_t size = 1; size < 5000; size += 37) {
+      walloc_handle h = walloc_allocate(size, arena_tiers[t]);
+      ck_assert_uint_ne(h, WALLOC_NULL_HANDLE);
+      uintptr_t p = (uintptr_t)walloc_handle_to_ptr(h);
+      ck_assert_uint_eq(p % want[t], 0);
+      ck_assert_uint_ge(walloc_handle_size(h), size);
+    }
+  }
+}
+END_TEST
+
+START_TEST(custom_alignment) {
+  walloc_config cfg = {64 * MiB, {40, 40, 20}, {256, 4096, 16}};
+  ck_assert_int_eq(walloc_init(&cfg), WALLOC_OK);
+  const size_t want[] = {256, 4096, 16};
+  for (int t = 0; t < 3; t++) {
+    for (int i = 0; i < 50; i++) {
+      walloc_handle h = walloc_allocate(1 + (size_t)i * 91, arena_tiers[t]);
+      ck_assert_uint_eq((uintptr_t)walloc_handle_to_ptr(h) % want[t], 0);
+    }
+  }
+}
+END_TEST
+
+START_TEST(write_read_round_trip) {
+  for (int t = 0; t < 3; t++) {
+    for (size_t size = 1; size <= 300 * KiB; size = size * 3 + 7) {
+      walloc_handle h = walloc_allocate(size, arena_tiers[t]);
+      ck_assert_uint_ne(h, WALLOC_NULL_HANDLE);
+      uint8_t *in = malloc(size), *out = malloc(size);
+      wl_test_fill(in, size, (uint32_t)size);
+      ck_assert_int_eq(walloc_write_data(h, 0, in, size), WALLOC_OK);
+      memset(out, 0, size);
+      ck_assert_int_eq(walloc_read_data(h, 0, out, size), WALLOC_OK);
+      ck_assert_int_eq(memcmp(in, out, size), 0);
+      ck_assert_int_eq(walloc_read_data(h, size / 2, out, size - size / 2), WALLOC_OK);
+      ck_assert_int_eq(memcmp(in + size / 2, out, size - size / 2), 0);
+      ck_assert_mem_eq(walloc_handle_to_ptr(h), in, size);
+      free(in);
+      free(out);
+    }
+  }
+}
+END_TEST
+
+START_TEST(handle_pointer_round_trip) {
+  for (int t = 0; t < 4; t++) {
+    walloc_tier tier = t < 3 ? arena_tiers[t] : WALLOC_TIER_FALLBACK;
+    walloc_handle h = walloc_allocate(1000, tier);
+    void *p = walloc_handle_to_ptr(h);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_eq(walloc_ptr_to_handle(p), h);
+    ck_assert_uint_eq(walloc_ptr_to_handle((char *)p + 8), WALLOC_NULL_HANDLE); /* not a block start */
+  }
+  int local;
+  ck_assert_uint_eq(walloc_ptr_to_handle(&local), WALLOC_NULL_HANDLE);
+  ck_assert_uint_eq(walloc_ptr_to_handle(NULL), WALLOC_NULL_HANDLE);
+}
+END_TEST
+
+START_TEST(blocks_never_overlap) {
+  enum { N = 3000 };
+  static walloc_handle h[N];
+  static size_t n[N];
+  uint64_t rng = 42;
+  for (int i = 0; i < N; i++) {
+    n[i] = 1 + wl_test_rand(&rng) % 3000;
+    h[i] = walloc_allocate(n[i], arena_tiers[i % 3]);
+    ck_assert_uint_ne(h[i], WALLOC_NULL_HANDLE);
+    fill_handle(h[i], n[i], (uint32_t)i);
+  }
+  for (int i = 0; i < N; i++) ck_assert(check_handle(h[i], n[i], (uint32_t)i));
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+   Stale handles
+   ------------------------------------------------------------------------ */
+static void assert_stale(walloc_handle h) {
+  uint8_t buf[8];
+  ck_assert_ptr_null(walloc_handle_to_ptr(h));
+  ck_assert_uint_eq(walloc_handle_size(h), 0);
+  ck_assert_int_eq(walloc_read_data(h, 0, buf, 1), WALLOC_ERR_STALE);
+  ck_assert_int_eq(walloc_write_data(h, 0, buf, 1), WALLOC_ERR_STALE);
+  ck_assert_int_eq(walloc_deallocate(h), WALLOC_ERR_STALE);
+}
+
+START_TEST(reset_makes_handles_stale) {
+  for (int t = 0; t < 3; t++) {
+    walloc_handle old[100];
+    for (int i = 0; i < 100; i++) old[i] = walloc_allocate(64 + (size_t)i * 40, arena_tiers[t]);
+    walloc_handle big = walloc_allocate(1 * MiB, arena_tiers[t]);
+    uint64_t gen = tier_stats(arena_tiers[t]).generation;
+    ck_assert_int_eq(walloc_reset_tier(arena_tiers[t]), WALLOC_OK);
+    walloc_tier_stats s = tier_stats(arena_tiers[t]);
+    ck_assert_uint_eq(s.generation, gen + 1);
+    ck_assert_uint_eq(s.used, 0);
+    ck_assert_uint_eq(s.resets, 1);
+    for (int i = 0; i < 100; i++) assert_stale(old[i]);
+    assert_stale(big);
+    /* the memory is reused: new blocks, new handles; the old ones stay stale */
+    walloc_handle fresh[100];
+    for (int i = 0; i < 100; i++) {
+      fresh[i] = walloc_allocate(64 + (size_t)i * 40, arena_tiers[t]);
+      ck_assert_uint_ne(fresh[i], WALLOC_NULL_HANDLE);
+      ck_assert_uint_ne(fresh[i], old[i]);
+      fill_handle(fresh[i], 64, (uint32_t)i);
+    }
+    for (int i = 0; i < 100; i++) assert_stale(old[i]);
+    for (int i = 0; i < 100; i++) ck_assert(check_handle(fresh[i], 64, (uint32_t)i));
+  }
+}
+END_TEST
+
+START_TEST(compaction_keeps_the_preserved_prefix) {
+  walloc_tier t = WALLOC_TIER_SCENE;
+  walloc_handle keep[10];
+  for (int i = 0; i < 10; i++) {
+    keep[i] = walloc_allocate(1000, t);
+    fill_handle(keep[i], 1000, 100u + (uint32_t)i);
+  }
+  walloc_handle lose[10];
+  for (int i = 0; i < 10; i++) lose[i] = walloc_allocate(1000, t);
+  /* the preserved prefix ends where the first lost block starts */
+  size_t prefix = (size_t)((uint8_t *)walloc_handle_to_ptr(lose[0]) - (uint8_t *)walloc_handle_to_ptr(keep[0]));
+  for (int round = 0; round < 200; round++) { /* many compactions in a row */
+    ck_assert_int_eq(walloc_fast_compact_tier(t, prefix), WALLOC_OK);
+    for (int i = 0; i < 10; i++) assert_stale(lose[i]);
+    for (int i = 0; i < 10; i++) {
+      lose[i] = walloc_allocate(1000, t); /* reuses the reclaimed space */
+      ck_assert_uint_ne(lose[i], WALLOC_NULL_HANDLE);
+      ck_assert((uint8_t *)walloc_handle_to_ptr(lose[i]) >= (uint8_t *)walloc_handle_to_ptr(keep[0]) + prefix);
+      fill_handle(lose[i], 1000, 7);
+    }
+    for (int i = 0; i < 10; i++) ck_assert(check_handle(keep[i], 1000, 100u + (uint32_t)i));
+  }
+  /* preserved blocks can still be deallocated, once */
+  ck_assert_int_eq(walloc_deallocate(keep[3]), WALLOC_OK);
+  ck_assert_int_eq(walloc_deallocate(keep[3]), WALLOC_ERR_STALE);
+  /* a compaction that keeps less makes the blocks beyond it stale */
+  ck_assert_int_eq(walloc_fast_compact_tier(t, 1), WALLOC_OK); /* rounds up to one granule only */
+  for (int i = 0; i < 10; i++) ck_assert_ptr_null(walloc_handle_to_ptr(keep[i]));
+  ck_assert_int_eq(walloc_reset_tier(t), WALLOC_OK);
+  for (int i = 0; i < 10; i++) assert_stale(keep[i]);
+}
+END_TEST
+
+START_TEST(compaction_with_growing_prefixes) {
+  walloc_tier t = WALLOC_TIER_ENTITY;
+  enum { ROUNDS = 100 };
+  walloc_handle kept[ROUNDS];
+  size_t prefix = 0;
+  for (int r = 0; r < ROUNDS; r++) {
+    kept[r] = walloc_allocate(200, t);
+    fill_handle(kept[r], 200, (uint32_t)r);
+    uint8_t *end = (uint8_t *)walloc_handle_to_ptr(kept[r]) + walloc_handle_size(kept[r]);
+    walloc_handle scratch = walloc_allocate(5000, t);
+    ck_assert_uint_ne(scratch, WALLOC_NULL_HANDLE);
+    prefix = (size_t)(end - (uint8_t *)walloc_handle_to_ptr(kept[0]));
+    ck_assert_int_eq(walloc_fast_compact_tier(t, prefix), WALLOC_OK);
+    assert_stale(scratch);
+    for (int i = 0; i <= r; i++) ck_assert_msg(check_handle(kept[i], 200, (uint32_t)i), "round %d block %d", r, i);
+  }
+}
+END_TEST
+
+START_TEST(double_deallocation_is_stale) {
+  for (int t = 0; t < 4; t++) {
+    walloc_tier tier = t < 3 ? arena_tiers[t] : WALLOC_TIER_FALLBACK;
+    walloc_handle h = walloc_allocate(300, tier);
+    ck_assert_int_eq(walloc_deallocate(h), WALLOC_OK);
+    assert_stale(h);
+    /* recycled: the new block may sit where the old one was, the old handle stays stale */
+    walloc_handle h2 = walloc_allocate(300, tier);
+    ck_assert_uint_ne(h2, WALLOC_NULL_HANDLE);
+    if (t < 3) ck_assert_uint_ne(h2, h);
+    fill_handle(h2, 300, 9);
+    assert_stale(h);
+    ck_assert(check_handle(h2, 300, 9));
+    ck_assert_int_eq(walloc_deallocate(h2), WALLOC_OK);
+    ck_assert_int_eq(walloc_deallocate(h2), WALLOC_ERR_STALE);
+  }
+}
+END_TEST
+
+START_TEST(free_lists_recycle_by_class) {
+  walloc_tier t = WALLOC_TIER_ENTITY;
+  walloc_handle h[64];
+  for (int i = 0; i < 64; i++) h[i] = walloc_allocate(100, t);
+  void *first = walloc_handle_to_ptr(h[10]);
+  for (int i = 0; i < 64; i++) ck_assert_int_eq(walloc_deallocate(h[i]), WALLOC_OK);
+  walloc_tier_stats s = tier_stats(t);
+  ck_assert_uint_eq(s.free_list_bytes, 64 * walloc_handle_size(walloc_allocate(100, t)));
+  ck_assert_uint_eq(s.deallocations, 64);
+  bool reused = false;
+  for (int i = 0; i < 64; i++) {
+    walloc_handle n = walloc_allocate(90, t);
+    reused |= walloc_handle_to_ptr(n) == first;
+  }
+  ck_assert(reused);
+  ck_assert_uint_eq(tier_stats(t).allocations, 64 + 1 + 64);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+   Bounds and bad input
+   ------------------------------------------------------------------------ */
+START_TEST(bounds_are_checked) {
+  walloc_handle a = walloc_allocate(256, WALLOC_TIER_ENTITY);
+  walloc_handle b = walloc_allocate(256, WALLOC_TIER_ENTITY);
+  size_t n = walloc_handle_size(a);
+  fill_handle(b, walloc_handle_size(b), 5);
+  uint8_t buf[1024];
+  memset(buf, 0xee, sizeof buf);
+  ck_assert_int_eq(walloc_write_data(a, 0, buf, n), WALLOC_OK);
+  ck_assert_int_eq(walloc_write_data(a, n - 1, buf, 2), WALLOC_ERR_BOUNDS);
+  ck_assert_int_eq(walloc_write_data(a, n, buf, 1), WALLOC_ERR_BOUNDS);
+  ck_assert_int_eq(walloc_write_data(a, n, buf, 0), WALLOC_OK);
+  ck_assert_int_eq(walloc_write_data(a, n + 1, buf, 0), WALLOC_ERR_BOUNDS);
+  ck_assert_int_eq(walloc_write_data(a, SIZE_MAX, buf, 1), WALLOC_ERR_BOUNDS);
+  ck_assert_int_eq(walloc_write_data(a, 1, buf, SIZE_MAX), WALLOC_ERR_BOUNDS);
+  ck_assert_int_eq(walloc_write_data(a, SIZE_MAX - 3, buf, 8), WALLOC_ERR_BOUNDS); /* wraps */
+  ck_assert_int_eq(walloc_read_data(a, n - 3, buf, 4), WALLOC_ERR_BOUNDS);
+  ck_assert_int_eq(walloc_read_data(a, 8, buf, SIZE_MAX - 4), WALLOC_ERR_BOUNDS);
+  ck_assert_int_eq(walloc_write_data(a, 0, NULL, 1), WALLOC_ERR_INVALID);
+  ck_assert_int_eq(walloc_read_data(a, 0, NULL, 1), WALLOC_ERR_INVALID);
+  ck_assert(check_handle(b, walloc_handle_size(b), 5)); /* the neighbour is untouched */
+}
+END_TEST
+
+START_TEST(bad_input_never_crashes) {
+  uint8_t buf[16];
+  ck_assert_uint_eq(walloc_allocate(10, (walloc_tier)7), WALLOC_NULL_HANDLE);
+  ck_assert_uint_eq(walloc_allocate(10, (walloc_tier)-1), WALLOC_NULL_HANDLE);
+  ck_assert_uint_eq(walloc_allocate(10, WALLOC_TIER_COUNT), WALLOC_NULL_HANDLE);
+  ck_assert_uint_eq(walloc_allocate(wl_opaque(SIZE_MAX), WALLOC_TIER_RENDER), WALLOC_NULL_HANDLE);
+  ck_assert_uint_eq(walloc_allocate(wl_opaque(SIZE_MAX), WALLOC_TIER_FALLBACK), WALLOC_NULL_HANDLE);
+  ck_assert_uint_eq(walloc_allocate(wl_opaque((size_t)1 << 62), WALLOC_TIER_ENTITY), WALLOC_NULL_HANDLE);
+  ck_assert_int_eq(walloc_deallocate(WALLOC_NULL_HANDLE), WALLOC_ERR_INVALID);
+  ck_assert_ptr_null(walloc_handle_to_ptr(WALLOC_NULL_HANDLE));
+  ck_assert_uint_eq(walloc_handle_size(WALLOC_NULL_HANDLE), 0);
+  ck_assert_int_eq(walloc_read_data(WALLOC_NULL_HANDLE, 0, buf, 1), WALLOC_ERR_INVALID);
+  ck_assert_int_eq(walloc_reset_tier(WALLOC_TIER_FALLBACK), WALLOC_ERR_INVALID);
+  ck_assert_int_eq(walloc_reset_tier((walloc_tier)9), WALLOC_ERR_INVALID);
+  ck_assert_int_eq(walloc_fast_compact_tier(WALLOC_TIER_FALLBACK, 0), WALLOC_ERR_INVALID);
+  ck_assert_int_eq(walloc_tier_stats_get(WALLOC_TIER_RENDER, NULL), WALLOC_ERR_INVALID);
+  ck_assert_int_eq(walloc_tier_stats_get((walloc_tier)5, NULL), WALLOC_ERR_INVALID);
+  /* forged handles: random bits, offsets beyond the tiers, misaligned offsets */
+  walloc_handle real = walloc_allocate(100, WALLOC_TIER_RENDER);
+  uint64_t rng = 7;
+  for (int i = 0; i < 100000; i++) {
+    walloc_handle h = wl_test_rand(&rng);
+    if (i % 3 == 0) h = (real & ~(uint64_t)0xFFFF) | (h & 0xFFFF);       /* near a real block */
+    if (i % 5 == 0) h = real ^ ((uint64_t)1 << (h % 63));                  /* one bit off */
+    if (h == real) continue;
+    walloc_status st = walloc_read_data(h, 0, buf, 1);
+    ck_assert_msg(st == WALLOC_ERR_INVALID || st == WALLOC_ERR_STALE, "forged %llx: %s", (unsigned long long)h,
+                  walloc_status_str(st));
+    ck_assert_int_ne(walloc_deallocate(h), WALLOC_OK);
+  }
+  ck_assert_ptr_nonnull(walloc_handle_to_ptr(real)); /* the real one is intact */
+  /* every status has a message */
+  for (int s = WALLOC_OK; s <= WALLOC_ERR_UNSUPPORTED; s++) {
+    ck_assert_ptr_nonnull(walloc_status_str((walloc_status)s));
+    ck_assert_int_gt(strlen(walloc_status_str((walloc_status)s)), 5);
+  }
+  ck_assert_ptr_nonnull(walloc_status_str((walloc_status)1234));
+  ck_assert_ptr_nonnull(strstr(walloc_status_str(WALLOC_ERR_STALE), "STALE"));
+}
+END_TEST
+
+START_TEST(bad_configurations_are_refused) {
+  walloc_config c1 = {0, {60, 30, 20}, {0, 0, 0}};
+  ck_assert_int_eq(walloc_init(&c1), WALLOC_ERR_INVALID); /* 110 % */
+  walloc_config c2 = {0, {0, 0, 0}, {100, 0, 0}};
+  ck_assert_int_eq(walloc_init(&c2), WALLOC_ERR_INVALID); /* not a power of two */
+  walloc_config c3 = {(size_t)1 << 40, {0, 0, 0}, {0, 0, 0}};
+  ck_assert_int_eq(walloc_init(&c3), WALLOC_ERR_INVALID); /* beyond what a handle addresses */
+  walloc_config c4 = {1000, {0, 0, 0}, {0, 0, 0}};
+  ck_assert_int_eq(walloc_init(&c4), WALLOC_ERR_INVALID); /* too small */
+  walloc_config ok = {32 * MiB, {25, 25, 50}, {0, 0, 0}};
+  ck_assert_int_eq(walloc_init(&ok), WALLOC_OK); /* the refusals changed nothing */
+  ck_assert_uint_ge(tier_stats(WALLOC_TIER_ENTITY).capacity, 15 * MiB);
+}
+END_TEST
+
+START_TEST(environment_configures_tiers) {
+  setenv("WALLOC_TIERS", "64M:10,20,70", 1);
+  ck_assert_int_eq(walloc_init(NULL), WALLOC_OK);
+  size_t r = tier_stats(WALLOC_TIER_RENDER).capacity, e = tier_stats(WALLOC_TIER_ENTITY).capacity;
+  ck_assert_uint_le(r, 7 * MiB);
+  ck_assert_uint_ge(e, 44 * MiB);
+  ck_assert_uint_le(r + e + tier_stats(WALLOC_TIER_SCENE).capacity, 64 * MiB);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+   Capacity, growth, batches, copies, the fallback tier
+   ------------------------------------------------------------------------ */
+START_TEST(full_tier_returns_null_and_reset_recovers) {
+  walloc_config cfg = {8 * MiB, {0, 0, 0}, {0, 0, 0}};
+  ck_assert_int_eq(walloc_init(&cfg), WALLOC_OK);
+  walloc_tier t = WALLOC_TIER_ENTITY;
+  size_t cap = tier_stats(t).capacity;
+  size_t got = 0;
+  walloc_handle h;
+  while ((h = walloc_allocate(1000, t)) != WALLOC_NULL_HANDLE) got += walloc_handle_size(h);
+  ck_assert_uint_le(got, cap);
+  ck_assert_uint_ge(got, cap / 2);
+  ck_assert_uint_eq(walloc_allocate(cap + 1, t), WALLOC_NULL_HANDLE);
+  ck_assert_uint_ne(walloc_allocate(100, WALLOC_TIER_RENDER), WALLOC_NULL_HANDLE); /* other tiers unaffected */
+  ck_assert_int_eq(walloc_reset_tier(t), WALLOC_OK);
+  ck_assert_uint_ne(walloc_allocate(1000, t), WALLOC_NULL_HANDLE);
+}
+END_TEST
+
+START_TEST(growth_keeps_handles_valid) {
+  walloc_tier t = WALLOC_TIER_RENDER;
+  walloc_handle first = walloc_allocate(4096, t);
+  fill_handle(first, 4096, 1);
+  void *p = walloc_handle_to_ptr(first);
+  for (int i = 0; i < 200; i++) ck_assert_uint_ne(walloc_allocate(256 * KiB, t), WALLOC_NULL_HANDLE); /* 50 MiB */
+  ck_assert_ptr_eq(walloc_handle_to_ptr(first), p); /* nothing moved */
+  ck_assert(check_handle(first, 4096, 1));
+  ck_assert_uint_ge(tier_stats(t).used, 50 * MiB);
+}
+END_TEST
+
+START_TEST(batch_allocation) {
+  walloc_request req[6] = {{100, WALLOC_TIER_RENDER}, {200, WALLOC_TIER_SCENE},   {300, WALLOC_TIER_ENTITY},
+                           {400, WALLOC_TIER_FALLBACK}, {SIZE_MAX, WALLOC_TIER_ENTITY}, {10, (walloc_tier)8}};
+  walloc_handle out[6];
+  ck_assert_uint_eq(walloc_allocate_batch(req, 6, out), 4);
+  for (int i = 0; i < 4; i++) ck_assert_uint_ge(walloc_handle_size(out[i]), req[i].size);
+  ck_assert_uint_eq(out[4], WALLOC_NULL_HANDLE);
+  ck_assert_uint_eq(out[5], WALLOC_NULL_HANDLE);
+  ck_assert_uint_eq(walloc_allocate_batch(NULL, 3, out), 0);
+  ck_assert_uint_eq(walloc_allocate_batch(req, 0, out), 0);
+}
+END_TEST
+
+START_TEST(bulk_copy_checks_every_operation) {
+  walloc_handle a = walloc_allocate(1000, WALLOC_TIER_RENDER);
+  walloc_handle b = walloc_allocate(1000, WALLOC_TIER_ENTITY);
+  walloc_handle f = walloc_allocate(1000, WALLOC_TIER_FALLBACK);
+  fill_handle(a, 1000, 3);
+  walloc_handle stale = walloc_allocate(64, WALLOC_TIER_SCENE);
+  walloc_deallocate(stale);
+  walloc_copy_op ops[6] = {
+    {b, 0, a, 0, 1000},                 /* render -> entity */
+    {f, 0, b, 0, 1000},                 /* entity -> general heap */
+    {b, walloc_handle_size(b) - 1, a, 0, 2}, /* out of bounds */
+    {stale, 0, a, 0, 10},               /* stale destination */
+    {a, 10, a, 0, 500},                 /* overlapping, same block: memmove */
+    {b, 0, WALLOC_NULL_HANDLE, 0, 1},   /* invalid source */
+  };
+  ck_assert_uint_eq(walloc_bulk_copy(ops, 6), 3);
+  ck_assert(check_handle(b, 1000, 3));
+  ck_assert_mem_eq(walloc_handle_to_ptr(f), walloc_handle_to_ptr(b), 1000);
+  uint8_t expect[1000];
+  wl_test_fill(expect, 1000, 3);
+  ck_assert_mem_eq((uint8_t *)walloc_handle_to_ptr(a) + 10, expect, 500);
+  ck_assert_uint_eq(walloc_bulk_copy(NULL, 2), 0);
+}
+END_TEST
+
+START_TEST(fallback_tier_is_the_general_heap) {
+  walloc_handle h = walloc_allocate(5000, WALLOC_TIER_FALLBACK);
+  ck_assert_uint_ne(h, WALLOC_NULL_HANDLE);
+  void *p = walloc_handle_to_ptr(h);
+  ck_assert(walloc_owns((char *)p - 16));
+  ck_assert_uint_eq(walloc_handle_size(h), 5000);
+  fill_handle(h, 5000, 11);
+  uint8_t out[5000];
+  ck_assert_int_eq(walloc_read_data(h, 0, out, 5000), WALLOC_OK);
+  ck_assert_uint_eq(wl_test_check(out, 5000, 11), 5000);
+  ck_assert_int_eq(walloc_write_data(h, 4999, out, 2), WALLOC_ERR_BOUNDS);
+  walloc_tier_stats s = tier_stats(WALLOC_TIER_FALLBACK);
+  ck_assert_uint_ge(s.used, 5000);
+  ck_assert_int_eq(walloc_deallocate(h), WALLOC_OK);
+  assert_stale(h);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+   Threads
+   ------------------------------------------------------------------------ */
+enum { WORKERS = 8, ROUNDS = 4000 };
+static _Atomic(int) stop_stats;
+static _Atomic(uint64_t) total_allocs;
+
+static void *tier_worker(void *arg) {
+  uint32_t id = (uint32_t)(uintptr_t)arg;
+  walloc_tier t = arena_tiers[id % 2 ? 2 : 1];
+  uint64_t rng = id * 7919 + 1;
+  walloc_handle live[64] = {0};
+  size_t size[64];
+  for (int r = 0; r < ROUNDS; r++) {
+    int i = (int)(wl_test_rand(&rng) % 64);
+    if (live[i] != 0) {
+      if (!check_handle(live[i], size[i], id * 1000 + (uint32_t)i)) return (void *)1;
+      walloc_status dst = walloc_deallocate(live[i]);
+      if (dst != WALLOC_OK) { fprintf(stderr, "worker %u: deallocate %llx: %s\n", id, (unsigned long long)live[i], walloc_status_str(dst)); return (void *)2; }
+    }
+    size[i] = 1 + wl_test_rand(&rng) % 2000;
+    live[i] = walloc_allocate(size[i], t);
+    if (live[i] == WALLOC_NULL_HANDLE) return (void *)3;
+    atomic_fetch_add(&total_allocs, 1);
+    fill_handle(live[i], size[i], id * 1000 + (uint32_t)i);
+  }
+  for (int i = 0; i < 64; i++) {
+    if (live[i] != 0 && !check_handle(live[i], size[i], id * 1000 + (uint32_t)i)) return (void *)4;
+  }
+  return NULL;
+}
+
+static void *stats_reader(void *arg) {
+  (void)arg;
+  uint64_t last = 0;
+  while (!atomic_load(&stop_stats)) {
+    walloc_tier_stats s;
+    if (walloc_tier_stats_get(WALLOC_TIER_ENTITY, &s) != WALLOC_OK) return (void *)1;
+    if (s.used > s.capacity || s.allocations < last) return (void *)2; /* sane and monotonic */
+    last = s.allocations;
+  }
+  return NULL;
+}
+
+START_TEST(threads_share_a_tier) {
+  pthread_t w[WORKERS], reader;
+  ck_assert_int_eq(pthread_create(&reader, NULL, stats_reader, NULL), 0);
+  for (uintptr_t i = 0; i < WORKERS; i++) ck_assert_int_eq(pthread_create(&w[i], NULL, tier_worker, (void *)i), 0);
+  for (int i = 0; i < WORKERS; i++) {
+    void *ret;
+    pthread_join(w[i], &ret);
+    ck_assert_msg(ret == NULL, "worker %d failed with %ld", i, (long)(intptr_t)ret);
+  }
+  atomic_store(&stop_stats, 1);
+  void *ret;
+  pthread_join(reader, &ret);
+  ck_assert_ptr_null(ret);
+  walloc_tier_stats e = tier_stats(WALLOC_TIER_ENTITY), s = tier_stats(WALLOC_TIER_SCENE);
+  ck_assert_uint_eq(e.allocations + s.allocations, atomic_load(&total_allocs)); /* exact once threads are gone */
+  ck_assert_uint_eq(e.allocations - e.deallocations + s.allocations - s.deallocations, WORKERS * 64);
+}
+END_TEST
+
+/* A thread keeps a window open across a reset by another thread: its next
+   allocation must not land in memory handed out after the reset. */
+static walloc_handle before_reset, after_reset;
+static pthread_barrier_t step;
+
+static void *window_holder(void *arg) {
+  (void)arg;
+  before_reset = walloc_allocate(64, WALLOC_TIER_ENTITY); /* opens a window */
+  pthread_barrier_wait(&step);                            /* main resets and allocates */
+  pthread_barrier_wait(&step);
+  after_reset = walloc_allocate(64, WALLOC_TIER_ENTITY);
+  fill_handle(after_reset, 64, 77);
+  return NULL;
+}
+
+START_TEST(windows_outstanding_across_reset) {
+  pthread_barrier_init(&step, NULL, 2);
+  pthread_t t;
+  pthread_create(&t, NULL, window_holder, NULL);
+  pthread_barrier_wait(&step);
+  ck_assert_int_eq(walloc_reset_tier(WALLOC_TIER_ENTITY), WALLOC_OK);
+  walloc_handle mine[1000];
+  for (int i = 0; i < 1000; i++) {
+    mine[i] = walloc_allocate(64, WALLOC_TIER_ENTITY);
+    fill_handle(mine[i], 64, (uint32_t)i);
+  }
+  pthread_barrier_wait(&step);
+  pthread_join(t, NULL);
+  assert_stale(before_reset);
+  ck_assert(check_handle(after_reset, 64, 77));
+  for (int i = 0; i < 1000; i++) ck_assert(check_handle(mine[i], 64, (uint32_t)i));
+}
+END_TEST
+
+Suite *wl_test_suite(void) {
+  Suite *s = suite_create("tiers");
+  WL_TCASE(s, "basics", 60, init_once_and_defaults, first_allocation_sets_up_lazily, alignment_of_each_tier,
+           custom_alignment, write_read_round_trip, handle_pointer_round_trip, blocks_never_overlap);
+  WL_TCASE(s, "stale", 60, reset_makes_handles_stale, compaction_keeps_the_preserved_prefix,
+           compaction_with_growing_prefixes, double_deallocation_is_stale, free_lists_recycle_by_class);
+  WL_TCASE(s, "errors", 60, bounds_are_checked, bad_input_never_crashes, bad_configurations_are_refused,
+           environment_configures_tiers);
+  WL_TCASE(s, "capacity", 60, full_tier_returns_null_and_reset_recovers, growth_keeps_handles_valid,
+           batch_allocation, bulk_copy_checks_every_operation, fallback_tier_is_the_general_heap);
+  WL_TCASE(s, "threads", 120, threads_share_a_tier, windows_outstanding_across_reset);
+  return s;
+}
