@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""run_tiers.py: tier allocation + reset against malloc + free, in one run.
+
+Runs `bench-frame tier` (walloc's entity tier, reset once per frame) and
+`bench-frame malloc` under glibc, walloc, jemalloc, mimalloc and tcmalloc
+(preloaded), interleaved and rotated over repetitions, for one thread and for
+every thread of the machine, and prints the median ns per object with the
+speed-up of the tier over each malloc+free.
+
+usage: python3 benchmarks/run_tiers.py [--build build] [--walloc PATH]
+                                        [--reps 5] [--n 10000] [--frames 300]
+"""
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+LIBDIR = "/usr/lib/x86_64-linux-gnu"
+ALLOCATORS = {
+    "glibc": None,
+    "walloc": "WALLOC",
+    "jemalloc": f"{LIBDIR}/libjemalloc.so.2",
+    "mimalloc": f"{LIBDIR}/libmimalloc.so.2",
+    "tcmalloc": f"{LIBDIR}/libtcmalloc_minimal.so.4",
+}
+
+
+def run(cmd, preload=None):
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    if preload:
+        env["LD_PRELOAD"] = preload
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        sys.exit(f"FAILED ({out.returncode}): {' '.join(cmd)} preload={preload}\n{out.stdout}{out.stderr}")
+    m = re.search(r"ns_per_object=([0-9.]+)", out.stdout)
+    if not m:
+        sys.exit(f"no ns_per_object in output of {' '.join(cmd)}:\n{out.stdout}")
+    return float(m.group(1))
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    repo = os.path.dirname(here)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build", default=os.path.join(repo, "build"))
+    ap.add_argument("--walloc", default=None)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--n", type=int, default=10000)
+    ap.add_argument("--frames", type=int, default=300)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    exe = os.path.join(args.build, "benchmarks", "bench-frame")
+    walloc = os.path.abspath(args.walloc or os.path.join(args.build, "libwalloc.so"))
+    allocs = {k: (walloc if v == "WALLOC" else v) for k, v in ALLOCATORS.items()}
+    allocs = {k: v for k, v in allocs.items() if v is None or os.path.exists(v)}
+    threads_all = os.cpu_count() or 2
+    variants = ["tier"] + [f"malloc/{a}" for a in allocs]
+    results = {}
+    load_before = os.getloadavg()[0]
+    t_start = time.time()
+    for threads in (1, threads_all):
+        samples = {v: [] for v in variants}
+        for rep in range(args.reps):
+            order = variants[rep % len(variants):] + variants[:rep % len(variants)]
+            for v in order:
+                cmd = [exe, "tier" if v == "tier" else "malloc", str(args.n), str(args.frames), str(threads)]
+                preload = None if v == "tier" else allocs[v.split("/")[1]]
+                samples[v].append(run(cmd, preload))
+        results[threads] = {v: statistics.median(s) for v, s in samples.items()}
+    lines = []
+    lines.append(f"- command: `python3 benchmarks/run_tiers.py {' '.join(sys.argv[1:])}`")
+    lines.append(f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(t_start))}; "
+                 f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after ({os.cpu_count()} CPUs)")
+    lines.append(f"- work: {args.frames} frames of {args.n} objects of 16-256 bytes per thread; "
+                 f"median of {args.reps} interleaved runs")
+    lines.append("")
+    header = "| threads | walloc tier alloc + reset | " + " | ".join(f"{a} malloc + free" for a in allocs) + " |"
+    lines.append(header)
+    lines.append("|---|---:|" + "---:|" * len(allocs))
+    for threads, r in results.items():
+        tier = r["tier"]
+        cells = [f"{r['malloc/' + a]:.2f} ns ({r['malloc/' + a] / tier:.1f}x)" for a in allocs]
+        lines.append(f"| {threads} | {tier:.2f} ns | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("ns per object (allocation plus its share of the frame's release); "
+                 "in brackets: how many times the tier is faster.")
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
