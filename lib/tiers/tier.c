@@ -201,7 +201,8 @@ static walloc_status tiers_setup(const walloc_config *cfg) {
                                wl_os_getenv("WALLOC_TIER_DECOMMIT")[0] == '1';
   for (int i = 0; i < WL_TIERS; i++) {
     wl_tier_t *t = &wl_tiers.tier[i];
-    memset(t, 0, sizeof *t);
+    /* every other field is still zero: set-up runs once, and fast paths may
+       already read gen (UINT64_MAX until the store below) */
     t->start = base + offsets[i];
     t->offset = offsets[i];
     t->capacity = caps[i];
