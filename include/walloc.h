@@ -159,6 +159,82 @@ WALLOC_EXPORT walloc_status walloc_reset_tier(walloc_tier tier);                
 WALLOC_EXPORT walloc_status walloc_fast_compact_tier(walloc_tier tier, size_t preserve_bytes);
 WALLOC_EXPORT walloc_status walloc_tier_stats_get(walloc_tier tier, walloc_tier_stats *out);
 
+/* ------------------------------------------------------------------------
+   Lifetimes: memory grouped by how long it lives (docs/lifetimes.md).
+   ------------------------------------------------------------------------ */
+
+/* Why the calling thread's last failed lifetime call (one that returned the
+   null handle or NULL) failed: WALLOC_ERR_BUDGET, _NOMEM, _INVALID, ...
+   Only failures set it. */
+WALLOC_EXPORT walloc_status walloc_last_status(void);
+
+/* Scopes: a checkpoint with a budget. Leaving releases everything allocated
+   inside at once. A scope belongs to the thread that entered it (other
+   threads are refused with WALLOC_ERR_INVALID); scopes nest to any depth,
+   and an allocation counts against the budget of every enclosing scope
+   that has one. */
+typedef struct walloc_scope walloc_scope;
+WALLOC_EXPORT walloc_scope *walloc_scope_enter(walloc_tier tier, size_t budget); /* budget 0 = unlimited */
+WALLOC_EXPORT walloc_handle walloc_scope_allocate(walloc_scope *scope, size_t size);
+WALLOC_EXPORT size_t walloc_scope_used(const walloc_scope *scope);
+WALLOC_EXPORT void walloc_scope_leave(walloc_scope *scope);
+
+#if defined(__GNUC__) || defined(__clang__)
+static inline void walloc_scope_cleanup_(walloc_scope **scope) {
+  if (*scope != NULL) walloc_scope_leave(*scope);
+}
+/* WALLOC_SCOPE(name, tier, budget): a scope left automatically when the
+   enclosing C block ends (also by return, break or goto). */
+#define WALLOC_SCOPE(name, tier, budget) \
+  walloc_scope *name __attribute__((cleanup(walloc_scope_cleanup_))) = walloc_scope_enter((tier), (budget))
+#endif
+
+/* Contexts: named owners of allocations in a tier, with reference counts and
+   children. Releasing the last reference does not free the allocations:
+   they live until the context's parent is reset, or the tier is. */
+typedef struct walloc_context walloc_context;
+WALLOC_EXPORT walloc_context *walloc_context_create(walloc_tier tier, walloc_context *parent);
+WALLOC_EXPORT walloc_context *walloc_context_retain(walloc_context *ctx);
+WALLOC_EXPORT void walloc_context_release(walloc_context *ctx);
+WALLOC_EXPORT walloc_handle walloc_context_allocate(walloc_context *ctx, size_t size);
+WALLOC_EXPORT void walloc_context_reset(walloc_context *ctx); /* also resets its children */
+
+/* Frame arenas: one per thread, thrown away at the end of each frame. */
+WALLOC_EXPORT void walloc_frame_begin(void);
+WALLOC_EXPORT void *walloc_frame_alloc(size_t size, size_t align); /* NULL outside a frame */
+WALLOC_EXPORT void walloc_frame_end(void);
+typedef struct walloc_frame_stats {
+  size_t bytes, peak_bytes, allocations, chunks;
+} walloc_frame_stats;
+WALLOC_EXPORT void walloc_frame_stats_get(walloc_frame_stats *out);
+
+/* Pools: fixed-size objects, freed from any thread. */
+typedef struct walloc_pool walloc_pool;
+WALLOC_EXPORT walloc_pool *walloc_pool_create(size_t object_size, size_t align);
+WALLOC_EXPORT void *walloc_pool_alloc(walloc_pool *pool);
+WALLOC_EXPORT void walloc_pool_free(walloc_pool *pool, void *object);
+WALLOC_EXPORT void walloc_pool_destroy(walloc_pool *pool);
+
+/* Promotion ("graduated migration"): copy a block into a longer-lived tier.
+   The old block is released when its tier allows it (not a scope's,
+   context's or ring's block). */
+WALLOC_EXPORT walloc_handle walloc_promote(walloc_handle handle, walloc_tier to);
+
+/* Frames in flight: a ring in a tier for per-frame upload data. A block
+   allocated in frame F stays valid until walloc_ring_retire(ring, F). */
+typedef struct walloc_ring walloc_ring;
+WALLOC_EXPORT walloc_ring *walloc_ring_create(walloc_tier tier, size_t bytes);
+WALLOC_EXPORT walloc_status walloc_ring_begin_frame(walloc_ring *ring, uint64_t frame);
+WALLOC_EXPORT walloc_handle walloc_ring_allocate(walloc_ring *ring, size_t size);
+WALLOC_EXPORT void walloc_ring_retire(walloc_ring *ring, uint64_t frame);
+WALLOC_EXPORT void walloc_ring_destroy(walloc_ring *ring);
+
+/* Budgets per tier: a soft limit calls back (once each time usage crosses
+   it), a hard limit makes allocation fail with WALLOC_ERR_BUDGET. 0 = none. */
+typedef void (*walloc_budget_fn)(walloc_tier tier, size_t used, size_t limit, void *arg);
+WALLOC_EXPORT walloc_status walloc_set_budget(walloc_tier tier, size_t soft_limit, size_t hard_limit,
+                                              walloc_budget_fn on_soft_limit, void *arg);
+
 /* memcpy with kernels chosen once from the CPU's features (AVX2, SSE2, portable C). */
 WALLOC_EXPORT void *walloc_memcpy(void *dst, const void *src, size_t n);
 

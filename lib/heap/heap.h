@@ -278,6 +278,7 @@ void wl_options_init(void);
 extern _Atomic(int) wl_process_ready;
 void wl_process_init(void);
 void wl_error(const char *msg, const void *p);   /* reported when verbose */
+void wl_warn(const char *msg, const void *p);    /* reported in debug builds, or when verbose */
 void wl_fatal(const char *msg, const void *p);   /* aborts in debug builds */
 
 /* segment.c */

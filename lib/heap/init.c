@@ -45,6 +45,11 @@ void wl_error(const char *msg, const void *p) {
   if (wl_option(WL_OPT_VERBOSE) > 0) report("error: ", msg, p);
 }
 
+void wl_warn(const char *msg, const void *p) {
+  wl_process_init();
+  if (WL_DEBUG > 0 || wl_option(WL_OPT_VERBOSE) > 0) report("error: ", msg, p);
+}
+
 void wl_fatal(const char *msg, const void *p) {
   wl_process_init();
   if (WL_DEBUG > 0) {
