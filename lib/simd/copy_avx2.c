@@ -4,6 +4,7 @@
  * the SSE2 kernel's with vectors twice as wide (copy.h, docs/memcpy.md).
  */
 #include "copy.h"
+#include "scalar.h"
 
 #include "../platform/base.h"
 
@@ -13,16 +14,6 @@
 #define WL_AVX2_FN     __attribute__((target("avx2"), aligned(64))) /* on a cache line: see copy.c */
 #define WL_AVX2_INLINE static inline __attribute__((always_inline, target("avx2")))
 
-/* How far ahead of the loads the loops prefetch (bytes; as in copy.c). */
-#define WL_COPY_PREFETCH_DIST        256
-#define WL_COPY_STREAM_PREFETCH_DIST 512
-
-WL_AVX2_INLINE uint64_t ld64(const uint8_t *p) { uint64_t v; __builtin_memcpy(&v, p, 8); return v; }
-WL_AVX2_INLINE uint32_t ld32(const uint8_t *p) { uint32_t v; __builtin_memcpy(&v, p, 4); return v; }
-WL_AVX2_INLINE uint16_t ld16(const uint8_t *p) { uint16_t v; __builtin_memcpy(&v, p, 2); return v; }
-WL_AVX2_INLINE void st64(uint8_t *p, uint64_t v) { __builtin_memcpy(p, &v, 8); }
-WL_AVX2_INLINE void st32(uint8_t *p, uint32_t v) { __builtin_memcpy(p, &v, 4); }
-WL_AVX2_INLINE void st16(uint8_t *p, uint16_t v) { __builtin_memcpy(p, &v, 2); }
 
 WL_AVX2_INLINE __m128i ldu16(const uint8_t *p) { return _mm_loadu_si128((const __m128i *)(const void *)p); }
 WL_AVX2_INLINE void stu16(uint8_t *p, __m128i v) { _mm_storeu_si128((__m128i *)(void *)p, v); }
@@ -38,20 +29,8 @@ WL_AVX2_INLINE void avx2_small(uint8_t *d, const uint8_t *s, size_t n) {
     __m128i a = ldu16(s), b = ldu16(s + n - 16);
     stu16(d, a);
     stu16(d + n - 16, b);
-  } else if (n >= 8) {
-    uint64_t a = ld64(s), b = ld64(s + n - 8);
-    st64(d, a);
-    st64(d + n - 8, b);
-  } else if (n >= 4) {
-    uint32_t a = ld32(s), b = ld32(s + n - 4);
-    st32(d, a);
-    st32(d + n - 4, b);
-  } else if (n >= 2) {
-    uint16_t a = ld16(s), b = ld16(s + n - 2);
-    st16(d, a);
-    st16(d + n - 2, b);
-  } else if (n == 1) {
-    *d = *s;
+  } else {
+    copy_lt16(d, s, n);
   }
 }
 

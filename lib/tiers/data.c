@@ -15,26 +15,33 @@ WL_INLINE bool in_bounds(size_t size, size_t offset, size_t length) {
   return offset <= size && length <= size - offset;
 }
 
-WL_API walloc_status walloc_write_data(walloc_handle handle, size_t offset, const void *data, size_t length) {
+/* [offset, offset+length) of a live block, for a copy to or from buf:
+   *at is NULL when there is nothing to copy. */
+static walloc_status block_range(walloc_handle handle, size_t offset, size_t length, const void *buf,
+                                 uint8_t **at) {
   wl_block_ref_t ref;
+  *at = NULL;
   walloc_status st = wl_handle_resolve(handle, &ref);
   if (st != WALLOC_OK) return st;
   if (!in_bounds(ref.size, offset, length)) return WALLOC_ERR_BOUNDS;
   if (length == 0) return WALLOC_OK;
-  if (data == NULL) return WALLOC_ERR_INVALID;
-  wl_memcpy(ref.ptr + offset, data, length);
+  if (buf == NULL) return WALLOC_ERR_INVALID;
+  *at = ref.ptr + offset;
   return WALLOC_OK;
 }
 
+WL_API walloc_status walloc_write_data(walloc_handle handle, size_t offset, const void *data, size_t length) {
+  uint8_t *at;
+  walloc_status st = block_range(handle, offset, length, data, &at);
+  if (at != NULL) wl_memcpy(at, data, length);
+  return st;
+}
+
 WL_API walloc_status walloc_read_data(walloc_handle handle, size_t offset, void *out, size_t length) {
-  wl_block_ref_t ref;
-  walloc_status st = wl_handle_resolve(handle, &ref);
-  if (st != WALLOC_OK) return st;
-  if (!in_bounds(ref.size, offset, length)) return WALLOC_ERR_BOUNDS;
-  if (length == 0) return WALLOC_OK;
-  if (out == NULL) return WALLOC_ERR_INVALID;
-  wl_memcpy(out, ref.ptr + offset, length);
-  return WALLOC_OK;
+  uint8_t *at;
+  walloc_status st = block_range(handle, offset, length, out, &at);
+  if (at != NULL) wl_memcpy(out, at, length);
+  return st;
 }
 
 static walloc_status copy_one(const walloc_copy_op *op) {
