@@ -27,6 +27,12 @@
  * object that carries it is a double free. Refused frees are reported
  * (wl_lifetime_report) and change nothing.
  *
+ * Sizes: objects are at least 16 bytes and 8-byte aligned (a free object
+ * holds a link and the tag), rounded up to the alignment asked for (0 means
+ * 16); a non-power-of-two alignment or size 0 fail with WALLOC_ERR_INVALID,
+ * sizes or alignments above 1 TiB with WALLOC_ERR_NOMEM. Slabs start at
+ * 64 KiB and double up to 1 MiB (or hold one object, for big ones).
+ *
  * Thread safety: caches are the thread's own; a pool's shared list, slabs
  * and carving sit behind its lock; the registry (indices, generations, the
  * flush at thread exit) behind registry_lock, taken before any pool lock.
@@ -326,6 +332,7 @@ WL_API walloc_pool *walloc_pool_create(size_t object_size, size_t align) {
     return NULL;
   }
   wl_process_init();
+  align = wl_max(align, sizeof(void *)); /* free objects hold a link and a tag */
   size_t size = wl_align_up(wl_max(object_size, WL_POOL_MIN_OBJECT), align);
   walloc_pool *pool = wl_aligned(WL_CACHE_LINE, sizeof *pool, true);
   if (pool == NULL) {
