@@ -345,7 +345,7 @@ WL_API walloc_pool *walloc_pool_create(size_t object_size, size_t align) {
   pool->inv = odd_inverse(size >> pool->shift);
   pool->inv_limit = UINT64_MAX / (size >> pool->shift);
   size_t cache_bytes = (size_t)32 << 10;
-  pool->cache_max = (uint32_t)wl_max(4, wl_min(256, cache_bytes / size));
+  pool->cache_max = (uint32_t)wl_max(4, wl_min(1024, cache_bytes / size));
   pool->batch = wl_max(2, pool->cache_max / 2);
   size_t first = wl_align_up(data_offset(pool) + (size <= 4096 ? 4096 : 8 * size), WL_POOL_REGION);
   if (size > WL_POOL_SLAB_MAX) first = wl_align_up(data_offset(pool) + size, WL_POOL_REGION);
