@@ -1,0 +1,132 @@
+/* bench-lifetimes: per-object cost of frame arenas and pools against
+ * malloc + free of the same objects.
+ *
+ *   frame         each frame every thread allocates N objects of 16 to 256
+ *                 bytes (a fixed pseudo-random sequence) with
+ *                 walloc_frame_alloc, then walloc_frame_end
+ *   malloc-frame  the same objects with malloc, then free of each
+ *   pool          each round every thread allocates N objects of SIZE bytes
+ *                 from one pool shared by all threads, then frees them all
+ *   malloc-pool   the same with malloc(SIZE) and free
+ *
+ * The malloc modes are run under LD_PRELOAD of the allocator to compare
+ * (benchmarks/run_lifetimes.py). Linked with libwalloc.a, which does not
+ * replace malloc. Every object's first and last byte are written and checked
+ * in the timed loop (a frame's objects must be usable and distinct).
+ * Prints ns per object (allocation plus its share of the release) of the
+ * slowest thread.
+ *
+ * usage: bench-lifetimes frame|malloc-frame|pool|malloc-pool [N=10000] [ROUNDS=300] [THREADS=1] [SIZE=64]
+ */
+#include "bench_common.h"
+#include "walloc.h"
+
+enum { MODE_FRAME, MODE_MALLOC_FRAME, MODE_POOL, MODE_MALLOC_POOL };
+static const char *mode_names[] = {"frame", "malloc-frame", "pool", "malloc-pool"};
+
+typedef struct {
+  long id, n, rounds, size;
+  int mode;
+  double seconds;
+} life_arg_t;
+
+static pthread_barrier_t start_barrier;
+static walloc_pool *pool;
+
+static void touch(unsigned char *p, size_t size, long i) {
+  p[0] = (unsigned char)i;
+  p[size - 1] = (unsigned char)(i >> 3);
+}
+static void check(const unsigned char *p, size_t size, long i, long round) {
+  if (p[0] != (unsigned char)i || p[size - 1] != (unsigned char)(i >> 3)) {
+    bench_fail("round %ld: object %ld overwritten", round, i);
+  }
+}
+
+static void *life_worker(void *arg) {
+  life_arg_t *a = (life_arg_t *)arg;
+  size_t *sizes = (size_t *)bench_malloc((size_t)a->n * sizeof *sizes);
+  unsigned char **ptrs = (unsigned char **)bench_malloc((size_t)a->n * sizeof *ptrs);
+  rng_t r;
+  rng_seed(&r, 9000 + (uint64_t)a->id);
+  for (long i = 0; i < a->n; i++) {
+    sizes[i] = a->mode == MODE_FRAME || a->mode == MODE_MALLOC_FRAME ? (size_t)rng_range(&r, 16, 256)
+                                                                      : (size_t)a->size;
+  }
+  pthread_barrier_wait(&start_barrier);
+  double t0 = now_s();
+  for (long f = 0; f < a->rounds; f++) {
+    switch (a->mode) {
+    case MODE_FRAME:
+      walloc_frame_begin();
+      for (long i = 0; i < a->n; i++) {
+        ptrs[i] = (unsigned char *)walloc_frame_alloc(sizes[i], 16);
+        if (ptrs[i] == NULL) bench_fail("frame %ld: allocation %ld failed", f, i);
+        touch(ptrs[i], sizes[i], i);
+      }
+      for (long i = 0; i < a->n; i++) check(ptrs[i], sizes[i], i, f);
+      walloc_frame_end();
+      break;
+    case MODE_POOL:
+      for (long i = 0; i < a->n; i++) {
+        ptrs[i] = (unsigned char *)walloc_pool_alloc(pool);
+        if (ptrs[i] == NULL) bench_fail("round %ld: pool allocation %ld failed", f, i);
+        touch(ptrs[i], sizes[i], i);
+      }
+      for (long i = 0; i < a->n; i++) {
+        check(ptrs[i], sizes[i], i, f);
+        walloc_pool_free(pool, ptrs[i]);
+      }
+      break;
+    default: /* malloc-frame, malloc-pool */
+      for (long i = 0; i < a->n; i++) {
+        ptrs[i] = (unsigned char *)malloc(sizes[i]);
+        if (ptrs[i] == NULL) bench_fail("round %ld: malloc %ld failed", f, i);
+        touch(ptrs[i], sizes[i], i);
+      }
+      for (long i = 0; i < a->n; i++) {
+        check(ptrs[i], sizes[i], i, f);
+        free(ptrs[i]);
+      }
+      break;
+    }
+  }
+  a->seconds = now_s() - t0;
+  free(sizes);
+  free(ptrs);
+  return NULL;
+}
+
+int main(int argc, char **argv) {
+  const char *usage = "frame|malloc-frame|pool|malloc-pool [N=10000] [ROUNDS=300] [THREADS=1] [SIZE=64]";
+  usage_if_help(argc, argv, usage);
+  int mode = -1;
+  for (int m = 0; argc >= 2 && m < 4; m++) {
+    if (strcmp(argv[1], mode_names[m]) == 0) mode = m;
+  }
+  if (mode < 0) {
+    fprintf(stderr, "usage: bench-lifetimes %s\n", usage);
+    return 2;
+  }
+  long n = arg_long(argc, argv, 2, 10000, "N");
+  long rounds = arg_long(argc, argv, 3, 300, "ROUNDS");
+  long threads = arg_long(argc, argv, 4, 1, "THREADS");
+  long size = arg_long(argc, argv, 5, 64, "SIZE");
+  if (mode == MODE_POOL && (pool = walloc_pool_create((size_t)size, 16)) == NULL) bench_fail("pool_create failed");
+  pthread_barrier_init(&start_barrier, NULL, (unsigned)threads);
+  life_arg_t *args = (life_arg_t *)calloc((size_t)threads, sizeof *args);
+  for (long i = 0; i < threads; i++) args[i] = (life_arg_t){i, n, rounds, size, mode, 0};
+  double t0 = now_s();
+  run_threads(threads, life_worker, args, sizeof *args);
+  double wall = now_s() - t0;
+  double worst = 0;
+  for (long i = 0; i < threads; i++) worst = args[i].seconds > worst ? args[i].seconds : worst;
+  double objects = (double)n * (double)rounds * (double)threads;
+  printf("bench-lifetimes: mode=%s n=%ld rounds=%ld threads=%ld size=%ld time=%.3fs ns_per_object=%.2f "
+         "objects_per_second=%.0f ok\n",
+         argv[1], n, rounds, threads, mode == MODE_POOL || mode == MODE_MALLOC_POOL ? size : 0, wall,
+         worst * 1e9 / ((double)n * (double)rounds), objects / worst);
+  if (pool != NULL) walloc_pool_destroy(pool);
+  free(args);
+  return 0;
+}

@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""run_lifetimes.py: frame arenas and pools against malloc + free, in one run.
+
+Runs `bench-lifetimes frame` and `bench-lifetimes pool` (walloc's lifetime
+API, linked statically) and `bench-lifetimes malloc-frame` / `malloc-pool`
+under glibc, walloc, jemalloc, mimalloc and tcmalloc (preloaded, where
+installed), interleaved and rotated over repetitions, for one thread and
+for every thread of the machine, and prints a markdown table of the median
+ns per object with each figure's speed-up over glibc malloc + free.
+
+usage: python3 benchmarks/run_lifetimes.py [--build build] [--walloc PATH] [--reps 5]
+                                           [--n 10000] [--rounds 300] [--size 64]
+"""
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+LIBDIR = "/usr/lib/x86_64-linux-gnu"
+ALLOCATORS = {
+    "glibc": None,
+    "walloc": "WALLOC",
+    "jemalloc": f"{LIBDIR}/libjemalloc.so.2",
+    "mimalloc": f"{LIBDIR}/libmimalloc.so.2",
+    "tcmalloc": f"{LIBDIR}/libtcmalloc_minimal.so.4",
+}
+
+
+def run(cmd, preload=None):
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    if preload:
+        env["LD_PRELOAD"] = preload
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        sys.exit(f"FAILED ({out.returncode}): {' '.join(cmd)} preload={preload}\n{out.stdout}{out.stderr}")
+    m = re.search(r"ns_per_object=([0-9.]+)", out.stdout)
+    if not m:
+        sys.exit(f"no ns_per_object in output of {' '.join(cmd)}:\n{out.stdout}")
+    return float(m.group(1))
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    repo = os.path.dirname(here)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build", default=os.path.join(repo, "build"))
+    ap.add_argument("--walloc", default=None)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--n", type=int, default=10000)
+    ap.add_argument("--rounds", type=int, default=300)
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    exe = os.path.join(args.build, "benchmarks", "bench-lifetimes")
+    walloc = os.path.abspath(args.walloc or os.path.join(args.build, "libwalloc.so"))
+    allocs = {k: (walloc if v == "WALLOC" else v) for k, v in ALLOCATORS.items()}
+    allocs = {k: v for k, v in allocs.items() if v is None or os.path.exists(v)}
+    threads_all = os.cpu_count() or 2
+    workloads = ["frame", "pool"]
+    variants = [(w, None) for w in workloads] + [(w, a) for w in workloads for a in allocs]
+    results = {}
+    load_before = os.getloadavg()[0]
+    t_start = time.time()
+    for threads in (1, threads_all):
+        samples = {v: [] for v in variants}
+        for rep in range(args.reps):
+            k = rep % len(variants)
+            for v in variants[k:] + variants[:k]:
+                work, alloc = v
+                mode = work if alloc is None else f"malloc-{work}"
+                cmd = [exe, mode, str(args.n), str(args.rounds), str(threads), str(args.size)]
+                samples[v].append(run(cmd, allocs[alloc] if alloc else None))
+        results[threads] = {v: statistics.median(s) for v, s in samples.items()}
+    lines = []
+    lines.append(f"- command: `python3 benchmarks/run_lifetimes.py {' '.join(sys.argv[1:])}`")
+    lines.append(f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(t_start))}; "
+                 f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after ({os.cpu_count()} CPUs)")
+    lines.append(f"- work per thread: frame = {args.rounds} frames of {args.n} objects of 16-256 bytes; "
+                 f"pool = {args.rounds} rounds of {args.n} objects of {args.size} bytes from one shared pool "
+                 f"(all allocated, then all freed); median of {args.reps} interleaved runs")
+    lines.append("")
+    lines.append("| workload | threads | walloc | " + " | ".join(f"{a} malloc + free" for a in allocs) + " |")
+    lines.append("|---|---:|---:|" + "---:|" * len(allocs))
+    for work in workloads:
+        for threads, r in results.items():
+            base = r[(work, "glibc")] if "glibc" in allocs else None
+            def cell(ns):
+                return f"{ns:.2f} ns ({base / ns:.1f}x)" if base else f"{ns:.2f} ns"
+            name = "walloc_frame_alloc + frame_end" if work == "frame" else "walloc_pool_alloc + pool_free"
+            cells = [cell(r[(work, a)]) for a in allocs]
+            lines.append(f"| {work} | {threads} | {name}: {cell(r[(work, None)])} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("ns per object (allocation plus its share of the release) of the slowest thread; "
+                 "in brackets: speed relative to glibc malloc + free of the same objects (higher is faster).")
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,521 @@
+/* pool.c: fixed-size object pools (walloc_pool_create/alloc/free/destroy).
+ *
+ * Owns: the pools (structs from the internal heap), their slabs (mapped from
+ * the OS layer, so they count in mapped_bytes), the registry of pool
+ * indices, the slab map, and each thread's pool caches (TLS).
+ *
+ *   slab (64 KiB .. 1 MiB, 64 KiB aligned):
+ *   | header | object | object | ... | object |      carved in address order
+ *
+ * Each pool has an index in the registry, and each registry slot a
+ * generation, bumped when its pool is destroyed. A thread keeps an array of
+ * caches indexed by pool index: a free list, its length and the generation
+ * it belongs to. Allocation pops from the calling thread's cache (no atomic,
+ * no lock); when it is empty a batch comes from the pool's shared list or is
+ * carved from a slab, under the pool's lock. Freeing pushes on the calling
+ * thread's cache, whichever thread allocated the object; a full cache moves
+ * half its objects to the pool's shared list. A cache whose generation is
+ * not its pool's belongs to a destroyed pool: it is dropped without reading
+ * its (unmapped) objects.
+ *
+ * Checks on free, all O(1): the slab map (two levels, one entry per 64 KiB
+ * of address space, written when slabs come and go) names the slab holding
+ * the pointer, which must belong to this pool; the offset must be a whole
+ * number of objects (a multiply by the inverse of the object size) below
+ * what was carved. A freed object carries a tag word (its second word: the
+ * pool's key, from a per-process secret, xor its address); freeing an
+ * object that carries it is a double free. Refused frees are reported
+ * (wl_lifetime_report) and change nothing.
+ *
+ * Sizes: objects are at least 16 bytes and 8-byte aligned (a free object
+ * holds a link and the tag), rounded up to the alignment asked for (0 means
+ * 16); a non-power-of-two alignment or size 0 fail with WALLOC_ERR_INVALID,
+ * sizes or alignments above 1 TiB with WALLOC_ERR_NOMEM. Slabs start at
+ * 64 KiB and double up to 1 MiB (or hold one object, for big ones).
+ *
+ * Thread safety: caches are the thread's own; a pool's shared list, slabs
+ * and carving sit behind its lock; the registry (indices, generations, the
+ * flush at thread exit) behind registry_lock, taken before any pool lock.
+ * walloc_pool_destroy must not race with use of the same pool (as free
+ * must not race with use of the block); it may race with thread exits,
+ * which flush caches under the registry lock only into live pools.
+ */
+#include "lifetimes.h"
+
+#include <string.h>
+
+#define WL_POOL_MIN_OBJECT  ((size_t)16)
+#define WL_POOL_MAX_OBJECT  ((size_t)1 << 40)
+#define WL_POOL_REGION_SHIFT 16                               /* slab map granule: 64 KiB */
+#define WL_POOL_REGION      ((size_t)1 << WL_POOL_REGION_SHIFT)
+#define WL_POOL_LEAF_SHIFT  14                                /* 16384 entries: 1 GiB per leaf */
+#define WL_POOL_LEAF        ((size_t)1 << WL_POOL_LEAF_SHIFT)
+#define WL_POOL_TOP         ((size_t)1 << (WL_ADDRESS_BITS - WL_POOL_REGION_SHIFT - WL_POOL_LEAF_SHIFT))
+#define WL_POOL_SLAB_MAX    ((size_t)1 << 20)
+#define WL_POOL_HEADER      ((size_t)64)
+#define WL_POOL_NO_INDEX    UINT32_MAX
+#define WL_POOL_MAX_INDEX   ((uint32_t)1 << 20)
+
+typedef struct wl_pool_obj_s {
+  struct wl_pool_obj_s *next;
+  uintptr_t tag;  /* key ^ address while free */
+} wl_pool_obj_t;
+
+typedef struct wl_pool_slab_s {
+  walloc_pool *pool;
+  struct wl_pool_slab_s *next;
+  size_t size;               /* bytes mapped */
+  uintptr_t data;            /* first object */
+  uintptr_t data_end;        /* end of the last whole object */
+  _Atomic(uintptr_t) carved; /* objects below this were handed out at least once */
+} wl_pool_slab_t;
+_Static_assert(sizeof(wl_pool_slab_t) <= WL_POOL_HEADER, "slab header fits");
+
+struct walloc_pool {
+  /* read-only after creation: the fast paths read these */
+  uint32_t index, gen;
+  size_t object_size, align;
+  uintptr_t key;
+  uint64_t inv;              /* inverse of the odd part of object_size, mod 2^64 */
+  uint64_t inv_limit;        /* UINT64_MAX / odd part */
+  unsigned shift;            /* object_size = odd part << shift */
+  uint32_t cache_max;        /* objects a thread cache holds */
+  uint32_t batch;            /* objects moved at once */
+  /* under the lock */
+  wl_lock_t lock __attribute__((aligned(WL_CACHE_LINE)));
+  wl_pool_obj_t *shared;     /* objects given back by full caches and exiting threads */
+  size_t shared_count;
+  uintptr_t bump, bump_end;  /* carving in the newest slab */
+  wl_pool_slab_t *slabs;
+  size_t next_slab;          /* bytes of the next slab */
+  size_t slab_count;
+};
+
+typedef struct wl_pool_cache_s {
+  wl_pool_obj_t *head;
+  uint32_t count;
+  uint32_t gen;              /* the pool generation these objects belong to; 0 = none */
+} wl_pool_cache_t;
+
+typedef struct wl_pool_thread_s {
+  wl_pool_cache_t *caches;   /* indexed by pool index, from the internal heap */
+  uint32_t cap;
+  bool registered;
+} wl_pool_thread_t;
+
+static __thread wl_pool_thread_t wl_pool_self __attribute__((tls_model("initial-exec")));
+
+typedef struct wl_pool_slot_s {
+  walloc_pool *pool;         /* NULL when free */
+  uint32_t gen;
+  uint32_t next_free;        /* free list of slots: index + 1, 0 ends */
+} wl_pool_slot_t;
+
+static wl_lock_t registry_lock = WL_LOCK_INIT;
+static wl_pool_slot_t *slots;
+static uint32_t slots_cap, slots_top, slots_free;
+static uintptr_t pool_secret;
+static _Atomic(int) hooks_added;
+
+typedef _Atomic(wl_pool_slab_t *) wl_slab_entry_t;
+static _Atomic(wl_slab_entry_t *) slab_map[WL_POOL_TOP];
+
+/* ------------------------------------------------------------------------
+   The slab map: 64 KiB granule -> slab
+   ------------------------------------------------------------------------ */
+WL_INLINE wl_pool_slab_t *slab_lookup(uintptr_t p) {
+  uintptr_t idx = p >> WL_POOL_REGION_SHIFT;
+  uintptr_t top = idx >> WL_POOL_LEAF_SHIFT;
+  if (WL_UNLIKELY(top >= WL_POOL_TOP)) return NULL;
+  wl_slab_entry_t *leaf = wl_load_acquire(&slab_map[top]);
+  if (WL_UNLIKELY(leaf == NULL)) return NULL;
+  return wl_load_acquire(&leaf[idx & (WL_POOL_LEAF - 1)]);
+}
+
+static bool slab_map_set(uintptr_t base, size_t size, wl_pool_slab_t *value) {
+  for (uintptr_t a = base; a < base + size; a += WL_POOL_REGION) {
+    uintptr_t idx = a >> WL_POOL_REGION_SHIFT;
+    uintptr_t top = idx >> WL_POOL_LEAF_SHIFT;
+    if (top >= WL_POOL_TOP) return false;
+    wl_slab_entry_t *leaf = wl_load_acquire(&slab_map[top]);
+    if (leaf == NULL) {
+      if (value == NULL) continue;
+      size_t bytes = WL_POOL_LEAF * sizeof(wl_slab_entry_t);
+      wl_slab_entry_t *fresh = wl_os_alloc(bytes, wl_os.page_size, 0, NULL); /* reads as zero */
+      if (fresh == NULL) return false;
+      if (wl_cas_strong(&slab_map[top], &leaf, fresh)) leaf = fresh;
+      else wl_os_release(fresh, bytes); /* leaf now holds the winner's */
+    }
+    wl_store_release(&leaf[idx & (WL_POOL_LEAF - 1)], value);
+  }
+  return true;
+}
+
+/* ------------------------------------------------------------------------
+   Slabs (under the pool's lock, or at destroy)
+   ------------------------------------------------------------------------ */
+static size_t data_offset(const walloc_pool *pool) { return wl_align_up(WL_POOL_HEADER, pool->align); }
+
+static void slab_release(wl_pool_slab_t *slab) {
+  uintptr_t base = (uintptr_t)slab;
+  size_t size = slab->size;
+  slab_map_set(base, size, NULL);
+  wl_segment_os_release(slab, size);
+}
+
+static bool slab_new(walloc_pool *pool) {
+  size_t size = pool->next_slab;
+  size_t align = wl_max(WL_POOL_REGION, pool->align);
+  wl_pool_slab_t *slab = (wl_pool_slab_t *)wl_segment_os_alloc(size, align, 0, NULL);
+  if (slab == NULL) return false;
+  slab->pool = pool;
+  slab->size = size;
+  slab->data = (uintptr_t)slab + data_offset(pool);
+  size_t count = (size - data_offset(pool)) / pool->object_size;
+  slab->data_end = slab->data + count * pool->object_size;
+  wl_store_relaxed(&slab->carved, slab->data);
+  if (!slab_map_set((uintptr_t)slab, size, slab)) {
+    slab_map_set((uintptr_t)slab, size, NULL);
+    wl_segment_os_release(slab, size);
+    return false;
+  }
+  slab->next = pool->slabs;
+  pool->slabs = slab;
+  pool->slab_count++;
+  pool->bump = slab->data;
+  pool->bump_end = slab->data_end;
+  if (pool->next_slab < WL_POOL_SLAB_MAX) pool->next_slab *= 2;
+  return true;
+}
+
+/* Up to `want` objects into a list; returns how many. Under the lock. */
+static uint32_t pool_take(walloc_pool *pool, uint32_t want, wl_pool_obj_t **out) {
+  wl_pool_obj_t *head = NULL, **tail = &head;
+  uint32_t n = 0;
+  while (n < want && pool->shared != NULL) {
+    wl_pool_obj_t *o = pool->shared;
+    pool->shared = o->next;
+    pool->shared_count--;
+    *tail = o;
+    tail = &o->next;
+    n++;
+  }
+  while (n < want) { /* carved in address order */
+    if (pool->bump >= pool->bump_end && !slab_new(pool)) break;
+    wl_pool_obj_t *o = (wl_pool_obj_t *)pool->bump;
+    pool->bump += pool->object_size;
+    wl_store_relaxed(&pool->slabs->carved, pool->bump);
+    o->tag = 0;
+    *tail = o;
+    tail = &o->next;
+    n++;
+  }
+  *tail = NULL;
+  *out = head;
+  return n;
+}
+
+/* Push a list of n objects (tail known) on the shared list. Under the lock. */
+static void pool_give(walloc_pool *pool, wl_pool_obj_t *head, wl_pool_obj_t *tail, size_t n) {
+  tail->next = pool->shared;
+  pool->shared = head;
+  pool->shared_count += n;
+}
+
+/* ------------------------------------------------------------------------
+   Threads: caches, their flush at exit, fork
+   ------------------------------------------------------------------------ */
+static void pool_thread_exit(void) {
+  wl_pool_thread_t *t = &wl_pool_self;
+  if (t->caches == NULL) return;
+  wl_lock(&registry_lock);
+  for (uint32_t i = 0; i < t->cap && i < slots_top; i++) {
+    wl_pool_cache_t *c = &t->caches[i];
+    walloc_pool *pool = slots[i].pool;
+    if (c->head == NULL || pool == NULL || slots[i].gen != c->gen) continue; /* empty or destroyed */
+    wl_pool_obj_t *tail = c->head;
+    while (tail->next != NULL) tail = tail->next;
+    wl_lock(&pool->lock);
+    pool_give(pool, c->head, tail, c->count);
+    wl_unlock(&pool->lock);
+  }
+  wl_unlock(&registry_lock);
+  wl_free(t->caches);
+  memset(t, 0, sizeof *t);
+}
+
+static void pool_fork_prepare(void) {
+  wl_lock(&registry_lock);
+  for (uint32_t i = 0; i < slots_top; i++) {
+    if (slots[i].pool != NULL) wl_lock(&slots[i].pool->lock);
+  }
+}
+static void pool_fork_parent(void) {
+  for (uint32_t i = 0; i < slots_top; i++) {
+    if (slots[i].pool != NULL) wl_unlock(&slots[i].pool->lock);
+  }
+  wl_unlock(&registry_lock);
+}
+static void pool_fork_child(void) {
+  for (uint32_t i = 0; i < slots_top; i++) {
+    if (slots[i].pool != NULL) wl_lock_reset(&slots[i].pool->lock);
+  }
+  wl_lock_reset(&registry_lock);
+}
+
+static const wl_heap_hooks_t pool_hooks = {pool_thread_exit, pool_fork_prepare, pool_fork_parent,
+                                           pool_fork_child};
+
+static void hooks_once(void) {
+  if (WL_LIKELY(wl_load_acquire(&hooks_added) == 2)) return;
+  int expect = 0;
+  if (atomic_compare_exchange_strong(&hooks_added, &expect, 1)) {
+    if (!wl_heap_hooks_add(&pool_hooks)) wl_error("pool: no room for the thread-exit hook", NULL);
+    wl_store_release(&hooks_added, 2);
+  } else {
+    while (wl_load_acquire(&hooks_added) != 2) wl_os_yield();
+  }
+}
+
+/* The calling thread's cache for pool, reset if it belongs to a destroyed
+   pool; NULL if the pool has no index or memory for the cache array lacks. */
+static wl_pool_cache_t *cache_get(walloc_pool *pool) {
+  wl_pool_thread_t *t = &wl_pool_self;
+  uint32_t i = pool->index;
+  if (i == WL_POOL_NO_INDEX) return NULL;
+  if (i >= t->cap) {
+    if (!t->registered) {
+      if (wl_heap_get_or_init() == NULL) return NULL; /* its thread-exit hook flushes the caches */
+      hooks_once();
+      t->registered = true;
+    }
+    uint32_t cap = t->cap < 16 ? 16 : t->cap;
+    while (cap <= i) cap *= 2;
+    wl_pool_cache_t *fresh = wl_malloc((size_t)cap * sizeof *fresh);
+    if (fresh == NULL) return NULL;
+    if (t->caches != NULL) memcpy(fresh, t->caches, (size_t)t->cap * sizeof *fresh);
+    memset(fresh + t->cap, 0, (size_t)(cap - t->cap) * sizeof *fresh);
+    wl_free(t->caches);
+    t->caches = fresh;
+    t->cap = cap;
+  }
+  wl_pool_cache_t *c = &t->caches[i];
+  if (c->gen != pool->gen) { /* a destroyed pool's objects: forget them, never read them */
+    c->head = NULL;
+    c->count = 0;
+    c->gen = pool->gen;
+  }
+  return c;
+}
+
+/* ------------------------------------------------------------------------
+   The API
+   ------------------------------------------------------------------------ */
+static uint64_t odd_inverse(uint64_t m) {
+  uint64_t x = m; /* Newton: each step doubles the correct low bits (3 to start) */
+  for (int i = 0; i < 5; i++) x *= 2 - m * x;
+  return x;
+}
+
+WL_API walloc_pool *walloc_pool_create(size_t object_size, size_t align) {
+  if (align == 0) align = 16;
+  if (!wl_is_pow2(align)) {
+    wl_lifetime_fail(WALLOC_ERR_INVALID, "walloc_pool_create: alignment is not a power of two");
+    return NULL;
+  }
+  if (object_size == 0) {
+    wl_lifetime_fail(WALLOC_ERR_INVALID, "walloc_pool_create: object size 0");
+    return NULL;
+  }
+  if (object_size > WL_POOL_MAX_OBJECT || align > WL_POOL_MAX_OBJECT) {
+    wl_lifetime_fail(WALLOC_ERR_NOMEM, "walloc_pool_create: object size or alignment too large");
+    return NULL;
+  }
+  wl_process_init();
+  align = wl_max(align, sizeof(void *)); /* free objects hold a link and a tag */
+  size_t size = wl_align_up(wl_max(object_size, WL_POOL_MIN_OBJECT), align);
+  walloc_pool *pool = wl_aligned(WL_CACHE_LINE, sizeof *pool, true);
+  if (pool == NULL) {
+    wl_lifetime_fail(WALLOC_ERR_NOMEM, "walloc_pool_create: no memory for the pool");
+    return NULL;
+  }
+  pool->object_size = size;
+  pool->align = align;
+  pool->shift = (unsigned)wl_ctz64(size);
+  pool->inv = odd_inverse(size >> pool->shift);
+  pool->inv_limit = UINT64_MAX / (size >> pool->shift);
+  size_t cache_bytes = (size_t)32 << 10;
+  pool->cache_max = (uint32_t)wl_max(4, wl_min(1024, cache_bytes / size));
+  pool->batch = wl_max(2, pool->cache_max / 2);
+  size_t first = wl_align_up(data_offset(pool) + (size <= 4096 ? 4096 : 8 * size), WL_POOL_REGION);
+  if (size > WL_POOL_SLAB_MAX) first = wl_align_up(data_offset(pool) + size, WL_POOL_REGION);
+  pool->next_slab = first;
+
+  wl_lock(&registry_lock);
+  if (pool_secret == 0) {
+    uintptr_t s = (uintptr_t)wl_os_clock_ms() * 0x9E3779B97F4A7C15ull ^ (uintptr_t)&pool_secret ^
+                  (uintptr_t)pool ^ wl_os_thread_id() * 0xC2B2AE3D27D4EB4Full;
+    s ^= s >> 29;
+    pool_secret = s | 1;
+  }
+  uint32_t index = WL_POOL_NO_INDEX;
+  if (slots_free != 0) {
+    index = slots_free - 1;
+    slots_free = slots[index].next_free;
+  } else if (slots_top < WL_POOL_MAX_INDEX) {
+    if (slots_top == slots_cap) {
+      uint32_t cap = slots_cap == 0 ? 64 : slots_cap * 2;
+      wl_pool_slot_t *fresh = wl_malloc((size_t)cap * sizeof *fresh);
+      if (fresh != NULL) {
+        if (slots != NULL) memcpy(fresh, slots, (size_t)slots_cap * sizeof *fresh);
+        memset(fresh + slots_cap, 0, (size_t)(cap - slots_cap) * sizeof *fresh);
+        wl_free(slots);
+        slots = fresh;
+        slots_cap = cap;
+      }
+    }
+    if (slots_top < slots_cap) {
+      index = slots_top++;
+      slots[index].gen = 1;
+    }
+  }
+  pool->index = index;
+  if (index != WL_POOL_NO_INDEX) { /* without an index the pool works, uncached */
+    slots[index].pool = pool;
+    slots[index].next_free = 0;
+    pool->gen = slots[index].gen;
+  } else {
+    pool->gen = 1;
+  }
+  uintptr_t k = pool_secret ^ ((uintptr_t)pool * 0x9E3779B97F4A7C15ull);
+  pool->key = k ^ (k >> 31);
+  wl_unlock(&registry_lock);
+  hooks_once();
+  return pool;
+}
+
+static WL_NOINLINE void *pool_alloc_slow(walloc_pool *pool) {
+  if (WL_UNLIKELY(pool == NULL)) {
+    wl_lifetime_fail(WALLOC_ERR_INVALID, "walloc_pool_alloc: NULL pool");
+    return NULL;
+  }
+  wl_pool_cache_t *c = cache_get(pool);
+  wl_pool_obj_t *list;
+  wl_lock(&pool->lock);
+  uint32_t n = pool_take(pool, c != NULL ? pool->batch : 1, &list);
+  wl_unlock(&pool->lock);
+  if (n == 0) {
+    wl_lifetime_fail(WALLOC_ERR_NOMEM, "walloc_pool_alloc: no memory for a slab");
+    return NULL;
+  }
+  wl_pool_obj_t *o = list;
+  if (c != NULL) {
+    c->head = o->next; /* the cache was empty */
+    c->count = n - 1;
+  }
+  o->tag = 0;
+  return o;
+}
+
+WL_API void *walloc_pool_alloc(walloc_pool *pool) {
+  wl_pool_thread_t *t = &wl_pool_self;
+  if (WL_LIKELY(pool != NULL && pool->index < t->cap)) {
+    wl_pool_cache_t *c = &t->caches[pool->index];
+    wl_pool_obj_t *o = c->head;
+    if (WL_LIKELY(o != NULL && c->gen == pool->gen)) {
+      c->head = o->next;
+      c->count--;
+      o->tag = 0;
+      return o;
+    }
+  }
+  return pool_alloc_slow(pool);
+}
+
+static WL_NOINLINE void pool_free_slow(walloc_pool *pool, wl_pool_obj_t *o) {
+  wl_pool_cache_t *c = cache_get(pool);
+  if (c == NULL) { /* uncached: straight to the shared list */
+    wl_lock(&pool->lock);
+    pool_give(pool, o, o, 1);
+    wl_unlock(&pool->lock);
+    return;
+  }
+  if (c->count >= pool->cache_max) { /* move a batch to the shared list */
+    wl_pool_obj_t *head = c->head, *tail = head;
+    for (uint32_t i = 1; i < pool->batch; i++) tail = tail->next;
+    c->head = tail->next;
+    c->count -= pool->batch;
+    wl_lock(&pool->lock);
+    pool_give(pool, head, tail, pool->batch);
+    wl_unlock(&pool->lock);
+  }
+  o->next = c->head;
+  c->head = o;
+  c->count++;
+}
+
+WL_API void walloc_pool_free(walloc_pool *pool, void *object) {
+  if (object == NULL) return;
+  if (WL_UNLIKELY(pool == NULL)) {
+    wl_lifetime_report("walloc_pool_free: NULL pool (ignored)", object);
+    return;
+  }
+  uintptr_t p = (uintptr_t)object;
+  wl_pool_slab_t *slab = slab_lookup(p);
+  if (WL_UNLIKELY(slab == NULL || slab->pool != pool)) {
+    wl_lifetime_report("walloc_pool_free: not an object of this pool (ignored)", object);
+    return;
+  }
+  uint64_t off = (uint64_t)(p - slab->data);
+  if (WL_UNLIKELY(p >= wl_load_relaxed(&slab->carved) || p < slab->data ||
+                  (off & (((uint64_t)1 << pool->shift) - 1)) != 0 ||
+                  (off >> pool->shift) * pool->inv > pool->inv_limit)) {
+    wl_lifetime_report("walloc_pool_free: not the start of an allocated object (ignored)", object);
+    return;
+  }
+  wl_pool_obj_t *o = (wl_pool_obj_t *)object;
+  uintptr_t tag = pool->key ^ p;
+  if (WL_UNLIKELY(o->tag == tag)) {
+    wl_lifetime_report("walloc_pool_free: double free (ignored)", object);
+    return;
+  }
+  o->tag = tag;
+  wl_pool_thread_t *t = &wl_pool_self;
+  if (WL_LIKELY(pool->index < t->cap)) {
+    wl_pool_cache_t *c = &t->caches[pool->index];
+    if (WL_LIKELY(c->gen == pool->gen && c->count < pool->cache_max)) {
+      o->next = c->head;
+      c->head = o;
+      c->count++;
+      return;
+    }
+  }
+  pool_free_slow(pool, o);
+}
+
+WL_API void walloc_pool_destroy(walloc_pool *pool) {
+  if (pool == NULL) return;
+  wl_lock(&registry_lock);
+  uint32_t i = pool->index;
+  if (i != WL_POOL_NO_INDEX) {
+    if (i >= slots_top || slots[i].pool != pool) {
+      wl_unlock(&registry_lock);
+      wl_lifetime_report("walloc_pool_destroy: not a live pool (ignored)", pool);
+      return;
+    }
+    slots[i].pool = NULL;
+    slots[i].gen++; /* every thread's cache of this index is stale from now */
+    if (slots[i].gen == 0) slots[i].gen = 1;
+    slots[i].next_free = slots_free;
+    slots_free = i + 1;
+  }
+  wl_unlock(&registry_lock);
+  /* no exiting thread can reach the pool now: release everything */
+  for (wl_pool_slab_t *s = pool->slabs, *next; s != NULL; s = next) {
+    next = s->next;
+    slab_release(s);
+  }
+  wl_pool_thread_t *t = &wl_pool_self;
+  if (i < t->cap) t->caches[i] = (wl_pool_cache_t){NULL, 0, 0};
+  wl_free(pool);
+}

@@ -1,0 +1,516 @@
+/* test_pool.c: fixed-size object pools: bad arguments, every size and
+ * alignment, reuse, foreign and double frees refused without corruption,
+ * objects freed by another thread (producer and consumer), many threads on
+ * one pool, destroy releasing everything (also with other threads' caches
+ * holding the destroyed pool's objects), and thread exit flushing caches.
+ *
+ * Each case runs in a fresh forked process (Check). Uses the walloc_ names only.
+ */
+#include "test_common.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define KiB ((size_t)1 << 10)
+#define MiB ((size_t)1 << 20)
+
+static uint64_t mapped_bytes(void) {
+  walloc_heap_stats s;
+  memset(&s, 0, sizeof s);
+  s.size = sizeof s;
+  walloc_heap_stats_get(&s);
+  return s.mapped_bytes;
+}
+
+static int cmp_ptr(const void *a, const void *b) {
+  uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Whether the n pointers are distinct and at least `size` apart. */
+static bool disjoint(void **ptrs, size_t n, size_t size) {
+  void **sorted = malloc(n * sizeof *sorted);
+  memcpy(sorted, ptrs, n * sizeof *sorted);
+  qsort(sorted, n, sizeof *sorted, cmp_ptr);
+  bool ok = true;
+  for (size_t i = 1; i < n && ok; i++) ok = (uintptr_t)sorted[i] - (uintptr_t)sorted[i - 1] >= size;
+  free(sorted);
+  return ok;
+}
+
+/* ------------------------------------------------------------------------
+   Basics
+   ------------------------------------------------------------------------ */
+START_TEST(bad_arguments) {
+  ck_assert_ptr_null(walloc_pool_create(0, 16));
+  ck_assert_int_eq(walloc_last_status(), WALLOC_ERR_INVALID);
+  static const size_t bad_align[] = {3, 12, 48, 1000, SIZE_MAX};
+  for (size_t i = 0; i < sizeof bad_align / sizeof *bad_align; i++) {
+    ck_assert_ptr_null(walloc_pool_create(64, wl_opaque(bad_align[i])));
+    ck_assert_int_eq(walloc_last_status(), WALLOC_ERR_INVALID);
+  }
+  ck_assert_ptr_null(walloc_pool_create(wl_opaque(SIZE_MAX), 16));
+  ck_assert_int_eq(walloc_last_status(), WALLOC_ERR_NOMEM);
+  ck_assert_ptr_null(walloc_pool_create(wl_opaque(SIZE_MAX / 2), 8));
+  ck_assert_int_eq(walloc_last_status(), WALLOC_ERR_NOMEM);
+  ck_assert_ptr_null(walloc_pool_create(64, wl_opaque((size_t)1 << 62)));
+  ck_assert_int_eq(walloc_last_status(), WALLOC_ERR_NOMEM);
+  ck_assert_ptr_null(walloc_pool_alloc(NULL));
+  ck_assert_int_eq(walloc_last_status(), WALLOC_ERR_INVALID);
+  walloc_pool *p = walloc_pool_create(24, 0);
+  ck_assert_ptr_nonnull(p);
+  walloc_pool_free(p, NULL);      /* nothing */
+  int x;
+  walloc_pool_free(NULL, &x);     /* reported, ignored */
+  walloc_pool_destroy(NULL);      /* nothing */
+  void *o = walloc_pool_alloc(p);
+  ck_assert_ptr_nonnull(o);
+  ck_assert_uint_eq((uintptr_t)o % 16, 0); /* align 0 means 16 */
+  walloc_pool_free(p, o);
+  walloc_pool_destroy(p);
+}
+END_TEST
+
+START_TEST(every_size_and_alignment) {
+  static const size_t aligns[] = {1, 2, 8, 16, 32, 64, 128, 256, 1024, 4096, 65536, (size_t)1 << 17};
+  enum { N = 40 };
+  void *ptrs[N];
+  for (size_t ai = 0; ai < sizeof aligns / sizeof *aligns; ai++) {
+    for (size_t size = 1; size <= 70000; size = size < 600 ? size + 37 : size * 3) {
+      size_t a = aligns[ai];
+      walloc_pool *pool = walloc_pool_create(size, a);
+      ck_assert_msg(pool != NULL, "size %zu align %zu", size, a);
+      for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < N; i++) {
+          ptrs[i] = walloc_pool_alloc(pool);
+          ck_assert_ptr_nonnull(ptrs[i]);
+          ck_assert_msg((uintptr_t)ptrs[i] % a == 0, "size %zu align %zu: %p", size, a, ptrs[i]);
+          ck_assert_uint_eq((uintptr_t)ptrs[i] % 16 == 0 || a < 16, 1);
+          wl_test_fill_sparse(ptrs[i], size, (uint32_t)(i + round * N));
+        }
+        for (int i = 0; i < N; i++) ck_assert(wl_test_check_sparse(ptrs[i], size, (uint32_t)(i + round * N)));
+        ck_assert(disjoint(ptrs, N, size));
+        for (int i = 0; i < N; i++) walloc_pool_free(pool, ptrs[i]);
+      }
+      walloc_pool_destroy(pool);
+    }
+  }
+  /* objects of several MiB: one per slab */
+  walloc_pool *big = walloc_pool_create(3 * MiB + 1, 64);
+  ck_assert_ptr_nonnull(big);
+  void *b1 = walloc_pool_alloc(big), *b2 = walloc_pool_alloc(big);
+  ck_assert_ptr_nonnull(b1);
+  ck_assert_ptr_nonnull(b2);
+  wl_test_fill_sparse(b1, 3 * MiB + 1, 1);
+  wl_test_fill_sparse(b2, 3 * MiB + 1, 2);
+  ck_assert(wl_test_check_sparse(b1, 3 * MiB + 1, 1));
+  walloc_pool_free(big, b2);
+  ck_assert_ptr_eq(walloc_pool_alloc(big), b2);
+  walloc_pool_destroy(big);
+}
+END_TEST
+
+START_TEST(freed_objects_are_reused) {
+  walloc_pool *pool = walloc_pool_create(200, 8);
+  enum { N = 5000 };
+  static void *ptrs[N];
+  for (int i = 0; i < N; i++) ck_assert_ptr_nonnull(ptrs[i] = walloc_pool_alloc(pool));
+  uint64_t m = mapped_bytes();
+  for (int round = 0; round < 50; round++) {
+    for (int i = 0; i < N; i++) walloc_pool_free(pool, ptrs[i]);
+    for (int i = 0; i < N; i++) {
+      ptrs[i] = walloc_pool_alloc(pool);
+      ck_assert_ptr_nonnull(ptrs[i]);
+      memset(ptrs[i], round, 200);
+    }
+    ck_assert_uint_le(mapped_bytes(), m);
+  }
+  ck_assert(disjoint(ptrs, N, 200));
+  walloc_pool_destroy(pool);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+   Misuse: foreign and double frees are refused and change nothing
+   ------------------------------------------------------------------------ */
+#if WL_DEBUG > 0
+static bool stderr_has(void (*fn)(void *), void *arg, const char *want) {
+  FILE *f = tmpfile();
+  ck_assert_ptr_nonnull(f);
+  int saved = dup(2);
+  dup2(fileno(f), 2);
+  fn(arg);
+  dup2(saved, 2);
+  close(saved);
+  static char buf[8192];
+  rewind(f);
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  buf[n] = 0;
+  fclose(f);
+  return strstr(buf, want) != NULL;
+}
+#endif
+
+typedef struct {
+  walloc_pool *pool;
+  void *ptr;
+} free_call_t;
+static void do_free(void *arg) {
+  free_call_t *c = arg;
+  walloc_pool_free(c->pool, c->ptr);
+}
+/* Frees, and in debug builds checks what was said. */
+static void misuse(walloc_pool *pool, void *ptr, const char *want) {
+  free_call_t c = {pool, ptr};
+#if WL_DEBUG > 0
+  ck_assert_msg(stderr_has(do_free, &c, want), "no \"%s\" report", want);
+#else
+  (void)want;
+  do_free(&c);
+#endif
+}
+
+START_TEST(foreign_and_double_frees_are_refused) {
+  walloc_pool *a = walloc_pool_create(16, 16), *b = walloc_pool_create(16, 16);
+  ck_assert_ptr_nonnull(a);
+  ck_assert_ptr_nonnull(b);
+  enum { N = 2000 };
+  static void *ptrs[N];
+  uint8_t *pa = walloc_pool_alloc(a);
+  memset(pa, 0x77, 16);
+  void *heap = malloc(64);
+  int local;
+  misuse(b, pa, "not an object of this pool");
+  misuse(a, heap, "not an object of this pool");
+  misuse(a, &local, "not an object of this pool");
+  misuse(a, (void *)(uintptr_t)0x10, "not an object of this pool");
+  misuse(a, (void *)UINTPTR_MAX, "not an object of this pool");
+  misuse(a, pa + 1, "not the start of an allocated object");
+  misuse(a, pa + 8, "not the start of an allocated object");
+  misuse(a, pa + 16 * 3000, "not the start of an allocated object"); /* in the slab, never handed out */
+  misuse(a, (void *)((uintptr_t)pa & ~(uintptr_t)0xFFFF), "not the start of an allocated object"); /* header */
+  for (int i = 0; i < 16; i++) ck_assert_int_eq(pa[i], 0x77); /* untouched */
+  walloc_pool_free(a, pa);
+  misuse(a, pa, "double free");
+  /* the double free left one copy in the pool: pa comes back at most once */
+  int seen = 0;
+  for (int i = 0; i < N; i++) {
+    ptrs[i] = walloc_pool_alloc(a);
+    ck_assert_ptr_nonnull(ptrs[i]);
+    wl_test_fill(ptrs[i], 16, (uint32_t)i);
+    seen += ptrs[i] == pa;
+  }
+  ck_assert_int_eq(seen, 1);
+  ck_assert(disjoint(ptrs, N, 16));
+  for (int i = 0; i < N; i++) ck_assert_uint_eq(wl_test_check(ptrs[i], 16, (uint32_t)i), 16);
+  /* freed twice after a round trip through another thread's cache and the shared list */
+  for (int i = 0; i < N; i++) walloc_pool_free(a, ptrs[i]);
+  for (int i = 0; i < N; i += 7) misuse(a, ptrs[i], "double free");
+  for (int i = 0; i < N; i++) ck_assert_ptr_nonnull(ptrs[i] = walloc_pool_alloc(a));
+  ck_assert(disjoint(ptrs, N, 16));
+  /* b never received a's object */
+  for (int i = 0; i < 100; i++) ck_assert_ptr_ne(walloc_pool_alloc(b), pa);
+  /* another pool's objects are foreign to a new pool */
+  walloc_pool_destroy(b);
+  walloc_pool *c = walloc_pool_create(16, 16);
+  misuse(c, ptrs[0], "not an object of this pool");
+  free(heap);
+  walloc_pool_destroy(a);
+  walloc_pool_destroy(c);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+   Threads
+   ------------------------------------------------------------------------ */
+enum { RING = 1024, PRODUCED = 300000, OBJ = 48 };
+static _Atomic(void *) ring[RING];
+static walloc_pool *shared_pool;
+static uint32_t produced = PRODUCED;
+
+static void *producer(void *arg) {
+  (void)arg;
+  for (uint32_t i = 0; i < produced; i++) {
+    uint32_t *o = walloc_pool_alloc(shared_pool);
+    if (o == NULL) return (void *)1;
+    for (int w = 0; w < OBJ / 4; w++) o[w] = i * 31 + (uint32_t)w;
+    _Atomic(void *) *slot = &ring[i % RING];
+    while (atomic_load_explicit(slot, memory_order_acquire) != NULL) sched_yield();
+    atomic_store_explicit(slot, o, memory_order_release);
+  }
+  return NULL;
+}
+
+static void *consumer(void *arg) {
+  (void)arg;
+  for (uint32_t i = 0; i < produced; i++) {
+    _Atomic(void *) *slot = &ring[i % RING];
+    uint32_t *o;
+    while ((o = atomic_load_explicit(slot, memory_order_acquire)) == NULL) sched_yield();
+    atomic_store_explicit(slot, NULL, memory_order_relaxed);
+    for (int w = 0; w < OBJ / 4; w++) {
+      if (o[w] != i * 31 + (uint32_t)w) return (void *)2;
+    }
+    walloc_pool_free(shared_pool, o); /* freed by a thread that never allocates */
+  }
+  return NULL;
+}
+
+START_TEST(objects_freed_by_another_thread) {
+  shared_pool = walloc_pool_create(OBJ, 16);
+  ck_assert_ptr_nonnull(shared_pool);
+  uint64_t m0 = 0;
+  for (int run = 0; run < 2; run++) { /* a short run first: the threads' heaps map their segments */
+    produced = run == 0 ? 2000 : PRODUCED;
+    if (run == 1) m0 = mapped_bytes();
+    pthread_t p, c;
+    pthread_create(&c, NULL, consumer, NULL);
+    pthread_create(&p, NULL, producer, NULL);
+    void *rp, *rc;
+    pthread_join(p, &rp);
+    pthread_join(c, &rc);
+    ck_assert_ptr_null(rp);
+    ck_assert_ptr_null(rc);
+  }
+  /* objects came back to the producer: 300000 objects did not need 14 MiB of slabs */
+  ck_assert_uint_le(mapped_bytes(), m0 + 4 * MiB);
+  walloc_pool_destroy(shared_pool);
+}
+END_TEST
+
+enum { MANY = 12, MANY_OPS = 200000, MANY_LIVE = 512 };
+static _Atomic(void *) exchange[64];
+
+static void *many_worker(void *arg) {
+  uintptr_t id = (uintptr_t)arg;
+  uint64_t rng = 77 + id;
+  void *live[MANY_LIVE] = {0};
+  walloc_pool *own = walloc_pool_create(40 + id * 8, 8);
+  if (own == NULL) return (void *)1;
+  for (int op = 0; op < MANY_OPS; op++) {
+    unsigned k = (unsigned)(wl_test_rand(&rng) % MANY_LIVE);
+    uint64_t *o = live[k];
+    if (o != NULL) { /* check and free (possibly another thread's object) */
+      if (o[0] != (uintptr_t)o || o[7] != ~(uintptr_t)o) return (void *)2;
+      o[7] = 0;
+      walloc_pool_free(shared_pool, o);
+      live[k] = NULL;
+    } else {
+      o = walloc_pool_alloc(shared_pool);
+      if (o == NULL) return (void *)3;
+      o[0] = (uintptr_t)o;
+      o[7] = ~(uintptr_t)o;
+      if ((op & 15) == 0) { /* swap with another thread */
+        uint64_t *other = atomic_exchange(&exchange[wl_test_rand(&rng) % 64], o);
+        o = other;
+      }
+      live[k] = o;
+    }
+    if ((op & 255) == 0) { /* the thread's own pool too */
+      uint8_t *x = walloc_pool_alloc(own);
+      if (x == NULL) return (void *)4;
+      memset(x, (int)id, 40);
+      walloc_pool_free(own, x);
+    }
+  }
+  for (int k = 0; k < MANY_LIVE; k++) {
+    uint64_t *o = live[k];
+    if (o == NULL) continue;
+    if (o[0] != (uintptr_t)o || o[7] != ~(uintptr_t)o) return (void *)5;
+    walloc_pool_free(shared_pool, o);
+  }
+  walloc_pool_destroy(own);
+  return NULL;
+}
+
+START_TEST(one_pool_in_twelve_threads) {
+  shared_pool = walloc_pool_create(64, 64);
+  ck_assert_ptr_nonnull(shared_pool);
+  pthread_t t[MANY];
+  for (uintptr_t i = 0; i < MANY; i++) pthread_create(&t[i], NULL, many_worker, (void *)i);
+  for (int i = 0; i < MANY; i++) {
+    void *ret;
+    pthread_join(t[i], &ret);
+    ck_assert_msg(ret == NULL, "thread %d failed with %ld", i, (long)(intptr_t)ret);
+  }
+  for (int i = 0; i < 64; i++) {
+    uint64_t *o = atomic_load(&exchange[i]);
+    if (o == NULL) continue;
+    ck_assert_uint_eq(o[0], (uintptr_t)o);
+    walloc_pool_free(shared_pool, o);
+  }
+  /* everything is back: as many objects as were ever live come out distinct */
+  enum { N = MANY * MANY_LIVE };
+  static void *ptrs[N];
+  for (int i = 0; i < N; i++) ck_assert_ptr_nonnull(ptrs[i] = walloc_pool_alloc(shared_pool));
+  ck_assert(disjoint(ptrs, N, 64));
+  walloc_pool_destroy(shared_pool);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+   Destroy and thread exit
+   ------------------------------------------------------------------------ */
+START_TEST(destroy_releases_everything) {
+  for (int warm = 0; warm < 2; warm++) { /* the registry and the slab map set themselves up */
+    walloc_pool *p = walloc_pool_create(100, 16);
+    for (int i = 0; i < 100; i++) walloc_pool_free(p, walloc_pool_alloc(p));
+    walloc_pool_destroy(p);
+  }
+  uint64_t m0 = mapped_bytes();
+  uint64_t rng = 5;
+  for (int round = 0; round < 3000; round++) {
+    size_t size = 1 + (size_t)(wl_test_rand(&rng) % 3000);
+    walloc_pool *p = walloc_pool_create(size, (size_t)1 << (wl_test_rand(&rng) % 8));
+    ck_assert_ptr_nonnull(p);
+    int n = 1 + (int)(wl_test_rand(&rng) % 300);
+    void *keep = NULL;
+    for (int i = 0; i < n; i++) {
+      void *o = walloc_pool_alloc(p);
+      ck_assert_ptr_nonnull(o);
+      memset(o, 1, size);
+      if (i & 1) walloc_pool_free(p, o);
+      else keep = o;
+    }
+    (void)keep; /* live objects go with the pool */
+    walloc_pool_destroy(p);
+    ck_assert_msg(mapped_bytes() <= m0 + MiB, "round %d: mapped %llu, %llu before", round,
+                  (unsigned long long)mapped_bytes(), (unsigned long long)m0);
+  }
+}
+END_TEST
+
+/* Another thread's cache holds objects of a pool that is destroyed; the
+   pool's index is reused; that thread must not get the old objects. */
+static pthread_barrier_t step;
+static walloc_pool *first_pool, *second_pool;
+static void *first_objects[64];
+static void *cache_holder(void *arg) {
+  (void)arg;
+  void **objs = first_objects;
+  for (int i = 0; i < 64; i++) objs[i] = walloc_pool_alloc(first_pool);
+  for (int i = 0; i < 64; i++) walloc_pool_free(first_pool, objs[i]); /* now in this thread's cache */
+  pthread_barrier_wait(&step); /* main destroys first_pool and creates second_pool */
+  pthread_barrier_wait(&step);
+  for (int i = 0; i < 64; i++) {
+    uint8_t *o = walloc_pool_alloc(second_pool);
+    if (o == NULL) return (void *)1;
+    for (int j = 0; j < 64; j++) {
+      if (o == objs[j]) return (void *)2; /* an object of the destroyed pool */
+    }
+    memset(o, 9, 32);
+    objs[i] = o;
+  }
+  for (int i = 0; i < 64; i++) walloc_pool_free(second_pool, objs[i]);
+  return NULL; /* the exit flush gives them to second_pool */
+}
+
+START_TEST(destroy_with_objects_in_other_threads_caches) {
+  pthread_barrier_init(&step, NULL, 2);
+  first_pool = walloc_pool_create(32, 16);
+  pthread_t t;
+  pthread_create(&t, NULL, cache_holder, NULL);
+  pthread_barrier_wait(&step);
+  walloc_pool_destroy(first_pool); /* unmaps the slab the cached objects live in */
+  /* keep the hole unusable: reading a stale cached object faults, and the
+     next slab cannot land at the same address */
+  uintptr_t slab = (uintptr_t)first_objects[0] & ~(uintptr_t)0xFFFF;
+  void *hole = mmap((void *)slab, 64 * KiB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  ck_assert_ptr_eq(hole, (void *)slab);
+  second_pool = walloc_pool_create(32, 16);
+  pthread_barrier_wait(&step);
+  void *ret;
+  pthread_join(t, &ret);
+  ck_assert_ptr_null(ret);
+  void *ptrs[200];
+  for (int i = 0; i < 200; i++) {
+    ptrs[i] = walloc_pool_alloc(second_pool);
+    ck_assert_ptr_nonnull(ptrs[i]);
+    memset(ptrs[i], 3, 32);
+  }
+  ck_assert(disjoint(ptrs, 200, 32));
+  walloc_pool_destroy(second_pool);
+}
+END_TEST
+
+/* A thread exiting with objects in its cache while the pool is destroyed. */
+static void *free_and_exit(void *arg) {
+  walloc_pool *p = arg;
+  void *o[40];
+  for (int i = 0; i < 40; i++) o[i] = walloc_pool_alloc(p);
+  for (int i = 0; i < 40; i++) walloc_pool_free(p, o[i]);
+  return NULL;
+}
+
+START_TEST(destroy_racing_thread_exits) {
+  for (int round = 0; round < 200; round++) {
+    walloc_pool *p = walloc_pool_create(64, 16);
+    ck_assert_ptr_nonnull(p);
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, free_and_exit, p);
+    /* wait until the workers are done with the pool (not until they exit) */
+    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+    walloc_pool_destroy(p);
+  }
+  /* and destroy while exits are in flight: threads whose caches are stale */
+  for (int round = 0; round < 200; round++) {
+    walloc_pool *p = walloc_pool_create(64, 16);
+    free_and_exit(p);
+    pthread_t t;
+    pthread_create(&t, NULL, free_and_exit, p);
+    pthread_join(t, NULL);
+    walloc_pool *q = walloc_pool_create(64, 16); /* may take p's index after destroy */
+    walloc_pool_destroy(p);
+    pthread_create(&t, NULL, free_and_exit, q);
+    pthread_join(t, NULL);
+    walloc_pool_destroy(q);
+  }
+}
+END_TEST
+
+static walloc_pool *exit_pool;
+static void *use_and_exit(void *arg) {
+  (void)arg;
+  void *o[64];
+  for (int i = 0; i < 64; i++) {
+    o[i] = walloc_pool_alloc(exit_pool);
+    if (o[i] == NULL) return (void *)1;
+    memset(o[i], 5, 1024);
+  }
+  for (int i = 0; i < 64; i++) walloc_pool_free(exit_pool, o[i]);
+  return NULL;
+}
+
+START_TEST(thread_exit_flushes_caches) {
+  exit_pool = walloc_pool_create(1024, 16);
+  pthread_t t;
+  pthread_create(&t, NULL, use_and_exit, NULL);
+  pthread_join(t, NULL);
+  uint64_t m0 = mapped_bytes();
+  /* 400 threads each leave objects in their cache: without the flush at
+     exit that is 400 x 32+ KiB lost, and new slabs every few threads */
+  for (int i = 0; i < 400; i++) {
+    void *ret;
+    pthread_create(&t, NULL, use_and_exit, NULL);
+    pthread_join(t, &ret);
+    ck_assert_ptr_null(ret);
+  }
+  ck_assert_msg(mapped_bytes() <= m0 + 4 * MiB, "mapped %llu, %llu before", (unsigned long long)mapped_bytes(),
+                (unsigned long long)m0);
+  walloc_pool_destroy(exit_pool);
+}
+END_TEST
+
+Suite *wl_test_suite(void) {
+  Suite *s = suite_create("pool");
+  WL_TCASE(s, "basics", 60, bad_arguments, every_size_and_alignment, freed_objects_are_reused);
+  WL_TCASE(s, "misuse", 60, foreign_and_double_frees_are_refused);
+  WL_TCASE(s, "threads", 120, objects_freed_by_another_thread, one_pool_in_twelve_threads);
+  WL_TCASE(s, "destroy", 120, destroy_releases_everything, destroy_with_objects_in_other_threads_caches,
+           destroy_racing_thread_exits, thread_exit_flushes_caches);
+  return s;
+}
