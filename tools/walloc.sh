@@ -103,14 +103,15 @@ cmd_test() {
   CC=clang CXX=clang++ setup build-asan --buildtype=debugoptimized -Db_sanitize=address,undefined \
     -Db_lundef=false -Ddebug_checks=true -Doverride=false -Dbenchmarks=false
   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    run_tests "ASan+UBSan: threads, stress, death tests, tiers, memcpy, libFuzzer" build-asan \
-    --suite threads --suite stress --suite debug --suite sizeclass --suite tiers --suite memcpy --suite fuzz
+    run_tests "ASan+UBSan: threads, stress, death tests, tiers, lifetimes, memcpy, libFuzzer" build-asan \
+    --suite threads --suite stress --suite debug --suite sizeclass --suite tiers --suite memcpy --suite fuzz \
+    --suite lifetimes --suite frame --suite pool
 
   log "TSan build (build-tsan/, clang)"
   CC=clang CXX=clang++ setup build-tsan --buildtype=debugoptimized -Db_sanitize=thread \
     -Db_lundef=false -Doverride=false -Dbenchmarks=false
-  TSAN_OPTIONS=halt_on_error=1 run_tests "TSan: threads, stress, tiers" build-tsan \
-    --suite threads --suite stress --suite tiers
+  TSAN_OPTIONS=halt_on_error=1 run_tests "TSan: threads, stress, tiers, lifetimes" build-tsan \
+    --suite threads --suite stress --suite tiers --suite lifetimes --suite frame --suite pool
 
   log "summary ($((SECONDS - t0)) s)"
   if [ ${#failures[@]} -ne 0 ]; then

@@ -324,7 +324,7 @@ uint8_t *wl_block_start(const wl_page_t *page, const void *p);
 /* heap.c */
 /* Upper layers hook into thread exit and fork through callbacks (the heap
    owns the pthread key and the atfork handlers). At most WL_HEAP_HOOKS. */
-#define WL_HEAP_HOOKS 4
+#define WL_HEAP_HOOKS 8
 typedef struct wl_heap_hooks_s {
   void (*thread_exit)(void);
   void (*fork_prepare)(void);

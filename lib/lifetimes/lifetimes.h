@@ -9,18 +9,58 @@
  *   context.c  reference-counted owners with children
  *   ring.c     frames-in-flight rings
  *   promote.c  copying a block into another tier
- *   status.c   the per-thread last failure (walloc_last_status)
  */
 #ifndef WL_LIFETIMES_H
 #define WL_LIFETIMES_H
 
-#include "../heap/heap.h"
-#include "walloc.h"
+#include "../tiers/tiers.h"
 
-/* status.c: record why a lifetime call failed (for walloc_last_status) and,
-   in debug builds (or with WALLOC_VERBOSE=1), say so on stderr. Returns nothing; callers return their
-   own null value. */
-void wl_lifetime_fail(walloc_status st, const char *what);
-void wl_lifetime_report(const char *what, const void *p); /* a misuse that was tolerated (debug builds print it) */
+/* Failures and reports go through the tiers' status.c. */
+WL_INLINE void wl_lifetime_fail(walloc_status st, const char *what) { wl_fail(st, what); }
+WL_INLINE void wl_lifetime_report(const char *what, const void *p) { wl_report(what, p); }
+
+/* ------------------------------------------------------------------------
+   owner.c: tier memory owned by a scope or a context. Blocks are bumped
+   inside 64 KiB chunks taken from the tier (bigger blocks get a chunk of
+   their own); each block has its slot entry (allocated, owned, version + 1
+   over the last block at that offset), so its handle is an ordinary one,
+   checked like any other. Releasing clears the entries' allocated bits
+   over the used part of each chunk and gives the chunks back: the cost is
+   per chunk and per granule used, never per block.
+   ------------------------------------------------------------------------ */
+#define WL_OWNER_CHUNK      ((size_t)64 << 10)
+#define WL_OWNER_BLOCK_MAX  ((size_t)16 << 10)   /* bigger blocks get their own chunk */
+
+typedef struct wl_chunk_s {
+  uint64_t off;          /* tier offset of the chunk */
+  uint64_t begin, cur;   /* the part in use: [begin, cur) */
+  uint64_t end;
+  uint64_t gen;          /* tier generation it was last found valid in */
+  uint32_t cls;          /* the chunk's class */
+  uint32_t dead;         /* a reset or compaction took it */
+} wl_chunk_t;
+
+/* One chunk a thread keeps between its scopes (per tier), with the place
+   the last scope stopped: the next one goes on from there, so a loop of
+   short scopes walks the whole chunk before reusing an offset. */
+typedef struct wl_chunk_cache_s {
+  wl_chunk_t chunk;
+  bool full;
+} wl_chunk_cache_t;
+
+typedef struct wl_owner_s {
+  unsigned tier;
+  uint32_t n, cap;
+  wl_chunk_t *chunks;    /* chunks[n-1] is the current one */
+  wl_chunk_t first;      /* storage for the first chunk */
+  _Atomic(uint64_t) used;/* bytes of the blocks handed out (class sizes) */
+} wl_owner_t;
+
+void wl_owner_init(wl_owner_t *o, unsigned tier);
+walloc_handle wl_owner_alloc(wl_owner_t *o, size_t size, wl_chunk_cache_t *cache, walloc_status *st);
+void wl_owner_release(wl_owner_t *o, wl_chunk_cache_t *cache); /* every block; o stays usable */
+void wl_owner_forget_dead(wl_owner_t *o);                     /* after a reset: drop chunks it took */
+void wl_chunk_cache_drop(wl_chunk_cache_t *cache, unsigned tier);
+size_t wl_owner_block_size(unsigned tier, size_t size);        /* the class size a block of size takes */
 
 #endif

@@ -19,6 +19,24 @@
 
 WL_INLINE void ctx_count(_Atomic(uint64_t) *n) { wl_store_relaxed(n, wl_load_relaxed(n) + 1); }
 
+static walloc_handle invalid_tier(void) {
+  wl_fail(WALLOC_ERR_INVALID, "walloc_allocate: no such tier");
+  return WALLOC_NULL_HANDLE;
+}
+
+static walloc_handle fallback_alloc(size_t size) {
+  if (wl_budget_charge(WALLOC_TIER_FALLBACK, size) != WALLOC_OK) {
+    wl_fail(WALLOC_ERR_BUDGET, "walloc_allocate: the fallback tier's budget refused it");
+    return WALLOC_NULL_HANDLE;
+  }
+  walloc_handle h = wl_fallback_alloc(size);
+  if (h == WALLOC_NULL_HANDLE) {
+    wl_budget_refund(WALLOC_TIER_FALLBACK, size);
+    wl_fail(WALLOC_ERR_NOMEM, NULL);
+  }
+  return h;
+}
+
 WL_API walloc_handle walloc_allocate(size_t size, walloc_tier tier) {
   if (WL_LIKELY((unsigned)tier < WL_TIERS && size <= WL_TIER_DIRECT)) {
     wl_tier_t *t = &wl_tiers.tier[tier];
@@ -26,7 +44,7 @@ WL_API walloc_handle walloc_allocate(size_t size, walloc_tier tier) {
     uint64_t epoch = wl_load_relaxed(&c->epoch);
     /* a window of the current generation: this thread has seen the set-up,
        so the tier's plain fields below are safe to read */
-    if (WL_LIKELY(epoch == wl_load_relaxed(&t->gen))) {
+    if (WL_LIKELY(epoch == wl_load_relaxed(&t->gen) && !wl_load_relaxed(&wl_budget_on[tier]))) {
       unsigned cls = wl_tier_class(t, size);
       size_t bs = wl_tier_class_size(cls);
       uint64_t cur = wl_load_relaxed(&c->cur);
@@ -39,9 +57,7 @@ WL_API walloc_handle walloc_allocate(size_t size, walloc_tier tier) {
       }
     }
   }
-  if ((unsigned)tier >= WL_TIERS) {
-    return tier == WALLOC_TIER_FALLBACK ? wl_fallback_alloc(size) : WALLOC_NULL_HANDLE;
-  }
+  if ((unsigned)tier >= WL_TIERS) return tier == WALLOC_TIER_FALLBACK ? fallback_alloc(size) : invalid_tier();
   return wl_tier_alloc_slow((unsigned)tier, size);
 }
 
@@ -81,46 +97,123 @@ static bool free_pop(wl_tier_t *t, unsigned cls, uint64_t *off_out, uint64_t *ge
   }
 }
 
-walloc_handle wl_tier_alloc_slow(unsigned tier, size_t size) {
-  if (wl_tiers_ensure() != WALLOC_OK) return WALLOC_NULL_HANDLE;
-  wl_tier_t *t = &wl_tiers.tier[tier];
-  wl_tier_ctx_t *c = wl_tier_thread_ctx(tier);
-  if (size > t->capacity) return WALLOC_NULL_HANDLE;
-  unsigned cls = wl_tier_class(t, size);
+/* A block of class cls: a recycled one, a directly claimed one (big ones,
+   or when window is false), or the next in the thread's window. *version is
+   the version its handle takes; its slot entry is not written. */
+static bool block_get(wl_tier_t *t, wl_tier_ctx_t *c, unsigned cls, bool window, uint64_t *off_out,
+                      uint64_t *gen_out, unsigned *version) {
   size_t bs = wl_tier_class_size(cls);
-  if (bs > t->capacity) return WALLOC_NULL_HANDLE;
-
   uint64_t off, gen;
   if (free_pop(t, cls, &off, &gen)) {
-    wl_slot_t *slot = &t->slots[off >> t->granule_shift];
-    unsigned version = (wl_slot_version(wl_load_relaxed(slot)) + 1) & 63u;
-    wl_store_release(slot, wl_slot_make(true, version, cls));
-    ctx_count(&c->allocations);
-    return wl_handle_make(t, off, gen, version);
-  }
-  if (bs > WL_TIER_DIRECT) {
-    if (!wl_tier_claim(t, bs, &off, &gen)) return WALLOC_NULL_HANDLE;
+    *version = (wl_slot_version(wl_load_relaxed(&t->slots[off >> t->granule_shift])) + 1) & 63u;
+  } else if (bs > WL_TIER_DIRECT || !window) {
+    if (!wl_tier_claim(t, bs, &off, &gen)) return false;
     wl_tier_slots_clear(t, off, bs);
-    wl_store_release(&t->slots[off >> t->granule_shift], wl_slot_make(true, 0, cls));
-    ctx_count(&c->allocations);
-    return wl_handle_make(t, off, gen, 0);
-  }
-  uint64_t cur = wl_load_relaxed(&c->cur);
-  if (wl_load_relaxed(&c->epoch) != wl_load_acquire(&t->gen) || cur + bs > wl_load_relaxed(&c->end)) {
-    size_t want = WL_TIER_WINDOW;
-    if (!wl_tier_claim(t, want, &off, &gen)) { /* nearly full: claim just this block */
-      want = bs;
-      if (!wl_tier_claim(t, want, &off, &gen)) return WALLOC_NULL_HANDLE;
+    *version = 0;
+  } else {
+    uint64_t cur = wl_load_relaxed(&c->cur);
+    if (wl_load_relaxed(&c->epoch) != wl_load_acquire(&t->gen) || cur + bs > wl_load_relaxed(&c->end)) {
+      size_t want = WL_TIER_WINDOW;
+      if (!wl_tier_claim(t, want, &off, &gen)) { /* nearly full: claim just this block */
+        want = bs;
+        if (!wl_tier_claim(t, want, &off, &gen)) return false;
+      }
+      wl_tier_slots_clear(t, off, want);
+      wl_store_relaxed(&c->epoch, gen);
+      wl_store_relaxed(&c->end, off + want);
+      cur = off;
     }
-    wl_tier_slots_clear(t, off, want);
-    wl_store_relaxed(&c->epoch, gen);
-    wl_store_relaxed(&c->end, off + want);
-    cur = off;
+    wl_store_relaxed(&c->cur, cur + bs);
+    off = cur;
+    gen = wl_load_relaxed(&c->epoch);
+    *version = 0;
   }
-  wl_store_relaxed(&c->cur, cur + bs);
-  wl_store_relaxed(&t->slots[cur >> t->granule_shift], wl_slot_make(true, 0, cls));
+  *off_out = off;
+  *gen_out = gen;
+  return true;
+}
+
+walloc_handle wl_tier_alloc_slow(unsigned tier, size_t size) {
+  if (wl_tiers_ensure() != WALLOC_OK) {
+    wl_fail(WALLOC_ERR_NOMEM, "walloc_allocate: the tiers could not be set up");
+    return WALLOC_NULL_HANDLE;
+  }
+  wl_tier_t *t = &wl_tiers.tier[tier];
+  wl_tier_ctx_t *c = wl_tier_thread_ctx(tier);
+  if (size > t->capacity || wl_tier_class_size(wl_tier_class(t, size)) > t->capacity) {
+    wl_fail(WALLOC_ERR_NOMEM, "walloc_allocate: larger than the tier");
+    return WALLOC_NULL_HANDLE;
+  }
+  unsigned cls = wl_tier_class(t, size);
+  size_t bs = wl_tier_class_size(cls);
+  if (wl_budget_charge(tier, bs) != WALLOC_OK) {
+    wl_fail(WALLOC_ERR_BUDGET, "walloc_allocate: the tier's budget refused it");
+    return WALLOC_NULL_HANDLE;
+  }
+  uint64_t off, gen;
+  unsigned version;
+  if (!block_get(t, c, cls, true, &off, &gen, &version)) {
+    wl_budget_refund(tier, bs);
+    wl_fail(WALLOC_ERR_NOMEM, NULL); /* a full tier is an answer, not a misuse */
+    return WALLOC_NULL_HANDLE;
+  }
+  wl_store_release(&t->slots[off >> t->granule_shift], wl_slot_make(true, version, cls));
   ctx_count(&c->allocations);
-  return wl_handle_make(t, cur, wl_load_relaxed(&c->epoch), 0);
+  return wl_handle_make(t, off, gen, version);
+}
+
+walloc_status wl_tier_block_take(unsigned tier, unsigned cls, uint64_t *off, uint64_t *gen) {
+  walloc_status st = wl_tiers_ensure();
+  if (st != WALLOC_OK) return st;
+  wl_tier_t *t = &wl_tiers.tier[tier];
+  size_t bs = wl_tier_class_size(cls);
+  if (cls >= WL_TIER_CLASSES || bs > t->capacity) return WALLOC_ERR_NOMEM;
+  if (wl_budget_charge(tier, bs) != WALLOC_OK) return WALLOC_ERR_BUDGET;
+  unsigned version;
+  if (!block_get(t, wl_tier_thread_ctx(tier), cls, false, off, gen, &version)) {
+    wl_budget_refund(tier, bs);
+    return WALLOC_ERR_NOMEM;
+  }
+  return WALLOC_OK;
+}
+
+/* Push the free block at off (its slot entry already says free) onto its
+   class's list; gen is the generation it was validated in. */
+static void free_push(wl_tier_t *t, unsigned cls, uint64_t off, uint64_t gen) {
+  wl_tier_node_t *node = (wl_tier_node_t *)(t->start + off);
+  node->gen = gen; /* if a reset came since, the pop drops this node */
+  uint64_t head = wl_load_relaxed(&t->free_heads[cls]);
+  uint64_t want;
+  do {
+    wl_store_relaxed(&node->next, head & WL_HANDLE_OFF_MASK);
+    want = (((head >> WL_HANDLE_OFF_BITS) + 1) << WL_HANDLE_OFF_BITS) | (off + 1);
+  } while (!atomic_compare_exchange_weak_explicit(&t->free_heads[cls], &head, want, memory_order_release,
+                                                  memory_order_relaxed));
+  wl_fetch_add(&t->free_bytes, wl_tier_class_size(cls));
+}
+
+void wl_tier_block_give(unsigned tier, unsigned cls, uint64_t off, uint64_t gen) {
+  wl_tier_t *t = &wl_tiers.tier[tier];
+  size_t bs = wl_tier_class_size(cls);
+  uint64_t now;
+  if (!wl_tier_range_valid(t, gen, off, bs, &now)) return; /* a reset or compaction took it (and its budget) */
+  wl_slot_t *slot = &t->slots[off >> t->granule_shift];
+  wl_store_release(slot, wl_slot_make(false, wl_slot_version(wl_load_relaxed(slot)), cls));
+  free_push(t, cls, off, now);
+  wl_budget_refund(tier, bs);
+}
+
+/* Readers of stale handles may look at these entries meanwhile; they see
+   either value, both of which refuse the stale handle once the bit is clear.
+   A plain loop the compiler vectorises. */
+#if defined(__clang__) || defined(__SANITIZE_THREAD__)
+__attribute__((no_sanitize("thread")))
+#endif
+void wl_tier_slots_release(wl_tier_t *t, uint64_t off, size_t size) {
+  uint16_t *s = (uint16_t *)(void *)&t->slots[off >> t->granule_shift];
+  size_t n = size >> t->granule_shift;
+  for (size_t i = 0; i < n; i++) s[i] &= (uint16_t)~WL_SLOT_ALLOCATED;
+  atomic_thread_fence(memory_order_release);
 }
 
 WL_API size_t walloc_allocate_batch(const walloc_request *requests, size_t count, walloc_handle *out) {
@@ -136,25 +229,22 @@ WL_API size_t walloc_allocate_batch(const walloc_request *requests, size_t count
 WL_API walloc_status walloc_deallocate(walloc_handle handle) {
   if (handle != WALLOC_NULL_HANDLE && (handle & WL_HANDLE_FALLBACK)) return wl_fallback_free(handle);
   wl_block_ref_t ref;
-  walloc_status st = wl_handle_resolve(handle, &ref);
+  walloc_status st = wl_handle_use(handle, &ref, "walloc_deallocate: stale or invalid handle");
   if (st != WALLOC_OK) return st;
   wl_tier_t *t = ref.tier;
   uint16_t expected = ref.slot;
   unsigned cls = wl_slot_class(expected);
+  if (expected & WL_SLOT_OWNED) {
+    wl_report("walloc_deallocate: the block belongs to a scope, context or ring (released with it)",
+              ref.ptr);
+    return WALLOC_ERR_INVALID;
+  }
   if (!wl_cas_strong(&t->slots[ref.off >> t->granule_shift], &expected,
                      wl_slot_make(false, wl_slot_version(expected), cls))) {
     return WALLOC_ERR_STALE; /* another thread deallocated it first */
   }
-  wl_tier_node_t *node = (wl_tier_node_t *)ref.ptr;
-  node->gen = ref.gen; /* if a reset came since, the pop drops this node */
-  uint64_t head = wl_load_relaxed(&t->free_heads[cls]);
-  uint64_t want;
-  do {
-    wl_store_relaxed(&node->next, head & WL_HANDLE_OFF_MASK);
-    want = (((head >> WL_HANDLE_OFF_BITS) + 1) << WL_HANDLE_OFF_BITS) | (ref.off + 1);
-  } while (!atomic_compare_exchange_weak_explicit(&t->free_heads[cls], &head, want, memory_order_release,
-                                                  memory_order_relaxed));
-  wl_fetch_add(&t->free_bytes, ref.size);
+  free_push(t, cls, ref.off, ref.gen);
+  wl_budget_refund((unsigned)(t - wl_tiers.tier), ref.size);
   wl_tier_ctx_t *c = wl_tier_thread_ctx((unsigned)(t - wl_tiers.tier));
   ctx_count(&c->deallocations);
   return WALLOC_OK;

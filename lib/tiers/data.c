@@ -21,7 +21,7 @@ static walloc_status block_range(walloc_handle handle, size_t offset, size_t len
                                  uint8_t **at) {
   wl_block_ref_t ref;
   *at = NULL;
-  walloc_status st = wl_handle_resolve(handle, &ref);
+  walloc_status st = wl_handle_use(handle, &ref, "walloc_read_data/write_data: stale or invalid handle");
   if (st != WALLOC_OK) return st;
   if (!in_bounds(ref.size, offset, length)) return WALLOC_ERR_BOUNDS;
   if (length == 0) return WALLOC_OK;

@@ -61,6 +61,7 @@ walloc_status wl_fallback_free(walloc_handle handle) {
   if (st != WALLOC_OK) return st;
   uint32_t live = wl_load_relaxed(&h->state);
   if (!wl_cas_strong(&h->state, &live, live & ~1u)) return WALLOC_ERR_STALE; /* freed meanwhile */
+  wl_budget_refund(WALLOC_TIER_FALLBACK, ref.size);
   wl_free(h);
   return WALLOC_OK;
 }
@@ -99,6 +100,10 @@ static bool generation_valid(wl_tier_t *t, uint64_t gen21, uint64_t off, size_t 
   }
 }
 
+bool wl_tier_range_valid(wl_tier_t *t, uint64_t gen, uint64_t off, size_t size, uint64_t *now) {
+  return generation_valid(t, gen & WL_HANDLE_GEN_MASK, off, size, now);
+}
+
 walloc_status wl_handle_resolve(walloc_handle handle, wl_block_ref_t *ref) {
   if (handle == WALLOC_NULL_HANDLE) return WALLOC_ERR_INVALID;
   if (handle & WL_HANDLE_FALLBACK) {
@@ -115,7 +120,7 @@ walloc_status wl_handle_resolve(walloc_handle handle, wl_block_ref_t *ref) {
   unsigned version = (unsigned)((handle >> WL_HANDLE_VER_SHIFT) & WL_HANDLE_VER_MASK);
   if (!(slot & WL_SLOT_ALLOCATED) || wl_slot_version(slot) != version) return WALLOC_ERR_STALE;
   size_t size = wl_tier_class_size(wl_slot_class(slot));
-  if (wl_slot_class(slot) >= WL_TIER_CLASSES || off + size > t->capacity) return WALLOC_ERR_STALE;
+  if ((slot & WL_SLOT_UNUSED_BITS) != 0 || off + size > t->capacity) return WALLOC_ERR_STALE;
   uint64_t now;
   if (!generation_valid(t, (handle >> WL_HANDLE_GEN_SHIFT) & WL_HANDLE_GEN_MASK, off, size, &now)) {
     return WALLOC_ERR_STALE;
@@ -132,14 +137,20 @@ walloc_status wl_handle_resolve(walloc_handle handle, wl_block_ref_t *ref) {
 /* ------------------------------------------------------------------------
    Public conversions
    ------------------------------------------------------------------------ */
+walloc_status wl_handle_use(walloc_handle handle, wl_block_ref_t *ref, const char *what) {
+  walloc_status st = wl_handle_resolve(handle, ref);
+  if (WL_UNLIKELY(st != WALLOC_OK)) wl_fail(st, what);
+  return st;
+}
+
 WL_API void *walloc_handle_to_ptr(walloc_handle handle) {
   wl_block_ref_t ref;
-  return wl_handle_resolve(handle, &ref) == WALLOC_OK ? ref.ptr : NULL;
+  return wl_handle_use(handle, &ref, "walloc_handle_to_ptr: stale or invalid handle") == WALLOC_OK ? ref.ptr : NULL;
 }
 
 WL_API size_t walloc_handle_size(walloc_handle handle) {
   wl_block_ref_t ref;
-  return wl_handle_resolve(handle, &ref) == WALLOC_OK ? ref.size : 0;
+  return wl_handle_use(handle, &ref, "walloc_handle_size: stale or invalid handle") == WALLOC_OK ? ref.size : 0;
 }
 
 WL_API walloc_handle walloc_ptr_to_handle(const void *ptr) {
@@ -151,7 +162,7 @@ WL_API walloc_handle walloc_ptr_to_handle(const void *ptr) {
     uint64_t off = (uint64_t)(p - (uintptr_t)t->start);
     if ((off & (wl_tier_granule(t) - 1)) != 0 || off >= wl_load_acquire(&t->committed)) return WALLOC_NULL_HANDLE;
     uint16_t slot = wl_load_acquire(&t->slots[off >> t->granule_shift]);
-    if (!(slot & WL_SLOT_ALLOCATED) || wl_slot_class(slot) >= WL_TIER_CLASSES) return WALLOC_NULL_HANDLE;
+    if (!(slot & WL_SLOT_ALLOCATED) || (slot & WL_SLOT_UNUSED_BITS) != 0) return WALLOC_NULL_HANDLE;
     uint64_t gen = wl_load_acquire(&t->gen);
     walloc_handle h = wl_handle_make(t, off, gen, wl_slot_version(slot));
     wl_block_ref_t ref;

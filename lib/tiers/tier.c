@@ -20,6 +20,8 @@
 wl_tiers_t wl_tiers = {.tier = {[0 ... WL_TIERS - 1] = {.gen = UINT64_MAX, .granule_shift = 5}}};
 __thread wl_tier_thread_t wl_tier_self __attribute__((tls_model("initial-exec")));
 
+void (*wl_tier_reset_observer)(unsigned tier);
+
 static wl_lock_t init_lock = WL_LOCK_INIT;
 static wl_lock_t threads_lock = WL_LOCK_INIT;
 static wl_tier_thread_t *threads_first;
@@ -377,7 +379,10 @@ walloc_status wl_tier_reset(unsigned tier, size_t preserve, bool compact) {
   wl_store_release(&t->gen, cur + 1);
   atomic_fetch_add_explicit(&t->seq, 1, memory_order_acq_rel); /* even: done */
   if (!compact) wl_fetch_add(&t->resets, 1);
+  wl_budget_reset(tier, (size_t)keep);
   wl_unlock(&t->lock);
+  void (*observer)(unsigned) = wl_tier_reset_observer;
+  if (observer != NULL) observer(tier);
   return WALLOC_OK;
 }
 

@@ -63,10 +63,15 @@
 #define WL_TIER_MAX_MEMORY      ((size_t)1 << WL_HANDLE_OFF_BITS)
 #define WL_GEN_LIMITS           65536                /* compaction limits kept (a ring, 1 MiB reserved) */
 
-/* slot table entry */
+/* slot table entry: allocated bit, 6-bit version, 5-bit class, and the
+   owned bit of blocks that belong to a scope, a context or a ring (they are
+   released with their owner, never one by one) */
 #define WL_SLOT_ALLOCATED       1u
 #define WL_SLOT_VER_SHIFT       1
 #define WL_SLOT_CLASS_SHIFT     7
+#define WL_SLOT_CLASS_MASK      31u
+#define WL_SLOT_OWNED           (1u << 12)
+#define WL_SLOT_UNUSED_BITS     0xE000u   /* never set: an entry with them is garbage */
 typedef _Atomic(uint16_t) wl_slot_t;
 
 WL_INLINE uint16_t wl_slot_make(bool allocated, unsigned version, unsigned cls) {
@@ -74,7 +79,7 @@ WL_INLINE uint16_t wl_slot_make(bool allocated, unsigned version, unsigned cls) 
                     (cls << WL_SLOT_CLASS_SHIFT));
 }
 WL_INLINE unsigned wl_slot_version(uint16_t s) { return (s >> WL_SLOT_VER_SHIFT) & 63u; }
-WL_INLINE unsigned wl_slot_class(uint16_t s) { return s >> WL_SLOT_CLASS_SHIFT; }
+WL_INLINE unsigned wl_slot_class(uint16_t s) { return (s >> WL_SLOT_CLASS_SHIFT) & WL_SLOT_CLASS_MASK; }
 
 typedef struct wl_gen_limit_s {
   _Atomic(uint64_t) gen;    /* first generation of this range */
@@ -170,6 +175,7 @@ WL_INLINE walloc_handle wl_handle_make(const wl_tier_t *t, uint64_t off, uint64_
    ------------------------------------------------------------------------ */
 
 /* tier.c */
+extern void (*wl_tier_reset_observer)(unsigned tier); /* told after each reset or compaction */
 walloc_status wl_tiers_ensure(void);
 wl_tier_ctx_t *wl_tier_thread_ctx(unsigned tier);
 bool wl_tier_claim(wl_tier_t *t, size_t size, uint64_t *off, uint64_t *epoch);
@@ -187,10 +193,34 @@ typedef struct wl_block_ref_s {
   uint16_t slot;            /* the slot entry that was validated */
 } wl_block_ref_t;
 walloc_status wl_handle_resolve(walloc_handle h, wl_block_ref_t *ref);
+/* wl_handle_resolve for a public call: a failure sets walloc_last_status
+   and, in debug builds, says `what` on stderr. */
+walloc_status wl_handle_use(walloc_handle h, wl_block_ref_t *ref, const char *what);
 walloc_handle wl_fallback_alloc(size_t size);
 walloc_status wl_fallback_free(walloc_handle h);
 
+bool wl_tier_range_valid(wl_tier_t *t, uint64_t gen, uint64_t off, size_t size, uint64_t *now);
+
 /* alloc.c */
 walloc_handle wl_tier_alloc_slow(unsigned tier, size_t size);
+/* Blocks for owners (scopes, contexts, rings): a whole block of class cls,
+   charged to the tier's budget; the caller writes its slot entries. Give it
+   back with every slot in it free (allocated bits clear), stating the
+   generation it was taken in: a block a reset reclaimed is not pushed. */
+walloc_status wl_tier_block_take(unsigned tier, unsigned cls, uint64_t *off, uint64_t *gen);
+void wl_tier_block_give(unsigned tier, unsigned cls, uint64_t off, uint64_t gen);
+/* Clear the allocated bits of the slot entries of [off, off+size), keeping
+   versions (the next block there takes version + 1). */
+void wl_tier_slots_release(wl_tier_t *t, uint64_t off, size_t size);
+
+/* budget.c: per-tier budgets (WALLOC_TIER_COUNT of them: FALLBACK too) */
+extern _Atomic(uint8_t) wl_budget_on[WALLOC_TIER_COUNT]; /* read by the fast path */
+walloc_status wl_budget_charge(unsigned tier, size_t bytes);  /* WALLOC_OK or WALLOC_ERR_BUDGET */
+void wl_budget_refund(unsigned tier, size_t bytes);
+void wl_budget_reset(unsigned tier, size_t used);           /* after a reset or compaction */
+
+/* status.c */
+void wl_fail(walloc_status st, const char *what);          /* walloc_last_status; message in debug builds */
+void wl_report(const char *what, const void *p);          /* a tolerated misuse, in debug builds */
 
 #endif

@@ -1,0 +1,161 @@
+/* owner.c: tier memory owned by a scope or a context (lifetimes.h).
+ *
+ * Owns: the chunk records of one owner and the per-thread chunk caches.
+ * Invariant: inside a chunk, the slot entries of [begin, cur) are those of
+ * the blocks handed out (allocated | owned); everywhere else in the chunk
+ * the allocated bit is clear, so a handle into it reads as stale.
+ * Thread safety: none here; scopes are used by their thread only, contexts
+ * call in under their lock.
+ */
+#include "lifetimes.h"
+
+#include <string.h>
+
+WL_INLINE unsigned chunk_class(void) { return (unsigned)wl_bsr(WL_OWNER_CHUNK) - 5; }
+
+void wl_owner_init(wl_owner_t *o, unsigned tier) {
+  memset(o, 0, sizeof *o);
+  o->tier = tier;
+  o->chunks = &o->first;
+  o->cap = 1;
+}
+
+size_t wl_owner_block_size(unsigned tier, size_t size) {
+  return wl_tier_class_size(wl_tier_class(&wl_tiers.tier[tier], size));
+}
+
+/* Is the chunk still the owner's? A reset takes it; a compaction may keep it. */
+static bool chunk_live(wl_tier_t *t, wl_chunk_t *c) {
+  if (c->dead) return false;
+  if (WL_LIKELY(c->gen == wl_load_acquire(&t->gen))) return true;
+  uint64_t now;
+  if (wl_tier_range_valid(t, c->gen, c->off, c->end - c->off, &now)) {
+    c->gen = now;
+    return true;
+  }
+  c->dead = 1;
+  return false;
+}
+
+static void chunk_give(unsigned tier, wl_chunk_t *c) {
+  wl_tier_t *t = &wl_tiers.tier[tier];
+  if (!chunk_live(t, c)) return;
+  if (c->cur > c->begin) wl_tier_slots_release(t, c->begin, c->cur - c->begin);
+  wl_tier_block_give(tier, c->cls, c->off, c->gen);
+}
+
+void wl_chunk_cache_drop(wl_chunk_cache_t *cache, unsigned tier) {
+  if (!cache->full) return;
+  cache->full = false;
+  cache->chunk.begin = cache->chunk.cur = cache->chunk.off; /* nothing in use */
+  chunk_give(tier, &cache->chunk);
+}
+
+static wl_chunk_t *chunk_push(wl_owner_t *o) {
+  if (o->n == o->cap) {
+    uint32_t cap = o->cap * 2;
+    wl_chunk_t *a = wl_malloc(cap * sizeof *a);
+    if (a == NULL) return NULL;
+    memcpy(a, o->chunks, o->n * sizeof *a);
+    if (o->chunks != &o->first) wl_free(o->chunks);
+    o->chunks = a;
+    o->cap = cap;
+  }
+  return &o->chunks[o->n++];
+}
+
+/* A new chunk of class cls, as the current one (last) or, for a block's own
+   chunk, just before it (so the current chunk keeps serving small blocks). */
+static wl_chunk_t *chunk_new(wl_owner_t *o, unsigned cls, wl_chunk_cache_t *cache, walloc_status *st) {
+  wl_tier_t *t = &wl_tiers.tier[o->tier];
+  wl_chunk_t c;
+  if (cache != NULL && cls == chunk_class() && cache->full) {
+    cache->full = false;
+    c = cache->chunk;
+    if (chunk_live(t, &c)) {
+      if (c.end - c.cur < WL_OWNER_CHUNK / 4) c.cur = c.off; /* near the end: start over */
+      c.begin = c.cur;
+      goto have;
+    }
+  }
+  c.cls = cls;
+  c.dead = 0;
+  *st = wl_tier_block_take(o->tier, cls, &c.off, &c.gen);
+  if (*st != WALLOC_OK) return NULL;
+  c.begin = c.cur = c.off;
+  c.end = c.off + wl_tier_class_size(cls);
+have:;
+  wl_chunk_t *slot = chunk_push(o);
+  if (slot == NULL) {
+    c.cur = c.begin;
+    chunk_give(o->tier, &c);
+    *st = WALLOC_ERR_NOMEM;
+    return NULL;
+  }
+  if (cls != chunk_class() && o->n >= 2) { /* a block's own chunk: keep the current one last */
+    *slot = o->chunks[o->n - 2];
+    slot = &o->chunks[o->n - 2];
+  }
+  *slot = c;
+  return slot;
+}
+
+walloc_handle wl_owner_alloc(wl_owner_t *o, size_t size, wl_chunk_cache_t *cache, walloc_status *st) {
+  wl_tier_t *t = &wl_tiers.tier[o->tier];
+  if (size > t->capacity) {
+    *st = WALLOC_ERR_NOMEM;
+    return WALLOC_NULL_HANDLE;
+  }
+  unsigned cls = wl_tier_class(t, size);
+  size_t bs = wl_tier_class_size(cls);
+  wl_chunk_t *c;
+  if (bs > WL_OWNER_BLOCK_MAX) {
+    if ((c = chunk_new(o, cls, NULL, st)) == NULL) return WALLOC_NULL_HANDLE;
+  } else {
+    c = o->n != 0 ? &o->chunks[o->n - 1] : NULL;
+    if (c == NULL || c->cur + bs > c->end || !chunk_live(t, c)) {
+      if ((c = chunk_new(o, chunk_class(), cache, st)) == NULL) return WALLOC_NULL_HANDLE;
+    }
+  }
+  uint64_t off = c->cur;
+  c->cur += bs;
+  wl_slot_t *slot = &t->slots[off >> t->granule_shift];
+  unsigned version = (wl_slot_version(wl_load_relaxed(slot)) + 1) & 63u;
+  wl_store_release(slot, (uint16_t)(wl_slot_make(true, version, cls) | WL_SLOT_OWNED));
+  wl_store_relaxed(&o->used, wl_load_relaxed(&o->used) + bs);
+  return wl_handle_make(t, off, c->gen, version);
+}
+
+void wl_owner_release(wl_owner_t *o, wl_chunk_cache_t *cache) {
+  for (uint32_t i = o->n; i-- > 0;) {
+    wl_chunk_t *c = &o->chunks[i];
+    if (cache != NULL && !cache->full && c->cls == chunk_class() && chunk_live(&wl_tiers.tier[o->tier], c)) {
+      if (c->cur > c->begin) wl_tier_slots_release(&wl_tiers.tier[o->tier], c->begin, c->cur - c->begin);
+      cache->chunk = *c;
+      cache->chunk.begin = c->cur;
+      cache->full = true;
+      continue;
+    }
+    chunk_give(o->tier, c);
+  }
+  if (o->chunks != &o->first) wl_free(o->chunks);
+  o->chunks = &o->first;
+  o->cap = 1;
+  o->n = 0;
+  wl_store_relaxed(&o->used, 0);
+}
+
+void wl_owner_forget_dead(wl_owner_t *o) {
+  wl_tier_t *t = &wl_tiers.tier[o->tier];
+  uint32_t kept = 0;
+  uint64_t used = 0;
+  for (uint32_t i = 0; i < o->n; i++) {
+    if (!chunk_live(t, &o->chunks[i])) continue;
+    o->chunks[kept] = o->chunks[i];
+    used += o->chunks[kept].cur - o->chunks[kept].begin;
+    kept++;
+  }
+  o->n = kept;
+  if (kept == 0) wl_store_relaxed(&o->used, 0);
+  else if (used < wl_load_relaxed(&o->used)) wl_store_relaxed(&o->used, used);
+}
