@@ -8,6 +8,12 @@
  *   pool          each round every thread allocates N objects of SIZE bytes
  *                 from one pool shared by all threads, then frees them all
  *   malloc-pool   the same with malloc(SIZE) and free
+ *   scope         each round every thread enters a scope in the entity tier,
+ *                 allocates the frame mode's objects with walloc_scope_allocate
+ *                 (each touched through walloc_handle_to_ptr) and leaves it;
+ *                 compare with malloc-frame
+ *   scope-enter   N times per round: enter a scope, allocate one 64-byte
+ *                 block, leave (ns per enter + allocate + leave)
  *
  * The malloc modes are run under LD_PRELOAD of the allocator to compare
  * (benchmarks/run_lifetimes.py). Linked with libwalloc.a, which does not
@@ -21,8 +27,8 @@
 #include "bench_common.h"
 #include "walloc.h"
 
-enum { MODE_FRAME, MODE_MALLOC_FRAME, MODE_POOL, MODE_MALLOC_POOL };
-static const char *mode_names[] = {"frame", "malloc-frame", "pool", "malloc-pool"};
+enum { MODE_FRAME, MODE_MALLOC_FRAME, MODE_POOL, MODE_MALLOC_POOL, MODE_SCOPE, MODE_SCOPE_ENTER, MODES };
+static const char *mode_names[] = {"frame", "malloc-frame", "pool", "malloc-pool", "scope", "scope-enter"};
 
 typedef struct {
   long id, n, rounds, size;
@@ -50,8 +56,9 @@ static void *life_worker(void *arg) {
   rng_t r;
   rng_seed(&r, 9000 + (uint64_t)a->id);
   for (long i = 0; i < a->n; i++) {
-    sizes[i] = a->mode == MODE_FRAME || a->mode == MODE_MALLOC_FRAME ? (size_t)rng_range(&r, 16, 256)
-                                                                      : (size_t)a->size;
+    sizes[i] = a->mode == MODE_FRAME || a->mode == MODE_MALLOC_FRAME || a->mode == MODE_SCOPE
+                   ? (size_t)rng_range(&r, 16, 256)
+                   : (size_t)a->size;
   }
   pthread_barrier_wait(&start_barrier);
   double t0 = now_s();
@@ -66,6 +73,28 @@ static void *life_worker(void *arg) {
       }
       for (long i = 0; i < a->n; i++) check(ptrs[i], sizes[i], i, f);
       walloc_frame_end();
+      break;
+    case MODE_SCOPE: {
+      walloc_scope *scope = walloc_scope_enter(WALLOC_TIER_ENTITY, 0);
+      if (scope == NULL) bench_fail("round %ld: scope_enter failed", f);
+      for (long i = 0; i < a->n; i++) {
+        walloc_handle h = walloc_scope_allocate(scope, sizes[i]);
+        ptrs[i] = (unsigned char *)walloc_handle_to_ptr(h);
+        if (ptrs[i] == NULL) bench_fail("round %ld: scope allocation %ld failed", f, i);
+        touch(ptrs[i], sizes[i], i);
+      }
+      for (long i = 0; i < a->n; i++) check(ptrs[i], sizes[i], i, f);
+      walloc_scope_leave(scope);
+      break;
+    }
+    case MODE_SCOPE_ENTER:
+      for (long i = 0; i < a->n; i++) {
+        walloc_scope *scope = walloc_scope_enter(WALLOC_TIER_ENTITY, 0);
+        if (scope == NULL || walloc_scope_allocate(scope, 64) == WALLOC_NULL_HANDLE) {
+          bench_fail("round %ld: scope %ld failed", f, i);
+        }
+        walloc_scope_leave(scope);
+      }
       break;
     case MODE_POOL:
       for (long i = 0; i < a->n; i++) {
@@ -98,10 +127,10 @@ static void *life_worker(void *arg) {
 }
 
 int main(int argc, char **argv) {
-  const char *usage = "frame|malloc-frame|pool|malloc-pool [N=10000] [ROUNDS=300] [THREADS=1] [SIZE=64]";
+  const char *usage = "frame|malloc-frame|pool|malloc-pool|scope|scope-enter [N=10000] [ROUNDS=300] [THREADS=1] [SIZE=64]";
   usage_if_help(argc, argv, usage);
   int mode = -1;
-  for (int m = 0; argc >= 2 && m < 4; m++) {
+  for (int m = 0; argc >= 2 && m < MODES; m++) {
     if (strcmp(argv[1], mode_names[m]) == 0) mode = m;
   }
   if (mode < 0) {

@@ -60,8 +60,10 @@ def main():
     allocs = {k: (walloc if v == "WALLOC" else v) for k, v in ALLOCATORS.items()}
     allocs = {k: v for k, v in allocs.items() if v is None or os.path.exists(v)}
     threads_all = os.cpu_count() or 2
-    workloads = ["frame", "pool"]
-    variants = [(w, None) for w in workloads] + [(w, a) for w in workloads for a in allocs]
+    workloads = ["frame", "scope", "pool"]
+    baseline = {"frame": "frame", "scope": "frame", "pool": "pool"}  # the malloc mode each compares with
+    variants = ([(w, None) for w in workloads] + [("scope-enter", None)] +
+                [(w, a) for w in ("frame", "pool") for a in allocs])
     results = {}
     load_before = os.getloadavg()[0]
     t_start = time.time()
@@ -71,7 +73,7 @@ def main():
             k = rep % len(variants)
             for v in variants[k:] + variants[:k]:
                 work, alloc = v
-                mode = work if alloc is None else f"malloc-{work}"
+                mode = work if alloc is None else f"malloc-{baseline[work]}"
                 cmd = [exe, mode, str(args.n), str(args.rounds), str(threads), str(args.size)]
                 samples[v].append(run(cmd, allocs[alloc] if alloc else None))
         results[threads] = {v: statistics.median(s) for v, s in samples.items()}
@@ -80,6 +82,7 @@ def main():
     lines.append(f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(t_start))}; "
                  f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after ({os.cpu_count()} CPUs)")
     lines.append(f"- work per thread: frame = {args.rounds} frames of {args.n} objects of 16-256 bytes; "
+                 f"scope = the frame objects in one scope per round, each touched through its handle; "
                  f"pool = {args.rounds} rounds of {args.n} objects of {args.size} bytes from one shared pool "
                  f"(all allocated, then all freed); median of {args.reps} interleaved runs")
     lines.append("")
@@ -87,12 +90,17 @@ def main():
     lines.append("|---|---:|---:|" + "---:|" * len(allocs))
     for work in workloads:
         for threads, r in results.items():
-            base = r[(work, "glibc")] if "glibc" in allocs else None
+            base = r[(baseline[work], "glibc")] if "glibc" in allocs else None
             def cell(ns):
                 return f"{ns:.2f} ns ({base / ns:.1f}x)" if base else f"{ns:.2f} ns"
-            name = "walloc_frame_alloc + frame_end" if work == "frame" else "walloc_pool_alloc + pool_free"
-            cells = [cell(r[(work, a)]) for a in allocs]
+            name = {"frame": "walloc_frame_alloc + frame_end", "pool": "walloc_pool_alloc + pool_free",
+                    "scope": "walloc_scope_allocate + handle_to_ptr + leave"}[work]
+            cells = [cell(r[(baseline[work], a)]) for a in allocs]
             lines.append(f"| {work} | {threads} | {name}: {cell(r[(work, None)])} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for threads, r in results.items():
+        lines.append(f"- scope enter + one 64-byte allocation + leave, {threads} thread(s): "
+                     f"{r[('scope-enter', None)]:.2f} ns")
     lines.append("")
     lines.append("ns per object (allocation plus its share of the release) of the slowest thread; "
                  "in brackets: speed relative to glibc malloc + free of the same objects (higher is faster).")
