@@ -14,6 +14,27 @@
 
 #include "walloc.h"
 
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Runs fn with stderr captured; returns whether the output holds `want`. */
+static inline bool wl_test_stderr_has(void (*fn)(void), const char *want) {
+  FILE *f = tmpfile();
+  ck_assert_ptr_nonnull(f);
+  int saved = dup(2);
+  dup2(fileno(f), 2);
+  fn();
+  dup2(saved, 2);
+  close(saved);
+  static char buf[8192];
+  rewind(f);
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  buf[n] = 0;
+  fclose(f);
+  return strstr(buf, want) != NULL;
+}
+
 /* Declares a suite built from a list of test functions in one test case. */
 #define WL_TCASE(suite, name, timeout, ...)                     \
   do {                                                          \

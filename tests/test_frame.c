@@ -369,22 +369,7 @@ END_TEST
    Use after the frame: the debug poison check, or ASan
    ------------------------------------------------------------------------ */
 #if WL_DEBUG > 0 && !TEST_ASAN
-/* Runs fn with stderr captured; returns whether the output holds `want`. */
-static bool stderr_has(void (*fn)(void), const char *want) {
-  FILE *f = tmpfile();
-  ck_assert_ptr_nonnull(f);
-  int saved = dup(2);
-  dup2(fileno(f), 2);
-  fn();
-  dup2(saved, 2);
-  close(saved);
-  static char buf[8192];
-  rewind(f);
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  buf[n] = 0;
-  fclose(f);
-  return strstr(buf, want) != NULL;
-}
+#define stderr_has wl_test_stderr_has
 
 static void write_after_end(void) {
   walloc_frame_begin();

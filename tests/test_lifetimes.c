@@ -558,6 +558,41 @@ START_TEST(hard_budget_holds_under_threads) {
 }
 END_TEST
 
+/* ------------------------------------------------------------------------
+   Debug builds say what outlived its scope or context
+   ------------------------------------------------------------------------ */
+#if WL_DEBUG > 0
+static void use_after_leave(void) {
+  walloc_scope *s = walloc_scope_enter(WALLOC_TIER_ENTITY, 0);
+  walloc_handle h = walloc_scope_allocate(s, 32);
+  walloc_scope_leave(s);
+  uint8_t b = 0;
+  ck_assert_int_eq(walloc_write_data(h, 0, &b, 1), WALLOC_ERR_STALE);
+}
+static void leave_out_of_order(void) {
+  walloc_scope *a = walloc_scope_enter(WALLOC_TIER_ENTITY, 0);
+  walloc_scope_enter(WALLOC_TIER_ENTITY, 0);
+  walloc_scope_leave(a);
+}
+static void release_with_blocks(void) {
+  walloc_context *c = walloc_context_create(WALLOC_TIER_ENTITY, NULL);
+  walloc_context_allocate(c, 10);
+  walloc_context_release(c);
+}
+static void clean_scope(void) {
+  WALLOC_SCOPE(s, WALLOC_TIER_ENTITY, 0);
+  ck_assert(check_handle(walloc_scope_allocate(s, 8), 0, 0));
+}
+
+START_TEST(debug_builds_report_what_outlived_its_owner) {
+  ck_assert(!wl_test_stderr_has(clean_scope, "walloc"));
+  ck_assert(wl_test_stderr_has(use_after_leave, "stale or invalid handle"));
+  ck_assert(wl_test_stderr_has(leave_out_of_order, "out of order"));
+  ck_assert(wl_test_stderr_has(release_with_blocks, "still owns blocks"));
+}
+END_TEST
+#endif
+
 Suite *wl_test_suite(void) {
   Suite *s = suite_create("lifetimes");
   WL_TCASE(s, "scopes", 120, scope_allocations_go_stale_when_left, scope_handles_stay_stale_across_many_scopes,
@@ -570,5 +605,8 @@ Suite *wl_test_suite(void) {
   WL_TCASE(s, "rings", 120, ring_over_10000_frames_with_3_in_flight, ring_never_overruns_a_live_frame);
   WL_TCASE(s, "budgets", 60, tier_budget_applies_to_every_path, budget_counts_what_the_tier_holds_and_fallback,
            hard_budget_holds_under_threads);
+#if WL_DEBUG > 0
+  WL_TCASE(s, "debug", 30, debug_builds_report_what_outlived_its_owner);
+#endif
   return s;
 }
