@@ -13,34 +13,11 @@ usage: python3 benchmarks/run_lifetimes.py [--build build] [--walloc PATH] [--re
 """
 import argparse
 import os
-import re
 import statistics
-import subprocess
 import sys
 import time
 
-LIBDIR = "/usr/lib/x86_64-linux-gnu"
-ALLOCATORS = {
-    "glibc": None,
-    "walloc": "WALLOC",
-    "jemalloc": f"{LIBDIR}/libjemalloc.so.2",
-    "mimalloc": f"{LIBDIR}/libmimalloc.so.2",
-    "tcmalloc": f"{LIBDIR}/libtcmalloc_minimal.so.4",
-}
-
-
-def run(cmd, preload=None):
-    env = dict(os.environ)
-    env.pop("LD_PRELOAD", None)
-    if preload:
-        env["LD_PRELOAD"] = preload
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    if out.returncode != 0:
-        sys.exit(f"FAILED ({out.returncode}): {' '.join(cmd)} preload={preload}\n{out.stdout}{out.stderr}")
-    m = re.search(r"ns_per_object=([0-9.]+)", out.stdout)
-    if not m:
-        sys.exit(f"no ns_per_object in output of {' '.join(cmd)}:\n{out.stdout}")
-    return float(m.group(1))
+from preload import allocators, run
 
 
 def main():
@@ -57,8 +34,7 @@ def main():
     args = ap.parse_args()
     exe = os.path.join(args.build, "benchmarks", "bench-lifetimes")
     walloc = os.path.abspath(args.walloc or os.path.join(args.build, "libwalloc.so"))
-    allocs = {k: (walloc if v == "WALLOC" else v) for k, v in ALLOCATORS.items()}
-    allocs = {k: v for k, v in allocs.items() if v is None or os.path.exists(v)}
+    allocs = allocators(walloc)
     threads_all = os.cpu_count() or 2
     workloads = ["frame", "scope", "pool"]
     baseline = {"frame": "frame", "scope": "frame", "pool": "pool"}  # the malloc mode each compares with

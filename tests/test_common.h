@@ -106,4 +106,25 @@ static inline uint64_t wl_test_rand(uint64_t *state) {
 
 Suite *wl_test_suite(void);
 
+/* Fill a tier block through its handle, and check it back. */
+static inline void fill_handle(walloc_handle h, size_t n, uint32_t seed) {
+  uint8_t *p = (uint8_t *)walloc_handle_to_ptr(h);
+  ck_assert_ptr_nonnull(p);
+  wl_test_fill(p, n, seed);
+}
+
+static inline bool check_handle(walloc_handle h, size_t n, uint32_t seed) {
+  const uint8_t *p = (const uint8_t *)walloc_handle_to_ptr(h);
+  return p != NULL && wl_test_check(p, n, seed) == n;
+}
+
+/* Address space walloc's heap holds from the OS. */
+static inline uint64_t wl_test_mapped_bytes(void) {
+  walloc_heap_stats s;
+  memset(&s, 0, sizeof s);
+  s.size = sizeof s;
+  walloc_heap_stats_get(&s);
+  return s.mapped_bytes;
+}
+
 #endif

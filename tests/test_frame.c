@@ -37,13 +37,7 @@ static walloc_frame_stats frame_stats(void) {
   return s;
 }
 
-static uint64_t mapped_bytes(void) {
-  walloc_heap_stats s;
-  memset(&s, 0, sizeof s);
-  s.size = sizeof s;
-  walloc_heap_stats_get(&s);
-  return s.mapped_bytes;
-}
+#define mapped_bytes wl_test_mapped_bytes
 
 /* ------------------------------------------------------------------------
    Basics

@@ -11,16 +11,6 @@
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 
-static void fill_handle(walloc_handle h, size_t n, uint32_t seed) {
-  uint8_t *p = walloc_handle_to_ptr(h);
-  ck_assert_ptr_nonnull(p);
-  wl_test_fill(p, n, seed);
-}
-
-static bool check_handle(walloc_handle h, size_t n, uint32_t seed) {
-  uint8_t *p = walloc_handle_to_ptr(h);
-  return p != NULL && wl_test_check(p, n, seed) == n;
-}
 
 static void assert_stale(walloc_handle h) {
   ck_assert_ptr_null(walloc_handle_to_ptr(h));

@@ -24,16 +24,6 @@ static walloc_tier_stats tier_stats(walloc_tier t) {
   return s;
 }
 
-static void fill_handle(walloc_handle h, size_t n, uint32_t seed) {
-  uint8_t *p = walloc_handle_to_ptr(h);
-  ck_assert_ptr_nonnull(p);
-  wl_test_fill(p, n, seed);
-}
-
-static bool check_handle(walloc_handle h, size_t n, uint32_t seed) {
-  uint8_t *p = walloc_handle_to_ptr(h);
-  return p != NULL && wl_test_check(p, n, seed) == n;
-}
 
 /* ------------------------------------------------------------------------
    Basics
