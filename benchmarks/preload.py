@@ -2,8 +2,10 @@
 (preloaded into the same benchmark program) and one timed run of it."""
 import os
 import re
+import statistics
 import subprocess
 import sys
+import time
 
 LIBDIR = "/usr/lib/x86_64-linux-gnu"
 ALLOCATORS = {
@@ -34,3 +36,41 @@ def run(cmd, preload=None):
     if not m:
         sys.exit(f"no ns_per_object in output of {' '.join(cmd)}:\n{out.stdout}")
     return float(m.group(1))
+
+
+def add_common_args(ap, repo):
+    """The options every driver takes."""
+    ap.add_argument("--build", default=os.path.join(repo, "build"))
+    ap.add_argument("--walloc", default=None)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--out", default=None)
+
+
+def interleaved(variants, reps, thread_counts, run_one):
+    """{threads: {variant: median}}; run_one(variant, threads) returns one
+    sample. Each repetition runs every variant, starting one further along,
+    so that drift in the machine's speed spreads over all of them."""
+    results = {}
+    for threads in thread_counts:
+        samples = {v: [] for v in variants}
+        for rep in range(reps):
+            k = rep % len(variants)
+            for v in variants[k:] + variants[:k]:
+                samples[v].append(run_one(v, threads))
+        results[threads] = {v: statistics.median(s) for v, s in samples.items()}
+    return results
+
+
+def context_lines(script, t_start, load_before):
+    """The command, date and machine load lines every report starts with."""
+    return [f"- command: `python3 benchmarks/{script} {' '.join(sys.argv[1:])}`",
+            f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(t_start))}; "
+            f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after ({os.cpu_count()} CPUs)"]
+
+
+def emit(lines, out):
+    text = "\n".join(lines)
+    print(text)
+    if out:
+        with open(out, "w") as f:
+            f.write(text + "\n")

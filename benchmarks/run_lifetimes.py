@@ -13,24 +13,19 @@ usage: python3 benchmarks/run_lifetimes.py [--build build] [--walloc PATH] [--re
 """
 import argparse
 import os
-import statistics
-import sys
 import time
 
-from preload import allocators, run
+from preload import add_common_args, allocators, context_lines, emit, interleaved, run
 
 
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     repo = os.path.dirname(here)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--build", default=os.path.join(repo, "build"))
-    ap.add_argument("--walloc", default=None)
-    ap.add_argument("--reps", type=int, default=5)
+    add_common_args(ap, repo)
     ap.add_argument("--n", type=int, default=10000)
     ap.add_argument("--rounds", type=int, default=300)
     ap.add_argument("--size", type=int, default=64)
-    ap.add_argument("--out", default=None)
     args = ap.parse_args()
     exe = os.path.join(args.build, "benchmarks", "bench-lifetimes")
     walloc = os.path.abspath(args.walloc or os.path.join(args.build, "libwalloc.so"))
@@ -40,23 +35,18 @@ def main():
     baseline = {"frame": "frame", "scope": "frame", "pool": "pool"}  # the malloc mode each compares with
     variants = ([(w, None) for w in workloads] + [("scope-enter", None)] +
                 [(w, a) for w in ("frame", "pool") for a in allocs])
-    results = {}
     load_before = os.getloadavg()[0]
     t_start = time.time()
-    for threads in (1, threads_all):
-        samples = {v: [] for v in variants}
-        for rep in range(args.reps):
-            k = rep % len(variants)
-            for v in variants[k:] + variants[:k]:
-                work, alloc = v
-                mode = work if alloc is None else f"malloc-{baseline[work]}"
-                cmd = [exe, mode, str(args.n), str(args.rounds), str(threads), str(args.size)]
-                samples[v].append(run(cmd, allocs[alloc] if alloc else None))
-        results[threads] = {v: statistics.median(s) for v, s in samples.items()}
+
+    def run_one(v, threads):
+        work, alloc = v
+        mode = work if alloc is None else f"malloc-{baseline[work]}"
+        cmd = [exe, mode, str(args.n), str(args.rounds), str(threads), str(args.size)]
+        return run(cmd, allocs[alloc] if alloc else None)
+
+    results = interleaved(variants, args.reps, (1, threads_all), run_one)
     lines = []
-    lines.append(f"- command: `python3 benchmarks/run_lifetimes.py {' '.join(sys.argv[1:])}`")
-    lines.append(f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(t_start))}; "
-                 f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after ({os.cpu_count()} CPUs)")
+    lines += context_lines("run_lifetimes.py", t_start, load_before)
     lines.append(f"- work per thread: frame = {args.rounds} frames of {args.n} objects of 16-256 bytes; "
                  f"scope = the frame objects in one scope per round, each touched through its handle; "
                  f"pool = {args.rounds} rounds of {args.n} objects of {args.size} bytes from one shared pool "
@@ -80,11 +70,7 @@ def main():
     lines.append("")
     lines.append("ns per object (allocation plus its share of the release) of the slowest thread; "
                  "in brackets: speed relative to glibc malloc + free of the same objects (higher is faster).")
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -12,45 +12,34 @@ usage: python3 benchmarks/run_tiers.py [--build build] [--walloc PATH]
 """
 import argparse
 import os
-import statistics
-import sys
 import time
 
-from preload import allocators, run
+from preload import add_common_args, allocators, context_lines, emit, interleaved, run
 
 
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     repo = os.path.dirname(here)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--build", default=os.path.join(repo, "build"))
-    ap.add_argument("--walloc", default=None)
-    ap.add_argument("--reps", type=int, default=5)
+    add_common_args(ap, repo)
     ap.add_argument("--n", type=int, default=50000)
     ap.add_argument("--frames", type=int, default=200)
-    ap.add_argument("--out", default=None)
     args = ap.parse_args()
     exe = os.path.join(args.build, "benchmarks", "bench-frame")
     walloc = os.path.abspath(args.walloc or os.path.join(args.build, "libwalloc.so"))
     allocs = allocators(walloc)
     threads_all = os.cpu_count() or 2
     variants = ["tier"] + [f"malloc/{a}" for a in allocs]
-    results = {}
     load_before = os.getloadavg()[0]
     t_start = time.time()
-    for threads in (1, threads_all):
-        samples = {v: [] for v in variants}
-        for rep in range(args.reps):
-            order = variants[rep % len(variants):] + variants[:rep % len(variants)]
-            for v in order:
-                cmd = [exe, "tier" if v == "tier" else "malloc", str(args.n), str(args.frames), str(threads)]
-                preload = None if v == "tier" else allocs[v.split("/")[1]]
-                samples[v].append(run(cmd, preload))
-        results[threads] = {v: statistics.median(s) for v, s in samples.items()}
+
+    def run_one(v, threads):
+        cmd = [exe, "tier" if v == "tier" else "malloc", str(args.n), str(args.frames), str(threads)]
+        return run(cmd, None if v == "tier" else allocs[v.split("/")[1]])
+
+    results = interleaved(variants, args.reps, (1, threads_all), run_one)
     lines = []
-    lines.append(f"- command: `python3 benchmarks/run_tiers.py {' '.join(sys.argv[1:])}`")
-    lines.append(f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(t_start))}; "
-                 f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after ({os.cpu_count()} CPUs)")
+    lines += context_lines("run_tiers.py", t_start, load_before)
     lines.append(f"- work: {args.frames} frames of {args.n} objects of 16-256 bytes per thread; "
                  f"median of {args.reps} interleaved runs")
     lines.append("")
@@ -64,11 +53,7 @@ def main():
     lines.append("")
     lines.append("ns per object (allocation plus its share of the frame's release); "
                  "in brackets: how many times the tier is faster.")
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":
