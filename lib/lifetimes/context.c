@@ -100,6 +100,12 @@ static void tier_reset_observer(unsigned tier) {
   wl_unlock(&tree_lock);
 }
 
+/* fork: the tree lock is held across it, so the child's tree is whole */
+static void fork_prepare(void) { wl_lock(&tree_lock); }
+static void fork_parent(void) { wl_unlock(&tree_lock); }
+static void fork_child(void) { wl_lock_reset(&tree_lock); }
+static const wl_heap_hooks_t context_hooks = {NULL, fork_prepare, fork_parent, fork_child};
+
 /* A context the caller may use (a live reference), else NULL. */
 static walloc_context *ctx_check(walloc_context *c, const char *what) {
   if (c == NULL || c->magic != CTX_MAGIC || wl_load_relaxed(&c->refs) == 0) {
@@ -123,7 +129,10 @@ WL_API walloc_context *walloc_context_create(walloc_tier tier, walloc_context *p
     return NULL;
   }
   int set = 0;
-  if (wl_cas_strong(&observer_set, &set, 1)) wl_tier_reset_observer = tier_reset_observer;
+  if (wl_cas_strong(&observer_set, &set, 1)) {
+    wl_store_release(&wl_tier_reset_observer, tier_reset_observer);
+    wl_heap_hooks_add(&context_hooks);
+  }
   walloc_context *c = wl_zalloc(sizeof *c);
   if (c == NULL) {
     wl_fail(WALLOC_ERR_NOMEM, "walloc_context_create: no memory for the context");

@@ -20,7 +20,7 @@
 wl_tiers_t wl_tiers = {.tier = {[0 ... WL_TIERS - 1] = {.gen = UINT64_MAX, .granule_shift = 5}}};
 __thread wl_tier_thread_t wl_tier_self __attribute__((tls_model("initial-exec")));
 
-void (*wl_tier_reset_observer)(unsigned tier);
+_Atomic(wl_tier_observer_fn) wl_tier_reset_observer;
 
 static wl_lock_t init_lock = WL_LOCK_INIT;
 static wl_lock_t threads_lock = WL_LOCK_INIT;
@@ -381,7 +381,7 @@ walloc_status wl_tier_reset(unsigned tier, size_t preserve, bool compact) {
   if (!compact) wl_fetch_add(&t->resets, 1);
   wl_budget_reset(tier, (size_t)keep);
   wl_unlock(&t->lock);
-  void (*observer)(unsigned) = wl_tier_reset_observer;
+  wl_tier_observer_fn observer = wl_load_acquire(&wl_tier_reset_observer);
   if (observer != NULL) observer(tier);
   return WALLOC_OK;
 }
