@@ -235,6 +235,82 @@ typedef void (*walloc_budget_fn)(walloc_tier tier, size_t used, size_t limit, vo
 WALLOC_EXPORT walloc_status walloc_set_budget(walloc_tier tier, size_t soft_limit, size_t hard_limit,
                                               walloc_budget_fn on_soft_limit, void *arg);
 
+/* ------------------------------------------------------------------------
+   Assets: files fetched over HTTP(S) (libcurl) or from file:// URLs,
+   written straight into a tier block, and a registry from path to handle
+   (docs/assets.md). Without libcurl (meson -Dcurl=disabled) the registry and
+   walloc_load_asset_zero_copy work and the load calls return
+   WALLOC_ERR_UNSUPPORTED.
+   ------------------------------------------------------------------------ */
+typedef enum walloc_asset_type {
+  WALLOC_ASSET_BINARY = 0, /* scene tier */
+  WALLOC_ASSET_TEXTURE,    /* render tier */
+  WALLOC_ASSET_MESH,       /* render tier */
+  WALLOC_ASSET_AUDIO,      /* scene tier unless options.audio_tier says otherwise */
+  WALLOC_ASSET_SHADER,     /* render tier */
+  WALLOC_ASSET_JSON,       /* scene tier */
+  WALLOC_ASSET_TYPE_COUNT
+} walloc_asset_type;
+
+typedef struct walloc_asset_metadata {
+  walloc_handle handle;
+  size_t size;                 /* bytes of the asset (the block may be larger) */
+  walloc_tier tier;
+  walloc_asset_type type;
+  uint64_t loaded_at_ms;       /* 0 if registered, not loaded */
+} walloc_asset_metadata;
+
+WALLOC_EXPORT walloc_status walloc_set_base_url(const char *url); /* NULL or "" = paths are whole URLs */
+WALLOC_EXPORT bool walloc_register_asset(const char *key, const walloc_asset_metadata *metadata); /* false if key exists */
+WALLOC_EXPORT bool walloc_get_asset(const char *key, walloc_asset_metadata *out);
+WALLOC_EXPORT bool walloc_evict_asset(const char *key); /* releases the block: the handle goes stale */
+WALLOC_EXPORT size_t walloc_evict_assets_batch(const char *const *keys, size_t count); /* how many evicted */
+
+WALLOC_EXPORT walloc_status walloc_load_asset(const char *path, walloc_asset_type type, walloc_handle *out);
+typedef struct walloc_asset_request {
+  const char *path;
+  walloc_asset_type type;
+} walloc_asset_request;
+typedef struct walloc_asset_result {
+  walloc_status status;
+  walloc_handle handle;
+  long http_status;            /* 0 when no HTTP response came (or file://) */
+} walloc_asset_result;
+WALLOC_EXPORT size_t walloc_load_assets_batch(const walloc_asset_request *requests, size_t count,
+                                              walloc_asset_result *results); /* returns how many loaded */
+WALLOC_EXPORT walloc_handle walloc_load_asset_zero_copy(const void *data, size_t length, walloc_tier tier);
+WALLOC_EXPORT const char *walloc_asset_last_error(void); /* this thread's last error message, readable */
+
+/* Settings. Each field's default, and the environment variable read at the
+   first asset call, are in docs/assets.md; 0 / NULL fields keep the default. */
+typedef void (*walloc_asset_progress_fn)(const char *path, size_t received, size_t total /* 0 = unknown */,
+                                         void *arg);
+typedef struct walloc_asset_options {
+  long connect_timeout_ms;     /* WALLOC_ASSET_CONNECT_TIMEOUT_MS, 10000 */
+  long timeout_ms;             /* WALLOC_ASSET_TIMEOUT_MS, 60000: a whole transfer */
+  size_t max_size;             /* WALLOC_ASSET_MAX_SIZE, 256 MiB */
+  int retries;                 /* WALLOC_ASSET_RETRIES, 2 (-1 = none): reset, timeout, 5xx; never 4xx */
+  long retry_backoff_ms;       /* WALLOC_ASSET_RETRY_BACKOFF_MS, 100, doubled each retry */
+  int max_redirects;           /* WALLOC_ASSET_MAX_REDIRECTS, 5 (-1 = do not follow) */
+  int compressed;              /* WALLOC_ASSET_COMPRESSED, 1: send Accept-Encoding (-1 = off) */
+  int verify_tls;              /* WALLOC_ASSET_VERIFY_TLS, 1 (-1 = off) */
+  const char *user_agent;      /* WALLOC_ASSET_USER_AGENT, "walloc/<version>" */
+  int connections;             /* WALLOC_ASSET_CONNECTIONS, 8: batch transfers at once */
+  int revalidate;              /* WALLOC_ASSET_REVALIDATE, 0: loading a registered path fetches again (1) */
+  int audio_tier;              /* WALLOC_ASSET_AUDIO_TIER, scene; a walloc_tier + 1 (0 = default) */
+  walloc_asset_progress_fn progress; /* called as bytes arrive */
+  void *progress_arg;
+} walloc_asset_options;
+WALLOC_EXPORT walloc_status walloc_set_asset_options(const walloc_asset_options *options);
+WALLOC_EXPORT void walloc_cancel_asset_loads(void); /* loads in flight now end with WALLOC_ERR_IO, "cancelled" */
+
+typedef struct walloc_asset_stats {
+  uint64_t requests, loaded, failed, retries, cache_hits;
+  uint64_t bytes_received;     /* body bytes from the network or file */
+  uint64_t bytes_copied;       /* bytes moved again after the first write (growing blocks) */
+} walloc_asset_stats;
+WALLOC_EXPORT void walloc_asset_stats_get(walloc_asset_stats *out);
+
 /* memcpy with kernels chosen once from the CPU's features (AVX2, SSE2, portable C). */
 WALLOC_EXPORT void *walloc_memcpy(void *dst, const void *src, size_t n);
 
