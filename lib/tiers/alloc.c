@@ -19,12 +19,12 @@
 
 WL_INLINE void ctx_count(_Atomic(uint64_t) *n) { wl_store_relaxed(n, wl_load_relaxed(n) + 1); }
 
-static walloc_handle invalid_tier(void) {
+static WL_NOINLINE walloc_handle invalid_tier(void) {
   wl_fail(WALLOC_ERR_INVALID, "walloc_allocate: no such tier");
   return WALLOC_NULL_HANDLE;
 }
 
-static walloc_handle fallback_alloc(size_t size) {
+static WL_NOINLINE walloc_handle fallback_alloc(size_t size) {
   if (wl_budget_charge(WALLOC_TIER_FALLBACK, size) != WALLOC_OK) {
     wl_fail(WALLOC_ERR_BUDGET, "walloc_allocate: the fallback tier's budget refused it");
     return WALLOC_NULL_HANDLE;
@@ -44,7 +44,7 @@ WL_API walloc_handle walloc_allocate(size_t size, walloc_tier tier) {
     uint64_t epoch = wl_load_relaxed(&c->epoch);
     /* a window of the current generation: this thread has seen the set-up,
        so the tier's plain fields below are safe to read */
-    if (WL_LIKELY(epoch == wl_load_relaxed(&t->gen) && !wl_load_relaxed(&wl_budget_on[tier]))) {
+    if (WL_LIKELY(epoch == wl_load_relaxed(&t->gen) && !wl_load_relaxed(&t->budgeted))) {
       unsigned cls = wl_tier_class(t, size);
       size_t bs = wl_tier_class_size(cls);
       uint64_t cur = wl_load_relaxed(&c->cur);

@@ -4,8 +4,9 @@
  * limit's callback. A budget counts the bytes of every block taken from the
  * tier by any path: walloc_allocate, scopes' and contexts' chunks, rings,
  * promotion (each at its class size; fallback blocks at their size).
- * Zero cost unless used: while a tier has no budget, wl_budget_on[tier] is 0
- * and the allocation fast path (which does not count) stays on; setting a
+ * Zero cost unless used: while a tier has no budget, wl_budget_on[tier] (and
+ * the copy in the tier, next to what the fast path reads anyway) is 0 and
+ * the allocation fast path (which does not count) stays on; setting a
  * budget turns the fast path off for that tier, so every block is charged.
  * Setting one seeds the count with the arena tier's current use (bytes in
  * live blocks: what the statistics call used); the fallback tier counts its
@@ -95,6 +96,7 @@ WL_API walloc_status walloc_set_budget(walloc_tier tier, size_t soft_limit, size
   wl_store_relaxed(&b->used, used);
   wl_store_relaxed(&b->soft_armed, 1); /* the next charge above the soft limit calls back */
   wl_store_release(&wl_budget_on[tier], (uint8_t)on);
+  if (tier < WL_TIERS) wl_store_release(&wl_tiers.tier[tier].budgeted, (uint32_t)on); /* the fast path's copy */
   wl_unlock(&budget_lock);
   return WALLOC_OK;
 }

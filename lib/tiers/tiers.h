@@ -101,7 +101,8 @@ typedef struct wl_tier_s {
   size_t capacity;
   uint32_t granule_shift;
   uint32_t align;
-  uint8_t pad0[WL_CACHE_LINE - 48];
+  _Atomic(uint32_t) budgeted;       /* a budget is set: the fast path (which does not count) is off */
+  uint8_t pad0[WL_CACHE_LINE - 52];
   /* claimed and committed space */
   _Atomic(uint64_t) top;            /* bytes claimed from the start */
   _Atomic(uint64_t) committed;      /* bytes readable and writable */
