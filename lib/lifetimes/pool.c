@@ -55,11 +55,25 @@
 #define WL_POOL_HEADER      ((size_t)64)
 #define WL_POOL_NO_INDEX    UINT32_MAX
 #define WL_POOL_MAX_INDEX   ((uint32_t)1 << 20)
+#define WL_POOL_MAG_BYTES   ((size_t)16 << 10)                    /* objects' bytes a magazine aims at */
+#define WL_POOL_MAG_MAX     ((uint32_t)256)
+#define WL_POOL_MAG_MIN     ((uint32_t)2)
+#define WL_POOL_EMPTY_KEEP  ((uint32_t)16)                     /* empty magazines a depot keeps */
 
 typedef struct wl_pool_obj_s {
-  struct wl_pool_obj_s *next;
-  uintptr_t tag;  /* key ^ address while free */
+  struct wl_pool_obj_s *next; /* on the loose list only */
+  uintptr_t tag;              /* key ^ address while free */
 } wl_pool_obj_t;
+
+/* A magazine: up to pool->mag_size free objects, as an array (objects are
+   never read to move them). From the internal heap, not from the slabs, so
+   it outlives its pool's objects. */
+typedef struct wl_pool_mag_s {
+  struct wl_pool_mag_s *next; /* in the pool's full or empty list */
+  uint32_t count;             /* objects in it (while loaded, the cache's count is the live one) */
+  uint32_t cap;               /* its pool's mag_size when made */
+  wl_pool_obj_t *objs[];
+} wl_pool_mag_t;
 
 typedef struct wl_pool_slab_s {
   walloc_pool *pool;
@@ -67,7 +81,7 @@ typedef struct wl_pool_slab_s {
   size_t size;               /* bytes mapped */
   uintptr_t data;            /* first object */
   uintptr_t data_end;        /* end of the last whole object */
-  _Atomic(uintptr_t) carved; /* objects below this were handed out at least once */
+  _Atomic(uintptr_t) carved; /* objects below this were put in a magazine (tagged free) or handed out */
 } wl_pool_slab_t;
 _Static_assert(sizeof(wl_pool_slab_t) <= WL_POOL_HEADER, "slab header fits");
 
@@ -79,23 +93,31 @@ struct walloc_pool {
   uint64_t inv;              /* inverse of the odd part of object_size, mod 2^64 */
   uint64_t inv_limit;        /* UINT64_MAX / odd part */
   unsigned shift;            /* object_size = odd part << shift */
-  uint32_t cache_max;        /* objects a thread cache holds */
-  uint32_t batch;            /* objects moved at once */
-  /* under the lock */
+  uint32_t mag_size;         /* objects a magazine holds */
+  /* under the lock: the depot */
   wl_lock_t lock __attribute__((aligned(WL_CACHE_LINE)));
-  wl_pool_obj_t *shared;     /* objects given back by full caches and exiting threads */
-  size_t shared_count;
+  wl_pool_mag_t *full;       /* magazines with objects (full, or partial from exiting threads) */
+  wl_pool_mag_t *empty;      /* empty magazines, at most WL_POOL_EMPTY_KEEP */
+  size_t full_count;
+  uint32_t empty_count;
+  wl_pool_obj_t *loose;      /* single objects: uncached frees, or no memory for a magazine */
   uintptr_t bump, bump_end;  /* carving in the newest slab */
   wl_pool_slab_t *slabs;
   size_t next_slab;          /* bytes of the next slab */
   size_t slab_count;
 };
 
+/* A thread's cache for one pool: the loaded magazine (its object array and
+   count kept here, one load away) and the previous one (full or empty). */
 typedef struct wl_pool_cache_s {
-  wl_pool_obj_t *head;
-  uint32_t count;
-  uint32_t gen;              /* the pool generation these objects belong to; 0 = none */
+  wl_pool_obj_t **objs;      /* the loaded magazine's objs, or NULL */
+  uint32_t count;            /* objects in the loaded magazine */
+  uint32_t limit;            /* its capacity, 0 when none is loaded */
+  uint32_t gen;              /* the pool generation these magazines belong to; 0 = none */
+  uint32_t unused;
+  wl_pool_mag_t *previous;   /* NULL or a full or empty magazine */
 } wl_pool_cache_t;
+_Static_assert(sizeof(wl_pool_cache_t) == 32, "two caches per cache line");
 
 typedef struct wl_pool_thread_s {
   wl_pool_cache_t *caches;   /* indexed by pool index, from the internal heap */
@@ -188,38 +210,149 @@ static bool slab_new(walloc_pool *pool) {
   return true;
 }
 
-/* Up to `want` objects into a list; returns how many. Under the lock. */
-static uint32_t pool_take(walloc_pool *pool, uint32_t want, wl_pool_obj_t **out) {
-  wl_pool_obj_t *head = NULL, **tail = &head;
-  uint32_t n = 0;
-  while (n < want && pool->shared != NULL) {
-    wl_pool_obj_t *o = pool->shared;
-    pool->shared = o->next;
-    pool->shared_count--;
-    *tail = o;
-    tail = &o->next;
-    n++;
-  }
-  while (n < want) { /* carved in address order */
-    if (pool->bump >= pool->bump_end && !slab_new(pool)) break;
-    wl_pool_obj_t *o = (wl_pool_obj_t *)pool->bump;
-    pool->bump += pool->object_size;
-    wl_store_relaxed(&pool->slabs->carved, pool->bump);
-    o->tag = 0;
-    *tail = o;
-    tail = &o->next;
-    n++;
-  }
-  *tail = NULL;
-  *out = head;
+/* Carving: up to `want` objects from the newest slab only (a fresh one if it
+   is used up), so a magazine never maps more than one slab. objs[want - 1]
+   gets the lowest address (popped first). Returns how many; *first is the
+   lowest one. The caller tags them (outside the lock). Under the lock. */
+static uint32_t pool_carve(walloc_pool *pool, wl_pool_obj_t **objs, uint32_t want, uintptr_t *first) {
+  if (pool->bump >= pool->bump_end && !slab_new(pool)) return 0;
+  size_t room = (pool->bump_end - pool->bump) / pool->object_size;
+  uint32_t n = room < want ? (uint32_t)room : want;
+  uintptr_t p = pool->bump;
+  *first = p;
+  for (uint32_t i = 0; i < n; i++, p += pool->object_size) objs[n - 1 - i] = (wl_pool_obj_t *)p;
+  pool->bump = p;
+  wl_store_relaxed(&pool->slabs->carved, p);
   return n;
 }
 
-/* Push a list of n objects (tail known) on the shared list. Under the lock. */
-static void pool_give(walloc_pool *pool, wl_pool_obj_t *head, wl_pool_obj_t *tail, size_t n) {
-  tail->next = pool->shared;
-  pool->shared = head;
-  pool->shared_count += n;
+/* Tags carved objects as free: freeing one before it is handed out is a
+   double free. Outside the lock: nobody else can see them yet. */
+static void pool_tag_carved(const walloc_pool *pool, uintptr_t first, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++, first += pool->object_size) {
+    ((wl_pool_obj_t *)first)->tag = pool->key ^ first;
+  }
+}
+
+/* An empty magazine into the depot, or back to the caller to free when the
+   depot keeps enough. Under the lock. */
+static wl_pool_mag_t *depot_put_empty(walloc_pool *pool, wl_pool_mag_t *m) {
+  if (pool->empty_count >= WL_POOL_EMPTY_KEEP || m->cap != pool->mag_size) return m;
+  m->count = 0;
+  m->next = pool->empty;
+  pool->empty = m;
+  pool->empty_count++;
+  return NULL;
+}
+
+static void depot_put_full(walloc_pool *pool, wl_pool_mag_t *m) {
+  m->next = pool->full;
+  pool->full = m;
+  pool->full_count++;
+}
+
+static wl_pool_mag_t *depot_get_full(walloc_pool *pool) {
+  wl_pool_mag_t *m = pool->full;
+  if (m != NULL) {
+    pool->full = m->next;
+    pool->full_count--;
+  }
+  return m;
+}
+
+static wl_pool_mag_t *depot_get_empty(walloc_pool *pool) {
+  wl_pool_mag_t *m = pool->empty;
+  if (m != NULL) {
+    pool->empty = m->next;
+    pool->empty_count--;
+  }
+  return m;
+}
+
+/* One object for an uncached caller: the top of a depot magazine, a loose
+   one, or carved (then tagged 0: it is handed out at once). Under the lock. */
+static wl_pool_obj_t *depot_take_one(walloc_pool *pool) {
+  wl_pool_mag_t *m = pool->full;
+  if (m != NULL) {
+    wl_pool_obj_t *o = m->objs[--m->count];
+    if (m->count == 0) {
+      depot_get_full(pool);
+      wl_pool_mag_t *drop = depot_put_empty(pool, m);
+      if (drop != NULL) { /* freeing under the pool lock is fine: the heap never takes it */
+        wl_free(drop);
+      }
+    }
+    return o;
+  }
+  if (pool->loose != NULL) {
+    wl_pool_obj_t *o = pool->loose;
+    pool->loose = o->next;
+    return o;
+  }
+  wl_pool_obj_t *o;
+  uintptr_t first;
+  return pool_carve(pool, &o, 1, &first) == 1 ? o : NULL;
+}
+
+static void depot_put_loose(walloc_pool *pool, wl_pool_obj_t *o) {
+  o->next = pool->loose;
+  pool->loose = o;
+}
+
+/* Fills an empty magazine: loose objects first, else carved ones. Returns
+   the count; *first and *carved say which objects the caller must tag. Under
+   the lock. */
+static uint32_t mag_fill(walloc_pool *pool, wl_pool_mag_t *m, uintptr_t *first, uint32_t *carved) {
+  uint32_t n = 0;
+  *carved = 0;
+  while (n < m->cap && pool->loose != NULL) {
+    wl_pool_obj_t *o = pool->loose;
+    pool->loose = o->next;
+    m->objs[n++] = o;
+  }
+  if (n == 0) n = *carved = pool_carve(pool, m->objs, m->cap, first);
+  m->count = n;
+  return n;
+}
+
+static wl_pool_mag_t *mag_new(const walloc_pool *pool) {
+  wl_pool_mag_t *m = wl_malloc(sizeof *m + (size_t)pool->mag_size * sizeof(wl_pool_obj_t *));
+  if (m != NULL) {
+    m->next = NULL;
+    m->count = 0;
+    m->cap = pool->mag_size;
+  }
+  return m;
+}
+
+WL_INLINE wl_pool_mag_t *mag_of(wl_pool_obj_t **objs) {
+  return (wl_pool_mag_t *)((char *)objs - offsetof(wl_pool_mag_t, objs));
+}
+
+/* The cache's loaded magazine (its count written back), or NULL. */
+static wl_pool_mag_t *cache_loaded(wl_pool_cache_t *c) {
+  if (c->objs == NULL) return NULL;
+  wl_pool_mag_t *m = mag_of(c->objs);
+  m->count = c->count;
+  return m;
+}
+
+static void cache_load(wl_pool_cache_t *c, wl_pool_mag_t *m) {
+  if (m == NULL) {
+    c->objs = NULL;
+    c->count = c->limit = 0;
+  } else {
+    c->objs = m->objs;
+    c->count = m->count;
+    c->limit = m->cap;
+  }
+}
+
+/* Forgets a cache's magazines without reading their objects. */
+static void cache_drop(wl_pool_cache_t *c) {
+  if (c->objs != NULL) wl_free(mag_of(c->objs));
+  if (c->previous != NULL) wl_free(c->previous);
+  *c = (wl_pool_cache_t){0};
 }
 
 /* ------------------------------------------------------------------------
@@ -229,15 +362,24 @@ static void pool_thread_exit(void) {
   wl_pool_thread_t *t = &wl_pool_self;
   if (t->caches == NULL) return;
   wl_lock(&registry_lock);
-  for (uint32_t i = 0; i < t->cap && i < slots_top; i++) {
+  for (uint32_t i = 0; i < t->cap; i++) {
     wl_pool_cache_t *c = &t->caches[i];
-    walloc_pool *pool = slots[i].pool;
-    if (c->head == NULL || pool == NULL || slots[i].gen != c->gen) continue; /* empty or destroyed */
-    wl_pool_obj_t *tail = c->head;
-    while (tail->next != NULL) tail = tail->next;
-    wl_lock(&pool->lock);
-    pool_give(pool, c->head, tail, c->count);
-    wl_unlock(&pool->lock);
+    walloc_pool *pool = i < slots_top ? slots[i].pool : NULL;
+    if (pool != NULL && slots[i].gen == c->gen) { /* live: its magazines go to the depot */
+      wl_pool_mag_t *mags[2] = {cache_loaded(c), c->previous};
+      wl_lock(&pool->lock);
+      for (int k = 0; k < 2; k++) {
+        if (mags[k] == NULL) continue;
+        if (mags[k]->count != 0) depot_put_full(pool, mags[k]);
+        else mags[k] = depot_put_empty(pool, mags[k]);
+        if (mags[k] == NULL || mags[k]->count != 0) mags[k] = NULL; /* the depot has it */
+      }
+      wl_unlock(&pool->lock);
+      for (int k = 0; k < 2; k++) wl_free(mags[k]);
+      *c = (wl_pool_cache_t){0};
+    } else { /* empty, or its pool was destroyed: never read its objects */
+      cache_drop(c);
+    }
   }
   wl_unlock(&registry_lock);
   wl_free(t->caches);
@@ -300,9 +442,8 @@ static wl_pool_cache_t *cache_get(walloc_pool *pool) {
     t->cap = cap;
   }
   wl_pool_cache_t *c = &t->caches[i];
-  if (c->gen != pool->gen) { /* a destroyed pool's objects: forget them, never read them */
-    c->head = NULL;
-    c->count = 0;
+  if (c->gen != pool->gen) { /* a destroyed pool's magazines: forget them, never read their objects */
+    cache_drop(c);
     c->gen = pool->gen;
   }
   return c;
@@ -344,9 +485,7 @@ WL_API walloc_pool *walloc_pool_create(size_t object_size, size_t align) {
   pool->shift = (unsigned)wl_ctz64(size);
   pool->inv = odd_inverse(size >> pool->shift);
   pool->inv_limit = UINT64_MAX / (size >> pool->shift);
-  size_t cache_bytes = (size_t)32 << 10;
-  pool->cache_max = (uint32_t)wl_max(4, wl_min(1024, cache_bytes / size));
-  pool->batch = wl_max(2, pool->cache_max / 2);
+  pool->mag_size = (uint32_t)wl_max(WL_POOL_MAG_MIN, wl_min(WL_POOL_MAG_MAX, WL_POOL_MAG_BYTES / size));
   size_t first = wl_align_up(data_offset(pool) + (size <= 4096 ? 4096 : 8 * size), WL_POOL_REGION);
   if (size > WL_POOL_SLAB_MAX) first = wl_align_up(data_offset(pool) + size, WL_POOL_REGION);
   pool->next_slab = first;
@@ -400,31 +539,69 @@ static WL_NOINLINE void *pool_alloc_slow(walloc_pool *pool) {
     return NULL;
   }
   wl_pool_cache_t *c = cache_get(pool);
-  wl_pool_obj_t *list;
-  wl_lock(&pool->lock);
-  uint32_t n = pool_take(pool, c != NULL ? pool->batch : 1, &list);
-  wl_unlock(&pool->lock);
-  if (n == 0) {
-    wl_lifetime_fail(WALLOC_ERR_NOMEM, "walloc_pool_alloc: no memory for a slab");
-    return NULL;
+  wl_pool_obj_t *o = NULL;
+  if (c == NULL) { /* uncached */
+    wl_lock(&pool->lock);
+    o = depot_take_one(pool);
+    wl_unlock(&pool->lock);
+    if (o == NULL) goto nomem;
+    o->tag = 0;
+    return o;
   }
-  wl_pool_obj_t *o = list;
-  if (c != NULL) {
-    c->head = o->next; /* the cache was empty */
-    c->count = n - 1;
+  wl_pool_mag_t *loaded = cache_loaded(c); /* NULL or empty */
+  if (c->previous != NULL && c->previous->count != 0) { /* swap: no lock */
+    wl_pool_mag_t *full = c->previous;
+    c->previous = loaded;
+    loaded = full;
+  } else {
+    wl_pool_mag_t *drop = NULL;
+    uintptr_t first = 0;
+    uint32_t carved = 0;
+    wl_lock(&pool->lock);
+    wl_pool_mag_t *full = depot_get_full(pool);
+    if (full != NULL) { /* exchange the empty one for a full one */
+      if (loaded != NULL) drop = depot_put_empty(pool, loaded);
+      loaded = full;
+    } else {
+      if (loaded == NULL) loaded = depot_get_empty(pool);
+      if (loaded == NULL) {
+        wl_unlock(&pool->lock);
+        loaded = mag_new(pool);
+        wl_lock(&pool->lock);
+      }
+      if (loaded != NULL) {
+        mag_fill(pool, loaded, &first, &carved);
+      } else { /* no memory for a magazine: one object */
+        o = depot_take_one(pool);
+      }
+    }
+    wl_unlock(&pool->lock);
+    if (drop != NULL) wl_free(drop);
+    pool_tag_carved(pool, first, carved);
+    if (loaded == NULL) {
+      if (o == NULL) goto nomem;
+      o->tag = 0;
+      return o;
+    }
   }
+  cache_load(c, loaded);
+  if (c->count == 0) goto nomem;
+  o = c->objs[--c->count];
   o->tag = 0;
   return o;
+nomem:
+  wl_lifetime_fail(WALLOC_ERR_NOMEM, "walloc_pool_alloc: no memory for a slab");
+  return NULL;
 }
 
 WL_API void *walloc_pool_alloc(walloc_pool *pool) {
   wl_pool_thread_t *t = &wl_pool_self;
   if (WL_LIKELY(pool != NULL && pool->index < t->cap)) {
     wl_pool_cache_t *c = &t->caches[pool->index];
-    wl_pool_obj_t *o = c->head;
-    if (WL_LIKELY(o != NULL && c->gen == pool->gen)) {
-      c->head = o->next;
-      c->count--;
+    uint32_t n = c->count;
+    if (WL_LIKELY(n != 0 && c->gen == pool->gen)) {
+      wl_pool_obj_t *o = c->objs[--n];
+      c->count = n;
       o->tag = 0;
       return o;
     }
@@ -432,26 +609,48 @@ WL_API void *walloc_pool_alloc(walloc_pool *pool) {
   return pool_alloc_slow(pool);
 }
 
+/* o carries its tag. */
 static WL_NOINLINE void pool_free_slow(walloc_pool *pool, wl_pool_obj_t *o) {
   wl_pool_cache_t *c = cache_get(pool);
-  if (c == NULL) { /* uncached: straight to the shared list */
+  if (c == NULL) { /* uncached: a loose object */
     wl_lock(&pool->lock);
-    pool_give(pool, o, o, 1);
+    depot_put_loose(pool, o);
     wl_unlock(&pool->lock);
     return;
   }
-  if (c->count >= pool->cache_max) { /* move a batch to the shared list */
-    wl_pool_obj_t *head = c->head, *tail = head;
-    for (uint32_t i = 1; i < pool->batch; i++) tail = tail->next;
-    c->head = tail->next;
-    c->count -= pool->batch;
+  wl_pool_mag_t *loaded = cache_loaded(c); /* NULL or full, or empty after a reset */
+  if (loaded != NULL && loaded->count < loaded->cap) {
+    /* nothing to exchange */
+  } else if (loaded != NULL && c->previous != NULL && c->previous->count == 0) { /* swap: no lock */
+    wl_pool_mag_t *empty = c->previous;
+    c->previous = loaded;
+    loaded = empty;
+  } else {
+    wl_pool_mag_t *give = NULL;
+    if (loaded != NULL) { /* the full loaded one becomes previous; a full previous goes to the depot */
+      give = c->previous;
+      c->previous = loaded;
+      loaded = NULL;
+    }
     wl_lock(&pool->lock);
-    pool_give(pool, head, tail, pool->batch);
-    wl_unlock(&pool->lock);
+    if (give != NULL) depot_put_full(pool, give);
+    loaded = depot_get_empty(pool);
+    if (loaded == NULL) {
+      wl_unlock(&pool->lock);
+      loaded = mag_new(pool);
+      if (loaded == NULL) { /* no memory for a magazine: a loose object */
+        wl_lock(&pool->lock);
+        depot_put_loose(pool, o);
+        wl_unlock(&pool->lock);
+        cache_load(c, NULL);
+        return;
+      }
+    } else {
+      wl_unlock(&pool->lock);
+    }
   }
-  o->next = c->head;
-  c->head = o;
-  c->count++;
+  cache_load(c, loaded);
+  c->objs[c->count++] = o;
 }
 
 WL_API void walloc_pool_free(walloc_pool *pool, void *object) {
@@ -483,10 +682,10 @@ WL_API void walloc_pool_free(walloc_pool *pool, void *object) {
   wl_pool_thread_t *t = &wl_pool_self;
   if (WL_LIKELY(pool->index < t->cap)) {
     wl_pool_cache_t *c = &t->caches[pool->index];
-    if (WL_LIKELY(c->gen == pool->gen && c->count < pool->cache_max)) {
-      o->next = c->head;
-      c->head = o;
-      c->count++;
+    uint32_t n = c->count;
+    if (WL_LIKELY(n < c->limit && c->gen == pool->gen)) {
+      c->objs[n] = o;
+      c->count = n + 1;
       return;
     }
   }
@@ -515,7 +714,15 @@ WL_API void walloc_pool_destroy(walloc_pool *pool) {
     next = s->next;
     slab_release(s);
   }
+  for (wl_pool_mag_t *m = pool->full, *next; m != NULL; m = next) {
+    next = m->next;
+    wl_free(m);
+  }
+  for (wl_pool_mag_t *m = pool->empty, *next; m != NULL; m = next) {
+    next = m->next;
+    wl_free(m);
+  }
   wl_pool_thread_t *t = &wl_pool_self;
-  if (i < t->cap) t->caches[i] = (wl_pool_cache_t){NULL, 0, 0};
+  if (i < t->cap) cache_drop(&t->caches[i]); /* other threads' go when they next see the generation */
   wl_free(pool);
 }
