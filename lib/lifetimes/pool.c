@@ -59,6 +59,7 @@
 #define WL_POOL_MAG_MAX     ((uint32_t)256)
 #define WL_POOL_MAG_MIN     ((uint32_t)2)
 #define WL_POOL_EMPTY_KEEP  ((uint32_t)16)                     /* empty magazines a depot keeps */
+#define WL_POOL_HOMES       8                                  /* depot lists, threads spread over them */
 
 typedef struct wl_pool_obj_s {
   struct wl_pool_obj_s *next; /* on the loose list only */
@@ -81,25 +82,28 @@ typedef struct wl_pool_slab_s {
   size_t size;               /* bytes mapped */
   uintptr_t data;            /* first object */
   uintptr_t data_end;        /* end of the last whole object */
-  _Atomic(uintptr_t) carved; /* objects below this were put in a magazine (tagged free) or handed out */
+  _Atomic(uintptr_t) carved; /* bytes from data put in a magazine (tagged free) or handed out */
 } wl_pool_slab_t;
 _Static_assert(sizeof(wl_pool_slab_t) <= WL_POOL_HEADER, "slab header fits");
 
 struct walloc_pool {
   /* read-only after creation: the fast paths read these */
   uint32_t index, gen;
+  uint64_t gen_high;         /* gen << 32, as in a cache's gen_count */
   size_t object_size, align;
   uintptr_t key;
   uint64_t inv;              /* inverse of the odd part of object_size, mod 2^64 */
-  uint64_t inv_limit;        /* UINT64_MAX / odd part */
+  uint64_t inv_limit;        /* UINT64_MAX / object_size */
   unsigned shift;            /* object_size = odd part << shift */
   uint32_t mag_size;         /* objects a magazine holds */
   /* under the lock: the depot */
   wl_lock_t lock __attribute__((aligned(WL_CACHE_LINE)));
-  wl_pool_mag_t *full;       /* magazines with objects (full, or partial from exiting threads) */
-  wl_pool_mag_t *empty;      /* empty magazines, at most WL_POOL_EMPTY_KEEP */
+  uint32_t full_mask;        /* bit h: full[h] is not empty */
+  uint32_t empty_mask;
+  uint32_t empty_count;      /* at most WL_POOL_EMPTY_KEEP */
   size_t full_count;
-  uint32_t empty_count;
+  wl_pool_mag_t *full[WL_POOL_HOMES];  /* magazines with objects (full, or partial from exiting threads) */
+  wl_pool_mag_t *empty[WL_POOL_HOMES]; /* empty magazines */
   wl_pool_obj_t *loose;      /* single objects: uncached frees, or no memory for a magazine */
   uintptr_t bump, bump_end;  /* carving in the newest slab */
   wl_pool_slab_t *slabs;
@@ -111,9 +115,8 @@ struct walloc_pool {
    count kept here, one load away) and the previous one (full or empty). */
 typedef struct wl_pool_cache_s {
   wl_pool_obj_t **objs;      /* the loaded magazine's objs, or NULL */
-  uint32_t count;            /* objects in the loaded magazine */
-  uint32_t limit;            /* its capacity, 0 when none is loaded */
-  uint32_t gen;              /* the pool generation these magazines belong to; 0 = none */
+  uint64_t gen_count;        /* generation << 32 | objects in the loaded magazine; generation 0 = none */
+  uint32_t limit;            /* the loaded magazine's capacity, 0 when none is loaded */
   uint32_t unused;
   wl_pool_mag_t *previous;   /* NULL or a full or empty magazine */
 } wl_pool_cache_t;
@@ -122,6 +125,7 @@ _Static_assert(sizeof(wl_pool_cache_t) == 32, "two caches per cache line");
 typedef struct wl_pool_thread_s {
   wl_pool_cache_t *caches;   /* indexed by pool index, from the internal heap */
   uint32_t cap;
+  uint32_t home;             /* the depot lists it puts to and takes from first */
   bool registered;
 } wl_pool_thread_t;
 
@@ -138,6 +142,7 @@ static wl_pool_slot_t *slots;
 static uint32_t slots_cap, slots_top, slots_free;
 static uintptr_t pool_secret;
 static _Atomic(int) hooks_added;
+static _Atomic(uint32_t) homes_given;
 
 typedef _Atomic(wl_pool_slab_t *) wl_slab_entry_t;
 static _Atomic(wl_slab_entry_t *) slab_map[WL_POOL_TOP];
@@ -195,7 +200,7 @@ static bool slab_new(walloc_pool *pool) {
   slab->data = (uintptr_t)slab + data_offset(pool);
   size_t count = (size - data_offset(pool)) / pool->object_size;
   slab->data_end = slab->data + count * pool->object_size;
-  wl_store_relaxed(&slab->carved, slab->data);
+  wl_store_relaxed(&slab->carved, 0);
   if (!slab_map_set((uintptr_t)slab, size, slab)) {
     slab_map_set((uintptr_t)slab, size, NULL);
     wl_segment_os_release(slab, size);
@@ -222,7 +227,7 @@ static uint32_t pool_carve(walloc_pool *pool, wl_pool_obj_t **objs, uint32_t wan
   *first = p;
   for (uint32_t i = 0; i < n; i++, p += pool->object_size) objs[n - 1 - i] = (wl_pool_obj_t *)p;
   pool->bump = p;
-  wl_store_relaxed(&pool->slabs->carved, p);
+  wl_store_relaxed(&pool->slabs->carved, p - pool->slabs->data);
   return n;
 }
 
@@ -234,50 +239,63 @@ static void pool_tag_carved(const walloc_pool *pool, uintptr_t first, uint32_t n
   }
 }
 
+/* The depot: full and empty magazines in WL_POOL_HOMES lists. A thread puts
+   to its home list and takes from it first (its own objects come back to
+   it, warm in its cache), else from any list (nothing is stranded). All
+   O(1), under the lock. */
+WL_INLINE uint32_t depot_pick(uint32_t mask, uint32_t home) {
+  return (mask >> home & 1) ? home : (uint32_t)wl_ctz64(mask);
+}
+
+static void depot_put_full(walloc_pool *pool, wl_pool_mag_t *m, uint32_t home) {
+  m->next = pool->full[home];
+  pool->full[home] = m;
+  pool->full_mask |= 1u << home;
+  pool->full_count++;
+}
+
+static wl_pool_mag_t *depot_get_full(walloc_pool *pool, uint32_t home) {
+  if (pool->full_mask == 0) return NULL;
+  uint32_t h = depot_pick(pool->full_mask, home);
+  wl_pool_mag_t *m = pool->full[h];
+  pool->full[h] = m->next;
+  if (m->next == NULL) pool->full_mask &= ~(1u << h);
+  pool->full_count--;
+  return m;
+}
+
 /* An empty magazine into the depot, or back to the caller to free when the
-   depot keeps enough. Under the lock. */
-static wl_pool_mag_t *depot_put_empty(walloc_pool *pool, wl_pool_mag_t *m) {
+   depot keeps enough. */
+static wl_pool_mag_t *depot_put_empty(walloc_pool *pool, wl_pool_mag_t *m, uint32_t home) {
   if (pool->empty_count >= WL_POOL_EMPTY_KEEP || m->cap != pool->mag_size) return m;
   m->count = 0;
-  m->next = pool->empty;
-  pool->empty = m;
+  m->next = pool->empty[home];
+  pool->empty[home] = m;
+  pool->empty_mask |= 1u << home;
   pool->empty_count++;
   return NULL;
 }
 
-static void depot_put_full(walloc_pool *pool, wl_pool_mag_t *m) {
-  m->next = pool->full;
-  pool->full = m;
-  pool->full_count++;
-}
-
-static wl_pool_mag_t *depot_get_full(walloc_pool *pool) {
-  wl_pool_mag_t *m = pool->full;
-  if (m != NULL) {
-    pool->full = m->next;
-    pool->full_count--;
-  }
-  return m;
-}
-
-static wl_pool_mag_t *depot_get_empty(walloc_pool *pool) {
-  wl_pool_mag_t *m = pool->empty;
-  if (m != NULL) {
-    pool->empty = m->next;
-    pool->empty_count--;
-  }
+static wl_pool_mag_t *depot_get_empty(walloc_pool *pool, uint32_t home) {
+  if (pool->empty_mask == 0) return NULL;
+  uint32_t h = depot_pick(pool->empty_mask, home);
+  wl_pool_mag_t *m = pool->empty[h];
+  pool->empty[h] = m->next;
+  if (m->next == NULL) pool->empty_mask &= ~(1u << h);
+  pool->empty_count--;
   return m;
 }
 
 /* One object for an uncached caller: the top of a depot magazine, a loose
    one, or carved (then tagged 0: it is handed out at once). Under the lock. */
 static wl_pool_obj_t *depot_take_one(walloc_pool *pool) {
-  wl_pool_mag_t *m = pool->full;
-  if (m != NULL) {
+  if (pool->full_mask != 0) {
+    uint32_t h = depot_pick(pool->full_mask, 0);
+    wl_pool_mag_t *m = pool->full[h];
     wl_pool_obj_t *o = m->objs[--m->count];
     if (m->count == 0) {
-      depot_get_full(pool);
-      wl_pool_mag_t *drop = depot_put_empty(pool, m);
+      depot_get_full(pool, h);
+      wl_pool_mag_t *drop = depot_put_empty(pool, m, h);
       if (drop != NULL) { /* freeing under the pool lock is fine: the heap never takes it */
         wl_free(drop);
       }
@@ -329,21 +347,26 @@ WL_INLINE wl_pool_mag_t *mag_of(wl_pool_obj_t **objs) {
   return (wl_pool_mag_t *)((char *)objs - offsetof(wl_pool_mag_t, objs));
 }
 
+WL_INLINE uint32_t cache_gen(const wl_pool_cache_t *c) { return (uint32_t)(c->gen_count >> 32); }
+WL_INLINE uint32_t cache_count(const wl_pool_cache_t *c) { return (uint32_t)c->gen_count; }
+
 /* The cache's loaded magazine (its count written back), or NULL. */
 static wl_pool_mag_t *cache_loaded(wl_pool_cache_t *c) {
   if (c->objs == NULL) return NULL;
   wl_pool_mag_t *m = mag_of(c->objs);
-  m->count = c->count;
+  m->count = cache_count(c);
   return m;
 }
 
 static void cache_load(wl_pool_cache_t *c, wl_pool_mag_t *m) {
+  uint64_t gen = c->gen_count & ~(uint64_t)UINT32_MAX;
   if (m == NULL) {
     c->objs = NULL;
-    c->count = c->limit = 0;
+    c->gen_count = gen;
+    c->limit = 0;
   } else {
     c->objs = m->objs;
-    c->count = m->count;
+    c->gen_count = gen | m->count;
     c->limit = m->cap;
   }
 }
@@ -365,13 +388,13 @@ static void pool_thread_exit(void) {
   for (uint32_t i = 0; i < t->cap; i++) {
     wl_pool_cache_t *c = &t->caches[i];
     walloc_pool *pool = i < slots_top ? slots[i].pool : NULL;
-    if (pool != NULL && slots[i].gen == c->gen) { /* live: its magazines go to the depot */
+    if (pool != NULL && slots[i].gen == cache_gen(c)) { /* live: its magazines go to the depot */
       wl_pool_mag_t *mags[2] = {cache_loaded(c), c->previous};
       wl_lock(&pool->lock);
       for (int k = 0; k < 2; k++) {
         if (mags[k] == NULL) continue;
-        if (mags[k]->count != 0) depot_put_full(pool, mags[k]);
-        else mags[k] = depot_put_empty(pool, mags[k]);
+        if (mags[k]->count != 0) depot_put_full(pool, mags[k], t->home);
+        else mags[k] = depot_put_empty(pool, mags[k], t->home);
         if (mags[k] == NULL || mags[k]->count != 0) mags[k] = NULL; /* the depot has it */
       }
       wl_unlock(&pool->lock);
@@ -429,6 +452,7 @@ static wl_pool_cache_t *cache_get(walloc_pool *pool) {
     if (!t->registered) {
       if (wl_heap_get_or_init() == NULL) return NULL; /* its thread-exit hook flushes the caches */
       hooks_once();
+      t->home = atomic_fetch_add_explicit(&homes_given, 1, memory_order_relaxed) % WL_POOL_HOMES;
       t->registered = true;
     }
     uint32_t cap = t->cap < 16 ? 16 : t->cap;
@@ -442,9 +466,9 @@ static wl_pool_cache_t *cache_get(walloc_pool *pool) {
     t->cap = cap;
   }
   wl_pool_cache_t *c = &t->caches[i];
-  if (c->gen != pool->gen) { /* a destroyed pool's magazines: forget them, never read their objects */
+  if (cache_gen(c) != pool->gen) { /* a destroyed pool's magazines: forget them, never read their objects */
     cache_drop(c);
-    c->gen = pool->gen;
+    c->gen_count = pool->gen_high;
   }
   return c;
 }
@@ -484,7 +508,7 @@ WL_API walloc_pool *walloc_pool_create(size_t object_size, size_t align) {
   pool->align = align;
   pool->shift = (unsigned)wl_ctz64(size);
   pool->inv = odd_inverse(size >> pool->shift);
-  pool->inv_limit = UINT64_MAX / (size >> pool->shift);
+  pool->inv_limit = UINT64_MAX / size;
   pool->mag_size = (uint32_t)wl_max(WL_POOL_MAG_MIN, wl_min(WL_POOL_MAG_MAX, WL_POOL_MAG_BYTES / size));
   size_t first = wl_align_up(data_offset(pool) + (size <= 4096 ? 4096 : 8 * size), WL_POOL_REGION);
   if (size > WL_POOL_SLAB_MAX) first = wl_align_up(data_offset(pool) + size, WL_POOL_REGION);
@@ -526,6 +550,7 @@ WL_API walloc_pool *walloc_pool_create(size_t object_size, size_t align) {
   } else {
     pool->gen = 1;
   }
+  pool->gen_high = (uint64_t)pool->gen << 32;
   uintptr_t k = pool_secret ^ ((uintptr_t)pool * 0x9E3779B97F4A7C15ull);
   pool->key = k ^ (k >> 31);
   wl_unlock(&registry_lock);
@@ -558,12 +583,13 @@ static WL_NOINLINE void *pool_alloc_slow(walloc_pool *pool) {
     uintptr_t first = 0;
     uint32_t carved = 0;
     wl_lock(&pool->lock);
-    wl_pool_mag_t *full = depot_get_full(pool);
+    uint32_t home = wl_pool_self.home;
+    wl_pool_mag_t *full = depot_get_full(pool, home);
     if (full != NULL) { /* exchange the empty one for a full one */
-      if (loaded != NULL) drop = depot_put_empty(pool, loaded);
+      if (loaded != NULL) drop = depot_put_empty(pool, loaded, home);
       loaded = full;
     } else {
-      if (loaded == NULL) loaded = depot_get_empty(pool);
+      if (loaded == NULL) loaded = depot_get_empty(pool, home);
       if (loaded == NULL) {
         wl_unlock(&pool->lock);
         loaded = mag_new(pool);
@@ -585,8 +611,9 @@ static WL_NOINLINE void *pool_alloc_slow(walloc_pool *pool) {
     }
   }
   cache_load(c, loaded);
-  if (c->count == 0) goto nomem;
-  o = c->objs[--c->count];
+  if (cache_count(c) == 0) goto nomem;
+  c->gen_count--;
+  o = c->objs[cache_count(c)];
   o->tag = 0;
   return o;
 nomem:
@@ -594,14 +621,17 @@ nomem:
   return NULL;
 }
 
+/* The fast paths test the generation and the count at once: x = gen_count -
+   gen_high is the count when the generations agree and at least 2^32 (or,
+   wrapped, near 2^64) when they differ, above any limit. */
 WL_API void *walloc_pool_alloc(walloc_pool *pool) {
   wl_pool_thread_t *t = &wl_pool_self;
   if (WL_LIKELY(pool != NULL && pool->index < t->cap)) {
     wl_pool_cache_t *c = &t->caches[pool->index];
-    uint32_t n = c->count;
-    if (WL_LIKELY(n != 0 && c->gen == pool->gen)) {
-      wl_pool_obj_t *o = c->objs[--n];
-      c->count = n;
+    uint64_t x = c->gen_count - pool->gen_high - 1; /* count - 1 */
+    if (WL_LIKELY(x < c->limit)) {
+      wl_pool_obj_t *o = c->objs[x];
+      c->gen_count--;
       o->tag = 0;
       return o;
     }
@@ -618,7 +648,7 @@ static WL_NOINLINE void pool_free_slow(walloc_pool *pool, wl_pool_obj_t *o) {
     wl_unlock(&pool->lock);
     return;
   }
-  wl_pool_mag_t *loaded = cache_loaded(c); /* NULL or full, or empty after a reset */
+  wl_pool_mag_t *loaded = cache_loaded(c); /* NULL or full, or not full after a reset */
   if (loaded != NULL && loaded->count < loaded->cap) {
     /* nothing to exchange */
   } else if (loaded != NULL && c->previous != NULL && c->previous->count == 0) { /* swap: no lock */
@@ -632,9 +662,10 @@ static WL_NOINLINE void pool_free_slow(walloc_pool *pool, wl_pool_obj_t *o) {
       c->previous = loaded;
       loaded = NULL;
     }
+    uint32_t home = wl_pool_self.home;
     wl_lock(&pool->lock);
-    if (give != NULL) depot_put_full(pool, give);
-    loaded = depot_get_empty(pool);
+    if (give != NULL) depot_put_full(pool, give, home);
+    loaded = depot_get_empty(pool, home);
     if (loaded == NULL) {
       wl_unlock(&pool->lock);
       loaded = mag_new(pool);
@@ -650,46 +681,69 @@ static WL_NOINLINE void pool_free_slow(walloc_pool *pool, wl_pool_obj_t *o) {
     }
   }
   cache_load(c, loaded);
-  c->objs[c->count++] = o;
+  c->objs[cache_count(c)] = o;
+  c->gen_count++;
 }
 
-WL_API void walloc_pool_free(walloc_pool *pool, void *object) {
+/* A free the fast path refused (or NULL): say why, change nothing. */
+static WL_NOINLINE void pool_free_refused(walloc_pool *pool, void *object) {
   if (object == NULL) return;
-  if (WL_UNLIKELY(pool == NULL)) {
+  if (pool == NULL) {
     wl_lifetime_report("walloc_pool_free: NULL pool (ignored)", object);
     return;
   }
   uintptr_t p = (uintptr_t)object;
-  wl_pool_slab_t *slab = slab_lookup(p);
-  if (WL_UNLIKELY(slab == NULL || slab->pool != pool)) {
+  wl_pool_slab_t *slab = (p >> WL_POOL_REGION_SHIFT >> WL_POOL_LEAF_SHIFT) < WL_POOL_TOP ? slab_lookup(p) : NULL;
+  if (slab == NULL || slab->pool != pool || p - (uintptr_t)slab >= slab->size) {
     wl_lifetime_report("walloc_pool_free: not an object of this pool (ignored)", object);
     return;
   }
   uint64_t off = (uint64_t)(p - slab->data);
-  if (WL_UNLIKELY(p >= wl_load_relaxed(&slab->carved) || p < slab->data ||
-                  (off & (((uint64_t)1 << pool->shift) - 1)) != 0 ||
-                  (off >> pool->shift) * pool->inv > pool->inv_limit)) {
+  if (p < slab->data || off >= wl_load_relaxed(&slab->carved) || off % pool->object_size != 0) {
     wl_lifetime_report("walloc_pool_free: not the start of an allocated object (ignored)", object);
     return;
   }
+  wl_lifetime_report("walloc_pool_free: double free (ignored)", object); /* it carries the tag */
+}
+
+/* The checks, in as few instructions as they take: the slab map's top index
+   is masked, not range-checked (a slab found for an aliased address cannot
+   hold it: the offset test below fails); the offset below what was carved
+   also refuses addresses below the first object (it wraps); a multiple of
+   object_size = odd << shift is one whose product with the odd part's
+   inverse, rotated right by shift, is at most UINT64_MAX / object_size.
+   NULL objects and pools fail a test (no slab holds address 0, no slab has
+   a NULL pool) and are sorted out by pool_free_refused. */
+WL_API void walloc_pool_free(walloc_pool *pool, void *object) {
+  uintptr_t p = (uintptr_t)object;
+  uintptr_t region = p >> WL_POOL_REGION_SHIFT;
+  wl_slab_entry_t *leaf = wl_load_acquire(&slab_map[(region >> WL_POOL_LEAF_SHIFT) & (WL_POOL_TOP - 1)]);
+  if (WL_UNLIKELY(leaf == NULL)) goto refused;
+  wl_pool_slab_t *slab = wl_load_acquire(&leaf[region & (WL_POOL_LEAF - 1)]);
+  if (WL_UNLIKELY(slab == NULL || slab->pool != pool)) goto refused;
+  uint64_t off = (uint64_t)(p - slab->data);
+  if (WL_UNLIKELY(off >= wl_load_relaxed(&slab->carved))) goto refused;
+  uint64_t q = off * pool->inv;
+  q = (q >> pool->shift) | (q << ((64 - pool->shift) & 63));
+  if (WL_UNLIKELY(q > pool->inv_limit)) goto refused;
   wl_pool_obj_t *o = (wl_pool_obj_t *)object;
   uintptr_t tag = pool->key ^ p;
-  if (WL_UNLIKELY(o->tag == tag)) {
-    wl_lifetime_report("walloc_pool_free: double free (ignored)", object);
-    return;
-  }
+  if (WL_UNLIKELY(o->tag == tag)) goto refused;
   o->tag = tag;
   wl_pool_thread_t *t = &wl_pool_self;
   if (WL_LIKELY(pool->index < t->cap)) {
     wl_pool_cache_t *c = &t->caches[pool->index];
-    uint32_t n = c->count;
-    if (WL_LIKELY(n < c->limit && c->gen == pool->gen)) {
-      c->objs[n] = o;
-      c->count = n + 1;
+    uint64_t x = c->gen_count - pool->gen_high; /* the count */
+    if (WL_LIKELY(x < c->limit)) {
+      c->objs[x] = o;
+      c->gen_count++;
       return;
     }
   }
   pool_free_slow(pool, o);
+  return;
+refused:
+  pool_free_refused(pool, object);
 }
 
 WL_API void walloc_pool_destroy(walloc_pool *pool) {
@@ -714,13 +768,15 @@ WL_API void walloc_pool_destroy(walloc_pool *pool) {
     next = s->next;
     slab_release(s);
   }
-  for (wl_pool_mag_t *m = pool->full, *next; m != NULL; m = next) {
-    next = m->next;
-    wl_free(m);
-  }
-  for (wl_pool_mag_t *m = pool->empty, *next; m != NULL; m = next) {
-    next = m->next;
-    wl_free(m);
+  for (int h = 0; h < WL_POOL_HOMES; h++) {
+    for (wl_pool_mag_t *m = pool->full[h], *next; m != NULL; m = next) {
+      next = m->next;
+      wl_free(m);
+    }
+    for (wl_pool_mag_t *m = pool->empty[h], *next; m != NULL; m = next) {
+      next = m->next;
+      wl_free(m);
+    }
   }
   wl_pool_thread_t *t = &wl_pool_self;
   if (i < t->cap) cache_drop(&t->caches[i]); /* other threads' go when they next see the generation */
