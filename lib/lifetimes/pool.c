@@ -58,8 +58,10 @@
 #define WL_POOL_MAG_BYTES   ((size_t)16 << 10)                    /* objects' bytes a magazine aims at */
 #define WL_POOL_MAG_MAX     ((uint32_t)256)
 #define WL_POOL_MAG_MIN     ((uint32_t)2)
-#define WL_POOL_EMPTY_KEEP  ((uint32_t)16)                     /* empty magazines a depot keeps */
-#define WL_POOL_HOMES       8                                  /* depot lists, threads spread over them */
+#define WL_POOL_EMPTY_KEEP  ((size_t)4)                       /* empty magazines a shard keeps beyond need */
+#define WL_POOL_HOMES       8                                  /* depot shards; threads spread over them */
+#define WL_POOL_SLACK       2u                                 /* magazines a thread may carve instead of stealing */
+#define WL_POOL_OWN_HITS    4u                                 /* own-shard takes that make it self-sufficient */
 
 typedef struct wl_pool_obj_s {
   struct wl_pool_obj_s *next; /* on the loose list only */
@@ -86,6 +88,15 @@ typedef struct wl_pool_slab_s {
 } wl_pool_slab_t;
 _Static_assert(sizeof(wl_pool_slab_t) <= WL_POOL_HEADER, "slab header fits");
 
+/* A depot shard: whole magazines, under its lock. The counts are also read
+   without the lock, as hints, to skip empty shards. */
+typedef struct wl_pool_shard_s {
+  wl_lock_t lock;
+  _Atomic(uint32_t) full_count, empty_count;
+  wl_pool_mag_t *full;       /* magazines with objects (full, or partial from exiting threads) */
+  wl_pool_mag_t *empty;      /* empty magazines */
+} __attribute__((aligned(2 * WL_CACHE_LINE))) wl_pool_shard_t; /* the adjacent-line prefetcher pairs lines */
+
 struct walloc_pool {
   /* read-only after creation: the fast paths read these */
   uint32_t index, gen;
@@ -96,14 +107,11 @@ struct walloc_pool {
   uint64_t inv_limit;        /* UINT64_MAX / object_size */
   unsigned shift;            /* object_size = odd part << shift */
   uint32_t mag_size;         /* objects a magazine holds */
-  /* under the lock: the depot */
+  /* the depot, one shard (a cache line, its own lock) per home */
+  wl_pool_shard_t shards[WL_POOL_HOMES];
+  /* under the lock: carving and loose objects */
   wl_lock_t lock __attribute__((aligned(WL_CACHE_LINE)));
-  uint32_t full_mask;        /* bit h: full[h] is not empty */
-  uint32_t empty_mask;
-  uint32_t empty_count;      /* at most WL_POOL_EMPTY_KEEP */
-  size_t full_count;
-  wl_pool_mag_t *full[WL_POOL_HOMES];  /* magazines with objects (full, or partial from exiting threads) */
-  wl_pool_mag_t *empty[WL_POOL_HOMES]; /* empty magazines */
+  _Atomic(size_t) carved_objects; /* written under the lock, read by the shards' bound on empties */
   wl_pool_obj_t *loose;      /* single objects: uncached frees, or no memory for a magazine */
   uintptr_t bump, bump_end;  /* carving in the newest slab */
   wl_pool_slab_t *slabs;
@@ -116,8 +124,10 @@ struct walloc_pool {
 typedef struct wl_pool_cache_s {
   wl_pool_obj_t **objs;      /* the loaded magazine's objs, or NULL */
   uint64_t gen_count;        /* generation << 32 | objects in the loaded magazine; generation 0 = none */
-  uint32_t limit;            /* the loaded magazine's capacity, 0 when none is loaded */
-  uint32_t unused;
+  uint16_t limit;            /* the loaded magazine's capacity, 0 when none is loaded */
+  uint16_t own_hits;         /* full magazines from the home shard since the last steal (saturates) */
+  uint16_t own_peak;         /* the most own_hits seen: the thread's own working set, in magazines */
+  uint16_t slack;            /* magazines carved instead of stolen */
   wl_pool_mag_t *previous;   /* NULL or a full or empty magazine */
 } wl_pool_cache_t;
 _Static_assert(sizeof(wl_pool_cache_t) == 32, "two caches per cache line");
@@ -228,6 +238,7 @@ static uint32_t pool_carve(walloc_pool *pool, wl_pool_obj_t **objs, uint32_t wan
   for (uint32_t i = 0; i < n; i++, p += pool->object_size) objs[n - 1 - i] = (wl_pool_obj_t *)p;
   pool->bump = p;
   wl_store_relaxed(&pool->slabs->carved, p - pool->slabs->data);
+  wl_store_relaxed(&pool->carved_objects, wl_load_relaxed(&pool->carved_objects) + n);
   return n;
 }
 
@@ -239,96 +250,136 @@ static void pool_tag_carved(const walloc_pool *pool, uintptr_t first, uint32_t n
   }
 }
 
-/* The depot: full and empty magazines in WL_POOL_HOMES lists. A thread puts
-   to its home list and takes from it first (its own objects come back to
-   it, warm in its cache), else from any list (nothing is stranded). All
-   O(1), under the lock. */
-WL_INLINE uint32_t depot_pick(uint32_t mask, uint32_t home) {
-  return (mask >> home & 1) ? home : (uint32_t)wl_ctz64(mask);
+/* The depot: full and empty magazines in WL_POOL_HOMES shards. A thread
+   puts to its home shard and takes from it first (its own objects come
+   back to it, warm in its cache, and the shard's lock and line stay with
+   it), else from any shard whose count says it has one (nothing is
+   stranded). Each step O(1) under one shard's lock; no two depot locks are
+   held at once, nor a shard lock with the pool lock. */
+static void shard_put_full(wl_pool_shard_t *s, wl_pool_mag_t *m) {
+  m->next = s->full;
+  s->full = m;
+  wl_store_relaxed(&s->full_count, wl_load_relaxed(&s->full_count) + 1);
 }
 
-static void depot_put_full(walloc_pool *pool, wl_pool_mag_t *m, uint32_t home) {
-  m->next = pool->full[home];
-  pool->full[home] = m;
-  pool->full_mask |= 1u << home;
-  pool->full_count++;
-}
-
-static wl_pool_mag_t *depot_get_full(walloc_pool *pool, uint32_t home) {
-  if (pool->full_mask == 0) return NULL;
-  uint32_t h = depot_pick(pool->full_mask, home);
-  wl_pool_mag_t *m = pool->full[h];
-  pool->full[h] = m->next;
-  if (m->next == NULL) pool->full_mask &= ~(1u << h);
-  pool->full_count--;
+static wl_pool_mag_t *shard_get_full(wl_pool_shard_t *s) {
+  wl_pool_mag_t *m = s->full;
+  if (m != NULL) {
+    s->full = m->next;
+    wl_store_relaxed(&s->full_count, wl_load_relaxed(&s->full_count) - 1);
+  }
   return m;
 }
 
-/* An empty magazine into the depot, or back to the caller to free when the
-   depot keeps enough. */
-static wl_pool_mag_t *depot_put_empty(walloc_pool *pool, wl_pool_mag_t *m, uint32_t home) {
-  if (pool->empty_count >= WL_POOL_EMPTY_KEEP || m->cap != pool->mag_size) return m;
+/* An empty magazine into the shard, or back to the caller to free when the
+   shard holds as many as could ever be filled (all carved objects) and a
+   few more. */
+static wl_pool_mag_t *shard_put_empty(const walloc_pool *pool, wl_pool_shard_t *s, wl_pool_mag_t *m) {
+  size_t keep = wl_load_relaxed(&pool->carved_objects) / pool->mag_size + WL_POOL_EMPTY_KEEP;
+  if (wl_load_relaxed(&s->empty_count) >= keep || m->cap != pool->mag_size) return m;
   m->count = 0;
-  m->next = pool->empty[home];
-  pool->empty[home] = m;
-  pool->empty_mask |= 1u << home;
-  pool->empty_count++;
+  m->next = s->empty;
+  s->empty = m;
+  wl_store_relaxed(&s->empty_count, wl_load_relaxed(&s->empty_count) + 1);
   return NULL;
 }
 
-static wl_pool_mag_t *depot_get_empty(walloc_pool *pool, uint32_t home) {
-  if (pool->empty_mask == 0) return NULL;
-  uint32_t h = depot_pick(pool->empty_mask, home);
-  wl_pool_mag_t *m = pool->empty[h];
-  pool->empty[h] = m->next;
-  if (m->next == NULL) pool->empty_mask &= ~(1u << h);
-  pool->empty_count--;
+static wl_pool_mag_t *shard_get_empty(wl_pool_shard_t *s) {
+  wl_pool_mag_t *m = s->empty;
+  if (m != NULL) {
+    s->empty = m->next;
+    wl_store_relaxed(&s->empty_count, wl_load_relaxed(&s->empty_count) - 1);
+  }
   return m;
 }
 
-/* One object for an uncached caller: the top of a depot magazine, a loose
-   one, or carved (then tagged 0: it is handed out at once). Under the lock. */
-static wl_pool_obj_t *depot_take_one(walloc_pool *pool) {
-  if (pool->full_mask != 0) {
-    uint32_t h = depot_pick(pool->full_mask, 0);
-    wl_pool_mag_t *m = pool->full[h];
-    wl_pool_obj_t *o = m->objs[--m->count];
-    if (m->count == 0) {
-      depot_get_full(pool, h);
-      wl_pool_mag_t *drop = depot_put_empty(pool, m, h);
-      if (drop != NULL) { /* freeing under the pool lock is fine: the heap never takes it */
-        wl_free(drop);
-      }
-    }
-    return o;
+/* A full magazine from a shard other than home (home's was tried). */
+static wl_pool_mag_t *depot_steal_full(walloc_pool *pool, uint32_t home) {
+  for (uint32_t k = 1; k < WL_POOL_HOMES; k++) {
+    wl_pool_shard_t *s = &pool->shards[(home + k) % WL_POOL_HOMES];
+    if (wl_load_relaxed(&s->full_count) == 0) continue;
+    wl_lock(&s->lock);
+    wl_pool_mag_t *m = shard_get_full(s);
+    wl_unlock(&s->lock);
+    if (m != NULL) return m;
   }
-  if (pool->loose != NULL) {
-    wl_pool_obj_t *o = pool->loose;
-    pool->loose = o->next;
-    return o;
-  }
-  wl_pool_obj_t *o;
-  uintptr_t first;
-  return pool_carve(pool, &o, 1, &first) == 1 ? o : NULL;
+  return NULL;
 }
 
-static void depot_put_loose(walloc_pool *pool, wl_pool_obj_t *o) {
+static wl_pool_mag_t *depot_steal_empty(walloc_pool *pool, uint32_t home) {
+  for (uint32_t k = 1; k < WL_POOL_HOMES; k++) {
+    wl_pool_shard_t *s = &pool->shards[(home + k) % WL_POOL_HOMES];
+    if (wl_load_relaxed(&s->empty_count) == 0) continue;
+    wl_lock(&s->lock);
+    wl_pool_mag_t *m = shard_get_empty(s);
+    wl_unlock(&s->lock);
+    if (m != NULL) return m;
+  }
+  return NULL;
+}
+
+/* Magazines into the home shard; those it does not keep are freed. */
+static void depot_give(walloc_pool *pool, uint32_t home, wl_pool_mag_t **mags, int n) {
+  wl_pool_shard_t *s = &pool->shards[home];
+  wl_lock(&s->lock);
+  for (int k = 0; k < n; k++) {
+    if (mags[k] == NULL) continue;
+    if (mags[k]->count != 0) {
+      shard_put_full(s, mags[k]);
+      mags[k] = NULL;
+    } else {
+      mags[k] = shard_put_empty(pool, s, mags[k]);
+    }
+  }
+  wl_unlock(&s->lock);
+  for (int k = 0; k < n; k++) wl_free(mags[k]); /* wl_free(NULL) does nothing */
+}
+
+/* One object for an uncached caller: the top of a depot magazine, a loose
+   one, or carved. Returns NULL without memory. */
+static wl_pool_obj_t *depot_take_one(walloc_pool *pool) {
+  wl_pool_mag_t *m = depot_steal_full(pool, WL_POOL_HOMES - 1); /* tries shards 0 .. HOMES-2 */
+  if (m == NULL) {
+    wl_pool_shard_t *s = &pool->shards[WL_POOL_HOMES - 1];
+    wl_lock(&s->lock);
+    m = shard_get_full(s);
+    wl_unlock(&s->lock);
+  }
+  if (m != NULL) {
+    wl_pool_obj_t *o = m->objs[--m->count];
+    depot_give(pool, 0, &m, 1);
+    return o;
+  }
+  wl_lock(&pool->lock);
+  wl_pool_obj_t *o = pool->loose;
+  uintptr_t first;
+  if (o != NULL) pool->loose = o->next;
+  else if (pool_carve(pool, &o, 1, &first) != 1) o = NULL;
+  wl_unlock(&pool->lock);
+  return o;
+}
+
+static void pool_put_loose(walloc_pool *pool, wl_pool_obj_t *o) {
+  wl_lock(&pool->lock);
   o->next = pool->loose;
   pool->loose = o;
+  wl_unlock(&pool->lock);
 }
 
-/* Fills an empty magazine: loose objects first, else carved ones. Returns
-   the count; *first and *carved say which objects the caller must tag. Under
-   the lock. */
-static uint32_t mag_fill(walloc_pool *pool, wl_pool_mag_t *m, uintptr_t *first, uint32_t *carved) {
-  uint32_t n = 0;
-  *carved = 0;
+/* Fills an empty magazine: loose objects first, else carved ones (tagged
+   here, outside the lock). Returns the count. */
+static uint32_t mag_fill(walloc_pool *pool, wl_pool_mag_t *m) {
+  uint32_t n = 0, carved = 0;
+  uintptr_t first = 0;
+  wl_lock(&pool->lock);
   while (n < m->cap && pool->loose != NULL) {
     wl_pool_obj_t *o = pool->loose;
     pool->loose = o->next;
     m->objs[n++] = o;
   }
-  if (n == 0) n = *carved = pool_carve(pool, m->objs, m->cap, first);
+  if (n == 0) n = carved = pool_carve(pool, m->objs, m->cap, &first);
+  wl_unlock(&pool->lock);
+  pool_tag_carved(pool, first, carved);
   m->count = n;
   return n;
 }
@@ -367,7 +418,7 @@ static void cache_load(wl_pool_cache_t *c, wl_pool_mag_t *m) {
   } else {
     c->objs = m->objs;
     c->gen_count = gen | m->count;
-    c->limit = m->cap;
+    c->limit = (uint16_t)m->cap;
   }
 }
 
@@ -390,15 +441,7 @@ static void pool_thread_exit(void) {
     walloc_pool *pool = i < slots_top ? slots[i].pool : NULL;
     if (pool != NULL && slots[i].gen == cache_gen(c)) { /* live: its magazines go to the depot */
       wl_pool_mag_t *mags[2] = {cache_loaded(c), c->previous};
-      wl_lock(&pool->lock);
-      for (int k = 0; k < 2; k++) {
-        if (mags[k] == NULL) continue;
-        if (mags[k]->count != 0) depot_put_full(pool, mags[k], t->home);
-        else mags[k] = depot_put_empty(pool, mags[k], t->home);
-        if (mags[k] == NULL || mags[k]->count != 0) mags[k] = NULL; /* the depot has it */
-      }
-      wl_unlock(&pool->lock);
-      for (int k = 0; k < 2; k++) wl_free(mags[k]);
+      depot_give(pool, t->home, mags, 2);
       *c = (wl_pool_cache_t){0};
     } else { /* empty, or its pool was destroyed: never read its objects */
       cache_drop(c);
@@ -412,18 +455,27 @@ static void pool_thread_exit(void) {
 static void pool_fork_prepare(void) {
   wl_lock(&registry_lock);
   for (uint32_t i = 0; i < slots_top; i++) {
-    if (slots[i].pool != NULL) wl_lock(&slots[i].pool->lock);
+    walloc_pool *pool = slots[i].pool;
+    if (pool == NULL) continue;
+    wl_lock(&pool->lock);
+    for (int h = 0; h < WL_POOL_HOMES; h++) wl_lock(&pool->shards[h].lock);
   }
 }
 static void pool_fork_parent(void) {
   for (uint32_t i = 0; i < slots_top; i++) {
-    if (slots[i].pool != NULL) wl_unlock(&slots[i].pool->lock);
+    walloc_pool *pool = slots[i].pool;
+    if (pool == NULL) continue;
+    for (int h = 0; h < WL_POOL_HOMES; h++) wl_unlock(&pool->shards[h].lock);
+    wl_unlock(&pool->lock);
   }
   wl_unlock(&registry_lock);
 }
 static void pool_fork_child(void) {
   for (uint32_t i = 0; i < slots_top; i++) {
-    if (slots[i].pool != NULL) wl_lock_reset(&slots[i].pool->lock);
+    walloc_pool *pool = slots[i].pool;
+    if (pool == NULL) continue;
+    for (int h = 0; h < WL_POOL_HOMES; h++) wl_lock_reset(&pool->shards[h].lock);
+    wl_lock_reset(&pool->lock);
   }
   wl_lock_reset(&registry_lock);
 }
@@ -499,7 +551,7 @@ WL_API walloc_pool *walloc_pool_create(size_t object_size, size_t align) {
   wl_process_init();
   align = wl_max(align, sizeof(void *)); /* free objects hold a link and a tag */
   size_t size = wl_align_up(wl_max(object_size, WL_POOL_MIN_OBJECT), align);
-  walloc_pool *pool = wl_aligned(WL_CACHE_LINE, sizeof *pool, true);
+  walloc_pool *pool = wl_aligned(_Alignof(walloc_pool), sizeof *pool, true);
   if (pool == NULL) {
     wl_lifetime_fail(WALLOC_ERR_NOMEM, "walloc_pool_create: no memory for the pool");
     return NULL;
@@ -564,11 +616,9 @@ static WL_NOINLINE void *pool_alloc_slow(walloc_pool *pool) {
     return NULL;
   }
   wl_pool_cache_t *c = cache_get(pool);
-  wl_pool_obj_t *o = NULL;
+  wl_pool_obj_t *o;
   if (c == NULL) { /* uncached */
-    wl_lock(&pool->lock);
     o = depot_take_one(pool);
-    wl_unlock(&pool->lock);
     if (o == NULL) goto nomem;
     o->tag = 0;
     return o;
@@ -579,35 +629,44 @@ static WL_NOINLINE void *pool_alloc_slow(walloc_pool *pool) {
     c->previous = loaded;
     loaded = full;
   } else {
-    wl_pool_mag_t *drop = NULL;
-    uintptr_t first = 0;
-    uint32_t carved = 0;
-    wl_lock(&pool->lock);
     uint32_t home = wl_pool_self.home;
-    wl_pool_mag_t *full = depot_get_full(pool, home);
-    if (full != NULL) { /* exchange the empty one for a full one */
-      if (loaded != NULL) drop = depot_put_empty(pool, loaded, home);
-      loaded = full;
-    } else {
-      if (loaded == NULL) loaded = depot_get_empty(pool, home);
-      if (loaded == NULL) {
-        wl_unlock(&pool->lock);
-        loaded = mag_new(pool);
-        wl_lock(&pool->lock);
-      }
-      if (loaded != NULL) {
-        mag_fill(pool, loaded, &first, &carved);
-      } else { /* no memory for a magazine: one object */
-        o = depot_take_one(pool);
-      }
+    wl_pool_shard_t *s = &pool->shards[home];
+    wl_pool_mag_t *drop = NULL;
+    wl_lock(&s->lock);
+    wl_pool_mag_t *full = shard_get_full(s);
+    if (full != NULL && loaded != NULL) drop = shard_put_empty(pool, s, loaded); /* exchange */
+    wl_unlock(&s->lock);
+    if (full != NULL) {
+      if (c->own_hits < UINT16_MAX) c->own_hits++;
+      if (c->own_hits > c->own_peak) c->own_peak = c->own_hits;
+    } else if (c->own_hits >= WL_POOL_OWN_HITS && c->slack < WL_POOL_SLACK + c->own_peak / 2) {
+      /* a thread that lives on its own objects and is short by a little: a
+         new magazine, not another thread's (which would be short next and
+         steal back, moving hot objects between caches every round); at
+         most half its own working set plus two, over its life */
+      c->slack++;
+    } else if ((full = depot_steal_full(pool, home)) != NULL) {
+      c->own_hits = 0;
+      if (loaded != NULL) depot_give(pool, home, &loaded, 1);
     }
-    wl_unlock(&pool->lock);
-    if (drop != NULL) wl_free(drop);
-    pool_tag_carved(pool, first, carved);
-    if (loaded == NULL) {
-      if (o == NULL) goto nomem;
-      o->tag = 0;
-      return o;
+    if (full != NULL) {
+      wl_free(drop);
+      loaded = full;
+    } else { /* no full magazine anywhere: fill one */
+      if (loaded == NULL) {
+        wl_lock(&s->lock);
+        loaded = shard_get_empty(s);
+        wl_unlock(&s->lock);
+      }
+      if (loaded == NULL) loaded = depot_steal_empty(pool, home);
+      if (loaded == NULL) loaded = mag_new(pool);
+      if (loaded == NULL) { /* no memory for a magazine: one object */
+        o = depot_take_one(pool);
+        if (o == NULL) goto nomem;
+        o->tag = 0;
+        return o;
+      }
+      mag_fill(pool, loaded);
     }
   }
   cache_load(c, loaded);
@@ -643,9 +702,7 @@ WL_API void *walloc_pool_alloc(walloc_pool *pool) {
 static WL_NOINLINE void pool_free_slow(walloc_pool *pool, wl_pool_obj_t *o) {
   wl_pool_cache_t *c = cache_get(pool);
   if (c == NULL) { /* uncached: a loose object */
-    wl_lock(&pool->lock);
-    depot_put_loose(pool, o);
-    wl_unlock(&pool->lock);
+    pool_put_loose(pool, o);
     return;
   }
   wl_pool_mag_t *loaded = cache_loaded(c); /* NULL or full, or not full after a reset */
@@ -660,24 +717,19 @@ static WL_NOINLINE void pool_free_slow(walloc_pool *pool, wl_pool_obj_t *o) {
     if (loaded != NULL) { /* the full loaded one becomes previous; a full previous goes to the depot */
       give = c->previous;
       c->previous = loaded;
-      loaded = NULL;
     }
     uint32_t home = wl_pool_self.home;
-    wl_lock(&pool->lock);
-    if (give != NULL) depot_put_full(pool, give, home);
-    loaded = depot_get_empty(pool, home);
-    if (loaded == NULL) {
-      wl_unlock(&pool->lock);
-      loaded = mag_new(pool);
-      if (loaded == NULL) { /* no memory for a magazine: a loose object */
-        wl_lock(&pool->lock);
-        depot_put_loose(pool, o);
-        wl_unlock(&pool->lock);
-        cache_load(c, NULL);
-        return;
-      }
-    } else {
-      wl_unlock(&pool->lock);
+    wl_pool_shard_t *s = &pool->shards[home];
+    wl_lock(&s->lock);
+    if (give != NULL) shard_put_full(s, give);
+    loaded = shard_get_empty(s);
+    wl_unlock(&s->lock);
+    if (loaded == NULL) loaded = depot_steal_empty(pool, home);
+    if (loaded == NULL) loaded = mag_new(pool);
+    if (loaded == NULL) { /* no memory for a magazine: a loose object */
+      pool_put_loose(pool, o);
+      cache_load(c, NULL);
+      return;
     }
   }
   cache_load(c, loaded);
@@ -769,11 +821,11 @@ WL_API void walloc_pool_destroy(walloc_pool *pool) {
     slab_release(s);
   }
   for (int h = 0; h < WL_POOL_HOMES; h++) {
-    for (wl_pool_mag_t *m = pool->full[h], *next; m != NULL; m = next) {
+    for (wl_pool_mag_t *m = pool->shards[h].full, *next; m != NULL; m = next) {
       next = m->next;
       wl_free(m);
     }
-    for (wl_pool_mag_t *m = pool->empty[h], *next; m != NULL; m = next) {
+    for (wl_pool_mag_t *m = pool->shards[h].empty, *next; m != NULL; m = next) {
       next = m->next;
       wl_free(m);
     }
