@@ -88,6 +88,8 @@ typedef struct wl_pool_slab_s {
 } wl_pool_slab_t;
 _Static_assert(sizeof(wl_pool_slab_t) <= WL_POOL_HEADER, "slab header fits");
 
+static const wl_pool_slab_t null_slab; /* holds nothing: carved 0 */
+
 /* A depot shard: whole magazines, under its lock. The counts are also read
    without the lock, as hints, to skip empty shards. */
 typedef struct wl_pool_shard_s {
@@ -129,8 +131,9 @@ typedef struct wl_pool_cache_s {
   uint16_t own_peak;         /* the most own_hits seen: the thread's own working set, in magazines */
   uint16_t slack;            /* magazines carved instead of stolen */
   wl_pool_mag_t *previous;   /* NULL or a full or empty magazine */
+  const struct wl_pool_slab_s *hint; /* the slab of the last object freed (or null_slab); read only
+                                        when the generation matches: then the slab is the pool's */
 } wl_pool_cache_t;
-_Static_assert(sizeof(wl_pool_cache_t) == 32, "two caches per cache line");
 
 typedef struct wl_pool_thread_s {
   wl_pool_cache_t *caches;   /* indexed by pool index, from the internal heap */
@@ -521,6 +524,7 @@ static wl_pool_cache_t *cache_get(walloc_pool *pool) {
   if (cache_gen(c) != pool->gen) { /* a destroyed pool's magazines: forget them, never read their objects */
     cache_drop(c);
     c->gen_count = pool->gen_high;
+    c->hint = &null_slab;
   }
   return c;
 }
@@ -766,7 +770,7 @@ static WL_NOINLINE void pool_free_refused(walloc_pool *pool, void *object) {
    inverse, rotated right by shift, is at most UINT64_MAX / object_size.
    NULL objects and pools fail a test (no slab holds address 0, no slab has
    a NULL pool) and are sorted out by pool_free_refused. */
-WL_API void walloc_pool_free(walloc_pool *pool, void *object) {
+static WL_NOINLINE void pool_free_checked(walloc_pool *pool, void *object) {
   uintptr_t p = (uintptr_t)object;
   uintptr_t region = p >> WL_POOL_REGION_SHIFT;
   wl_slab_entry_t *leaf = wl_load_acquire(&slab_map[(region >> WL_POOL_LEAF_SHIFT) & (WL_POOL_TOP - 1)]);
@@ -789,13 +793,45 @@ WL_API void walloc_pool_free(walloc_pool *pool, void *object) {
     if (WL_LIKELY(x < c->limit)) {
       c->objs[x] = o;
       c->gen_count++;
+      c->hint = slab;
       return;
     }
   }
   pool_free_slow(pool, o);
+  if (pool->index < t->cap && cache_gen(&t->caches[pool->index]) == pool->gen) t->caches[pool->index].hint = slab;
   return;
 refused:
   pool_free_refused(pool, object);
+}
+
+/* The fast path: the object is in the slab of the last object this thread
+   freed to this pool (the hint, trusted only once the generation matched:
+   then it is a live slab of this pool, checked through the slab map when
+   it became the hint), below what was carved, a multiple of object_size,
+   and not tagged free; the loaded magazine has room. Anything else takes
+   the whole way, pool_free_checked. */
+WL_API void walloc_pool_free(walloc_pool *pool, void *object) {
+  wl_pool_thread_t *t = &wl_pool_self;
+  if (WL_LIKELY(pool != NULL && pool->index < t->cap)) {
+    wl_pool_cache_t *c = &t->caches[pool->index];
+    uint64_t x = c->gen_count - pool->gen_high; /* the count */
+    if (WL_LIKELY(x < c->limit)) {
+      uintptr_t p = (uintptr_t)object;
+      const wl_pool_slab_t *slab = c->hint;
+      uint64_t off = (uint64_t)(p - slab->data);
+      uint64_t q = off * pool->inv;
+      q = (q >> pool->shift) | (q << ((64 - pool->shift) & 63));
+      wl_pool_obj_t *o = (wl_pool_obj_t *)object;
+      uintptr_t tag = pool->key ^ p;
+      if (WL_LIKELY(off < wl_load_relaxed(&slab->carved) && q <= pool->inv_limit && o->tag != tag)) {
+        o->tag = tag;
+        c->objs[x] = o;
+        c->gen_count++;
+        return;
+      }
+    }
+  }
+  pool_free_checked(pool, object);
 }
 
 WL_API void walloc_pool_destroy(walloc_pool *pool) {
