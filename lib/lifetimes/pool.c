@@ -2,30 +2,61 @@
  *
  * Owns: the pools (structs from the internal heap), their slabs (mapped from
  * the OS layer, so they count in mapped_bytes), the registry of pool
- * indices, the slab map, and each thread's pool caches (TLS).
+ * indices, the slab map, the magazines (internal heap) and each thread's
+ * pool caches (TLS).
  *
  *   slab (64 KiB .. 1 MiB, 64 KiB aligned):
  *   | header | object | object | ... | object |      carved in address order
  *
- * Each pool has an index in the registry, and each registry slot a
+ * Magazines. A magazine is an array of up to M free objects (M: about
+ * 16 KiB of objects, 2 .. 256), from the internal heap, never inside a
+ * slab. Each pool has an index in the registry, and each registry slot a
  * generation, bumped when its pool is destroyed. A thread keeps an array of
- * caches indexed by pool index: a free list, its length and the generation
- * it belongs to. Allocation pops from the calling thread's cache (no atomic,
- * no lock); when it is empty a batch comes from the pool's shared list or is
- * carved from a slab, under the pool's lock. Freeing pushes on the calling
- * thread's cache, whichever thread allocated the object; a full cache moves
- * half its objects to the pool's shared list. A cache whose generation is
- * not its pool's belongs to a destroyed pool: it is dropped without reading
- * its (unmapped) objects.
+ * caches indexed by pool index: the loaded magazine (its array and count
+ * kept in the cache, the count fused with the generation in one word), the
+ * previous magazine (full or empty) and a hint slab. Allocation pops from
+ * the loaded magazine and freeing pushes on it: no atomic, no lock, one
+ * compare for the generation and the count together. When the loaded one
+ * is empty (alloc) or full (free) and the previous one is the other way,
+ * they swap; otherwise whole magazines go to or come from the depot, O(1):
  *
- * Checks on free, all O(1): the slab map (two levels, one entry per 64 KiB
- * of address space, written when slabs come and go) names the slab holding
- * the pointer, which must belong to this pool; the offset must be a whole
- * number of objects (a multiply by the inverse of the object size) below
- * what was carved. A freed object carries a tag word (its second word: the
- * pool's key, from a per-process secret, xor its address); freeing an
- * object that carries it is a double free. Refused frees are reported
- * (wl_lifetime_report) and change nothing.
+ *   depot: WL_POOL_HOMES shards, each a cache line with its own lock and a
+ *   list of full and a list of empty magazines. Each thread has a home
+ *   shard: it puts there and takes from there first, so its own objects
+ *   come back to it warm and the shard's line stays with it; when its shard
+ *   has no full (empty) magazine it takes one from any other shard whose
+ *   count says it has one (nothing is stranded: a producer gets back what a
+ *   consumer freed), else carves (makes) one. A thread that has been living
+ *   on its own objects and runs short by a little carves a new magazine
+ *   rather than take another thread's (which would then be short and take
+ *   one back, moving hot objects between caches every round); at most half
+ *   its own working set plus two magazines, over its life. Shards keep at
+ *   most as many empty magazines as all carved objects would fill, plus 4.
+ *
+ * Carving fills a whole magazine from the newest slab under the pool's
+ * lock (a fresh slab when it is used up: a magazine never maps more than
+ * one slab), then tags the carved objects as free outside the lock. Single
+ * objects (uncached pools, no memory for a magazine) go to a loose list
+ * under the pool's lock, drained into magazines first when carving.
+ *
+ * A thread's cache whose generation is not its pool's belongs to a
+ * destroyed pool: its magazines are freed without reading their objects.
+ * At thread exit the caches' magazines go to their pools' depots (under the
+ * registry lock, only into live pools of the same generation).
+ *
+ * Checks on free, all O(1). The full way: the slab map (two levels, one
+ * entry per 64 KiB of address space, written when slabs come and go) names
+ * the slab holding the pointer, which must belong to this pool; the offset
+ * must be below what was carved and a whole number of objects (the
+ * product with the inverse of the odd part of the size, rotated right by
+ * its power of two, at most UINT64_MAX / size). The fast way does the same
+ * against the hint slab (the slab of this thread's last free to the pool,
+ * found through the slab map when it became the hint, trusted only once
+ * the generation matched: then it is a live slab of this pool) and falls
+ * back to the full way on any miss. A free object carries a tag word (its
+ * second word: the pool's key, from a per-process secret, xor its address),
+ * carved objects too; freeing an object that carries it is a double free.
+ * Refused frees are reported (wl_lifetime_report) and change nothing.
  *
  * Sizes: objects are at least 16 bytes and 8-byte aligned (a free object
  * holds a link and the tag), rounded up to the alignment asked for (0 means
@@ -33,9 +64,11 @@
  * sizes or alignments above 1 TiB with WALLOC_ERR_NOMEM. Slabs start at
  * 64 KiB and double up to 1 MiB (or hold one object, for big ones).
  *
- * Thread safety: caches are the thread's own; a pool's shared list, slabs
- * and carving sit behind its lock; the registry (indices, generations, the
- * flush at thread exit) behind registry_lock, taken before any pool lock.
+ * Thread safety: caches and their magazines are the thread's own; a depot
+ * shard's lists behind its lock; the loose list, slabs and carving behind
+ * the pool's lock; no two of these are held at once. The registry
+ * (indices, generations, the flush at thread exit) is behind registry_lock,
+ * taken before any pool or shard lock (fork takes them all in that order).
  * walloc_pool_destroy must not race with use of the same pool (as free
  * must not race with use of the block); it may race with thread exits,
  * which flush caches under the registry lock only into live pools.
