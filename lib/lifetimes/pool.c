@@ -14,7 +14,7 @@
  * generation, bumped when its pool is destroyed. A thread keeps an array of
  * caches indexed by pool index: the loaded magazine (its array and count
  * kept in the cache, the count fused with the generation in one word), the
- * previous magazine (full or empty) and a hint slab. Allocation pops from
+ * previous magazine (full or empty) and a hint. Allocation pops from
  * the loaded magazine and freeing pushes on it: no atomic, no lock, one
  * compare for the generation and the count together. When the loaded one
  * is empty (alloc) or full (free) and the previous one is the other way,
@@ -50,9 +50,10 @@
  * must be below what was carved and a whole number of objects (the
  * product with the inverse of the odd part of the size, rotated right by
  * its power of two, at most UINT64_MAX / size). The fast way does the same
- * against the hint slab (the slab of this thread's last free to the pool,
+ * against the hint (the carved range of the slab of this thread's last free,
  * found through the slab map when it became the hint, trusted only once
- * the generation matched: then it is a live slab of this pool) and falls
+ * the generation matched: then it lies in a live slab of this pool; objects
+ * carved since miss it) and falls
  * back to the full way on any miss. A free object carries a tag word (its
  * second word: the pool's key, from a per-process secret, xor its address),
  * carved objects too; freeing an object that carries it is a double free.
@@ -121,7 +122,6 @@ typedef struct wl_pool_slab_s {
 } wl_pool_slab_t;
 _Static_assert(sizeof(wl_pool_slab_t) <= WL_POOL_HEADER, "slab header fits");
 
-static const wl_pool_slab_t null_slab; /* holds nothing: carved 0 */
 
 /* A depot shard: whole magazines, under its lock. The counts are also read
    without the lock, as hints, to skip empty shards. */
@@ -164,8 +164,9 @@ typedef struct wl_pool_cache_s {
   uint16_t own_peak;         /* the most own_hits seen: the thread's own working set, in magazines */
   uint16_t slack;            /* magazines carved instead of stolen */
   wl_pool_mag_t *previous;   /* NULL or a full or empty magazine */
-  const struct wl_pool_slab_s *hint; /* the slab of the last object freed (or null_slab); read only
-                                        when the generation matches: then the slab is the pool's */
+  uintptr_t hint_data;       /* the hint: [hint_data, hint_data + hint_carved) was carved in a slab */
+  uint64_t hint_carved;      /* of this pool (checked through the slab map when it was taken; 0 = none);
+                                trusted only when the generation matches */
 } wl_pool_cache_t;
 
 typedef struct wl_pool_thread_s {
@@ -557,7 +558,6 @@ static wl_pool_cache_t *cache_get(walloc_pool *pool) {
   if (cache_gen(c) != pool->gen) { /* a destroyed pool's magazines: forget them, never read their objects */
     cache_drop(c);
     c->gen_count = pool->gen_high;
-    c->hint = &null_slab;
   }
   return c;
 }
@@ -811,7 +811,8 @@ static WL_NOINLINE void pool_free_checked(walloc_pool *pool, void *object) {
   wl_pool_slab_t *slab = wl_load_acquire(&leaf[region & (WL_POOL_LEAF - 1)]);
   if (WL_UNLIKELY(slab == NULL || slab->pool != pool)) goto refused;
   uint64_t off = (uint64_t)(p - slab->data);
-  if (WL_UNLIKELY(off >= wl_load_relaxed(&slab->carved))) goto refused;
+  uint64_t carved = wl_load_relaxed(&slab->carved);
+  if (WL_UNLIKELY(off >= carved)) goto refused;
   uint64_t q = off * pool->inv;
   q = (q >> pool->shift) | (q << ((64 - pool->shift) & 63));
   if (WL_UNLIKELY(q > pool->inv_limit)) goto refused;
@@ -826,12 +827,16 @@ static WL_NOINLINE void pool_free_checked(walloc_pool *pool, void *object) {
     if (WL_LIKELY(x < c->limit)) {
       c->objs[x] = o;
       c->gen_count++;
-      c->hint = slab;
+      c->hint_data = slab->data;
+      c->hint_carved = carved; /* objects carved later miss the hint and come this way */
       return;
     }
   }
   pool_free_slow(pool, o);
-  if (pool->index < t->cap && cache_gen(&t->caches[pool->index]) == pool->gen) t->caches[pool->index].hint = slab;
+  if (pool->index < t->cap && cache_gen(&t->caches[pool->index]) == pool->gen) {
+    t->caches[pool->index].hint_data = slab->data;
+    t->caches[pool->index].hint_carved = carved;
+  }
   return;
 refused:
   pool_free_refused(pool, object);
@@ -850,13 +855,12 @@ WL_API void walloc_pool_free(walloc_pool *pool, void *object) {
     uint64_t x = c->gen_count - pool->gen_high; /* the count */
     if (WL_LIKELY(x < c->limit)) {
       uintptr_t p = (uintptr_t)object;
-      const wl_pool_slab_t *slab = c->hint;
-      uint64_t off = (uint64_t)(p - slab->data);
+      uint64_t off = (uint64_t)(p - c->hint_data);
       uint64_t q = off * pool->inv;
       q = (q >> pool->shift) | (q << ((64 - pool->shift) & 63));
       wl_pool_obj_t *o = (wl_pool_obj_t *)object;
       uintptr_t tag = pool->key ^ p;
-      if (WL_LIKELY(off < wl_load_relaxed(&slab->carved) && q <= pool->inv_limit && o->tag != tag)) {
+      if (WL_LIKELY(off < c->hint_carved && q <= pool->inv_limit && o->tag != tag)) {
         o->tag = tag;
         c->objs[x] = o;
         c->gen_count++;
