@@ -2,30 +2,62 @@
  *
  * Owns: the pools (structs from the internal heap), their slabs (mapped from
  * the OS layer, so they count in mapped_bytes), the registry of pool
- * indices, the slab map, and each thread's pool caches (TLS).
+ * indices, the slab map, the magazines (internal heap) and each thread's
+ * pool caches (TLS).
  *
  *   slab (64 KiB .. 1 MiB, 64 KiB aligned):
  *   | header | object | object | ... | object |      carved in address order
  *
- * Each pool has an index in the registry, and each registry slot a
+ * Magazines. A magazine is an array of up to M free objects (M: about
+ * 16 KiB of objects, 2 .. 256), from the internal heap, never inside a
+ * slab. Each pool has an index in the registry, and each registry slot a
  * generation, bumped when its pool is destroyed. A thread keeps an array of
- * caches indexed by pool index: a free list, its length and the generation
- * it belongs to. Allocation pops from the calling thread's cache (no atomic,
- * no lock); when it is empty a batch comes from the pool's shared list or is
- * carved from a slab, under the pool's lock. Freeing pushes on the calling
- * thread's cache, whichever thread allocated the object; a full cache moves
- * half its objects to the pool's shared list. A cache whose generation is
- * not its pool's belongs to a destroyed pool: it is dropped without reading
- * its (unmapped) objects.
+ * caches indexed by pool index: the loaded magazine (its array and count
+ * kept in the cache, the count fused with the generation in one word), the
+ * previous magazine (full or empty) and a hint. Allocation pops from
+ * the loaded magazine and freeing pushes on it: no atomic, no lock, one
+ * compare for the generation and the count together. When the loaded one
+ * is empty (alloc) or full (free) and the previous one is the other way,
+ * they swap; otherwise whole magazines go to or come from the depot, O(1):
  *
- * Checks on free, all O(1): the slab map (two levels, one entry per 64 KiB
- * of address space, written when slabs come and go) names the slab holding
- * the pointer, which must belong to this pool; the offset must be a whole
- * number of objects (a multiply by the inverse of the object size) below
- * what was carved. A freed object carries a tag word (its second word: the
- * pool's key, from a per-process secret, xor its address); freeing an
- * object that carries it is a double free. Refused frees are reported
- * (wl_lifetime_report) and change nothing.
+ *   depot: WL_POOL_HOMES shards, each a cache line with its own lock and a
+ *   list of full and a list of empty magazines. Each thread has a home
+ *   shard: it puts there and takes from there first, so its own objects
+ *   come back to it warm and the shard's line stays with it; when its shard
+ *   has no full (empty) magazine it takes one from any other shard whose
+ *   count says it has one (nothing is stranded: a producer gets back what a
+ *   consumer freed), else carves (makes) one. A thread that has been living
+ *   on its own objects and runs short by a little carves a new magazine
+ *   rather than take another thread's (which would then be short and take
+ *   one back, moving hot objects between caches every round); at most half
+ *   its own working set plus two magazines, over its life. Shards keep at
+ *   most as many empty magazines as all carved objects would fill, plus 4.
+ *
+ * Carving fills a whole magazine from the newest slab under the pool's
+ * lock (a fresh slab when it is used up: a magazine never maps more than
+ * one slab), then tags the carved objects as free outside the lock. Single
+ * objects (uncached pools, no memory for a magazine) go to a loose list
+ * under the pool's lock, drained into magazines first when carving.
+ *
+ * A thread's cache whose generation is not its pool's belongs to a
+ * destroyed pool: its magazines are freed without reading their objects.
+ * At thread exit the caches' magazines go to their pools' depots (under the
+ * registry lock, only into live pools of the same generation).
+ *
+ * Checks on free, all O(1). The full way: the slab map (two levels, one
+ * entry per 64 KiB of address space, written when slabs come and go) names
+ * the slab holding the pointer, which must belong to this pool; the offset
+ * must be below what was carved and a whole number of objects (the
+ * product with the inverse of the odd part of the size, rotated right by
+ * its power of two, at most UINT64_MAX / size). The fast way does the same
+ * against the hint (the carved range of the slab of this thread's last free,
+ * found through the slab map when it became the hint, trusted only once
+ * the generation matched: then it lies in a live slab of this pool; objects
+ * carved since miss it) and falls
+ * back to the full way on any miss. A free object carries a tag word (its
+ * second word: the pool's key, from a per-process secret, xor its address),
+ * carved objects too; freeing an object that carries it is a double free.
+ * Refused frees are reported (wl_lifetime_report) and change nothing.
  *
  * Sizes: objects are at least 16 bytes and 8-byte aligned (a free object
  * holds a link and the tag), rounded up to the alignment asked for (0 means
@@ -33,9 +65,11 @@
  * sizes or alignments above 1 TiB with WALLOC_ERR_NOMEM. Slabs start at
  * 64 KiB and double up to 1 MiB (or hold one object, for big ones).
  *
- * Thread safety: caches are the thread's own; a pool's shared list, slabs
- * and carving sit behind its lock; the registry (indices, generations, the
- * flush at thread exit) behind registry_lock, taken before any pool lock.
+ * Thread safety: caches and their magazines are the thread's own; a depot
+ * shard's lists behind its lock; the loose list, slabs and carving behind
+ * the pool's lock; no two of these are held at once. The registry
+ * (indices, generations, the flush at thread exit) is behind registry_lock,
+ * taken before any pool or shard lock (fork takes them all in that order).
  * walloc_pool_destroy must not race with use of the same pool (as free
  * must not race with use of the block); it may race with thread exits,
  * which flush caches under the registry lock only into live pools.
@@ -55,11 +89,28 @@
 #define WL_POOL_HEADER      ((size_t)64)
 #define WL_POOL_NO_INDEX    UINT32_MAX
 #define WL_POOL_MAX_INDEX   ((uint32_t)1 << 20)
+#define WL_POOL_MAG_BYTES   ((size_t)16 << 10)                    /* objects' bytes a magazine aims at */
+#define WL_POOL_MAG_MAX     ((uint32_t)256)
+#define WL_POOL_MAG_MIN     ((uint32_t)2)
+#define WL_POOL_EMPTY_KEEP  ((size_t)4)                       /* empty magazines a shard keeps beyond need */
+#define WL_POOL_HOMES       8                                  /* depot shards; threads spread over them */
+#define WL_POOL_SLACK       2u                                 /* magazines a thread may carve instead of stealing */
+#define WL_POOL_OWN_HITS    4u                                 /* own-shard takes that make it self-sufficient */
 
 typedef struct wl_pool_obj_s {
-  struct wl_pool_obj_s *next;
-  uintptr_t tag;  /* key ^ address while free */
+  struct wl_pool_obj_s *next; /* on the loose list only */
+  uintptr_t tag;              /* key ^ address while free */
 } wl_pool_obj_t;
+
+/* A magazine: up to pool->mag_size free objects, as an array (objects are
+   never read to move them). From the internal heap, not from the slabs, so
+   it outlives its pool's objects. */
+typedef struct wl_pool_mag_s {
+  struct wl_pool_mag_s *next; /* in the pool's full or empty list */
+  uint32_t count;             /* objects in it (while loaded, the cache's count is the live one) */
+  uint32_t cap;               /* its pool's mag_size when made */
+  wl_pool_obj_t *objs[];
+} wl_pool_mag_t;
 
 typedef struct wl_pool_slab_s {
   walloc_pool *pool;
@@ -67,39 +118,61 @@ typedef struct wl_pool_slab_s {
   size_t size;               /* bytes mapped */
   uintptr_t data;            /* first object */
   uintptr_t data_end;        /* end of the last whole object */
-  _Atomic(uintptr_t) carved; /* objects below this were handed out at least once */
+  _Atomic(uintptr_t) carved; /* bytes from data put in a magazine (tagged free) or handed out */
 } wl_pool_slab_t;
 _Static_assert(sizeof(wl_pool_slab_t) <= WL_POOL_HEADER, "slab header fits");
+
+
+/* A depot shard: whole magazines, under its lock. The counts are also read
+   without the lock, as hints, to skip empty shards. */
+typedef struct wl_pool_shard_s {
+  wl_lock_t lock;
+  _Atomic(uint32_t) full_count, empty_count;
+  wl_pool_mag_t *full;       /* magazines with objects (full, or partial from exiting threads) */
+  wl_pool_mag_t *empty;      /* empty magazines */
+} __attribute__((aligned(2 * WL_CACHE_LINE))) wl_pool_shard_t; /* the adjacent-line prefetcher pairs lines */
 
 struct walloc_pool {
   /* read-only after creation: the fast paths read these */
   uint32_t index, gen;
+  uint64_t gen_high;         /* gen << 32, as in a cache's gen_count */
   size_t object_size, align;
   uintptr_t key;
   uint64_t inv;              /* inverse of the odd part of object_size, mod 2^64 */
-  uint64_t inv_limit;        /* UINT64_MAX / odd part */
+  uint64_t inv_limit;        /* UINT64_MAX / object_size */
   unsigned shift;            /* object_size = odd part << shift */
-  uint32_t cache_max;        /* objects a thread cache holds */
-  uint32_t batch;            /* objects moved at once */
-  /* under the lock */
+  uint32_t mag_size;         /* objects a magazine holds */
+  /* the depot, one shard (a cache line, its own lock) per home */
+  wl_pool_shard_t shards[WL_POOL_HOMES];
+  /* under the lock: carving and loose objects */
   wl_lock_t lock __attribute__((aligned(WL_CACHE_LINE)));
-  wl_pool_obj_t *shared;     /* objects given back by full caches and exiting threads */
-  size_t shared_count;
+  _Atomic(size_t) carved_objects; /* written under the lock, read by the shards' bound on empties */
+  wl_pool_obj_t *loose;      /* single objects: uncached frees, or no memory for a magazine */
   uintptr_t bump, bump_end;  /* carving in the newest slab */
   wl_pool_slab_t *slabs;
   size_t next_slab;          /* bytes of the next slab */
   size_t slab_count;
 };
 
+/* A thread's cache for one pool: the loaded magazine (its object array and
+   count kept here, one load away) and the previous one (full or empty). */
 typedef struct wl_pool_cache_s {
-  wl_pool_obj_t *head;
-  uint32_t count;
-  uint32_t gen;              /* the pool generation these objects belong to; 0 = none */
+  wl_pool_obj_t **objs;      /* the loaded magazine's objs, or NULL */
+  uint64_t gen_count;        /* generation << 32 | objects in the loaded magazine; generation 0 = none */
+  uint16_t limit;            /* the loaded magazine's capacity, 0 when none is loaded */
+  uint16_t own_hits;         /* full magazines from the home shard since the last steal (saturates) */
+  uint16_t own_peak;         /* the most own_hits seen: the thread's own working set, in magazines */
+  uint16_t slack;            /* magazines carved instead of stolen */
+  wl_pool_mag_t *previous;   /* NULL or a full or empty magazine */
+  uintptr_t hint_data;       /* the hint: [hint_data, hint_data + hint_carved) was carved in a slab */
+  uint64_t hint_carved;      /* of this pool (checked through the slab map when it was taken; 0 = none);
+                                trusted only when the generation matches */
 } wl_pool_cache_t;
 
 typedef struct wl_pool_thread_s {
   wl_pool_cache_t *caches;   /* indexed by pool index, from the internal heap */
   uint32_t cap;
+  uint32_t home;             /* the depot lists it puts to and takes from first */
   bool registered;
 } wl_pool_thread_t;
 
@@ -116,6 +189,7 @@ static wl_pool_slot_t *slots;
 static uint32_t slots_cap, slots_top, slots_free;
 static uintptr_t pool_secret;
 static _Atomic(int) hooks_added;
+static _Atomic(uint32_t) homes_given;
 
 typedef _Atomic(wl_pool_slab_t *) wl_slab_entry_t;
 static _Atomic(wl_slab_entry_t *) slab_map[WL_POOL_TOP];
@@ -173,7 +247,7 @@ static bool slab_new(walloc_pool *pool) {
   slab->data = (uintptr_t)slab + data_offset(pool);
   size_t count = (size - data_offset(pool)) / pool->object_size;
   slab->data_end = slab->data + count * pool->object_size;
-  wl_store_relaxed(&slab->carved, slab->data);
+  wl_store_relaxed(&slab->carved, 0);
   if (!slab_map_set((uintptr_t)slab, size, slab)) {
     slab_map_set((uintptr_t)slab, size, NULL);
     wl_segment_os_release(slab, size);
@@ -188,38 +262,208 @@ static bool slab_new(walloc_pool *pool) {
   return true;
 }
 
-/* Up to `want` objects into a list; returns how many. Under the lock. */
-static uint32_t pool_take(walloc_pool *pool, uint32_t want, wl_pool_obj_t **out) {
-  wl_pool_obj_t *head = NULL, **tail = &head;
-  uint32_t n = 0;
-  while (n < want && pool->shared != NULL) {
-    wl_pool_obj_t *o = pool->shared;
-    pool->shared = o->next;
-    pool->shared_count--;
-    *tail = o;
-    tail = &o->next;
-    n++;
-  }
-  while (n < want) { /* carved in address order */
-    if (pool->bump >= pool->bump_end && !slab_new(pool)) break;
-    wl_pool_obj_t *o = (wl_pool_obj_t *)pool->bump;
-    pool->bump += pool->object_size;
-    wl_store_relaxed(&pool->slabs->carved, pool->bump);
-    o->tag = 0;
-    *tail = o;
-    tail = &o->next;
-    n++;
-  }
-  *tail = NULL;
-  *out = head;
+/* Carving: up to `want` objects from the newest slab only (a fresh one if it
+   is used up), so a magazine never maps more than one slab. objs[want - 1]
+   gets the lowest address (popped first). Returns how many; *first is the
+   lowest one. The caller tags them (outside the lock). Under the lock. */
+static uint32_t pool_carve(walloc_pool *pool, wl_pool_obj_t **objs, uint32_t want, uintptr_t *first) {
+  if (pool->bump >= pool->bump_end && !slab_new(pool)) return 0;
+  size_t room = (pool->bump_end - pool->bump) / pool->object_size;
+  uint32_t n = room < want ? (uint32_t)room : want;
+  uintptr_t p = pool->bump;
+  *first = p;
+  for (uint32_t i = 0; i < n; i++, p += pool->object_size) objs[n - 1 - i] = (wl_pool_obj_t *)p;
+  pool->bump = p;
+  wl_store_relaxed(&pool->slabs->carved, p - pool->slabs->data);
+  wl_store_relaxed(&pool->carved_objects, wl_load_relaxed(&pool->carved_objects) + n);
   return n;
 }
 
-/* Push a list of n objects (tail known) on the shared list. Under the lock. */
-static void pool_give(walloc_pool *pool, wl_pool_obj_t *head, wl_pool_obj_t *tail, size_t n) {
-  tail->next = pool->shared;
-  pool->shared = head;
-  pool->shared_count += n;
+/* Tags carved objects as free: freeing one before it is handed out is a
+   double free. Outside the lock: nobody else can see them yet. */
+static void pool_tag_carved(const walloc_pool *pool, uintptr_t first, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++, first += pool->object_size) {
+    ((wl_pool_obj_t *)first)->tag = pool->key ^ first;
+  }
+}
+
+/* The depot: full and empty magazines in WL_POOL_HOMES shards. A thread
+   puts to its home shard and takes from it first (its own objects come
+   back to it, warm in its cache, and the shard's lock and line stay with
+   it), else from any shard whose count says it has one (nothing is
+   stranded). Each step O(1) under one shard's lock; no two depot locks are
+   held at once, nor a shard lock with the pool lock. */
+static void shard_put_full(wl_pool_shard_t *s, wl_pool_mag_t *m) {
+  m->next = s->full;
+  s->full = m;
+  wl_store_relaxed(&s->full_count, wl_load_relaxed(&s->full_count) + 1);
+}
+
+static wl_pool_mag_t *shard_get_full(wl_pool_shard_t *s) {
+  wl_pool_mag_t *m = s->full;
+  if (m != NULL) {
+    s->full = m->next;
+    wl_store_relaxed(&s->full_count, wl_load_relaxed(&s->full_count) - 1);
+  }
+  return m;
+}
+
+/* An empty magazine into the shard, or back to the caller to free when the
+   shard holds as many as could ever be filled (all carved objects) and a
+   few more. */
+static wl_pool_mag_t *shard_put_empty(const walloc_pool *pool, wl_pool_shard_t *s, wl_pool_mag_t *m) {
+  size_t keep = wl_load_relaxed(&pool->carved_objects) / pool->mag_size + WL_POOL_EMPTY_KEEP;
+  if (wl_load_relaxed(&s->empty_count) >= keep || m->cap != pool->mag_size) return m;
+  m->count = 0;
+  m->next = s->empty;
+  s->empty = m;
+  wl_store_relaxed(&s->empty_count, wl_load_relaxed(&s->empty_count) + 1);
+  return NULL;
+}
+
+static wl_pool_mag_t *shard_get_empty(wl_pool_shard_t *s) {
+  wl_pool_mag_t *m = s->empty;
+  if (m != NULL) {
+    s->empty = m->next;
+    wl_store_relaxed(&s->empty_count, wl_load_relaxed(&s->empty_count) - 1);
+  }
+  return m;
+}
+
+/* A full magazine from a shard other than home (home's was tried). */
+static wl_pool_mag_t *depot_steal_full(walloc_pool *pool, uint32_t home) {
+  for (uint32_t k = 1; k < WL_POOL_HOMES; k++) {
+    wl_pool_shard_t *s = &pool->shards[(home + k) % WL_POOL_HOMES];
+    if (wl_load_relaxed(&s->full_count) == 0) continue;
+    wl_lock(&s->lock);
+    wl_pool_mag_t *m = shard_get_full(s);
+    wl_unlock(&s->lock);
+    if (m != NULL) return m;
+  }
+  return NULL;
+}
+
+static wl_pool_mag_t *depot_steal_empty(walloc_pool *pool, uint32_t home) {
+  for (uint32_t k = 1; k < WL_POOL_HOMES; k++) {
+    wl_pool_shard_t *s = &pool->shards[(home + k) % WL_POOL_HOMES];
+    if (wl_load_relaxed(&s->empty_count) == 0) continue;
+    wl_lock(&s->lock);
+    wl_pool_mag_t *m = shard_get_empty(s);
+    wl_unlock(&s->lock);
+    if (m != NULL) return m;
+  }
+  return NULL;
+}
+
+/* Magazines into the home shard; those it does not keep are freed. */
+static void depot_give(walloc_pool *pool, uint32_t home, wl_pool_mag_t **mags, int n) {
+  wl_pool_shard_t *s = &pool->shards[home];
+  wl_lock(&s->lock);
+  for (int k = 0; k < n; k++) {
+    if (mags[k] == NULL) continue;
+    if (mags[k]->count != 0) {
+      shard_put_full(s, mags[k]);
+      mags[k] = NULL;
+    } else {
+      mags[k] = shard_put_empty(pool, s, mags[k]);
+    }
+  }
+  wl_unlock(&s->lock);
+  for (int k = 0; k < n; k++) wl_free(mags[k]); /* wl_free(NULL) does nothing */
+}
+
+/* One object for an uncached caller: the top of a depot magazine, a loose
+   one, or carved. Returns NULL without memory. */
+static wl_pool_obj_t *depot_take_one(walloc_pool *pool) {
+  wl_pool_mag_t *m = depot_steal_full(pool, WL_POOL_HOMES - 1); /* tries shards 0 .. HOMES-2 */
+  if (m == NULL) {
+    wl_pool_shard_t *s = &pool->shards[WL_POOL_HOMES - 1];
+    wl_lock(&s->lock);
+    m = shard_get_full(s);
+    wl_unlock(&s->lock);
+  }
+  if (m != NULL) {
+    wl_pool_obj_t *o = m->objs[--m->count];
+    depot_give(pool, 0, &m, 1);
+    return o;
+  }
+  wl_lock(&pool->lock);
+  wl_pool_obj_t *o = pool->loose;
+  uintptr_t first;
+  if (o != NULL) pool->loose = o->next;
+  else if (pool_carve(pool, &o, 1, &first) != 1) o = NULL;
+  wl_unlock(&pool->lock);
+  return o;
+}
+
+static void pool_put_loose(walloc_pool *pool, wl_pool_obj_t *o) {
+  wl_lock(&pool->lock);
+  o->next = pool->loose;
+  pool->loose = o;
+  wl_unlock(&pool->lock);
+}
+
+/* Fills an empty magazine: loose objects first, else carved ones (tagged
+   here, outside the lock). Returns the count. */
+static uint32_t mag_fill(walloc_pool *pool, wl_pool_mag_t *m) {
+  uint32_t n = 0, carved = 0;
+  uintptr_t first = 0;
+  wl_lock(&pool->lock);
+  while (n < m->cap && pool->loose != NULL) {
+    wl_pool_obj_t *o = pool->loose;
+    pool->loose = o->next;
+    m->objs[n++] = o;
+  }
+  if (n == 0) n = carved = pool_carve(pool, m->objs, m->cap, &first);
+  wl_unlock(&pool->lock);
+  pool_tag_carved(pool, first, carved);
+  m->count = n;
+  return n;
+}
+
+static wl_pool_mag_t *mag_new(const walloc_pool *pool) {
+  wl_pool_mag_t *m = wl_malloc(sizeof *m + (size_t)pool->mag_size * sizeof(wl_pool_obj_t *));
+  if (m != NULL) {
+    m->next = NULL;
+    m->count = 0;
+    m->cap = pool->mag_size;
+  }
+  return m;
+}
+
+WL_INLINE wl_pool_mag_t *mag_of(wl_pool_obj_t **objs) {
+  return (wl_pool_mag_t *)((char *)objs - offsetof(wl_pool_mag_t, objs));
+}
+
+WL_INLINE uint32_t cache_gen(const wl_pool_cache_t *c) { return (uint32_t)(c->gen_count >> 32); }
+WL_INLINE uint32_t cache_count(const wl_pool_cache_t *c) { return (uint32_t)c->gen_count; }
+
+/* The cache's loaded magazine (its count written back), or NULL. */
+static wl_pool_mag_t *cache_loaded(wl_pool_cache_t *c) {
+  if (c->objs == NULL) return NULL;
+  wl_pool_mag_t *m = mag_of(c->objs);
+  m->count = cache_count(c);
+  return m;
+}
+
+static void cache_load(wl_pool_cache_t *c, wl_pool_mag_t *m) {
+  uint64_t gen = c->gen_count & ~(uint64_t)UINT32_MAX;
+  if (m == NULL) {
+    c->objs = NULL;
+    c->gen_count = gen;
+    c->limit = 0;
+  } else {
+    c->objs = m->objs;
+    c->gen_count = gen | m->count;
+    c->limit = (uint16_t)m->cap;
+  }
+}
+
+/* Forgets a cache's magazines without reading their objects. */
+static void cache_drop(wl_pool_cache_t *c) {
+  if (c->objs != NULL) wl_free(mag_of(c->objs));
+  if (c->previous != NULL) wl_free(c->previous);
+  *c = (wl_pool_cache_t){0};
 }
 
 /* ------------------------------------------------------------------------
@@ -229,15 +473,16 @@ static void pool_thread_exit(void) {
   wl_pool_thread_t *t = &wl_pool_self;
   if (t->caches == NULL) return;
   wl_lock(&registry_lock);
-  for (uint32_t i = 0; i < t->cap && i < slots_top; i++) {
+  for (uint32_t i = 0; i < t->cap; i++) {
     wl_pool_cache_t *c = &t->caches[i];
-    walloc_pool *pool = slots[i].pool;
-    if (c->head == NULL || pool == NULL || slots[i].gen != c->gen) continue; /* empty or destroyed */
-    wl_pool_obj_t *tail = c->head;
-    while (tail->next != NULL) tail = tail->next;
-    wl_lock(&pool->lock);
-    pool_give(pool, c->head, tail, c->count);
-    wl_unlock(&pool->lock);
+    walloc_pool *pool = i < slots_top ? slots[i].pool : NULL;
+    if (pool != NULL && slots[i].gen == cache_gen(c)) { /* live: its magazines go to the depot */
+      wl_pool_mag_t *mags[2] = {cache_loaded(c), c->previous};
+      depot_give(pool, t->home, mags, 2);
+      *c = (wl_pool_cache_t){0};
+    } else { /* empty, or its pool was destroyed: never read its objects */
+      cache_drop(c);
+    }
   }
   wl_unlock(&registry_lock);
   wl_free(t->caches);
@@ -247,18 +492,27 @@ static void pool_thread_exit(void) {
 static void pool_fork_prepare(void) {
   wl_lock(&registry_lock);
   for (uint32_t i = 0; i < slots_top; i++) {
-    if (slots[i].pool != NULL) wl_lock(&slots[i].pool->lock);
+    walloc_pool *pool = slots[i].pool;
+    if (pool == NULL) continue;
+    wl_lock(&pool->lock);
+    for (int h = 0; h < WL_POOL_HOMES; h++) wl_lock(&pool->shards[h].lock);
   }
 }
 static void pool_fork_parent(void) {
   for (uint32_t i = 0; i < slots_top; i++) {
-    if (slots[i].pool != NULL) wl_unlock(&slots[i].pool->lock);
+    walloc_pool *pool = slots[i].pool;
+    if (pool == NULL) continue;
+    for (int h = 0; h < WL_POOL_HOMES; h++) wl_unlock(&pool->shards[h].lock);
+    wl_unlock(&pool->lock);
   }
   wl_unlock(&registry_lock);
 }
 static void pool_fork_child(void) {
   for (uint32_t i = 0; i < slots_top; i++) {
-    if (slots[i].pool != NULL) wl_lock_reset(&slots[i].pool->lock);
+    walloc_pool *pool = slots[i].pool;
+    if (pool == NULL) continue;
+    for (int h = 0; h < WL_POOL_HOMES; h++) wl_lock_reset(&pool->shards[h].lock);
+    wl_lock_reset(&pool->lock);
   }
   wl_lock_reset(&registry_lock);
 }
@@ -287,6 +541,7 @@ static wl_pool_cache_t *cache_get(walloc_pool *pool) {
     if (!t->registered) {
       if (wl_heap_get_or_init() == NULL) return NULL; /* its thread-exit hook flushes the caches */
       hooks_once();
+      t->home = atomic_fetch_add_explicit(&homes_given, 1, memory_order_relaxed) % WL_POOL_HOMES;
       t->registered = true;
     }
     uint32_t cap = t->cap < 16 ? 16 : t->cap;
@@ -300,10 +555,9 @@ static wl_pool_cache_t *cache_get(walloc_pool *pool) {
     t->cap = cap;
   }
   wl_pool_cache_t *c = &t->caches[i];
-  if (c->gen != pool->gen) { /* a destroyed pool's objects: forget them, never read them */
-    c->head = NULL;
-    c->count = 0;
-    c->gen = pool->gen;
+  if (cache_gen(c) != pool->gen) { /* a destroyed pool's magazines: forget them, never read their objects */
+    cache_drop(c);
+    c->gen_count = pool->gen_high;
   }
   return c;
 }
@@ -334,7 +588,7 @@ WL_API walloc_pool *walloc_pool_create(size_t object_size, size_t align) {
   wl_process_init();
   align = wl_max(align, sizeof(void *)); /* free objects hold a link and a tag */
   size_t size = wl_align_up(wl_max(object_size, WL_POOL_MIN_OBJECT), align);
-  walloc_pool *pool = wl_aligned(WL_CACHE_LINE, sizeof *pool, true);
+  walloc_pool *pool = wl_aligned(_Alignof(walloc_pool), sizeof *pool, true);
   if (pool == NULL) {
     wl_lifetime_fail(WALLOC_ERR_NOMEM, "walloc_pool_create: no memory for the pool");
     return NULL;
@@ -343,10 +597,8 @@ WL_API walloc_pool *walloc_pool_create(size_t object_size, size_t align) {
   pool->align = align;
   pool->shift = (unsigned)wl_ctz64(size);
   pool->inv = odd_inverse(size >> pool->shift);
-  pool->inv_limit = UINT64_MAX / (size >> pool->shift);
-  size_t cache_bytes = (size_t)32 << 10;
-  pool->cache_max = (uint32_t)wl_max(4, wl_min(1024, cache_bytes / size));
-  pool->batch = wl_max(2, pool->cache_max / 2);
+  pool->inv_limit = UINT64_MAX / size;
+  pool->mag_size = (uint32_t)wl_max(WL_POOL_MAG_MIN, wl_min(WL_POOL_MAG_MAX, WL_POOL_MAG_BYTES / size));
   size_t first = wl_align_up(data_offset(pool) + (size <= 4096 ? 4096 : 8 * size), WL_POOL_REGION);
   if (size > WL_POOL_SLAB_MAX) first = wl_align_up(data_offset(pool) + size, WL_POOL_REGION);
   pool->next_slab = first;
@@ -387,6 +639,7 @@ WL_API walloc_pool *walloc_pool_create(size_t object_size, size_t align) {
   } else {
     pool->gen = 1;
   }
+  pool->gen_high = (uint64_t)pool->gen << 32;
   uintptr_t k = pool_secret ^ ((uintptr_t)pool * 0x9E3779B97F4A7C15ull);
   pool->key = k ^ (k >> 31);
   wl_unlock(&registry_lock);
@@ -400,31 +653,81 @@ static WL_NOINLINE void *pool_alloc_slow(walloc_pool *pool) {
     return NULL;
   }
   wl_pool_cache_t *c = cache_get(pool);
-  wl_pool_obj_t *list;
-  wl_lock(&pool->lock);
-  uint32_t n = pool_take(pool, c != NULL ? pool->batch : 1, &list);
-  wl_unlock(&pool->lock);
-  if (n == 0) {
-    wl_lifetime_fail(WALLOC_ERR_NOMEM, "walloc_pool_alloc: no memory for a slab");
-    return NULL;
+  wl_pool_obj_t *o;
+  if (c == NULL) { /* uncached */
+    o = depot_take_one(pool);
+    if (o == NULL) goto nomem;
+    o->tag = 0;
+    return o;
   }
-  wl_pool_obj_t *o = list;
-  if (c != NULL) {
-    c->head = o->next; /* the cache was empty */
-    c->count = n - 1;
+  wl_pool_mag_t *loaded = cache_loaded(c); /* NULL or empty */
+  if (c->previous != NULL && c->previous->count != 0) { /* swap: no lock */
+    wl_pool_mag_t *full = c->previous;
+    c->previous = loaded;
+    loaded = full;
+  } else {
+    uint32_t home = wl_pool_self.home;
+    wl_pool_shard_t *s = &pool->shards[home];
+    wl_pool_mag_t *drop = NULL;
+    wl_lock(&s->lock);
+    wl_pool_mag_t *full = shard_get_full(s);
+    if (full != NULL && loaded != NULL) drop = shard_put_empty(pool, s, loaded); /* exchange */
+    wl_unlock(&s->lock);
+    if (full != NULL) {
+      if (c->own_hits < UINT16_MAX) c->own_hits++;
+      if (c->own_hits > c->own_peak) c->own_peak = c->own_hits;
+    } else if (c->own_hits >= WL_POOL_OWN_HITS && c->slack < WL_POOL_SLACK + c->own_peak / 2) {
+      /* a thread that lives on its own objects and is short by a little: a
+         new magazine, not another thread's (which would be short next and
+         steal back, moving hot objects between caches every round); at
+         most half its own working set plus two, over its life */
+      c->slack++;
+    } else if ((full = depot_steal_full(pool, home)) != NULL) {
+      c->own_hits = 0;
+      if (loaded != NULL) depot_give(pool, home, &loaded, 1);
+    }
+    if (full != NULL) {
+      wl_free(drop);
+      loaded = full;
+    } else { /* no full magazine anywhere: fill one */
+      if (loaded == NULL) {
+        wl_lock(&s->lock);
+        loaded = shard_get_empty(s);
+        wl_unlock(&s->lock);
+      }
+      if (loaded == NULL) loaded = depot_steal_empty(pool, home);
+      if (loaded == NULL) loaded = mag_new(pool);
+      if (loaded == NULL) { /* no memory for a magazine: one object */
+        o = depot_take_one(pool);
+        if (o == NULL) goto nomem;
+        o->tag = 0;
+        return o;
+      }
+      mag_fill(pool, loaded);
+    }
   }
+  cache_load(c, loaded);
+  if (cache_count(c) == 0) goto nomem;
+  c->gen_count--;
+  o = c->objs[cache_count(c)];
   o->tag = 0;
   return o;
+nomem:
+  wl_lifetime_fail(WALLOC_ERR_NOMEM, "walloc_pool_alloc: no memory for a slab");
+  return NULL;
 }
 
+/* The fast paths test the generation and the count at once: x = gen_count -
+   gen_high is the count when the generations agree and at least 2^32 (or,
+   wrapped, near 2^64) when they differ, above any limit. */
 WL_API void *walloc_pool_alloc(walloc_pool *pool) {
   wl_pool_thread_t *t = &wl_pool_self;
   if (WL_LIKELY(pool != NULL && pool->index < t->cap)) {
     wl_pool_cache_t *c = &t->caches[pool->index];
-    wl_pool_obj_t *o = c->head;
-    if (WL_LIKELY(o != NULL && c->gen == pool->gen)) {
-      c->head = o->next;
-      c->count--;
+    uint64_t x = c->gen_count - pool->gen_high - 1; /* count - 1 */
+    if (WL_LIKELY(x < c->limit)) {
+      wl_pool_obj_t *o = c->objs[x];
+      c->gen_count--;
       o->tag = 0;
       return o;
     }
@@ -432,65 +735,140 @@ WL_API void *walloc_pool_alloc(walloc_pool *pool) {
   return pool_alloc_slow(pool);
 }
 
+/* o carries its tag. */
 static WL_NOINLINE void pool_free_slow(walloc_pool *pool, wl_pool_obj_t *o) {
   wl_pool_cache_t *c = cache_get(pool);
-  if (c == NULL) { /* uncached: straight to the shared list */
-    wl_lock(&pool->lock);
-    pool_give(pool, o, o, 1);
-    wl_unlock(&pool->lock);
+  if (c == NULL) { /* uncached: a loose object */
+    pool_put_loose(pool, o);
     return;
   }
-  if (c->count >= pool->cache_max) { /* move a batch to the shared list */
-    wl_pool_obj_t *head = c->head, *tail = head;
-    for (uint32_t i = 1; i < pool->batch; i++) tail = tail->next;
-    c->head = tail->next;
-    c->count -= pool->batch;
-    wl_lock(&pool->lock);
-    pool_give(pool, head, tail, pool->batch);
-    wl_unlock(&pool->lock);
+  wl_pool_mag_t *loaded = cache_loaded(c); /* NULL or full, or not full after a reset */
+  if (loaded != NULL && loaded->count < loaded->cap) {
+    /* nothing to exchange */
+  } else if (loaded != NULL && c->previous != NULL && c->previous->count == 0) { /* swap: no lock */
+    wl_pool_mag_t *empty = c->previous;
+    c->previous = loaded;
+    loaded = empty;
+  } else {
+    wl_pool_mag_t *give = NULL;
+    if (loaded != NULL) { /* the full loaded one becomes previous; a full previous goes to the depot */
+      give = c->previous;
+      c->previous = loaded;
+    }
+    uint32_t home = wl_pool_self.home;
+    wl_pool_shard_t *s = &pool->shards[home];
+    wl_lock(&s->lock);
+    if (give != NULL) shard_put_full(s, give);
+    loaded = shard_get_empty(s);
+    wl_unlock(&s->lock);
+    if (loaded == NULL) loaded = depot_steal_empty(pool, home);
+    if (loaded == NULL) loaded = mag_new(pool);
+    if (loaded == NULL) { /* no memory for a magazine: a loose object */
+      pool_put_loose(pool, o);
+      cache_load(c, NULL);
+      return;
+    }
   }
-  o->next = c->head;
-  c->head = o;
-  c->count++;
+  cache_load(c, loaded);
+  c->objs[cache_count(c)] = o;
+  c->gen_count++;
 }
 
-WL_API void walloc_pool_free(walloc_pool *pool, void *object) {
+/* A free the fast path refused (or NULL): say why, change nothing. */
+static WL_NOINLINE void pool_free_refused(walloc_pool *pool, void *object) {
   if (object == NULL) return;
-  if (WL_UNLIKELY(pool == NULL)) {
+  if (pool == NULL) {
     wl_lifetime_report("walloc_pool_free: NULL pool (ignored)", object);
     return;
   }
   uintptr_t p = (uintptr_t)object;
-  wl_pool_slab_t *slab = slab_lookup(p);
-  if (WL_UNLIKELY(slab == NULL || slab->pool != pool)) {
+  wl_pool_slab_t *slab = (p >> WL_POOL_REGION_SHIFT >> WL_POOL_LEAF_SHIFT) < WL_POOL_TOP ? slab_lookup(p) : NULL;
+  if (slab == NULL || slab->pool != pool || p - (uintptr_t)slab >= slab->size) {
     wl_lifetime_report("walloc_pool_free: not an object of this pool (ignored)", object);
     return;
   }
   uint64_t off = (uint64_t)(p - slab->data);
-  if (WL_UNLIKELY(p >= wl_load_relaxed(&slab->carved) || p < slab->data ||
-                  (off & (((uint64_t)1 << pool->shift) - 1)) != 0 ||
-                  (off >> pool->shift) * pool->inv > pool->inv_limit)) {
+  if (p < slab->data || off >= wl_load_relaxed(&slab->carved) || off % pool->object_size != 0) {
     wl_lifetime_report("walloc_pool_free: not the start of an allocated object (ignored)", object);
     return;
   }
+  wl_lifetime_report("walloc_pool_free: double free (ignored)", object); /* it carries the tag */
+}
+
+/* The checks, in as few instructions as they take: the slab map's top index
+   is masked, not range-checked (a slab found for an aliased address cannot
+   hold it: the offset test below fails); the offset below what was carved
+   also refuses addresses below the first object (it wraps); a multiple of
+   object_size = odd << shift is one whose product with the odd part's
+   inverse, rotated right by shift, is at most UINT64_MAX / object_size.
+   NULL objects and pools fail a test (no slab holds address 0, no slab has
+   a NULL pool) and are sorted out by pool_free_refused. */
+static WL_NOINLINE void pool_free_checked(walloc_pool *pool, void *object) {
+  uintptr_t p = (uintptr_t)object;
+  uintptr_t region = p >> WL_POOL_REGION_SHIFT;
+  wl_slab_entry_t *leaf = wl_load_acquire(&slab_map[(region >> WL_POOL_LEAF_SHIFT) & (WL_POOL_TOP - 1)]);
+  if (WL_UNLIKELY(leaf == NULL)) goto refused;
+  wl_pool_slab_t *slab = wl_load_acquire(&leaf[region & (WL_POOL_LEAF - 1)]);
+  if (WL_UNLIKELY(slab == NULL || slab->pool != pool)) goto refused;
+  uint64_t off = (uint64_t)(p - slab->data);
+  uint64_t carved = wl_load_relaxed(&slab->carved);
+  if (WL_UNLIKELY(off >= carved)) goto refused;
+  uint64_t q = off * pool->inv;
+  q = (q >> pool->shift) | (q << ((64 - pool->shift) & 63));
+  if (WL_UNLIKELY(q > pool->inv_limit)) goto refused;
   wl_pool_obj_t *o = (wl_pool_obj_t *)object;
   uintptr_t tag = pool->key ^ p;
-  if (WL_UNLIKELY(o->tag == tag)) {
-    wl_lifetime_report("walloc_pool_free: double free (ignored)", object);
-    return;
-  }
+  if (WL_UNLIKELY(o->tag == tag)) goto refused;
   o->tag = tag;
   wl_pool_thread_t *t = &wl_pool_self;
   if (WL_LIKELY(pool->index < t->cap)) {
     wl_pool_cache_t *c = &t->caches[pool->index];
-    if (WL_LIKELY(c->gen == pool->gen && c->count < pool->cache_max)) {
-      o->next = c->head;
-      c->head = o;
-      c->count++;
+    uint64_t x = c->gen_count - pool->gen_high; /* the count */
+    if (WL_LIKELY(x < c->limit)) {
+      c->objs[x] = o;
+      c->gen_count++;
+      c->hint_data = slab->data;
+      c->hint_carved = carved; /* objects carved later miss the hint and come this way */
       return;
     }
   }
   pool_free_slow(pool, o);
+  if (pool->index < t->cap && cache_gen(&t->caches[pool->index]) == pool->gen) {
+    t->caches[pool->index].hint_data = slab->data;
+    t->caches[pool->index].hint_carved = carved;
+  }
+  return;
+refused:
+  pool_free_refused(pool, object);
+}
+
+/* The fast path: the object is in the slab of the last object this thread
+   freed to this pool (the hint, trusted only once the generation matched:
+   then it is a live slab of this pool, checked through the slab map when
+   it became the hint), below what was carved, a multiple of object_size,
+   and not tagged free; the loaded magazine has room. Anything else takes
+   the whole way, pool_free_checked. */
+WL_API void walloc_pool_free(walloc_pool *pool, void *object) {
+  wl_pool_thread_t *t = &wl_pool_self;
+  if (WL_LIKELY(pool != NULL && pool->index < t->cap)) {
+    wl_pool_cache_t *c = &t->caches[pool->index];
+    uint64_t x = c->gen_count - pool->gen_high; /* the count */
+    if (WL_LIKELY(x < c->limit)) {
+      uintptr_t p = (uintptr_t)object;
+      uint64_t off = (uint64_t)(p - c->hint_data);
+      uint64_t q = off * pool->inv;
+      q = (q >> pool->shift) | (q << ((64 - pool->shift) & 63));
+      wl_pool_obj_t *o = (wl_pool_obj_t *)object;
+      uintptr_t tag = pool->key ^ p;
+      if (WL_LIKELY(off < c->hint_carved && q <= pool->inv_limit && o->tag != tag)) {
+        o->tag = tag;
+        c->objs[x] = o;
+        c->gen_count++;
+        return;
+      }
+    }
+  }
+  pool_free_checked(pool, object);
 }
 
 WL_API void walloc_pool_destroy(walloc_pool *pool) {
@@ -515,7 +893,17 @@ WL_API void walloc_pool_destroy(walloc_pool *pool) {
     next = s->next;
     slab_release(s);
   }
+  for (int h = 0; h < WL_POOL_HOMES; h++) {
+    for (wl_pool_mag_t *m = pool->shards[h].full, *next; m != NULL; m = next) {
+      next = m->next;
+      wl_free(m);
+    }
+    for (wl_pool_mag_t *m = pool->shards[h].empty, *next; m != NULL; m = next) {
+      next = m->next;
+      wl_free(m);
+    }
+  }
   wl_pool_thread_t *t = &wl_pool_self;
-  if (i < t->cap) t->caches[i] = (wl_pool_cache_t){NULL, 0, 0};
+  if (i < t->cap) cache_drop(&t->caches[i]); /* other threads' go when they next see the generation */
   wl_free(pool);
 }
