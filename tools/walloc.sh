@@ -115,8 +115,8 @@ cmd_test() {
   log "TSan build (build-tsan/, clang)"
   CC=clang CXX=clang++ setup build-tsan --buildtype=debugoptimized -Db_sanitize=thread \
     -Db_lundef=false -Doverride=false -Dbenchmarks=false
-  TSAN_OPTIONS=halt_on_error=1 run_tests "TSan: threads, stress, tiers, lifetimes" build-tsan \
-    --suite threads --suite stress --suite tiers --suite lifetimes --suite frame --suite pool
+  TSAN_OPTIONS=halt_on_error=1 run_tests "TSan: threads, stress, tiers, lifetimes, assets" build-tsan \
+    --suite threads --suite stress --suite tiers --suite lifetimes --suite frame --suite pool --suite assets
 
   log "summary ($((SECONDS - t0)) s)"
   if [ ${#failures[@]} -ne 0 ]; then
