@@ -18,7 +18,7 @@ cd "$repo"
 
 # Debian packages: what building and testing need, and what benchmarks add.
 build_packages=(meson ninja-build pkg-config check gcc g++ clang libclang-rt-14-dev
-                valgrind binutils python3 sqlite3 git coreutils)
+                valgrind binutils python3 sqlite3 git coreutils libcurl4-openssl-dev)
 bench_packages=(libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev hyperfine time)
 
 log() { printf '\n== %s\n' "$*"; }
@@ -93,11 +93,13 @@ cmd_test() {
   setup build --buildtype=release -Ddebug_checks=false -Doverride=true
   run_tests "release: unit, threads, stress, programs, symbols, header" build
 
-  run_tests "valgrind (memcheck) on the walloc_ API suites" build --setup valgrind
+  run_tests "valgrind (memcheck) on the walloc_ API suites (assets too: about 15 s)" build --setup valgrind
 
-  log "debug-checks build (build-debug/)"
-  setup build-debug --buildtype=debug -Ddebug_checks=true -Doverride=true -Dbenchmarks=false
-  run_tests "debug checks: unit, stress, death tests, programs" build-debug
+  # Built without libcurl, so both builds of the asset layer are tested:
+  # here the load calls must answer WALLOC_ERR_UNSUPPORTED.
+  log "debug-checks build without libcurl (build-debug/)"
+  setup build-debug --buildtype=debug -Ddebug_checks=true -Doverride=true -Dbenchmarks=false -Dcurl=disabled
+  run_tests "debug checks (no libcurl): unit, stress, death tests, assets, programs" build-debug
 
   log "ASan+UBSan build (build-asan/, clang)"
   CC=clang CXX=clang++ setup build-asan --buildtype=debugoptimized -Db_sanitize=address,undefined \
@@ -106,12 +108,15 @@ cmd_test() {
     run_tests "ASan+UBSan: threads, stress, death tests, tiers, lifetimes, memcpy, libFuzzer" build-asan \
     --suite threads --suite stress --suite debug --suite sizeclass --suite tiers --suite memcpy --suite fuzz \
     --suite lifetimes --suite frame --suite pool
+  # Assets with LeakSanitizer on: a failed load must leave no curl handle behind.
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    run_tests "ASan+UBSan+LSan: assets" build-asan --suite assets
 
   log "TSan build (build-tsan/, clang)"
   CC=clang CXX=clang++ setup build-tsan --buildtype=debugoptimized -Db_sanitize=thread \
     -Db_lundef=false -Doverride=false -Dbenchmarks=false
-  TSAN_OPTIONS=halt_on_error=1 run_tests "TSan: threads, stress, tiers, lifetimes" build-tsan \
-    --suite threads --suite stress --suite tiers --suite lifetimes --suite frame --suite pool
+  TSAN_OPTIONS=halt_on_error=1 run_tests "TSan: threads, stress, tiers, lifetimes, assets" build-tsan \
+    --suite threads --suite stress --suite tiers --suite lifetimes --suite frame --suite pool --suite assets
 
   log "summary ($((SECONDS - t0)) s)"
   if [ ${#failures[@]} -ne 0 ]; then

@@ -1,0 +1,615 @@
+/* http.c: loading assets with libcurl (built when libcurl is found).
+ *
+ * Owns: libcurl's global set-up (once), a small pool of idle multi handles
+ * (each keeps its connection cache, so consecutive loads reuse
+ * connections), the cancel epoch, and the transfers of each load call.
+ *
+ * One core path: walloc_load_asset is a batch of one. A batch resolves each
+ * request (cache hit, duplicate of an earlier request, bad path, or a
+ * transfer), then drives the transfers through one multi handle, at most
+ * `connections` at once; a transient failure (connection refused or reset,
+ * timeout, HTTP 5xx) is scheduled again after its backoff while the other
+ * transfers go on. Each transfer ends in exactly one of: registered, or
+ * failed with its block released and its easy handle cleaned up.
+ *
+ * Streaming: the body is written straight into a tier block. When the final
+ * response's headers give Content-Length (and no Content-Encoding), the
+ * header callback checks it against max_size and allocates the whole block
+ * before the first byte arrives: no copy after that. Otherwise the block
+ * starts at 64 KiB and doubles, copying the bytes so far each time (counted
+ * in bytes_copied); more than max_size aborts the transfer.
+ *
+ * Cancellation: walloc_cancel_asset_loads bumps a global epoch; a transfer
+ * belongs to the epoch its batch started in, and its callbacks and the
+ * batch loop (which wakes at least every 50 ms) stop it when the epoch moves.
+ *
+ * Thread safety: a batch is driven by the calling thread alone; the multi
+ * pool and the cancel epoch are the only shared state (a lock, an atomic).
+ */
+#include "assets.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define INITIAL_BLOCK ((size_t)64 << 10)  /* first block when the length is unknown */
+#define POLL_MS       50                  /* the batch loop's longest sleep (cancel latency) */
+#define MULTI_POOL    8                   /* idle multi handles kept */
+
+enum { X_SKIP, X_READY, X_ACTIVE, X_WAIT, X_DONE };
+
+struct batch_s;
+
+typedef struct xfer_s {
+  const char *key;
+  char *url;                   /* wl_malloc'd */
+  struct batch_s *b;
+  walloc_asset_type type;
+  unsigned tier;
+  int state, attempt;
+  size_t dup_of;               /* index of the first request with this key, or SIZE_MAX */
+  int64_t retry_at;
+  CURL *easy;
+  /* the block being written */
+  walloc_handle h;
+  uint8_t *ptr;
+  size_t cap, len, expected;   /* expected: Content-Length, 0 if unknown */
+  /* the response being read */
+  long code;
+  int64_t clen;                /* Content-Length header, -1 if none */
+  bool encoded, chunked, sized;
+  /* the outcome */
+  walloc_status st;
+  bool transient;
+  long http;
+  char msg[WL_ASSET_ERROR_MAX];
+  char errbuf[CURL_ERROR_SIZE];
+} xfer_t;
+
+typedef struct batch_s {
+  wl_asset_opts_t o;
+  uint64_t epoch;
+  CURLM *m;
+  xfer_t *x;
+  size_t n, next_ready, active, waiting;
+} batch_t;
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+static _Atomic(uint64_t) cancel_epoch;
+static wl_lock_t pool_lock = WL_LOCK_INIT;
+static CURLM *pool[MULTI_POOL];
+static int pool_n;
+
+static void curl_init(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+WL_API void walloc_cancel_asset_loads(void) { wl_fetch_add(&cancel_epoch, 1); }
+
+static bool cancelled(const xfer_t *x) { return wl_load_relaxed(&cancel_epoch) != x->b->epoch; }
+
+/* The first failure of an attempt wins; later ones are consequences. */
+static void xfail(xfer_t *x, walloc_status st, bool transient, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void xfail(xfer_t *x, walloc_status st, bool transient, const char *fmt, ...) {
+  if (x->st != WALLOC_OK) return;
+  x->st = st;
+  x->transient = transient;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(x->msg, sizeof x->msg, fmt, ap);
+  va_end(ap);
+}
+
+static void release(xfer_t *x) {
+  if (x->h != WALLOC_NULL_HANDLE) (void)walloc_deallocate(x->h);
+  x->h = WALLOC_NULL_HANDLE;
+  x->ptr = NULL;
+  x->cap = x->len = 0;
+}
+
+/* ------------------------------------------------------------------------
+   Blocks
+   ------------------------------------------------------------------------ */
+
+static const char *tier_name(unsigned t) {
+  static const char *const names[] = {"render", "scene", "entity", "fallback"};
+  return t < 4 ? names[t] : "?";
+}
+
+/* A block of at least size bytes in the transfer's tier. */
+static bool block_new(xfer_t *x, size_t size, walloc_handle *h, uint8_t **ptr, size_t *cap) {
+  *h = walloc_allocate(size, (walloc_tier)x->tier);
+  wl_block_ref_t ref;
+  if (*h == WALLOC_NULL_HANDLE || wl_handle_resolve(*h, &ref) != WALLOC_OK) {
+    walloc_status st = *h == WALLOC_NULL_HANDLE ? walloc_last_status() : WALLOC_ERR_STALE;
+    if (st == WALLOC_OK) st = WALLOC_ERR_NOMEM;
+    xfail(x, st, false, "%s: the %s tier refused %zu bytes (%s)", x->url, tier_name(x->tier), size,
+          st == WALLOC_ERR_BUDGET ? "over its budget" : st == WALLOC_ERR_NOMEM ? "tier full" : walloc_status_str(st));
+    *h = WALLOC_NULL_HANDLE;
+    return false;
+  }
+  *ptr = ref.ptr;
+  *cap = ref.size;
+  return true;
+}
+
+/* The length is known before the body: check it, allocate once. */
+static bool size_known(xfer_t *x, int64_t len) {
+  x->sized = true;
+  if ((uint64_t)len > x->b->o.max_size) {
+    xfail(x, WALLOC_ERR_NOMEM, false, "%s: %lld bytes is larger than the maximum asset size (%zu bytes)", x->url,
+          (long long)len, x->b->o.max_size);
+    return false;
+  }
+  x->expected = (size_t)len;
+  if (len == 0) return true; /* an empty body: refused when the transfer ends */
+  return block_new(x, (size_t)len, &x->h, &x->ptr, &x->cap);
+}
+
+/* The block must hold `need` bytes: move to a bigger one. */
+static bool grow(xfer_t *x, size_t need) {
+  size_t max = x->b->o.max_size;
+  if (need > max) {
+    xfail(x, WALLOC_ERR_NOMEM, false, "%s: the body is larger than the maximum asset size (%zu bytes)", x->url, max);
+    return false;
+  }
+  size_t cap = x->cap != 0 ? x->cap : INITIAL_BLOCK;
+  while (cap < need) cap *= 2;
+  if (cap > max) cap = max;
+  walloc_handle h;
+  uint8_t *ptr;
+  if (!block_new(x, cap, &h, &ptr, &cap)) return false;
+  if (x->len != 0) wl_memcpy(ptr, x->ptr, x->len);
+  wl_asset_count(&wl_asset_counters.bytes_copied, x->len);
+  if (x->h != WALLOC_NULL_HANDLE) (void)walloc_deallocate(x->h);
+  x->h = h;
+  x->ptr = ptr;
+  x->cap = cap;
+  return true;
+}
+
+/* ------------------------------------------------------------------------
+   libcurl callbacks
+   ------------------------------------------------------------------------ */
+
+/* Does the header line [s, s+n) start with name (lower case, with ':')? Points *value past it. */
+static bool header_is(const char *s, size_t n, const char *name, const char **value, size_t *vlen) {
+  size_t k = strlen(name);
+  if (n < k) return false;
+  for (size_t i = 0; i < k; i++) {
+    char c = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] + 32) : s[i];
+    if (c != name[i]) return false;
+  }
+  size_t i = k;
+  while (i < n && (s[i] == ' ' || s[i] == '\t')) i++;
+  size_t e = n;
+  while (e > i && (s[e - 1] == '\r' || s[e - 1] == '\n' || s[e - 1] == ' ')) e--;
+  *value = s + i;
+  *vlen = e - i;
+  return true;
+}
+
+static size_t on_header(char *buf, size_t size, size_t nitems, void *arg) {
+  xfer_t *x = arg;
+  size_t n = size * nitems;
+  const char *v;
+  size_t vl;
+  if (cancelled(x)) return 0;
+  if (n >= 5 && memcmp(buf, "HTTP/", 5) == 0) { /* a new response (after a redirect, or 100) */
+    const char *sp = memchr(buf, ' ', n);
+    x->code = 0;
+    for (const char *p = sp ? sp + 1 : buf + n; p < buf + n && *p >= '0' && *p <= '9'; p++) x->code = x->code * 10 + (*p - '0');
+    x->clen = -1;
+    x->encoded = x->chunked = false;
+  } else if (header_is(buf, n, "content-length:", &v, &vl)) {
+    int64_t len = 0;
+    size_t i = 0;
+    for (; i < vl && v[i] >= '0' && v[i] <= '9' && len < ((int64_t)1 << 58); i++) len = len * 10 + (v[i] - '0');
+    x->clen = i == vl && vl > 0 ? len : -1;
+  } else if (header_is(buf, n, "content-encoding:", &v, &vl)) {
+    x->encoded = !(vl == 8 && strncasecmp(v, "identity", 8) == 0);
+  } else if (header_is(buf, n, "transfer-encoding:", &v, &vl)) {
+    x->chunked = true;
+  } else if (n <= 2 && (buf[0] == '\r' || buf[0] == '\n')) { /* end of this response's headers */
+    bool follow = x->b->o.max_redirects >= 0;
+    if (x->code < 200 || (x->code < 400 && x->code >= 300 && follow)) return n; /* interim, or followed */
+    if (x->code >= 300) return n; /* an error body: discarded, the status decides */
+    x->sized = true;
+    if (x->clen >= 0 && !x->encoded && !x->chunked && !size_known(x, x->clen)) return 0;
+  }
+  return n;
+}
+
+static size_t on_write(char *data, size_t size, size_t nitems, void *arg) {
+  xfer_t *x = arg;
+  size_t n = size * nitems;
+  if (cancelled(x)) return 0;
+  if (x->code >= 300) return n; /* the body of an HTTP error */
+  if (!x->sized) { /* no HTTP headers (file://): libcurl knows the length */
+    curl_off_t cl = -1;
+    x->sized = true;
+    if (curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK && cl >= 0 &&
+        !size_known(x, cl))
+      return 0;
+  }
+  if (n > x->cap - x->len && !grow(x, x->len + n)) return 0;
+  wl_memcpy(x->ptr + x->len, data, n);
+  x->len += n;
+  wl_asset_count(&wl_asset_counters.bytes_received, n);
+  if (x->b->o.progress != NULL) x->b->o.progress(x->key, x->len, x->expected, x->b->o.progress_arg);
+  return n;
+}
+
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
+  WL_UNUSED(dltotal);
+  WL_UNUSED(dlnow);
+  WL_UNUSED(ultotal);
+  WL_UNUSED(ulnow);
+  return cancelled((xfer_t *)arg) ? 1 : 0;
+}
+
+/* ------------------------------------------------------------------------
+   Transfers
+   ------------------------------------------------------------------------ */
+
+static void fail_final(xfer_t *x) {
+  x->state = X_DONE;
+  wl_asset_count(&wl_asset_counters.failed, 1);
+  wl_asset_error("%s", x->msg);
+}
+
+static void start(batch_t *b, xfer_t *x) {
+  const wl_asset_opts_t *o = &b->o;
+  x->h = WALLOC_NULL_HANDLE;
+  x->ptr = NULL;
+  x->cap = x->len = x->expected = 0;
+  x->code = x->http = 0;
+  x->clen = -1;
+  x->encoded = x->chunked = x->sized = x->transient = false;
+  x->st = WALLOC_OK;
+  x->msg[0] = x->errbuf[0] = 0;
+  CURL *e = x->easy = curl_easy_init();
+  if (e == NULL) {
+    xfail(x, WALLOC_ERR_NOMEM, false, "%s: libcurl could not create a transfer", x->url);
+    fail_final(x);
+    return;
+  }
+  curl_easy_setopt(e, CURLOPT_URL, x->url);
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https,file");
+  curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, o->max_redirects >= 0 ? 1L : 0L);
+  curl_easy_setopt(e, CURLOPT_MAXREDIRS, (long)(o->max_redirects >= 0 ? o->max_redirects : 0));
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->timeout_ms);
+  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, o->compressed ? "" : NULL);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, o->verify_tls ? 1L : 0L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, o->verify_tls ? 2L : 0L);
+  curl_easy_setopt(e, CURLOPT_USERAGENT, o->user_agent);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+  curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(e, CURLOPT_XFERINFODATA, x);
+  curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+  if (curl_multi_add_handle(b->m, e) != CURLM_OK) {
+    curl_easy_cleanup(e);
+    x->easy = NULL;
+    xfail(x, WALLOC_ERR_NOMEM, false, "%s: libcurl could not start the transfer", x->url);
+    fail_final(x);
+    return;
+  }
+  x->state = X_ACTIVE;
+  b->active++;
+  wl_asset_count(&wl_asset_counters.requests, 1);
+}
+
+static void detach(batch_t *b, xfer_t *x) {
+  curl_multi_remove_handle(b->m, x->easy);
+  curl_easy_cleanup(x->easy);
+  x->easy = NULL;
+  b->active--;
+}
+
+/* The curl result and HTTP status of an ended attempt, as a walloc status. */
+static void classify(xfer_t *x, CURLcode rc) {
+  const char *why = x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc);
+  if (cancelled(x)) {
+    x->st = WALLOC_OK; /* whatever the callbacks said, the cause is the cancel */
+    xfail(x, WALLOC_ERR_IO, false, "%s: cancelled", x->url);
+    return;
+  }
+  if (x->st != WALLOC_OK) return; /* a callback said why */
+  switch (rc) {
+    case CURLE_OK: break;
+    case CURLE_OPERATION_TIMEDOUT:
+      xfail(x, WALLOC_ERR_IO, true, "%s: timed out (%s)", x->url, why);
+      return;
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+      xfail(x, WALLOC_ERR_IO, true, "%s: connection failed (%s)", x->url, why);
+      return;
+    case CURLE_PARTIAL_FILE:
+      xfail(x, WALLOC_ERR_IO, false, "%s: the body is shorter than its Content-Length (%s)", x->url, why);
+      return;
+    case CURLE_TOO_MANY_REDIRECTS:
+      xfail(x, WALLOC_ERR_IO, false, "%s: too many redirects (%s)", x->url, why);
+      return;
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+      xfail(x, WALLOC_ERR_INVALID, false, "%s: invalid URL (%s)", x->url, why);
+      return;
+    case CURLE_FILE_COULDNT_READ_FILE:
+    case CURLE_REMOTE_FILE_NOT_FOUND:
+      xfail(x, WALLOC_ERR_NOT_FOUND, false, "%s: not found (%s)", x->url, why);
+      return;
+    default:
+      xfail(x, WALLOC_ERR_IO, false, "%s: %s", x->url, why);
+      return;
+  }
+  if (x->http == 404 || x->http == 410) xfail(x, WALLOC_ERR_NOT_FOUND, false, "HTTP %ld for %s", x->http, x->url);
+  else if (x->http >= 500) xfail(x, WALLOC_ERR_IO, true, "HTTP %ld for %s", x->http, x->url);
+  else if (x->http >= 300) xfail(x, WALLOC_ERR_IO, false, "HTTP %ld for %s", x->http, x->url);
+  else if (x->len == 0) xfail(x, WALLOC_ERR_IO, false, "%s: empty body", x->url);
+  else if (x->expected != 0 && x->len != x->expected)
+    xfail(x, WALLOC_ERR_IO, false, "%s: %zu of %zu bytes arrived", x->url, x->len, x->expected);
+}
+
+static void finish(batch_t *b, xfer_t *x, CURLcode rc) {
+  curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->http);
+  detach(b, x);
+  classify(x, rc);
+  if (x->st != WALLOC_OK) {
+    release(x);
+    if (x->transient && x->attempt < b->o.retries) {
+      x->retry_at = wl_os_clock_ms() + (b->o.retry_backoff_ms << x->attempt);
+      x->attempt++;
+      x->state = X_WAIT;
+      b->waiting++;
+      wl_asset_count(&wl_asset_counters.retries, 1);
+    } else {
+      fail_final(x);
+    }
+    return;
+  }
+  walloc_asset_metadata md = {.handle = x->h, .size = x->len, .tier = (walloc_tier)x->tier, .type = x->type,
+                              .loaded_at_ms = (uint64_t)wl_os_clock_ms()};
+  x->h = WALLOC_NULL_HANDLE; /* the registry owns it now */
+  x->ptr = NULL;
+  if (!wl_registry_store(x->key, &md, b->o.revalidate)) {
+    xfail(x, WALLOC_ERR_NOMEM, false, "%s: the registry could not grow", x->url);
+    fail_final(x);
+    return;
+  }
+  x->h = md.handle;
+  x->state = X_DONE;
+  wl_asset_count(&wl_asset_counters.loaded, 1);
+}
+
+/* Stop every transfer not done: the batch was cancelled. */
+static void cancel_all(batch_t *b) {
+  for (size_t i = 0; i < b->n; i++) {
+    xfer_t *x = &b->x[i];
+    if (x->state == X_ACTIVE) detach(b, x);
+    if (x->state == X_ACTIVE || x->state == X_READY || x->state == X_WAIT) {
+      release(x);
+      x->st = WALLOC_OK;
+      xfail(x, WALLOC_ERR_IO, false, "%s: cancelled", x->url);
+      fail_final(x);
+    }
+  }
+  b->waiting = 0;
+}
+
+/* The next transfer to start now: a retry that is due, else a new one. */
+static xfer_t *next_to_start(batch_t *b, int64_t now) {
+  if (b->waiting != 0) {
+    for (size_t i = 0; i < b->n; i++) {
+      xfer_t *x = &b->x[i];
+      if (x->state == X_WAIT && x->retry_at <= now) {
+        b->waiting--;
+        return x;
+      }
+    }
+  }
+  while (b->next_ready < b->n && b->x[b->next_ready].state != X_READY) b->next_ready++;
+  return b->next_ready < b->n ? &b->x[b->next_ready++] : NULL;
+}
+
+static long next_wake(batch_t *b, int64_t now) {
+  long ms = POLL_MS;
+  for (size_t i = 0; b->waiting != 0 && i < b->n; i++) {
+    if (b->x[i].state == X_WAIT && b->x[i].retry_at - now < ms) ms = (long)(b->x[i].retry_at - now);
+  }
+  return ms < 0 ? 0 : ms;
+}
+
+static void drive(batch_t *b) {
+  size_t limit = (size_t)b->o.connections;
+  for (;;) {
+    if (wl_load_relaxed(&cancel_epoch) != b->epoch) {
+      cancel_all(b);
+      return;
+    }
+    int64_t now = wl_os_clock_ms();
+    xfer_t *x;
+    while (b->active < limit && (x = next_to_start(b, now)) != NULL) start(b, x);
+    while (b->next_ready < b->n && b->x[b->next_ready].state != X_READY) b->next_ready++;
+    if (b->active == 0 && b->waiting == 0 && b->next_ready >= b->n) return;
+    int running;
+    curl_multi_perform(b->m, &running);
+    CURLMsg *msg;
+    int queued;
+    bool ended = false;
+    while ((msg = curl_multi_info_read(b->m, &queued)) != NULL) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      xfer_t *done;
+      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&done);
+      finish(b, done, msg->data.result);
+      ended = true;
+    }
+    if (!ended) curl_multi_poll(b->m, NULL, 0, (int)next_wake(b, wl_os_clock_ms()), NULL);
+  }
+}
+
+/* ------------------------------------------------------------------------
+   Batches
+   ------------------------------------------------------------------------ */
+
+static CURLM *multi_get(int connections) {
+  CURLM *m = NULL;
+  wl_lock(&pool_lock);
+  if (pool_n > 0) m = pool[--pool_n];
+  wl_unlock(&pool_lock);
+  if (m == NULL) m = curl_multi_init();
+  if (m != NULL) {
+    curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)connections);
+    curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)connections);
+  }
+  return m;
+}
+
+static void multi_put(CURLM *m) {
+  wl_lock(&pool_lock);
+  bool kept = pool_n < MULTI_POOL;
+  if (kept) pool[pool_n++] = m;
+  wl_unlock(&pool_lock);
+  if (!kept) curl_multi_cleanup(m);
+}
+
+static uint64_t str_hash(const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return h;
+}
+
+/* Mark requests whose key came earlier in the batch (x[i].dup_of). */
+static bool find_duplicates(batch_t *b) {
+  size_t cap = 16;
+  while (cap < 2 * b->n) cap *= 2;
+  size_t *table = wl_zalloc(cap * sizeof *table); /* index + 1, 0 = empty */
+  if (table == NULL) return false;
+  for (size_t i = 0; i < b->n; i++) {
+    xfer_t *x = &b->x[i];
+    if (x->key == NULL) continue;
+    for (size_t j = str_hash(x->key) & (cap - 1);; j = (j + 1) & (cap - 1)) {
+      if (table[j] == 0) {
+        table[j] = i + 1;
+        break;
+      }
+      if (strcmp(b->x[table[j] - 1].key, x->key) == 0) {
+        x->dup_of = table[j] - 1;
+        break;
+      }
+    }
+  }
+  wl_free(table);
+  return true;
+}
+
+/* Settle request i before any transfer: bad input, duplicate, cache hit, or ready. */
+static void prepare(batch_t *b, xfer_t *x, const walloc_asset_request *r) {
+  x->b = b;
+  x->h = WALLOC_NULL_HANDLE;
+  x->state = X_SKIP;
+  if (x->key == NULL || *x->key == 0 || (unsigned)r->type >= WALLOC_ASSET_TYPE_COUNT) {
+    x->st = WALLOC_ERR_INVALID;
+    wl_asset_error("invalid asset request: %s", x->key == NULL || *x->key == 0 ? "no path" : "unknown type");
+    wl_asset_count(&wl_asset_counters.failed, 1);
+    return;
+  }
+  if (x->dup_of != SIZE_MAX) return; /* takes the first one's result */
+  x->type = r->type;
+  x->tier = wl_asset_tier(&b->o, r->type);
+  walloc_asset_metadata md;
+  if (!b->o.revalidate && wl_registry_live(x->key, &md)) {
+    x->h = md.handle;
+    x->st = WALLOC_OK;
+    wl_asset_count(&wl_asset_counters.cache_hits, 1);
+    return;
+  }
+  x->url = wl_asset_url(x->key, &x->st);
+  if (x->url == NULL) {
+    wl_asset_count(&wl_asset_counters.failed, 1);
+    return;
+  }
+  x->state = X_READY;
+}
+
+static void fill_all(walloc_asset_result *results, size_t count, walloc_status st) {
+  for (size_t i = 0; i < count; i++) {
+    results[i].status = st;
+    results[i].handle = WALLOC_NULL_HANDLE;
+    results[i].http_status = 0;
+  }
+}
+
+WL_API size_t walloc_load_assets_batch(const walloc_asset_request *requests, size_t count,
+                                       walloc_asset_result *results) {
+  if (results == NULL || count == 0) return 0;
+  if (requests == NULL) {
+    fill_all(results, count, WALLOC_ERR_INVALID);
+    wl_asset_error("walloc_load_assets_batch: requests is NULL");
+    return 0;
+  }
+  pthread_once(&curl_once, curl_init);
+  if (curl_init_rc != CURLE_OK) {
+    fill_all(results, count, WALLOC_ERR_IO);
+    wl_asset_error("libcurl could not be initialised: %s", curl_easy_strerror(curl_init_rc));
+    return 0;
+  }
+  batch_t b;
+  memset(&b, 0, sizeof b);
+  wl_asset_opts(&b.o);
+  b.epoch = wl_load_relaxed(&cancel_epoch);
+  b.n = count;
+  b.x = wl_zalloc(count * sizeof *b.x);
+  if (b.x == NULL || (b.m = multi_get(b.o.connections)) == NULL) {
+    wl_free(b.x);
+    fill_all(results, count, WALLOC_ERR_NOMEM);
+    wl_asset_error("walloc_load_assets_batch: out of memory for %zu requests", count);
+    return 0;
+  }
+  for (size_t i = 0; i < count; i++) {
+    b.x[i].key = requests[i].path;
+    b.x[i].dup_of = SIZE_MAX;
+  }
+  (void)find_duplicates(&b); /* without memory for its table, duplicates load twice (the registry keeps one) */
+  for (size_t i = 0; i < count; i++) prepare(&b, &b.x[i], &requests[i]);
+  drive(&b);
+  multi_put(b.m);
+  size_t loaded = 0;
+  for (size_t i = 0; i < count; i++) {
+    xfer_t *x = &b.x[i];
+    if (x->dup_of != SIZE_MAX && x->key != NULL && *x->key != 0 && (unsigned)requests[i].type < WALLOC_ASSET_TYPE_COUNT) {
+      xfer_t *first = &b.x[x->dup_of];
+      results[i] = (walloc_asset_result){first->st, first->h, first->http};
+      if (first->st == WALLOC_OK) wl_asset_count(&wl_asset_counters.cache_hits, 1);
+    } else {
+      results[i] = (walloc_asset_result){x->st, x->st == WALLOC_OK ? x->h : WALLOC_NULL_HANDLE, x->http};
+    }
+    loaded += results[i].status == WALLOC_OK;
+    wl_free(x->url);
+  }
+  wl_free(b.x);
+  return loaded;
+}
+
+WL_API walloc_status walloc_load_asset(const char *path, walloc_asset_type type, walloc_handle *out) {
+  if (out == NULL) {
+    wl_asset_error("walloc_load_asset: out is NULL");
+    return WALLOC_ERR_INVALID;
+  }
+  walloc_asset_request r = {path, type};
+  walloc_asset_result res;
+  walloc_load_assets_batch(&r, 1, &res);
+  *out = res.handle;
+  return res.status;
+}

@@ -1,0 +1,742 @@
+/* test_assets.c: the asset registry, zero-copy placement and (with libcurl)
+ * loads from a real local HTTP server (tests/asset_server.py), with every
+ * fault of issue 6: each failure must give its status and a message,
+ * register nothing and leave the tier's usage where it was.
+ *
+ * The server is started once per test case by an unchecked fixture (in
+ * the parent process; each test runs in a forked child) and killed at the
+ * end. Its bodies are byte i = i % 251.
+ */
+#include "test_common.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#define KiB ((size_t)1 << 10)
+#define MiB ((size_t)1 << 20)
+
+#ifndef WL_HAVE_CURL
+#define WL_HAVE_CURL 0
+#endif
+
+static size_t tier_used(walloc_tier t) {
+  walloc_tier_stats s;
+  ck_assert_int_eq(walloc_tier_stats_get(t, &s), WALLOC_OK);
+  return s.used;
+}
+
+static walloc_asset_stats stats(void) {
+  walloc_asset_stats s;
+  walloc_asset_stats_get(&s);
+  return s;
+}
+
+static bool pattern_ok(walloc_handle h, size_t n) {
+  const uint8_t *p = walloc_handle_to_ptr(h);
+  if (p == NULL) return false;
+  for (size_t i = 0; i < n; i++) {
+    if (p[i] != (uint8_t)(i % 251)) return false;
+  }
+  return true;
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* ------------------------------------------------------------------------
+   Registry and zero-copy (every build)
+   ------------------------------------------------------------------------ */
+START_TEST(registry_register_get_evict) {
+  walloc_asset_metadata md = {0}, out;
+  md.handle = walloc_allocate(1000, WALLOC_TIER_SCENE);
+  ck_assert_uint_ne(md.handle, WALLOC_NULL_HANDLE);
+  md.size = 1000;
+  md.tier = WALLOC_TIER_SCENE;
+  md.type = WALLOC_ASSET_JSON;
+  ck_assert(walloc_register_asset("levels/one.json", &md));
+  ck_assert(!walloc_register_asset("levels/one.json", &md)); /* present already */
+  ck_assert(!walloc_register_asset("", &md));
+  ck_assert(!walloc_register_asset(NULL, &md));
+  ck_assert(!walloc_register_asset("x", NULL));
+  ck_assert(walloc_get_asset("levels/one.json", &out));
+  ck_assert_uint_eq(out.handle, md.handle);
+  ck_assert_uint_eq(out.size, 1000);
+  ck_assert_int_eq(out.type, WALLOC_ASSET_JSON);
+  ck_assert_uint_eq(out.loaded_at_ms, 0);
+  ck_assert(!walloc_get_asset("levels/two.json", &out));
+  ck_assert(!walloc_get_asset(NULL, &out));
+  ck_assert(walloc_evict_asset("levels/one.json"));
+  ck_assert(!walloc_get_asset("levels/one.json", &out));
+  ck_assert(!walloc_evict_asset("levels/one.json"));
+  ck_assert_ptr_null(walloc_handle_to_ptr(md.handle)); /* released: stale */
+  ck_assert_int_eq(walloc_last_status(), WALLOC_ERR_STALE);
+}
+END_TEST
+
+START_TEST(registry_many_and_batch_evict) {
+  enum { N = 2000 };
+  static char keys[N][32];
+  static const char *ptrs[N];
+  size_t before = tier_used(WALLOC_TIER_ENTITY);
+  for (int i = 0; i < N; i++) {
+    snprintf(keys[i], sizeof keys[i], "k/%d", i);
+    ptrs[i] = keys[i];
+    walloc_asset_metadata md = {.handle = walloc_allocate(64, WALLOC_TIER_ENTITY), .size = 64,
+                                .tier = WALLOC_TIER_ENTITY};
+    ck_assert(walloc_register_asset(keys[i], &md));
+  }
+  for (int i = 0; i < N; i++) {
+    walloc_asset_metadata out;
+    ck_assert(walloc_get_asset(keys[i], &out));
+    ck_assert_ptr_nonnull(walloc_handle_to_ptr(out.handle));
+  }
+  ck_assert_uint_eq(walloc_evict_assets_batch(ptrs, N / 2), N / 2);
+  ck_assert_uint_eq(walloc_evict_assets_batch(ptrs, N), N / 2); /* the first half is gone */
+  ck_assert_uint_eq(walloc_evict_assets_batch(NULL, 3), 0);
+  ck_assert_uint_eq(tier_used(WALLOC_TIER_ENTITY), before);
+}
+END_TEST
+
+START_TEST(zero_copy_places_bytes) {
+  static uint8_t buf[100000];
+  wl_test_fill(buf, sizeof buf, 7);
+  walloc_handle h = walloc_load_asset_zero_copy(buf, sizeof buf, WALLOC_TIER_RENDER);
+  ck_assert_uint_ne(h, WALLOC_NULL_HANDLE);
+  ck_assert(check_handle(h, sizeof buf, 7));
+  ck_assert_uint_ge(walloc_handle_size(h), sizeof buf);
+  ck_assert_int_eq(walloc_deallocate(h), WALLOC_OK);
+  ck_assert_uint_eq(walloc_load_asset_zero_copy(NULL, 10, WALLOC_TIER_RENDER), WALLOC_NULL_HANDLE);
+  ck_assert_int_eq(walloc_last_status(), WALLOC_ERR_INVALID);
+  ck_assert_uint_eq(walloc_load_asset_zero_copy(buf, 0, WALLOC_TIER_RENDER), WALLOC_NULL_HANDLE);
+  ck_assert_uint_eq(walloc_load_asset_zero_copy(buf, 10, (walloc_tier)9), WALLOC_NULL_HANDLE);
+  ck_assert_str_ne(walloc_asset_last_error(), "");
+}
+END_TEST
+
+START_TEST(options_and_base_url_checked) {
+  walloc_asset_options o = {0};
+  ck_assert_int_eq(walloc_set_asset_options(&o), WALLOC_OK);
+  ck_assert_int_eq(walloc_set_asset_options(NULL), WALLOC_OK);
+  o.timeout_ms = -5;
+  ck_assert_int_eq(walloc_set_asset_options(&o), WALLOC_ERR_INVALID);
+  o.timeout_ms = 0;
+  o.audio_tier = 9;
+  ck_assert_int_eq(walloc_set_asset_options(&o), WALLOC_ERR_INVALID);
+  ck_assert_int_eq(walloc_set_base_url("ftp://example.com/"), WALLOC_ERR_INVALID);
+  ck_assert_int_eq(walloc_set_base_url("http://exa mple.com/"), WALLOC_ERR_INVALID);
+  ck_assert_int_eq(walloc_set_base_url("http://127.0.0.1:1/assets"), WALLOC_OK);
+  ck_assert_int_eq(walloc_set_base_url(NULL), WALLOC_OK);
+}
+END_TEST
+
+#if !WL_HAVE_CURL
+START_TEST(loads_unsupported_without_curl) {
+  walloc_handle h = 0;
+  ck_assert_int_eq(walloc_load_asset("http://127.0.0.1:1/a.bin", WALLOC_ASSET_BINARY, &h), WALLOC_ERR_UNSUPPORTED);
+  ck_assert_uint_eq(h, WALLOC_NULL_HANDLE);
+  ck_assert_ptr_nonnull(strstr(walloc_asset_last_error(), "libcurl"));
+  walloc_asset_request r[2] = {{"a", WALLOC_ASSET_BINARY}, {"b", WALLOC_ASSET_MESH}};
+  walloc_asset_result res[2];
+  ck_assert_uint_eq(walloc_load_assets_batch(r, 2, res), 0);
+  ck_assert_int_eq(res[0].status, WALLOC_ERR_UNSUPPORTED);
+  ck_assert_int_eq(res[1].status, WALLOC_ERR_UNSUPPORTED);
+  walloc_cancel_asset_loads();
+}
+END_TEST
+#else
+
+/* ------------------------------------------------------------------------
+   The server
+   ------------------------------------------------------------------------ */
+static pid_t server_pid;
+static int server_port;
+static char base[64];
+
+static void server_start(void) {
+  int fd[2];
+  if (pipe(fd) != 0) abort();
+  server_pid = fork();
+  if (server_pid == 0) {
+    dup2(fd[1], 1);
+    close(fd[0]);
+    close(fd[1]);
+    execlp("python3", "python3", WL_ASSET_SERVER, (char *)NULL);
+    _exit(127);
+  }
+  close(fd[1]);
+  char line[32] = {0};
+  size_t n = 0;
+  while (n < sizeof line - 1 && read(fd[0], line + n, 1) == 1 && line[n] != '\n') n++;
+  close(fd[0]);
+  server_port = atoi(line);
+  if (server_port <= 0) {
+    fprintf(stderr, "asset server did not start\n");
+    abort();
+  }
+  snprintf(base, sizeof base, "http://127.0.0.1:%d/", server_port);
+}
+
+static void server_stop(void) {
+  if (server_pid > 0) {
+    kill(server_pid, SIGTERM);
+    waitpid(server_pid, NULL, 0);
+    server_pid = 0;
+  }
+}
+
+/* Settings for tests: short timeouts and backoffs, no retries unless asked. */
+static walloc_asset_options test_options(void) {
+  walloc_asset_options o = {0};
+  o.connect_timeout_ms = 2000;
+  o.timeout_ms = 10000;
+  o.retries = -1;
+  o.retry_backoff_ms = 10;
+  return o;
+}
+
+static void use(walloc_asset_options o) {
+  ck_assert_int_eq(walloc_set_asset_options(&o), WALLOC_OK);
+  ck_assert_int_eq(walloc_set_base_url(base), WALLOC_OK);
+}
+
+/* A load that must fail with st, a message holding `says`, nothing
+   registered and the tier's usage unchanged. */
+static void expect_fault(const char *path, walloc_asset_type type, walloc_tier tier, walloc_status st,
+                         const char *says) {
+  size_t before = tier_used(tier);
+  walloc_handle h = 0;
+  walloc_status got = walloc_load_asset(path, type, &h);
+  const char *msg = walloc_asset_last_error();
+  ck_assert_msg(got == st, "%s: %s, expected %s (%s)", path, walloc_status_str(got), walloc_status_str(st), msg);
+  ck_assert_uint_eq(h, WALLOC_NULL_HANDLE);
+  ck_assert_msg(msg[0] != 0 && strstr(msg, says) != NULL, "%s: message \"%s\" lacks \"%s\"", path, msg, says);
+  walloc_asset_metadata md;
+  ck_assert(!walloc_get_asset(path, &md));
+  ck_assert_uint_eq(tier_used(tier), before);
+}
+
+/* ------------------------------------------------------------------------
+   Loads
+   ------------------------------------------------------------------------ */
+START_TEST(loads_of_many_sizes_write_once) {
+  use(test_options());
+  static const size_t sizes[] = {1, 100, 4096, 65536, 65537, MiB + 7, 3 * MiB};
+  walloc_asset_stats s0 = stats();
+  size_t total = 0;
+  for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+    char path[64];
+    snprintf(path, sizeof path, "data/%zu.bin", sizes[i]);
+    walloc_asset_type type = i % 2 ? WALLOC_ASSET_TEXTURE : WALLOC_ASSET_BINARY;
+    walloc_handle h;
+    ck_assert_int_eq(walloc_load_asset(path, type, &h), WALLOC_OK);
+    ck_assert(pattern_ok(h, sizes[i]));
+    walloc_asset_metadata md;
+    ck_assert(walloc_get_asset(path, &md));
+    ck_assert_uint_eq(md.handle, h);
+    ck_assert_uint_eq(md.size, sizes[i]);
+    ck_assert_int_eq(md.tier, i % 2 ? WALLOC_TIER_RENDER : WALLOC_TIER_SCENE);
+    ck_assert_uint_ne(md.loaded_at_ms, 0);
+    total += sizes[i];
+  }
+  walloc_asset_stats s1 = stats();
+  ck_assert_uint_eq(s1.bytes_received - s0.bytes_received, total);
+  ck_assert_uint_eq(s1.bytes_copied, s0.bytes_copied); /* Content-Length known: no copy */
+  ck_assert_uint_eq(s1.loaded - s0.loaded, 7);
+  ck_assert_uint_eq(s1.requests - s0.requests, 7);
+}
+END_TEST
+
+START_TEST(chunked_and_gzip_loads) {
+  use(test_options());
+  walloc_handle h;
+  walloc_asset_stats s0 = stats();
+  ck_assert_int_eq(walloc_load_asset("chunked/300000.bin", WALLOC_ASSET_MESH, &h), WALLOC_OK);
+  ck_assert(pattern_ok(h, 300000));
+  walloc_asset_metadata md;
+  ck_assert(walloc_get_asset("chunked/300000.bin", &md));
+  ck_assert_uint_eq(md.size, 300000);
+  walloc_asset_stats s1 = stats();
+  ck_assert_uint_gt(s1.bytes_copied, s0.bytes_copied);               /* grown: 64 -> 128 -> 256 -> 512 KiB */
+  ck_assert_uint_lt(s1.bytes_copied - s0.bytes_copied, 512 * KiB);   /* less than the final block */
+  ck_assert_int_eq(walloc_load_asset("gzip/200000.bin", WALLOC_ASSET_JSON, &h), WALLOC_OK);
+  ck_assert(pattern_ok(h, 200000));
+  ck_assert(walloc_get_asset("gzip/200000.bin", &md));
+  ck_assert_uint_eq(md.size, 200000);
+  ck_assert_int_eq(walloc_load_asset("chunked/10.bin", WALLOC_ASSET_JSON, &h), WALLOC_OK);
+  ck_assert(pattern_ok(h, 10));
+  ck_assert_int_eq(walloc_load_asset("redirect", WALLOC_ASSET_JSON, &h), WALLOC_OK);
+  ck_assert(pattern_ok(h, 100));
+  /* audio goes where the option says */
+  walloc_asset_options o = test_options();
+  o.audio_tier = WALLOC_TIER_ENTITY + 1;
+  use(o);
+  ck_assert_int_eq(walloc_load_asset("data/5000.bin", WALLOC_ASSET_AUDIO, &h), WALLOC_OK);
+  ck_assert(walloc_get_asset("data/5000.bin", &md));
+  ck_assert_int_eq(md.tier, WALLOC_TIER_ENTITY);
+}
+END_TEST
+
+START_TEST(cache_hit_and_revalidate) {
+  use(test_options());
+  walloc_handle h1, h2, h3;
+  ck_assert_int_eq(walloc_load_asset("data/2000.bin", WALLOC_ASSET_BINARY, &h1), WALLOC_OK);
+  walloc_asset_stats s0 = stats();
+  ck_assert_int_eq(walloc_load_asset("data/2000.bin", WALLOC_ASSET_BINARY, &h2), WALLOC_OK);
+  walloc_asset_stats s1 = stats();
+  ck_assert_uint_eq(h1, h2);
+  ck_assert_uint_eq(s1.requests, s0.requests); /* no request */
+  ck_assert_uint_eq(s1.cache_hits, s0.cache_hits + 1);
+  walloc_asset_options o = test_options();
+  o.revalidate = 1;
+  use(o);
+  ck_assert_int_eq(walloc_load_asset("data/2000.bin", WALLOC_ASSET_BINARY, &h3), WALLOC_OK);
+  ck_assert_uint_eq(stats().requests, s1.requests + 1);
+  ck_assert_uint_ne(h3, h1);
+  ck_assert_ptr_null(walloc_handle_to_ptr(h1)); /* the replaced block was released */
+  ck_assert(pattern_ok(h3, 2000));
+  /* evicted: loads again; the old handle is stale */
+  use(test_options());
+  ck_assert(walloc_evict_asset("data/2000.bin"));
+  ck_assert_ptr_null(walloc_handle_to_ptr(h3));
+  ck_assert_int_eq(walloc_load_asset("data/2000.bin", WALLOC_ASSET_BINARY, &h1), WALLOC_OK);
+  ck_assert(pattern_ok(h1, 2000));
+  ck_assert_uint_eq(stats().requests, s1.requests + 2);
+}
+END_TEST
+
+START_TEST(file_urls_load) {
+  char path[] = "/tmp/walloc-asset-XXXXXX";
+  int fd = mkstemp(path);
+  ck_assert_int_ge(fd, 0);
+  static uint8_t buf[200000];
+  for (size_t i = 0; i < sizeof buf; i++) buf[i] = (uint8_t)(i % 251);
+  ck_assert_int_eq(write(fd, buf, sizeof buf), (ssize_t)sizeof buf);
+  close(fd);
+  walloc_asset_options o = test_options();
+  ck_assert_int_eq(walloc_set_asset_options(&o), WALLOC_OK);
+  ck_assert_int_eq(walloc_set_base_url(NULL), WALLOC_OK);
+  char url[128];
+  snprintf(url, sizeof url, "file://%s", path);
+  walloc_asset_stats s0 = stats();
+  walloc_handle h;
+  walloc_asset_result r;
+  walloc_asset_request q = {url, WALLOC_ASSET_SHADER};
+  ck_assert_uint_eq(walloc_load_assets_batch(&q, 1, &r), 1);
+  h = r.handle;
+  ck_assert_int_eq(r.status, WALLOC_OK);
+  ck_assert_int_eq(r.http_status, 0);
+  ck_assert(pattern_ok(h, sizeof buf));
+  ck_assert_uint_eq(stats().bytes_copied, s0.bytes_copied); /* the file's length is known */
+  unlink(path);
+  ck_assert(walloc_evict_asset(url));
+  expect_fault(url, WALLOC_ASSET_SHADER, WALLOC_TIER_RENDER, WALLOC_ERR_NOT_FOUND, path);
+  /* a file base URL */
+  ck_assert_int_eq(walloc_set_base_url("file:///nonexistent-walloc-dir"), WALLOC_OK);
+  expect_fault("x.bin", WALLOC_ASSET_BINARY, WALLOC_TIER_SCENE, WALLOC_ERR_NOT_FOUND, "nonexistent-walloc-dir/x.bin");
+}
+END_TEST
+
+typedef struct progress_s {
+  size_t calls, last, total;
+  bool increasing;
+} progress_t;
+
+static void on_progress(const char *path, size_t received, size_t total, void *arg) {
+  progress_t *p = arg;
+  (void)path;
+  if (received <= p->last) p->increasing = false;
+  p->last = received;
+  p->total = total;
+  p->calls++;
+}
+
+START_TEST(progress_reports_increasing_counts) {
+  progress_t p = {0, 0, 0, true};
+  walloc_asset_options o = test_options();
+  o.progress = on_progress;
+  o.progress_arg = &p;
+  use(o);
+  walloc_handle h;
+  ck_assert_int_eq(walloc_load_asset("data/2000000.bin", WALLOC_ASSET_BINARY, &h), WALLOC_OK);
+  ck_assert_uint_gt(p.calls, 1);
+  ck_assert(p.increasing);
+  ck_assert_uint_eq(p.last, 2000000);
+  ck_assert_uint_eq(p.total, 2000000);
+  memset(&p, 0, sizeof p);
+  p.increasing = true;
+  ck_assert_int_eq(walloc_load_asset("chunked/500000.bin", WALLOC_ASSET_BINARY, &h), WALLOC_OK);
+  ck_assert(p.increasing);
+  ck_assert_uint_eq(p.last, 500000);
+  ck_assert_uint_eq(p.total, 0); /* unknown */
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+   Faults: each one a status, a message, nothing registered, nothing held
+   ------------------------------------------------------------------------ */
+START_TEST(fault_not_found) {
+  use(test_options());
+  char want[96];
+  snprintf(want, sizeof want, "HTTP 404 for http://127.0.0.1:%d/missing", server_port);
+  expect_fault("missing", WALLOC_ASSET_BINARY, WALLOC_TIER_SCENE, WALLOC_ERR_NOT_FOUND, want);
+  walloc_asset_request q = {"missing", WALLOC_ASSET_BINARY};
+  walloc_asset_result r;
+  ck_assert_uint_eq(walloc_load_assets_batch(&q, 1, &r), 0);
+  ck_assert_int_eq(r.http_status, 404);
+}
+END_TEST
+
+START_TEST(fault_server_error_retried) {
+  walloc_asset_options o = test_options();
+  o.retries = 2;
+  use(o);
+  walloc_asset_stats s0 = stats();
+  expect_fault("error", WALLOC_ASSET_BINARY, WALLOC_TIER_SCENE, WALLOC_ERR_IO, "HTTP 500");
+  walloc_asset_stats s1 = stats();
+  ck_assert_uint_eq(s1.retries - s0.retries, 2);
+  ck_assert_uint_eq(s1.requests - s0.requests, 3);
+  ck_assert_uint_eq(s1.failed - s0.failed, 1);
+  /* 500 twice, then 200: the retries win */
+  walloc_handle h;
+  ck_assert_int_eq(walloc_load_asset("flaky/one", WALLOC_ASSET_BINARY, &h), WALLOC_OK);
+  ck_assert(pattern_ok(h, 1000));
+  ck_assert_uint_eq(stats().retries - s1.retries, 2);
+  /* 4xx is never retried */
+  s1 = stats();
+  expect_fault("missing", WALLOC_ASSET_BINARY, WALLOC_TIER_SCENE, WALLOC_ERR_NOT_FOUND, "HTTP 404");
+  ck_assert_uint_eq(stats().retries, s1.retries);
+}
+END_TEST
+
+START_TEST(fault_stall_times_out) {
+  walloc_asset_options o = test_options();
+  o.timeout_ms = 300;
+  use(o);
+  expect_fault("stall", WALLOC_ASSET_BINARY, WALLOC_TIER_SCENE, WALLOC_ERR_IO, "timed out");
+}
+END_TEST
+
+START_TEST(fault_short_body) {
+  use(test_options());
+  expect_fault("short", WALLOC_ASSET_BINARY, WALLOC_TIER_SCENE, WALLOC_ERR_IO, "shorter than its Content-Length");
+}
+END_TEST
+
+START_TEST(fault_connection_refused) {
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof a;
+  ck_assert_int_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+  ck_assert_int_eq(getsockname(s, (struct sockaddr *)&a, &len), 0);
+  close(s); /* a port nobody listens on */
+  walloc_asset_options o = test_options();
+  o.retries = 1;
+  ck_assert_int_eq(walloc_set_asset_options(&o), WALLOC_OK);
+  char url[64];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/", ntohs(a.sin_port));
+  ck_assert_int_eq(walloc_set_base_url(url), WALLOC_OK);
+  walloc_asset_stats s0 = stats();
+  expect_fault("a.bin", WALLOC_ASSET_BINARY, WALLOC_TIER_SCENE, WALLOC_ERR_IO, "connection failed");
+  ck_assert_uint_eq(stats().retries - s0.retries, 1);
+}
+END_TEST
+
+START_TEST(fault_larger_than_max_size) {
+  walloc_asset_options o = test_options();
+  o.max_size = 100000;
+  use(o);
+  walloc_tier_stats t0, t1;
+  walloc_tier_stats_get(WALLOC_TIER_SCENE, &t0);
+  /* known length: refused before allocating */
+  expect_fault("data/100001.bin", WALLOC_ASSET_BINARY, WALLOC_TIER_SCENE, WALLOC_ERR_NOMEM,
+               "larger than the maximum asset size");
+  walloc_tier_stats_get(WALLOC_TIER_SCENE, &t1);
+  ck_assert_uint_eq(t1.allocations, t0.allocations);
+  expect_fault("huge", WALLOC_ASSET_BINARY, WALLOC_TIER_SCENE, WALLOC_ERR_NOMEM, "larger than the maximum asset size");
+  /* unknown length: aborted when it passes the maximum */
+  expect_fault("chunked/300000.bin", WALLOC_ASSET_BINARY, WALLOC_TIER_SCENE, WALLOC_ERR_NOMEM,
+               "larger than the maximum asset size");
+  expect_fault("endless", WALLOC_ASSET_BINARY, WALLOC_TIER_SCENE, WALLOC_ERR_NOMEM, "larger than the maximum asset size");
+  walloc_handle h;
+  ck_assert_int_eq(walloc_load_asset("data/100000.bin", WALLOC_ASSET_BINARY, &h), WALLOC_OK); /* at the limit */
+  /* the default maximum (256 MiB) refuses 1 TiB */
+  use(test_options());
+  expect_fault("huge", WALLOC_ASSET_BINARY, WALLOC_TIER_SCENE, WALLOC_ERR_NOMEM, "1099511627776 bytes");
+}
+END_TEST
+
+START_TEST(fault_redirect_loop) {
+  use(test_options());
+  expect_fault("loop", WALLOC_ASSET_BINARY, WALLOC_TIER_SCENE, WALLOC_ERR_IO, "too many redirects");
+  walloc_asset_options o = test_options();
+  o.max_redirects = -1; /* not followed: the 302 is the answer */
+  use(o);
+  expect_fault("redirect", WALLOC_ASSET_BINARY, WALLOC_TIER_SCENE, WALLOC_ERR_IO, "HTTP 302");
+}
+END_TEST
+
+START_TEST(fault_invalid_url) {
+  walloc_asset_options o = test_options();
+  ck_assert_int_eq(walloc_set_asset_options(&o), WALLOC_OK);
+  ck_assert_int_eq(walloc_set_base_url(NULL), WALLOC_OK);
+  walloc_asset_stats s0 = stats();
+  expect_fault("not a url", WALLOC_ASSET_BINARY, WALLOC_TIER_SCENE, WALLOC_ERR_INVALID, "not a url");
+  expect_fault("textures/a.png", WALLOC_ASSET_TEXTURE, WALLOC_TIER_RENDER, WALLOC_ERR_INVALID, "no base URL");
+  expect_fault("ftp://127.0.0.1/a", WALLOC_ASSET_BINARY, WALLOC_TIER_SCENE, WALLOC_ERR_INVALID, "only http, https and file");
+  ck_assert_uint_eq(stats().requests, s0.requests);
+  expect_fault("http://[::1/a", WALLOC_ASSET_BINARY, WALLOC_TIER_SCENE, WALLOC_ERR_INVALID, "invalid URL");
+  walloc_handle h = 1;
+  ck_assert_int_eq(walloc_load_asset(NULL, WALLOC_ASSET_BINARY, &h), WALLOC_ERR_INVALID);
+  ck_assert_uint_eq(h, WALLOC_NULL_HANDLE);
+  ck_assert_int_eq(walloc_load_asset("x", (walloc_asset_type)99, &h), WALLOC_ERR_INVALID);
+  ck_assert_int_eq(walloc_load_asset("x", WALLOC_ASSET_BINARY, NULL), WALLOC_ERR_INVALID);
+}
+END_TEST
+
+START_TEST(fault_escape_from_base) {
+  use(test_options());
+  static const char *const bad[] = {"../secret", "a/../../b", "a/..", "..", "%2e%2e/x", "a/.%2E/b", "%2E%2e",
+                                    "a/..%2fb/../../c", "a\\..\\b", "..%5cx", "http://127.0.0.1:1/x",
+                                    "//127.0.0.1/x", "file:///etc/passwd"};
+  walloc_asset_stats s0 = stats();
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+    expect_fault(bad[i], WALLOC_ASSET_BINARY, WALLOC_TIER_SCENE, WALLOC_ERR_INVALID, "escapes the base URL");
+  ck_assert_uint_eq(stats().requests, s0.requests); /* refused before any request */
+  /* dots that are not a ".." segment are fine */
+  walloc_handle h;
+  ck_assert_int_eq(walloc_load_asset("./data/10.bin", WALLOC_ASSET_BINARY, &h), WALLOC_OK);
+  ck_assert_int_eq(walloc_load_asset("/data/11.bin", WALLOC_ASSET_BINARY, &h), WALLOC_OK);
+  ck_assert(pattern_ok(h, 11));
+  ck_assert_int_eq(walloc_load_asset("data/12.bin?v=..", WALLOC_ASSET_BINARY, &h), WALLOC_OK);
+}
+END_TEST
+
+START_TEST(fault_empty_body) {
+  use(test_options());
+  expect_fault("empty", WALLOC_ASSET_BINARY, WALLOC_TIER_SCENE, WALLOC_ERR_IO, "empty body");
+}
+END_TEST
+
+START_TEST(fault_tier_full) {
+  /* a small tier memory, set before the first tier allocation of this process */
+  walloc_config cfg = {0};
+  cfg.tier_memory = 16 * MiB; /* render gets 8 MiB */
+  bool small = walloc_init(&cfg) == WALLOC_OK;
+  use(test_options());
+  walloc_handle h;
+  if (small) {
+    ck_assert_int_eq(walloc_load_asset("data/3000000.bin", WALLOC_ASSET_TEXTURE, &h), WALLOC_OK);
+    expect_fault("data/6000000.bin", WALLOC_ASSET_TEXTURE, WALLOC_TIER_RENDER, WALLOC_ERR_NOMEM, "tier full");
+    expect_fault("chunked/6000000.bin", WALLOC_ASSET_TEXTURE, WALLOC_TIER_RENDER, WALLOC_ERR_NOMEM, "tier full");
+  }
+  /* a hard budget */
+  size_t used = tier_used(WALLOC_TIER_RENDER);
+  ck_assert_int_eq(walloc_set_budget(WALLOC_TIER_RENDER, 0, used + 64 * KiB, NULL, NULL), WALLOC_OK);
+  expect_fault("data/1000000.bin", WALLOC_ASSET_MESH, WALLOC_TIER_RENDER, WALLOC_ERR_BUDGET, "over its budget");
+  expect_fault("chunked/1000000.bin", WALLOC_ASSET_MESH, WALLOC_TIER_RENDER, WALLOC_ERR_BUDGET, "over its budget");
+  ck_assert_int_eq(walloc_set_budget(WALLOC_TIER_RENDER, 0, 0, NULL, NULL), WALLOC_OK);
+  ck_assert_int_eq(walloc_load_asset("data/1000000.bin", WALLOC_ASSET_MESH, &h), WALLOC_OK);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+   Batches, cancellation, threads
+   ------------------------------------------------------------------------ */
+START_TEST(batch_of_mixed_requests) {
+  walloc_asset_options o = test_options();
+  o.connections = 4;
+  o.retries = 1;
+  use(o);
+  enum { N = 50 };
+  static char paths[N][48];
+  walloc_asset_request q[N];
+  walloc_asset_result r[N];
+  size_t used = tier_used(WALLOC_TIER_SCENE);
+  for (int i = 0; i < N; i++) {
+    switch (i % 6) {
+      case 0: snprintf(paths[i], sizeof paths[i], "missing?%d", i); break;
+      case 1: snprintf(paths[i], sizeof paths[i], "data/%d.bin", 1000 + i * 997); break;
+      case 2: snprintf(paths[i], sizeof paths[i], "chunked/%d.bin", 70000 + i * 1001); break;
+      case 3: snprintf(paths[i], sizeof paths[i], "../escape/%d", i); break;
+      case 4: snprintf(paths[i], sizeof paths[i], "flaky/batch%d", i); break; /* 2 failures, 1 retry: fails */
+      case 5: snprintf(paths[i], sizeof paths[i], "gzip/%d.bin", 5000 + i); break;
+    }
+    q[i].path = paths[i];
+    q[i].type = WALLOC_ASSET_BINARY;
+  }
+  q[49].path = paths[1]; /* duplicates of good and bad requests */
+  q[48].path = paths[0];
+  walloc_asset_stats s0 = stats();
+  size_t loaded = walloc_load_assets_batch(q, N, r);
+  size_t good = 0;
+  for (int i = 0; i < N; i++) {
+    int kind = q[i].path == paths[i] ? i % 6 : (q[i].path == paths[1] ? 1 : 0);
+    switch (kind) {
+      case 0:
+        ck_assert_int_eq(r[i].status, WALLOC_ERR_NOT_FOUND);
+        ck_assert_int_eq(r[i].http_status, 404);
+        break;
+      case 3: ck_assert_int_eq(r[i].status, WALLOC_ERR_INVALID); break;
+      case 4:
+        ck_assert_int_eq(r[i].status, WALLOC_ERR_IO);
+        ck_assert_int_eq(r[i].http_status, 500);
+        break;
+      default: {
+        ck_assert_msg(r[i].status == WALLOC_OK, "%s: %s", q[i].path, walloc_status_str(r[i].status));
+        ck_assert_int_eq(r[i].http_status, 200);
+        walloc_asset_metadata md;
+        ck_assert(walloc_get_asset(q[i].path, &md));
+        ck_assert_uint_eq(md.handle, r[i].handle);
+        ck_assert(pattern_ok(r[i].handle, md.size));
+        good++;
+      }
+    }
+    if (r[i].status != WALLOC_OK) ck_assert_uint_eq(r[i].handle, WALLOC_NULL_HANDLE);
+  }
+  ck_assert_uint_eq(loaded, good);
+  ck_assert_uint_eq(r[49].handle, r[1].handle);
+  walloc_asset_stats s1 = stats();
+  ck_assert_uint_eq(s1.retries - s0.retries, 8); /* the flaky ones, once each */
+  ck_assert_uint_eq(s1.cache_hits - s0.cache_hits, 1);
+  /* all again: cache hits, no requests for the good ones */
+  walloc_asset_result r2[N]; /* the flaky ones answer 200 now (their third request) */
+  ck_assert_uint_eq(walloc_load_assets_batch(q, N, r2), loaded + 8);
+  for (int i = 0; i < N; i++) {
+    if (r[i].status == WALLOC_OK) ck_assert_uint_eq(r2[i].handle, r[i].handle);
+  }
+  /* evicted, the tier is back where it was */
+  const char *keys[N];
+  for (int i = 0; i < N; i++) keys[i] = q[i].path;
+  ck_assert_uint_eq(walloc_evict_assets_batch(keys, N), good - 1 + 8);
+  ck_assert_uint_eq(tier_used(WALLOC_TIER_SCENE), used);
+}
+END_TEST
+
+typedef struct cancel_arg_s {
+  walloc_asset_result r[3];
+  size_t loaded;
+} cancel_arg_t;
+
+static void *load_endless(void *p) {
+  cancel_arg_t *a = p;
+  walloc_asset_request q[3] = {{"endless", WALLOC_ASSET_BINARY}, {"endless?2", WALLOC_ASSET_MESH},
+                               {"stall", WALLOC_ASSET_BINARY}};
+  a->loaded = walloc_load_assets_batch(q, 3, a->r);
+  ck_assert_ptr_nonnull(strstr(walloc_asset_last_error(), "cancelled"));
+  return NULL;
+}
+
+/* Blocks alive in a tier. (Its `used` would also count the rest of the
+   exited loader thread's window.) */
+static uint64_t tier_live(walloc_tier t) {
+  walloc_tier_stats s;
+  ck_assert_int_eq(walloc_tier_stats_get(t, &s), WALLOC_OK);
+  return s.allocations - s.deallocations;
+}
+
+START_TEST(cancel_stops_loads_in_other_threads) {
+  use(test_options());
+  uint64_t scene = tier_live(WALLOC_TIER_SCENE), render = tier_live(WALLOC_TIER_RENDER);
+  cancel_arg_t a;
+  pthread_t t;
+  pthread_create(&t, NULL, load_endless, &a);
+  sleep_ms(300);
+  walloc_cancel_asset_loads();
+  pthread_join(t, NULL);
+  ck_assert_uint_eq(a.loaded, 0);
+  for (int i = 0; i < 3; i++) {
+    ck_assert_int_eq(a.r[i].status, WALLOC_ERR_IO);
+    ck_assert_uint_eq(a.r[i].handle, WALLOC_NULL_HANDLE);
+  }
+  ck_assert_uint_eq(tier_live(WALLOC_TIER_SCENE), scene);
+  ck_assert_uint_eq(tier_live(WALLOC_TIER_RENDER), render);
+  /* loads started after the cancel are not affected */
+  walloc_handle h;
+  ck_assert_int_eq(walloc_load_asset("data/123.bin", WALLOC_ASSET_BINARY, &h), WALLOC_OK);
+}
+END_TEST
+
+static atomic_bool readers_stop;
+static void *reader(void *p) {
+  size_t *seen = p;
+  walloc_asset_metadata md;
+  char key[32];
+  while (!atomic_load(&readers_stop)) {
+    for (int i = 0; i < 20; i++) {
+      snprintf(key, sizeof key, "data/%d.bin", 10000 + i);
+      if (walloc_get_asset(key, &md)) {
+        ck_assert_uint_eq(md.size, (size_t)(10000 + i));
+        ck_assert(pattern_ok(md.handle, md.size));
+        (*seen)++;
+      }
+    }
+  }
+  return NULL;
+}
+
+START_TEST(lookups_while_another_thread_loads) {
+  use(test_options());
+  enum { T = 6 };
+  pthread_t t[T];
+  size_t seen[T] = {0};
+  atomic_store(&readers_stop, false);
+  for (int i = 0; i < T; i++) pthread_create(&t[i], NULL, reader, &seen[i]);
+  for (int i = 0; i < 20; i++) {
+    char key[32];
+    snprintf(key, sizeof key, "data/%d.bin", 10000 + i);
+    walloc_handle h;
+    ck_assert_int_eq(walloc_load_asset(key, WALLOC_ASSET_BINARY, &h), WALLOC_OK);
+  }
+  sleep_ms(20);
+  atomic_store(&readers_stop, true);
+  for (int i = 0; i < T; i++) {
+    pthread_join(t[i], NULL);
+    ck_assert_uint_gt(seen[i], 0);
+  }
+}
+END_TEST
+#endif
+
+Suite *wl_test_suite(void) {
+  Suite *s = suite_create("assets");
+  WL_TCASE(s, "registry", 30, registry_register_get_evict, registry_many_and_batch_evict, zero_copy_places_bytes,
+           options_and_base_url_checked);
+#if !WL_HAVE_CURL
+  WL_TCASE(s, "no curl", 30, loads_unsupported_without_curl);
+#else
+  TCase *tc = tcase_create("http");
+  tcase_set_timeout(tc, 60);
+  tcase_add_unchecked_fixture(tc, server_start, server_stop);
+  tcase_add_test(tc, loads_of_many_sizes_write_once);
+  tcase_add_test(tc, chunked_and_gzip_loads);
+  tcase_add_test(tc, cache_hit_and_revalidate);
+  tcase_add_test(tc, file_urls_load);
+  tcase_add_test(tc, progress_reports_increasing_counts);
+  tcase_add_test(tc, fault_not_found);
+  tcase_add_test(tc, fault_server_error_retried);
+  tcase_add_test(tc, fault_stall_times_out);
+  tcase_add_test(tc, fault_short_body);
+  tcase_add_test(tc, fault_connection_refused);
+  tcase_add_test(tc, fault_larger_than_max_size);
+  tcase_add_test(tc, fault_redirect_loop);
+  tcase_add_test(tc, fault_invalid_url);
+  tcase_add_test(tc, fault_escape_from_base);
+  tcase_add_test(tc, fault_empty_body);
+  tcase_add_test(tc, fault_tier_full);
+  tcase_add_test(tc, batch_of_mixed_requests);
+  tcase_add_test(tc, cancel_stops_loads_in_other_threads);
+  tcase_add_test(tc, lookups_while_another_thread_loads);
+  suite_add_tcase(s, tc);
+#endif
+  return s;
+}
