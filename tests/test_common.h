@@ -18,13 +18,13 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Runs fn with stderr captured; returns whether the output holds `want`. */
-static inline bool wl_test_stderr_has(void (*fn)(void), const char *want) {
+/* Runs fn(arg) with stderr captured; returns whether the output holds `want`. */
+static inline bool wl_test_stderr_has_arg(void (*fn)(void *), void *arg, const char *want) {
   FILE *f = tmpfile();
   ck_assert_ptr_nonnull(f);
   int saved = dup(2);
   dup2(fileno(f), 2);
-  fn();
+  fn(arg);
   dup2(saved, 2);
   close(saved);
   static char buf[8192];
@@ -33,6 +33,11 @@ static inline bool wl_test_stderr_has(void (*fn)(void), const char *want) {
   buf[n] = 0;
   fclose(f);
   return strstr(buf, want) != NULL;
+}
+
+static inline void wl_test_call_(void *fn) { ((void (*)(void))fn)(); }
+static inline bool wl_test_stderr_has(void (*fn)(void), const char *want) {
+  return wl_test_stderr_has_arg(wl_test_call_, (void *)fn, want);
 }
 
 /* Declares a suite built from a list of test functions in one test case. */

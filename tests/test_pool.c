@@ -138,21 +138,7 @@ END_TEST
    Misuse: foreign and double frees are refused and change nothing
    ------------------------------------------------------------------------ */
 #if WL_DEBUG > 0
-static bool stderr_has(void (*fn)(void *), void *arg, const char *want) {
-  FILE *f = tmpfile();
-  ck_assert_ptr_nonnull(f);
-  int saved = dup(2);
-  dup2(fileno(f), 2);
-  fn(arg);
-  dup2(saved, 2);
-  close(saved);
-  static char buf[8192];
-  rewind(f);
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  buf[n] = 0;
-  fclose(f);
-  return strstr(buf, want) != NULL;
-}
+#define stderr_has wl_test_stderr_has_arg
 #endif
 
 typedef struct {

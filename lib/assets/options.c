@@ -31,32 +31,14 @@ static __thread char last_error[WL_ASSET_ERROR_MAX];
    Defaults and the environment
    ------------------------------------------------------------------------ */
 
-static bool lower_eq(const char *a, const char *b) {
-  for (; *a && *b; a++, b++) {
-    char x = (*a >= 'A' && *a <= 'Z') ? (char)(*a + 32) : *a;
-    if (x != *b) return false;
-  }
-  return *a == *b;
-}
-
-/* "123", "-1", "64M" (K, M, G: powers of 1024), "yes"/"on"/"true", "no"/"off"/"false". */
+/* An option's value: "123", "-1", "64M", "yes" (1), "no" (-1: off). */
 static bool env_long(const char *name, long *out) {
   const char *s = wl_os_getenv(name);
   if (s == NULL || *s == 0) return false;
-  if (lower_eq(s, "yes") || lower_eq(s, "on") || lower_eq(s, "true")) return (*out = 1), true;
-  if (lower_eq(s, "no") || lower_eq(s, "off") || lower_eq(s, "false")) return (*out = -1), true;
-  char *end;
-  long v = strtol(s, &end, 10);
-  int shift = 0;
-  if (*end == 'K' || *end == 'k') shift = 10;
-  else if (*end == 'M' || *end == 'm') shift = 20;
-  else if (*end == 'G' || *end == 'g') shift = 30;
-  if (shift != 0) end++;
-  if (end == s || *end != 0) {
+  if (!wl_option_parse(s, -1, out)) {
     wl_warn("walloc: ignoring a WALLOC_ASSET_ variable that is not a number", NULL);
     return false;
   }
-  *out = v << shift;
   return true;
 }
 

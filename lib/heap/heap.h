@@ -273,6 +273,7 @@ typedef enum wl_option_e {
 extern long wl_option_values[WL_OPT_COUNT];
 WL_INLINE long wl_option(wl_option_t opt) { return wl_option_values[opt]; }
 void wl_options_init(void);
+bool wl_option_parse(const char *s, long no_value, long *out); /* an option's text: 12, 64M, yes, off */
 
 /* init.c */
 extern _Atomic(int) wl_process_ready;

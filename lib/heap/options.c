@@ -36,10 +36,11 @@ static bool streq_nocase(const char *a, const char *b) {
   return *a == *b;
 }
 
-/* Parse "123", "-1", "yes", "off"... Returns false when the text is not a value. */
-static bool parse_value(const char *s, long *out) {
+/* Parse "123", "-1", "64M" (K, M, G: powers of 1024), "yes"/"on"/"true" (1),
+   "no"/"off"/"false" (no_value). Returns false when the text is not a value. */
+bool wl_option_parse(const char *s, long no_value, long *out) {
   if (streq_nocase(s, "yes") || streq_nocase(s, "true") || streq_nocase(s, "on")) { *out = 1; return true; }
-  if (streq_nocase(s, "no") || streq_nocase(s, "false") || streq_nocase(s, "off")) { *out = 0; return true; }
+  if (streq_nocase(s, "no") || streq_nocase(s, "false") || streq_nocase(s, "off")) { *out = no_value; return true; }
   bool neg = *s == '-';
   if (neg) s++;
   if (*s < '0' || *s > '9') return false;
@@ -48,7 +49,10 @@ static bool parse_value(const char *s, long *out) {
     if (v > (__LONG_MAX__ - 9) / 10) return false;
     v = v * 10 + (*s - '0');
   }
-  if (*s != 0) return false;
+  int shift = *s == 'K' || *s == 'k' ? 10 : *s == 'M' || *s == 'm' ? 20 : *s == 'G' || *s == 'g' ? 30 : 0;
+  if (shift != 0) s++;
+  if (*s != 0 || v > (__LONG_MAX__ >> shift)) return false;
+  v <<= shift;
   *out = neg ? -v : v;
   return true;
 }
@@ -57,7 +61,7 @@ void wl_options_init(void) {
   for (int i = 0; i < WL_OPT_COUNT; i++) {
     const char *s = wl_os_getenv(option_names[i]);
     long v;
-    if (s != NULL && *s != 0 && parse_value(s, &v)) wl_option_values[i] = v;
+    if (s != NULL && *s != 0 && wl_option_parse(s, 0, &v)) wl_option_values[i] = v;
   }
 }
 
