@@ -95,7 +95,12 @@ static void opts_init(void) {
   if (env_long("WALLOC_ASSET_VERIFY_TLS", &v)) u.verify_tls = v > 0 ? 1 : -1;
   if (env_long("WALLOC_ASSET_CONNECTIONS", &v)) u.connections = (int)v;
   if (env_long("WALLOC_ASSET_REVALIDATE", &v)) u.revalidate = v > 0 ? 1 : -1;
-  if (env_long("WALLOC_ASSET_AUDIO_TIER", &v)) u.audio_tier = (int)v;
+  const char *audio = wl_os_getenv("WALLOC_ASSET_AUDIO_TIER"); /* a name, or walloc_tier + 1 */
+  static const char *const tier_names[] = {"render", "scene", "entity", "fallback"};
+  for (int t = 0; audio != NULL && t < 4; t++) {
+    if (strcmp(audio, tier_names[t]) == 0) u.audio_tier = t + 1;
+  }
+  if (u.audio_tier == 0 && env_long("WALLOC_ASSET_AUDIO_TIER", &v)) u.audio_tier = (int)v;
   u.user_agent = wl_os_getenv("WALLOC_ASSET_USER_AGENT");
   opts_defaults(&env_opts);
   if (opts_apply(&env_opts, &u) != WALLOC_OK) {
