@@ -40,12 +40,22 @@ typedef struct wl_chunk_s {
   uint32_t dead;         /* a reset or compaction took it */
 } wl_chunk_t;
 
-/* One chunk a thread keeps between its scopes (per tier), with the place
-   the last scope stopped: the next one goes on from there, so a loop of
-   short scopes walks the whole chunk before reusing an offset. */
+/* The chunks a thread keeps between its scopes (per tier), each with the
+   place the last scope stopped: the next one goes on from there, so a loop
+   of short scopes walks a whole chunk before reusing an offset. Keeping
+   them in the thread keeps their memory in its core's caches: through the
+   tier's shared free lists, two threads' scopes traded chunks every round
+   (24 instead of 16.5 ns per object with two threads in bench-lifetimes).
+   How many: as many as the thread's scopes drew between two outermost
+   leaves, at the most, over the last 64 such cycles (and never more than
+   WL_CHUNK_CACHE_MAX); the rest go back to the tier. */
+#define WL_CHUNK_CACHE_MAX    256   /* 16 MiB */
+#define WL_CHUNK_CACHE_CYCLES 64
 typedef struct wl_chunk_cache_s {
-  wl_chunk_t chunk;
-  bool full;
+  wl_chunk_t *chunk;     /* from the internal heap, grown as needed */
+  uint32_t n, cap;
+  uint32_t drawn;        /* chunks taken since the last outermost leave */
+  uint32_t peak, peak_prev, cycles;
 } wl_chunk_cache_t;
 
 typedef struct wl_owner_s {
@@ -61,6 +71,7 @@ walloc_handle wl_owner_alloc(wl_owner_t *o, size_t size, wl_chunk_cache_t *cache
 void wl_owner_release(wl_owner_t *o, wl_chunk_cache_t *cache); /* every block; o stays usable */
 void wl_owner_forget_dead(wl_owner_t *o);                     /* after a reset: drop chunks it took */
 void wl_chunk_cache_drop(wl_chunk_cache_t *cache, unsigned tier);
+void wl_chunk_cache_cycle(wl_chunk_cache_t *cache, unsigned tier); /* at each outermost scope leave */
 size_t wl_owner_block_size(unsigned tier, size_t size);        /* the class size a block of size takes */
 
 #endif

@@ -44,11 +44,46 @@ static void chunk_give(unsigned tier, wl_chunk_t *c) {
   wl_tier_block_give(tier, c->cls, c->off, c->gen);
 }
 
+static void cache_trim(wl_chunk_cache_t *cache, unsigned tier, uint32_t keep) {
+  while (cache->n > keep) {
+    wl_chunk_t *c = &cache->chunk[--cache->n];
+    c->begin = c->cur = c->off; /* nothing in use */
+    chunk_give(tier, c);
+  }
+}
+
 void wl_chunk_cache_drop(wl_chunk_cache_t *cache, unsigned tier) {
-  if (!cache->full) return;
-  cache->full = false;
-  cache->chunk.begin = cache->chunk.cur = cache->chunk.off; /* nothing in use */
-  chunk_give(tier, &cache->chunk);
+  cache_trim(cache, tier, 0);
+  wl_free(cache->chunk);
+  memset(cache, 0, sizeof *cache);
+}
+
+void wl_chunk_cache_cycle(wl_chunk_cache_t *cache, unsigned tier) {
+  if (cache->drawn > cache->peak) cache->peak = cache->drawn;
+  cache->drawn = 0;
+  if (++cache->cycles % WL_CHUNK_CACHE_CYCLES == 0) {
+    cache->peak_prev = cache->peak;
+    cache->peak = 0;
+  }
+  cache_trim(cache, tier, wl_max(cache->peak, cache->peak_prev));
+}
+
+/* Keep a released chunk (its slots already cleared) in the thread's cache. */
+static bool cache_put(wl_chunk_cache_t *cache, const wl_chunk_t *c) {
+  if (cache->n == cache->cap) {
+    if (cache->cap == WL_CHUNK_CACHE_MAX) return false;
+    uint32_t cap = cache->cap ? cache->cap * 2 : 16;
+    wl_chunk_t *a = wl_malloc(cap * sizeof *a);
+    if (a == NULL) return false;
+    if (cache->n != 0) memcpy(a, cache->chunk, cache->n * sizeof *a);
+    wl_free(cache->chunk);
+    cache->chunk = a;
+    cache->cap = cap;
+  }
+  cache->chunk[cache->n] = *c;
+  cache->chunk[cache->n].begin = c->cur; /* the next scope goes on from here */
+  cache->n++;
+  return true;
 }
 
 static wl_chunk_t *chunk_push(wl_owner_t *o) {
@@ -69,9 +104,10 @@ static wl_chunk_t *chunk_push(wl_owner_t *o) {
 static wl_chunk_t *chunk_new(wl_owner_t *o, unsigned cls, wl_chunk_cache_t *cache, walloc_status *st) {
   wl_tier_t *t = &wl_tiers.tier[o->tier];
   wl_chunk_t c;
-  if (cache != NULL && cls == chunk_class() && cache->full) {
-    cache->full = false;
-    c = cache->chunk;
+  if (cache != NULL && cls == chunk_class()) cache->drawn++;
+  while (cache != NULL && cls == chunk_class() && cache->n > 0) {
+    c = cache->chunk[--cache->n];
+    c.cur = c.begin;
     if (chunk_live(t, &c)) {
       if (c.end - c.cur < WL_OWNER_CHUNK / 4) c.cur = c.off; /* near the end: start over */
       c.begin = c.cur;
@@ -129,12 +165,10 @@ walloc_handle wl_owner_alloc(wl_owner_t *o, size_t size, wl_chunk_cache_t *cache
 void wl_owner_release(wl_owner_t *o, wl_chunk_cache_t *cache) {
   for (uint32_t i = o->n; i-- > 0;) {
     wl_chunk_t *c = &o->chunks[i];
-    if (cache != NULL && !cache->full && c->cls == chunk_class() && chunk_live(&wl_tiers.tier[o->tier], c)) {
+    if (cache != NULL && c->cls == chunk_class() && chunk_live(&wl_tiers.tier[o->tier], c)) {
       if (c->cur > c->begin) wl_tier_slots_release(&wl_tiers.tier[o->tier], c->begin, c->cur - c->begin);
-      cache->chunk = *c;
-      cache->chunk.begin = c->cur;
-      cache->full = true;
-      continue;
+      c->begin = c->cur;
+      if (cache_put(cache, c)) continue;
     }
     chunk_give(o->tier, c);
   }

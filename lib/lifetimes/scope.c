@@ -150,6 +150,9 @@ static void leave_one(scope_thread_t *me, walloc_scope *s) {
     b->charged = b->charged > own ? b->charged - own : 0;
   }
   wl_owner_release(&s->mem, &me->chunks[s->mem.tier]);
+  if (s->parent == NULL) {
+    for (unsigned i = 0; i < WL_TIERS; i++) wl_chunk_cache_cycle(&me->chunks[i], i);
+  }
   me->top = s->parent;
   s->state = SCOPE_LEFT;
   if (me->cached < SCOPE_CACHE) {
