@@ -16,9 +16,13 @@ accepts connections, and serves until killed:
   /loop             302 to itself         /redirect   302 to /data/100.bin
   /empty            200 with Content-Length 0
   /count            how many requests came so far (text)
+  /slow/<n>.bin     /data/<n>.bin after 100 ms; /maxactive: most /slow at once
+  /ua               the request's User-Agent
+With --tls CERT KEY it serves HTTPS.
 """
 import gzip
 import http.server
+import ssl
 import sys
 import threading
 import time
@@ -27,6 +31,8 @@ PERIOD = bytes(range(251))
 _lock = threading.Lock()
 _flaky = {}
 _count = 0
+_active = 0
+_max_active = 0
 _pattern = PERIOD * 64
 
 
@@ -126,6 +132,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send(302, b"", [("Location", "/data/100.bin")])
         elif p == "/empty":
             self.send(200, b"")
+        elif p.startswith("/slow/"):  # counts transfers in progress at once
+            global _active, _max_active
+            with _lock:
+                _active += 1
+                _max_active = max(_max_active, _active)
+            try:
+                time.sleep(0.1)
+                self.send(200, pattern(size_of(p)))
+            finally:
+                with _lock:
+                    _active -= 1
+        elif p == "/maxactive":
+            with _lock:
+                n = _max_active
+            self.send(200, str(n).encode())
+        elif p == "/ua":
+            self.send(200, self.headers.get("User-Agent", "").encode())
         elif p == "/count":
             with _lock:
                 n = _count
@@ -144,6 +167,10 @@ class Server(http.server.ThreadingHTTPServer):
 
 def main():
     srv = Server(("127.0.0.1", 0), Handler)
+    if len(sys.argv) == 4 and sys.argv[1] == "--tls":  # --tls CERT KEY: serve HTTPS
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     print(srv.server_address[1], flush=True)
     srv.serve_forever()
 

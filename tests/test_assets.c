@@ -705,6 +705,105 @@ START_TEST(lookups_while_another_thread_loads) {
   }
 }
 END_TEST
+
+/* A batch runs at most `connections` transfers at once. */
+START_TEST(batch_respects_connection_limit) {
+  walloc_asset_options o = test_options();
+  o.connections = 3;
+  use(o);
+  enum { N = 10 };
+  walloc_asset_request r[N];
+  walloc_asset_result res[N];
+  char paths[N][40];
+  for (int i = 0; i < N; i++) {
+    snprintf(paths[i], sizeof paths[i], "slow/%d.bin?i=%d", 1000 + i, i);
+    r[i] = (walloc_asset_request){paths[i], WALLOC_ASSET_BINARY};
+  }
+  ck_assert_uint_eq(walloc_load_assets_batch(r, N, res), N);
+  for (int i = 0; i < N; i++) ck_assert(pattern_ok(res[i].handle, 1000 + (size_t)i));
+  walloc_handle h;
+  ck_assert_int_eq(walloc_load_asset("maxactive", WALLOC_ASSET_BINARY, &h), WALLOC_OK);
+  walloc_asset_metadata md;
+  ck_assert(walloc_get_asset("maxactive", &md));
+  char text[16] = {0};
+  memcpy(text, walloc_handle_to_ptr(h), md.size < 15 ? md.size : 15);
+  int most = atoi(text);
+  ck_assert_msg(most >= 2 && most <= 3, "%d transfers at once", most); /* concurrent, within the limit */
+}
+END_TEST
+
+/* The WALLOC_ASSET_ variables set the defaults (read at the first asset call). */
+START_TEST(environment_sets_defaults) {
+  setenv("WALLOC_ASSET_MAX_SIZE", "1K", 1);
+  setenv("WALLOC_ASSET_USER_AGENT", "walloc-test/1", 1);
+  setenv("WALLOC_ASSET_RETRIES", "no", 1);
+  ck_assert_int_eq(walloc_set_base_url(base), WALLOC_OK);
+  expect_fault("data/2000.bin", WALLOC_ASSET_BINARY, WALLOC_TIER_SCENE, WALLOC_ERR_NOMEM, "maximum asset size");
+  walloc_handle h;
+  ck_assert_int_eq(walloc_load_asset("data/1000.bin", WALLOC_ASSET_BINARY, &h), WALLOC_OK);
+  ck_assert_int_eq(walloc_load_asset("ua", WALLOC_ASSET_BINARY, &h), WALLOC_OK);
+  ck_assert_uint_ge(walloc_handle_size(h), 13);
+  ck_assert_int_eq(memcmp(walloc_handle_to_ptr(h), "walloc-test/1", 13), 0);
+  uint64_t retries = stats().retries;
+  expect_fault("error", WALLOC_ASSET_BINARY, WALLOC_TIER_SCENE, WALLOC_ERR_IO, "HTTP 500");
+  ck_assert_uint_eq(stats().retries, retries); /* "no": none */
+}
+END_TEST
+
+/* HTTPS against a server with a self-signed certificate: refused while
+   verification is on (the default), loaded when it is turned off. */
+START_TEST(tls_verification) {
+  char dir[] = "/tmp/walloc-tls-XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  char cmd[512];
+  snprintf(cmd, sizeof cmd,
+           "openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -days 1 -keyout %s/key.pem "
+           "-out %s/cert.pem >/dev/null 2>&1", dir, dir);
+  if (system(cmd) != 0) {
+    fprintf(stderr, "tls_verification: no openssl to make a certificate; skipped\n");
+    return;
+  }
+  char cert[300], key[300];
+  snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+  snprintf(key, sizeof key, "%s/key.pem", dir);
+  int fd[2];
+  ck_assert_int_eq(pipe(fd), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fd[1], 1);
+    close(fd[0]);
+    close(fd[1]);
+    execlp("python3", "python3", WL_ASSET_SERVER, "--tls", cert, key, (char *)NULL);
+    _exit(127);
+  }
+  close(fd[1]);
+  char line[32] = {0};
+  size_t n = 0;
+  while (n < sizeof line - 1 && read(fd[0], line + n, 1) == 1 && line[n] != '\n') n++;
+  close(fd[0]);
+  int port = atoi(line);
+  ck_assert_int_gt(port, 0);
+  char url[128];
+  snprintf(url, sizeof url, "https://127.0.0.1:%d/data/3000.bin", port);
+  walloc_asset_options o = test_options();
+  ck_assert_int_eq(walloc_set_asset_options(&o), WALLOC_OK);
+  ck_assert_int_eq(walloc_set_base_url(NULL), WALLOC_OK);
+  size_t before = tier_used(WALLOC_TIER_SCENE);
+  walloc_handle h = 0;
+  ck_assert_int_eq(walloc_load_asset(url, WALLOC_ASSET_BINARY, &h), WALLOC_ERR_IO);
+  ck_assert_msg(strstr(walloc_asset_last_error(), "certificate") != NULL || strstr(walloc_asset_last_error(), "SSL") != NULL,
+                "message: %s", walloc_asset_last_error());
+  ck_assert_uint_eq(tier_used(WALLOC_TIER_SCENE), before);
+  o.verify_tls = -1;
+  ck_assert_int_eq(walloc_set_asset_options(&o), WALLOC_OK);
+  ck_assert_int_eq(walloc_load_asset(url, WALLOC_ASSET_BINARY, &h), WALLOC_OK);
+  ck_assert(pattern_ok(h, 3000));
+  kill(pid, SIGTERM);
+  waitpid(pid, NULL, 0);
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
 #endif
 
 Suite *wl_test_suite(void) {
@@ -736,6 +835,9 @@ Suite *wl_test_suite(void) {
   tcase_add_test(tc, batch_of_mixed_requests);
   tcase_add_test(tc, cancel_stops_loads_in_other_threads);
   tcase_add_test(tc, lookups_while_another_thread_loads);
+  tcase_add_test(tc, batch_respects_connection_limit);
+  tcase_add_test(tc, environment_sets_defaults);
+  tcase_add_test(tc, tls_verification);
   suite_add_tcase(s, tc);
 #endif
   return s;

@@ -18,7 +18,7 @@ cd "$repo"
 
 # Debian packages: what building and testing need, and what benchmarks add.
 build_packages=(meson ninja-build pkg-config check gcc g++ clang libclang-rt-14-dev
-                valgrind binutils python3 sqlite3 git coreutils libcurl4-openssl-dev)
+                valgrind binutils python3 sqlite3 git coreutils openssl libcurl4-openssl-dev)
 bench_packages=(libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev hyperfine time)
 
 log() { printf '\n== %s\n' "$*"; }
