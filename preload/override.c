@@ -87,6 +87,14 @@ void *__libc_pvalloc(size_t size) WL_EXPORT_ALIAS(pvalloc);
 int __posix_memalign(void **out, size_t align, size_t size) WL_EXPORT_ALIAS(posix_memalign);
 #endif
 
+#ifdef __EMSCRIPTEN__
+/* The names Emscripten's JavaScript runtime allocates with (dlmalloc and
+   emmalloc define them; with -sMALLOC=none walloc must). */
+void *emscripten_builtin_malloc(size_t size) WL_EXPORT_ALIAS(malloc);
+void emscripten_builtin_free(void *p) WL_EXPORT_ALIAS(free);
+void *emscripten_builtin_memalign(size_t align, size_t size) WL_EXPORT_ALIAS(memalign);
+#endif
+
 /* ------------------------------------------------------------------------
    Tuning and introspection, answered from walloc's own state
    ------------------------------------------------------------------------ */
