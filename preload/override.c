@@ -1,7 +1,9 @@
 /* override.c: the C library's allocation family, served by walloc.
  *
  * Linked into libwalloc.so only, so that LD_PRELOAD=libwalloc.so (or linking
- * it) replaces malloc in a whole program. Each entry point is the heap's
+ * it) replaces malloc in a whole program; on wasm into libwalloc.a, which
+ * takes dlmalloc's place in a module linked with -sMALLOC=none (glibc's
+ * internal names and mallinfo2 are glibc-only). Each entry point is the heap's
  * inline fast path plus one call to its slow path; the glibc-internal names
  * (__libc_malloc...) are aliases of the same functions. errno follows glibc:
  * ENOMEM for sizes that cannot be served, EINVAL for bad alignments.
@@ -73,6 +75,7 @@ WL_API void *pvalloc(size_t size) {
   return wl_aligned(page, size == 0 ? page : wl_align_up(size, page), false);
 }
 
+#ifdef __GLIBC__
 /* glibc-internal names some programs and libraries call directly */
 void *__libc_malloc(size_t size) WL_EXPORT_ALIAS(malloc);
 void __libc_free(void *p) WL_EXPORT_ALIAS(free);
@@ -82,6 +85,15 @@ void *__libc_memalign(size_t align, size_t size) WL_EXPORT_ALIAS(memalign);
 void *__libc_valloc(size_t size) WL_EXPORT_ALIAS(valloc);
 void *__libc_pvalloc(size_t size) WL_EXPORT_ALIAS(pvalloc);
 int __posix_memalign(void **out, size_t align, size_t size) WL_EXPORT_ALIAS(posix_memalign);
+#endif
+
+#ifdef __EMSCRIPTEN__
+/* The names Emscripten's JavaScript runtime allocates with (dlmalloc and
+   emmalloc define them; with -sMALLOC=none walloc must). */
+void *emscripten_builtin_malloc(size_t size) WL_EXPORT_ALIAS(malloc);
+void emscripten_builtin_free(void *p) WL_EXPORT_ALIAS(free);
+void *emscripten_builtin_memalign(size_t align, size_t size) WL_EXPORT_ALIAS(memalign);
+#endif
 
 /* ------------------------------------------------------------------------
    Tuning and introspection, answered from walloc's own state
@@ -102,36 +114,48 @@ WL_API int mallopt(int param, int value) {
   return 1;
 }
 
-static void info_fill(walloc_heap_stats *s) {
-  s->size = sizeof *s;
-  walloc_heap_stats_get(s);
+/* The figures of mallinfo2 (glibc) and mallinfo (glibc and Emscripten). */
+typedef struct info_s { size_t arena, hblks, uordblks, fordblks, usmblks; } info_t;
+
+static info_t info_get(void) {
+  walloc_heap_stats s;
+  s.size = sizeof s;
+  walloc_heap_stats_get(&s);
+  info_t i;
+  i.arena = s.mapped_bytes;                 /* bytes walloc holds from the OS */
+  i.hblks = (size_t)s.huge_allocations;
+  i.uordblks = s.live_bytes;                /* in use */
+  i.fordblks = s.mapped_bytes > s.live_bytes ? s.mapped_bytes - s.live_bytes : 0;
+  i.usmblks = s.peak_bytes;
+  return i;
 }
 
+#ifdef __GLIBC__
 WL_API struct mallinfo2 mallinfo2(void) {
-  walloc_heap_stats s;
-  info_fill(&s);
+  info_t i = info_get();
   struct mallinfo2 mi;
   memset(&mi, 0, sizeof mi);
-  mi.arena = s.mapped_bytes;                 /* bytes walloc holds from the OS */
-  mi.hblks = (size_t)s.huge_allocations;
-  mi.uordblks = s.live_bytes;                /* in use */
-  mi.fordblks = s.mapped_bytes > s.live_bytes ? s.mapped_bytes - s.live_bytes : 0;
-  mi.usmblks = s.peak_bytes;
+  mi.arena = i.arena;
+  mi.hblks = i.hblks;
+  mi.uordblks = i.uordblks;
+  mi.fordblks = i.fordblks;
+  mi.usmblks = i.usmblks;
   mi.keepcost = 0;
   return mi;
 }
+#endif
 
 static int clamp_int(size_t v) { return v > (size_t)__INT_MAX__ ? __INT_MAX__ : (int)v; }
 
 WL_API struct mallinfo mallinfo(void) {
-  struct mallinfo2 m2 = mallinfo2();
+  info_t i = info_get();
   struct mallinfo mi;
   memset(&mi, 0, sizeof mi);
-  mi.arena = clamp_int(m2.arena);
-  mi.hblks = clamp_int(m2.hblks);
-  mi.uordblks = clamp_int(m2.uordblks);
-  mi.fordblks = clamp_int(m2.fordblks);
-  mi.usmblks = clamp_int(m2.usmblks);
+  mi.arena = clamp_int(i.arena);
+  mi.hblks = clamp_int(i.hblks);
+  mi.uordblks = clamp_int(i.uordblks);
+  mi.fordblks = clamp_int(i.fordblks);
+  mi.usmblks = clamp_int(i.usmblks);
   return mi;
 }
 

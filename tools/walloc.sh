@@ -7,7 +7,8 @@
 #                           walloc and show walloc's statistics (the main job)
 #   tools/walloc.sh test    every test: release build (unit, stress, real
 #                           programs, symbols, header), valgrind, debug checks,
-#                           ASan+UBSan and TSan builds. What CI runs.
+#                           ASan+UBSan and TSan builds, and the WebAssembly
+#                           build (Emscripten, tests under node). What CI runs.
 #   tools/walloc.sh bench   the benchmark driver against glibc, jemalloc,
 #                           mimalloc and tcmalloc (not part of CI)
 #   tools/walloc.sh deps [bench]   only install what is missing
@@ -19,6 +20,8 @@ cd "$repo"
 # Debian packages: what building and testing need, and what benchmarks add.
 build_packages=(meson ninja-build pkg-config check gcc g++ clang libclang-rt-14-dev
                 valgrind binutils python3 sqlite3 git coreutils openssl libcurl4-openssl-dev)
+# The WebAssembly build (test only): emcc, em++, emar and node (about 800 MB).
+wasm_packages=(emscripten nodejs)
 bench_packages=(libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev hyperfine time)
 
 log() { printf '\n== %s\n' "$*"; }
@@ -86,7 +89,7 @@ SQL
 }
 
 cmd_test() {
-  install_missing "${build_packages[@]}"
+  install_missing "${build_packages[@]}" "${wasm_packages[@]}"
   local t0=$SECONDS
 
   log "release build (build/)"
@@ -117,6 +120,12 @@ cmd_test() {
     -Db_lundef=false -Doverride=false -Dbenchmarks=false
   TSAN_OPTIONS=halt_on_error=1 run_tests "TSan: threads, stress, tiers, lifetimes, assets" build-tsan \
     --suite threads --suite stress --suite tiers --suite lifetimes --suite frame --suite pool --suite assets
+
+  # Emscripten's emcc runs node tools that need acorn, which Debian installs
+  # under /usr/share/nodejs: without NODE_PATH optimized wasm builds fail.
+  log "WebAssembly build (build-wasm/, Emscripten, tests under node)"
+  NODE_PATH=/usr/share/nodejs setup build-wasm --cross-file wasm/emscripten.ini -Dtests=disabled
+  NODE_PATH=/usr/share/nodejs run_tests "wasm: walloc replaces dlmalloc (malloc family, runtime, tiers, 1 GiB growth, no dlmalloc symbol)" build-wasm
 
   log "summary ($((SECONDS - t0)) s)"
   if [ ${#failures[@]} -ne 0 ]; then

@@ -102,6 +102,13 @@ typedef enum wl_delayed_e {
 
 struct wl_heap_s;
 
+/* With 32-bit pointers (wasm32) the fields take less: padded to 128 bytes. */
+#if UINTPTR_MAX > 0xFFFFFFFFu
+#define WL_PAGE_ALIGN
+#else
+#define WL_PAGE_ALIGN __attribute__((aligned(128)))
+#endif
+
 /* A page descriptor; also the descriptor of every slice (128 bytes). The
    first cache line holds what the malloc and free fast paths touch. */
 typedef struct wl_page_s {
@@ -128,7 +135,7 @@ typedef struct wl_page_s {
   uint32_t used_synced;
   uint32_t reserved_pad;
   int64_t cached_at;                /* when the page became empty (retired) or entered the large cache */
-} wl_page_t;
+} WL_PAGE_ALIGN wl_page_t;
 
 _Static_assert(sizeof(wl_page_t) == 128, "page descriptors are 128 bytes");
 
@@ -227,6 +234,11 @@ extern wl_os_info_t wl_os;
 /* ------------------------------------------------------------------------
    Inline helpers for the fast paths
    ------------------------------------------------------------------------ */
+/* Whether [p, p+size) lies in the address space the segment map covers
+   (all of it with 32-bit addresses). */
+WL_INLINE bool wl_in_map(uintptr_t p, size_t size) {
+  return (uint64_t)p + size <= ((uint64_t)1 << WL_ADDRESS_BITS);
+}
 WL_INLINE unsigned wl_map_value(const void *p) {
   uintptr_t idx = (uintptr_t)p >> WL_SEGMENT_SHIFT;
   if (WL_UNLIKELY(idx >= WL_MAP_ENTRIES)) return WL_MAP_NONE;

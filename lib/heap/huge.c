@@ -192,7 +192,7 @@ static wl_segment_t *huge_remap(wl_segment_t *seg, size_t need) {
      part is usable (over a PROT_NONE target it keeps it inaccessible). */
   void *dst = wl_os_alloc(need, WL_SEGMENT_SIZE, 0, NULL);
   if (dst == NULL) return NULL;
-  if (((uintptr_t)dst + need) >> WL_ADDRESS_BITS != 0 || !wl_os_remap(seg, seg->mapped_size, dst, need)) {
+  if (!wl_in_map((uintptr_t)dst, need) || !wl_os_remap(seg, seg->mapped_size, dst, need)) {
     wl_os_release(dst, need);
     return NULL;
   }

@@ -35,13 +35,13 @@ static _Atomic(size_t) abandoned_count;
    ------------------------------------------------------------------------ */
 void wl_segment_map_set(const void *seg, unsigned value) {
   uintptr_t u = (uintptr_t)seg;
-  if ((u >> WL_ADDRESS_BITS) == 0) wl_store_relaxed(&wl_segment_map[u >> WL_SEGMENT_SHIFT], (uint8_t)value);
+  if (wl_in_map(u, 1)) wl_store_relaxed(&wl_segment_map[u >> WL_SEGMENT_SHIFT], (uint8_t)value);
 }
 
 wl_segment_t *wl_segment_os_alloc(size_t size, size_t align, size_t offset, bool *is_zero) {
   void *p = wl_os_alloc(size, align, offset, is_zero);
   if (p == NULL) return NULL;
-  if ((((uintptr_t)p + size) >> WL_ADDRESS_BITS) != 0) { /* outside the map: cannot be told apart */
+  if (!wl_in_map((uintptr_t)p, size)) { /* outside the map: cannot be told apart */
     wl_os_release(p, size);
     return NULL;
   }

@@ -79,7 +79,7 @@
 #include <string.h>
 
 #define WL_POOL_MIN_OBJECT  ((size_t)16)
-#define WL_POOL_MAX_OBJECT  ((size_t)1 << 40)
+#define WL_POOL_MAX_OBJECT  ((size_t)1 << (SIZE_MAX > 0xFFFFFFFFu ? 40 : 30))
 #define WL_POOL_REGION_SHIFT 16                               /* slab map granule: 64 KiB */
 #define WL_POOL_REGION      ((size_t)1 << WL_POOL_REGION_SHIFT)
 #define WL_POOL_LEAF_SHIFT  14                                /* 16384 entries: 1 GiB per leaf */

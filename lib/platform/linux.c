@@ -40,6 +40,7 @@ void wl_os_init(wl_os_info_t *info) {
   info->purge_zeroes = true;
   info->can_release = true;
   info->can_remap = true;
+  info->handles_are_addresses = false;
 }
 
 /* Accessible memory is mapped without MAP_NORESERVE, so the kernel's

@@ -3,8 +3,7 @@
  * Everything above this header (the heap, the tiers, the malloc family) asks
  * for memory, time, threads and output through these functions and nothing
  * else. One implementation per platform is compiled: linux.c (mmap, mprotect,
- * madvise, pthread) today, a WebAssembly one (memory.grow, never unmaps)
- * later. The rules each implementation must keep are written beside each
+ * madvise, pthread) and wasm.c (memory.grow, never unmaps). The rules each implementation must keep are written beside each
  * function; docs/porting.md repeats them with the reasoning.
  *
  * Vocabulary:
@@ -31,6 +30,8 @@ typedef struct wl_os_info_s {
   bool   purge_zeroes;    /* purged memory reads as zero afterwards */
   bool   can_release;     /* released address space really returns to the OS */
   bool   can_remap;       /* wl_os_remap can move pages without copying */
+  bool   handles_are_addresses; /* one address space from 0 that fits a handle's offset
+                                   (wasm32): tier handles carry addresses, not offsets */
 } wl_os_info_t;
 
 /* Fill *info. Cheap; may be called more than once; never fails. */
@@ -114,6 +115,8 @@ WL_INLINE uintptr_t wl_os_thread_id(void) {
   __asm__ volatile("mrs %0, tpidr_el0" : "=r"(tid));
   return tid;
 }
+#elif defined(__wasm__) && !defined(__EMSCRIPTEN_PTHREADS__)
+WL_INLINE uintptr_t wl_os_thread_id(void) { return 1; } /* one thread */
 #else
 extern __thread char wl_os_thread_anchor;
 WL_INLINE uintptr_t wl_os_thread_id(void) { return (uintptr_t)&wl_os_thread_anchor; }

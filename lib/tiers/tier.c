@@ -98,7 +98,8 @@ static walloc_status layout_resolve(const walloc_config *cfg, wl_tier_layout_t *
     if (!wl_is_pow2(l->align[i]) || l->align[i] > 4096) return WALLOC_ERR_INVALID;
   }
   if (sum == 0 || sum > 100) return WALLOC_ERR_INVALID;
-  if (l->memory > WL_TIER_MAX_MEMORY - 4 * WL_TIER_COMMIT_CHUNK || l->memory < ((size_t)1 << 20)) {
+  const uint64_t max_memory = WL_TIER_MAX_MEMORY - 4 * WL_TIER_COMMIT_CHUNK; /* above 32-bit size_t's range */
+  if (l->memory > max_memory || l->memory < ((size_t)1 << 20)) {
     return WALLOC_ERR_INVALID;
   }
   return WALLOC_OK;
@@ -197,15 +198,19 @@ static walloc_status tiers_setup(const walloc_config *cfg) {
     wl_os_release(limits, limits_bytes);
     return WALLOC_ERR_NOMEM;
   }
-  wl_tiers.base = base;
-  wl_tiers.total = total;
+  /* where addresses fit a handle's offset (wasm32), offsets count from 0:
+     a handle's offset is its block's address */
+  size_t origin = wl_os.handles_are_addresses ? (size_t)(uintptr_t)base : 0;
+  for (int i = 0; i < WL_TIERS; i++) offsets[i] += origin;
+  wl_tiers.base = (uint8_t *)((uintptr_t)base - origin);
+  wl_tiers.total = origin + total;
   wl_tiers.decommit_on_reset = wl_os_getenv("WALLOC_TIER_DECOMMIT") != NULL &&
                                wl_os_getenv("WALLOC_TIER_DECOMMIT")[0] == '1';
   for (int i = 0; i < WL_TIERS; i++) {
     wl_tier_t *t = &wl_tiers.tier[i];
     /* every other field is still zero: set-up runs once, and fast paths may
        already read gen (UINT64_MAX until the store below) */
-    t->start = base + offsets[i];
+    t->start = (uint8_t *)((uintptr_t)wl_tiers.base + offsets[i]);
     t->offset = offsets[i];
     t->capacity = caps[i];
     t->align = (uint32_t)l.align[i];

@@ -60,7 +60,7 @@
 #define WL_TIER_DIRECT          ((size_t)16 << 10)   /* blocks this big are claimed directly */
 #define WL_TIER_COMMIT_CHUNK    ((size_t)4 << 20)
 #define WL_TIER_CLASSES         32
-#define WL_TIER_MAX_MEMORY      ((size_t)1 << WL_HANDLE_OFF_BITS)
+#define WL_TIER_MAX_MEMORY      ((uint64_t)1 << WL_HANDLE_OFF_BITS)
 #define WL_GEN_LIMITS           65536                /* compaction limits kept (a ring, 1 MiB reserved) */
 
 /* slot table entry: allocated bit, 6-bit version, 5-bit class, and the

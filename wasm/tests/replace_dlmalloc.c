@@ -1,0 +1,209 @@
+/* replace_dlmalloc.c: proof that walloc is the allocator of an Emscripten
+ * module linked with -sMALLOC=none and libwalloc.a.
+ *
+ * Run under node by `meson test -C build-wasm`. Parts, each a command-line
+ * argument so Meson registers them as separate tests:
+ *   family   the malloc family: alignment, contents, errno on impossible sizes
+ *   runtime  blocks come from walloc (walloc_owns, heap statistics), and so do
+ *            the allocations of Emscripten's runtime (strdup, stdio, fopen)
+ *   grow     more than 1 GiB in chunks, every chunk's pattern still there
+ *            (exit 77, skipped, if the host refuses to grow memory)
+ *   tiers    walloc_allocate / handle_to_ptr / reset: handles are addresses
+ * Prints one line per check that failed and exits non-zero if any did.
+ */
+#include "walloc.h"
+
+#include <errno.h>
+#include <malloc.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures;
+
+#define CHECK(cond)                                                          \
+  do {                                                                       \
+    if (!(cond)) {                                                           \
+      printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                 \
+      failures++;                                                            \
+    }                                                                        \
+  } while (0)
+
+static bool aligned(const void *p, size_t a) { return ((uintptr_t)p & (a - 1)) == 0; }
+
+static walloc_heap_stats stats(void) {
+  walloc_heap_stats s;
+  memset(&s, 0, sizeof s);
+  s.size = sizeof s;
+  walloc_heap_stats_get(&s);
+  return s;
+}
+
+static void test_family(void) {
+  for (size_t n = 1; n <= ((size_t)1 << 22); n = n * 3 + 1) {
+    unsigned char *p = malloc(n);
+    CHECK(p != NULL && aligned(p, 8));
+    CHECK(malloc_usable_size(p) >= n);
+    memset(p, 0xA5, n);
+    CHECK(p[0] == 0xA5 && p[n - 1] == 0xA5);
+    unsigned char *q = realloc(p, n * 2 + 7);
+    CHECK(q != NULL && q[0] == 0xA5 && q[n - 1] == 0xA5);
+    free(q);
+  }
+  size_t zn = 100000;
+  unsigned char *z = calloc(zn, 1);
+  CHECK(z != NULL);
+  size_t nonzero = 0;
+  for (size_t i = 0; i < zn; i++) nonzero += z[i] != 0;
+  CHECK(nonzero == 0);
+  memset(z, 0xFF, zn);
+  free(z);
+  z = calloc(zn, 1); /* likely the same, now dirty, memory: must read as zero */
+  nonzero = 0;
+  for (size_t i = 0; i < zn; i++) nonzero += z[i] != 0;
+  CHECK(nonzero == 0);
+  free(z);
+
+  for (size_t a = 8; a <= ((size_t)1 << 20); a <<= 1) {
+    void *p = NULL;
+    CHECK(posix_memalign(&p, a, 100) == 0 && aligned(p, a));
+    free(p);
+    p = aligned_alloc(a, 3 * a);
+    CHECK(p != NULL && aligned(p, a));
+    free(p);
+    p = memalign(a, 1);
+    CHECK(p != NULL && aligned(p, a));
+    free(p);
+  }
+  void *p = (void *)1;
+  CHECK(posix_memalign(&p, 3, 16) == EINVAL && p == (void *)1);
+  errno = 0;
+  CHECK(aligned_alloc(24, 48) == NULL && errno == EINVAL);
+
+  /* impossible sizes: NULL and ENOMEM, never a crash */
+  errno = 0;
+  CHECK(malloc(SIZE_MAX) == NULL && errno == ENOMEM);
+  errno = 0;
+  CHECK(malloc(SIZE_MAX - 4096) == NULL && errno == ENOMEM);
+  errno = 0;
+  CHECK(calloc(SIZE_MAX / 2, 3) == NULL && errno == ENOMEM);
+  errno = 0;
+  void *r = malloc(10);
+  CHECK(realloc(r, SIZE_MAX) == NULL && errno == ENOMEM);
+  free(r);
+  free(NULL);
+  r = realloc(NULL, 5);
+  CHECK(r != NULL);
+  free(r);
+}
+
+static void test_runtime(void) {
+  walloc_heap_stats before = stats();
+  void *p = malloc(1000);
+  CHECK(walloc_owns(p));
+  walloc_heap_stats after = stats();
+  CHECK(after.allocations > before.allocations);
+  CHECK(after.live_bytes >= before.live_bytes + 1000);
+  free(p);
+
+  before = stats();
+  char *s = strdup("allocated by Emscripten's libc");
+  CHECK(s != NULL && walloc_owns(s));
+  free(s);
+
+  /* stdio and the file system (MEMFS) allocate through malloc */
+  FILE *f = fopen("/tmp/walloc-wasm.txt", "w");
+  CHECK(f != NULL);
+  if (f != NULL) {
+    for (int i = 0; i < 1000; i++) fprintf(f, "line %d of a file in MEMFS\n", i);
+    CHECK(fclose(f) == 0);
+  }
+  f = fopen("/tmp/walloc-wasm.txt", "r");
+  CHECK(f != NULL);
+  if (f != NULL) {
+    char line[64];
+    int lines = 0;
+    while (fgets(line, sizeof line, f) != NULL) lines++;
+    CHECK(lines == 1000);
+    fclose(f);
+  }
+  after = stats();
+  CHECK(after.allocations > before.allocations + 1); /* strdup and the FILE objects */
+  printf("runtime: %llu allocations, %llu bytes mapped, memory %zu bytes\n",
+         (unsigned long long)after.allocations, (unsigned long long)after.mapped_bytes, after.rss_bytes);
+}
+
+static int test_grow(void) {
+  enum { CHUNK = 16 << 20, CHUNKS = 72 }; /* 1152 MiB */
+  static uint32_t *chunk[CHUNKS];
+  int got = 0;
+  for (; got < CHUNKS; got++) {
+    chunk[got] = malloc(CHUNK);
+    if (chunk[got] == NULL) break;
+    for (size_t i = 0; i < CHUNK / 4; i += 1024) chunk[got][i] = (uint32_t)(got * 0x9E3779B1u + i);
+  }
+  if (got < CHUNKS) {
+    printf("grow: memory stopped at %d MiB of %d (host limit?): skipped\n", got * 16, CHUNKS * 16);
+    for (int i = 0; i < got; i++) free(chunk[i]);
+    return 77;
+  }
+  size_t bad = 0;
+  for (int c = 0; c < CHUNKS; c++) {
+    for (size_t i = 0; i < CHUNK / 4; i += 1024) bad += chunk[c][i] != (uint32_t)(c * 0x9E3779B1u + i);
+  }
+  CHECK(bad == 0);
+  walloc_heap_stats s = stats();
+  CHECK(s.mapped_bytes >= (uint64_t)CHUNKS * CHUNK);
+  printf("grow: %d MiB in %d chunks, memory %zu MiB, all patterns intact\n", CHUNKS * 16, CHUNKS,
+         s.rss_bytes >> 20);
+  for (int c = 0; c < CHUNKS; c++) free(chunk[c]);
+  /* freed memory is served again, not grown anew */
+  size_t mem = stats().rss_bytes;
+  void *again = malloc(CHUNK);
+  CHECK(again != NULL && stats().rss_bytes == mem);
+  free(again);
+  return 0;
+}
+
+static void test_tiers(void) {
+  walloc_handle h = walloc_allocate(256, WALLOC_TIER_SCENE);
+  CHECK(h != WALLOC_NULL_HANDLE);
+  unsigned char *p = walloc_handle_to_ptr(h);
+  CHECK(p != NULL && aligned(p, 64));
+  /* one address space from 0: the handle's offset bits are the address */
+  CHECK((uintptr_t)(h & (((uint64_t)1 << 36) - 1)) == (uintptr_t)p);
+  CHECK(walloc_ptr_to_handle(p) == h);
+  memset(p, 7, 256);
+  static const char msg[] = "tier data";
+  CHECK(walloc_write_data(h, 10, msg, sizeof msg) == WALLOC_OK);
+  char back[sizeof msg];
+  CHECK(walloc_read_data(h, 10, back, sizeof back) == WALLOC_OK && memcmp(back, msg, sizeof msg) == 0);
+  CHECK(walloc_write_data(h, 250, msg, sizeof msg) == WALLOC_ERR_BOUNDS);
+
+  walloc_handle e[100];
+  for (int i = 0; i < 100; i++) {
+    e[i] = walloc_allocate(40 + (size_t)i, WALLOC_TIER_ENTITY);
+    CHECK(e[i] != WALLOC_NULL_HANDLE && (uintptr_t)(e[i] & 0xFFFFFFFFFull) == (uintptr_t)walloc_handle_to_ptr(e[i]));
+  }
+  CHECK(walloc_reset_tier(WALLOC_TIER_ENTITY) == WALLOC_OK);
+  CHECK(walloc_handle_to_ptr(e[0]) == NULL); /* stale after the reset */
+  CHECK(walloc_handle_to_ptr(h) == p);        /* other tiers untouched */
+  walloc_handle again = walloc_allocate(40, WALLOC_TIER_ENTITY);
+  CHECK(again != WALLOC_NULL_HANDLE && walloc_handle_to_ptr(again) != NULL);
+  CHECK(walloc_deallocate(h) == WALLOC_OK && walloc_deallocate(h) == WALLOC_ERR_STALE);
+  walloc_tier_stats ts;
+  CHECK(walloc_tier_stats_get(WALLOC_TIER_ENTITY, &ts) == WALLOC_OK && ts.resets == 1);
+}
+
+int main(int argc, char **argv) {
+  const char *part = argc > 1 ? argv[1] : "all";
+  bool all = strcmp(part, "all") == 0;
+  int rc = 0;
+  if (all || strcmp(part, "family") == 0) test_family();
+  if (all || strcmp(part, "runtime") == 0) test_runtime();
+  if (all || strcmp(part, "tiers") == 0) test_tiers();
+  if (all || strcmp(part, "grow") == 0) rc = test_grow();
+  printf("%s: %d failed checks\n", part, failures);
+  return failures != 0 ? 1 : rc;
+}
