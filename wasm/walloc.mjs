@@ -1,0 +1,531 @@
+// walloc.mjs: the JavaScript API of walloc's WebAssembly build.
+//
+//   import { createWalloc, Tier, AssetType } from './walloc.mjs';
+//   const w = await createWalloc();               // loads ./walloc_module.mjs
+//   const h = w.allocate(1024, Tier.RENDER);      // a BigInt handle
+//   w.view(h, Float32Array)[0] = 1.5;             // a view on the block, on today's memory
+//
+// Handles are BigInts: a walloc_handle is 64 bits (offset, tier generation,
+// block version, and bit 63 for the fallback tier), so it passes 2^53 as a
+// rule, not by exception. Every failure throws (or rejects with) a
+// WallocError whose .status is the C status name ("WALLOC_ERR_STALE", ...).
+//
+// Views: linear memory grows (walloc grows it when a tier or the heap needs
+// room), and growing detaches the old ArrayBuffer: every typed array made on
+// it reads as length 0. view() builds its typed array on the memory's
+// current buffer at each call, and every other function copies in or out at
+// once, so nothing the API returns is on a detached buffer; a view kept by
+// the caller goes stale at the next growth (view.length === 0): ask again.
+//
+// Assets: loadAsset fetches with the global fetch (browser or node 18+),
+// resolves paths with the same rules as the native loader (base URL set by
+// setBaseUrl, absolute URLs refused when a base is set, no ".."), writes the
+// bytes into a block of the type's tier and registers it in walloc's C
+// registry. A failed load leaves no block and no registry entry.
+
+export const Tier = Object.freeze({ RENDER: 0, SCENE: 1, ENTITY: 2, FALLBACK: 3 });
+export const AssetType = Object.freeze({ BINARY: 0, TEXTURE: 1, MESH: 2, AUDIO: 3, SHADER: 4, JSON: 5 });
+export const STATUS_NAMES = Object.freeze([
+  'WALLOC_OK', 'WALLOC_ERR_NOMEM', 'WALLOC_ERR_INVALID', 'WALLOC_ERR_BOUNDS', 'WALLOC_ERR_STALE',
+  'WALLOC_ERR_BUDGET', 'WALLOC_ERR_NOT_FOUND', 'WALLOC_ERR_IO', 'WALLOC_ERR_UNSUPPORTED',
+]);
+export const NULL_HANDLE = 0xffffffffffffffffn;
+
+const TIER_NAMES = ['render', 'scene', 'entity', 'fallback'];
+const U32_MAX = 0xffffffff;
+
+export class WallocError extends Error {
+  // status: a name from STATUS_NAMES; details: extra fields (httpStatus, url, index, ...).
+  constructor(status, message, details = {}) {
+    super(`${status}: ${message}`);
+    this.name = 'WallocError';
+    this.status = status;
+    Object.assign(this, details);
+  }
+}
+
+function statusName(code) {
+  return STATUS_NAMES[code] ?? `WALLOC_STATUS_${code}`;
+}
+
+// size_t arguments: wasm32 takes 32 bits, and JavaScript would wrap a larger
+// number silently, so anything else is refused before the call.
+function u32(value, what, tooBig = 'WALLOC_ERR_BOUNDS') {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
+    throw new WallocError('WALLOC_ERR_INVALID', `${what} must be a non-negative integer (got ${String(value)})`);
+  }
+  if (value > U32_MAX) throw new WallocError(tooBig, `${what} ${value} does not fit in wasm32's size_t`);
+  return value;
+}
+
+function tierArg(tier) {
+  if (typeof tier === 'string') {
+    const i = TIER_NAMES.indexOf(tier.toLowerCase());
+    if (i >= 0) return i;
+  } else if (typeof tier === 'number' && Number.isInteger(tier) && tier >= 0 && tier <= 0x7fffffff) {
+    return tier; // walloc itself refuses the numbers it has no tier for
+  }
+  throw new WallocError('WALLOC_ERR_INVALID', `no such tier: ${String(tier)}`);
+}
+
+function handleArg(handle) {
+  if (typeof handle !== 'bigint' || handle < 0n || handle > NULL_HANDLE) {
+    throw new WallocError('WALLOC_ERR_INVALID', `a handle is a BigInt in [0, 2^64) (got ${typeof handle} ${String(handle)})`);
+  }
+  return handle;
+}
+
+function bytesOf(data) {
+  if (data instanceof Uint8Array) return data;
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (data instanceof ArrayBuffer || (typeof SharedArrayBuffer !== 'undefined' && data instanceof SharedArrayBuffer)) {
+    return new Uint8Array(data);
+  }
+  if (Array.isArray(data)) return Uint8Array.from(data);
+  throw new WallocError('WALLOC_ERR_INVALID', 'data must be a typed array, a DataView, an ArrayBuffer or an array of bytes');
+}
+
+async function defaultFactory() {
+  const mod = await import(new URL('./walloc_module.mjs', import.meta.url).href);
+  return mod.default;
+}
+
+// options:
+//   createModule: the Emscripten factory (createWallocModule), or
+//   modulePath:   a URL or path of walloc_module.mjs to import;
+//                 default: walloc_module.mjs next to this file.
+//   moduleOptions: passed to the factory (print, printErr, wasmBinary, ...).
+//   tierMemory, tierPercent [r, s, e], tierAlignment [r, s, e]: walloc_init's config.
+//   fetch:        the fetch to load assets with (default: globalThis.fetch).
+export async function createWalloc(options = {}) {
+  let factory = options.createModule;
+  if (factory === undefined && options.modulePath !== undefined) {
+    const p = String(options.modulePath);
+    const url = /^[a-z][a-z0-9+.-]*:/i.test(p) ? p : new URL(p, `file://${typeof process === 'object' ? process.cwd() + '/' : '/'}`).href;
+    factory = (await import(url)).default;
+  }
+  if (factory === undefined) factory = await defaultFactory();
+  const M = await factory({ ...(options.moduleOptions ?? {}) });
+  return new Walloc(M, options);
+}
+
+class Walloc {
+  #M;
+  #fetch;
+  #baseUrl = '';
+  #memory;
+
+  constructor(M, options) {
+    this.#M = M;
+    this.#memory = M.asm.memory;
+    this.#fetch = options.fetch ?? globalThis.fetch;
+    this.Tier = Tier;
+    this.AssetType = AssetType;
+    this.NULL_HANDLE = NULL_HANDLE;
+    if (options.tierMemory !== undefined || options.tierPercent !== undefined || options.tierAlignment !== undefined) {
+      this.#init(options);
+    }
+  }
+
+  // ---- memory -----------------------------------------------------------
+
+  // The memory's buffer now: read again after any call into walloc, which may grow it.
+  #u8() { return new Uint8Array(this.#memory.buffer); }
+  #dv() { return new DataView(this.#memory.buffer); }
+
+  #malloc(n) {
+    const p = this.#M._walloc_malloc(Math.max(n, 1)) >>> 0;
+    if (p === 0) throw new WallocError('WALLOC_ERR_NOMEM', `no room for ${n} bytes of scratch memory`);
+    return p;
+  }
+  #free(p) { this.#M._walloc_free(p); }
+
+  #cstr(s) {
+    const b = new TextEncoder().encode(String(s));
+    const p = this.#malloc(b.length + 1);
+    const u8 = this.#u8();
+    u8.set(b, p);
+    u8[p + b.length] = 0;
+    return p;
+  }
+  #str(p) {
+    p >>>= 0;
+    if (p === 0) return '';
+    const u8 = this.#u8();
+    let end = p;
+    while (u8[end] !== 0) end++;
+    return new TextDecoder().decode(u8.subarray(p, end));
+  }
+  #withCstr(s, fn) {
+    const p = this.#cstr(s);
+    try { return fn(p); } finally { this.#free(p); }
+  }
+
+  #init(options) {
+    // walloc_config on wasm32: tier_memory (4), tier_percent[3] (12), tier_alignment[3] (12).
+    const p = this.#malloc(28);
+    try {
+      const dv = this.#dv();
+      dv.setUint32(p, u32(options.tierMemory ?? 0, 'tierMemory', 'WALLOC_ERR_INVALID'), true);
+      for (let i = 0; i < 3; i++) {
+        dv.setUint32(p + 4 + 4 * i, u32(options.tierPercent?.[i] ?? 0, 'tierPercent', 'WALLOC_ERR_INVALID'), true);
+        dv.setUint32(p + 16 + 4 * i, u32(options.tierAlignment?.[i] ?? 0, 'tierAlignment', 'WALLOC_ERR_INVALID'), true);
+      }
+      this.#check(this.#M._walloc_init(p), 'walloc_init');
+    } finally {
+      this.#free(p);
+    }
+  }
+
+  #check(code, what) {
+    if (code !== 0) throw new WallocError(statusName(code), `${what} failed`);
+  }
+
+  // Why a handle is unusable (WALLOC_OK if it is live).
+  #handleStatus(h) { return this.#M._walloc_read_data(h, 0, 0, 0); }
+
+  version() { return this.#str(this.#M._walloc_version()); }
+  statusString(code) { return this.#str(this.#M._walloc_status_str(code)); }
+
+  // Bytes of linear memory now (grows, never shrinks).
+  memoryBytes() { return this.#M._wjs_memory_bytes(); }
+
+  // ---- tiers ------------------------------------------------------------
+
+  allocate(size, tier) {
+    const t = tierArg(tier);
+    const n = u32(size, 'size', 'WALLOC_ERR_NOMEM');
+    const h = BigInt.asUintN(64, this.#M._walloc_allocate(n, t));
+    if (h === NULL_HANDLE) {
+      const st = statusName(this.#M._walloc_last_status());
+      throw new WallocError(st, `walloc_allocate(${n}, ${TIER_NAMES[t] ?? t}) failed`, { size: n, tier: t });
+    }
+    return h;
+  }
+
+  // requests: an array of sizes (all in `tier`) or of {size, tier}.
+  // Returns the handles in order. All or nothing: if one fails, the blocks
+  // of the others are given back and a WallocError names the failed index.
+  allocateBatch(requests, tier = Tier.ENTITY) {
+    if (!Array.isArray(requests)) throw new WallocError('WALLOC_ERR_INVALID', 'allocateBatch takes an array');
+    const reqs = requests.map((r) => (typeof r === 'object' && r !== null
+      ? { size: u32(r.size, 'size', 'WALLOC_ERR_NOMEM'), tier: tierArg(r.tier ?? tier) }
+      : { size: u32(r, 'size', 'WALLOC_ERR_NOMEM'), tier: tierArg(tier) }));
+    const count = reqs.length;
+    if (count === 0) return [];
+    const rp = this.#malloc(8 * count);
+    let out = 0;
+    try {
+      out = this.#malloc(8 * count);
+      let dv = this.#dv();
+      reqs.forEach((r, i) => { dv.setUint32(rp + 8 * i, r.size, true); dv.setInt32(rp + 8 * i + 4, r.tier, true); });
+      const ok = this.#M._walloc_allocate_batch(rp, count, out) >>> 0;
+      dv = this.#dv();
+      const handles = reqs.map((_, i) => dv.getBigUint64(out + 8 * i, true));
+      if (ok === count) return handles;
+      const failed = handles.findIndex((h) => h === NULL_HANDLE);
+      const st = statusName(this.#M._walloc_last_status());
+      for (const h of handles) if (h !== NULL_HANDLE) this.#M._walloc_deallocate(h);
+      throw new WallocError(st, `allocateBatch: request ${failed} (${reqs[failed].size} bytes, tier ${reqs[failed].tier}) failed; none kept`, { index: failed });
+    } finally {
+      this.#free(rp);
+      if (out) this.#free(out);
+    }
+  }
+
+  deallocate(handle) {
+    const h = handleArg(handle);
+    this.#check(this.#M._walloc_deallocate(h), 'walloc_deallocate');
+  }
+
+  resetTier(tier) { this.#check(this.#M._walloc_reset_tier(tierArg(tier)), 'walloc_reset_tier'); }
+
+  fastCompactTier(tier, preserveBytes = 0) {
+    const t = tierArg(tier);
+    this.#check(this.#M._walloc_fast_compact_tier(t, u32(preserveBytes, 'preserveBytes', 'WALLOC_ERR_INVALID')), 'walloc_fast_compact_tier');
+  }
+
+  // {capacity, used, peak, freeListBytes, allocations, deallocations, resets, generation}
+  tierStats(tier) {
+    const t = tierArg(tier);
+    const p = this.#malloc(64);
+    try {
+      this.#check(this.#M._wjs_tier_stats(t, p), 'walloc_tier_stats_get');
+      const dv = this.#dv();
+      const v = (i) => Number(dv.getBigUint64(p + 8 * i, true));
+      return {
+        capacity: v(0), used: v(1), peak: v(2), freeListBytes: v(3),
+        allocations: v(4), deallocations: v(5), resets: v(6), generation: v(7),
+      };
+    } finally {
+      this.#free(p);
+    }
+  }
+
+  // Usable bytes of a live block (throws for a stale or invalid handle).
+  handleSize(handle) {
+    const h = handleArg(handle);
+    this.#check(this.#handleStatus(h), 'handleSize');
+    return this.#M._walloc_handle_size(h) >>> 0;
+  }
+
+  writeData(handle, offset, data) {
+    const h = handleArg(handle);
+    const off = u32(offset, 'offset');
+    const bytes = bytesOf(data);
+    const p = this.#malloc(bytes.length);
+    try {
+      this.#u8().set(bytes, p);
+      this.#check(this.#M._walloc_write_data(h, off, p, bytes.length), `writeData(${bytes.length} bytes at ${off})`);
+    } finally {
+      this.#free(p);
+    }
+  }
+
+  // A copy (Uint8Array of its own) of length bytes at offset.
+  readData(handle, offset, length) {
+    const h = handleArg(handle);
+    const off = u32(offset, 'offset');
+    const n = u32(length, 'length');
+    const size = this.#handleStatus(h) === 0 ? this.#M._walloc_handle_size(h) >>> 0 : 0;
+    if (size !== 0 && (off > size || n > size - off)) {
+      throw new WallocError('WALLOC_ERR_BOUNDS', `readData(${n} bytes at ${off}) of a ${size}-byte block`);
+    }
+    const p = this.#malloc(n);
+    try {
+      this.#check(this.#M._walloc_read_data(h, off, p, n), `readData(${n} bytes at ${off})`);
+      return this.#u8().slice(p, p + n);
+    } finally {
+      this.#free(p);
+    }
+  }
+
+  // ops: [{dst, dstOffset, src, srcOffset, length}]. Ops are independent, as
+  // in C: every valid op is done. Returns how many were done; if one failed,
+  // throws a WallocError (the first failure's status) with .completed and
+  // .failures [{index, status}].
+  bulkCopy(ops) {
+    if (!Array.isArray(ops)) throw new WallocError('WALLOC_ERR_INVALID', 'bulkCopy takes an array');
+    const count = ops.length;
+    if (count === 0) return 0;
+    const list = ops.map((o) => ({
+      dst: handleArg(o.dst), dstOffset: u32(o.dstOffset ?? 0, 'dstOffset'),
+      src: handleArg(o.src), srcOffset: u32(o.srcOffset ?? 0, 'srcOffset'), length: u32(o.length, 'length'),
+    }));
+    const p = this.#malloc(32 * count);
+    try {
+      const dv = this.#dv();
+      list.forEach((o, i) => {
+        const b = p + 32 * i;
+        dv.setBigUint64(b, o.dst, true);
+        dv.setUint32(b + 8, o.dstOffset, true);
+        dv.setBigUint64(b + 16, o.src, true);
+        dv.setUint32(b + 24, o.srcOffset, true);
+        dv.setUint32(b + 28, o.length, true);
+      });
+      const done = this.#M._walloc_bulk_copy(p, count) >>> 0;
+      if (done === count) return done;
+      const failures = [];
+      for (let i = 0; i < count; i++) {
+        const st = this.#M._wjs_copy_op_status(p, i);
+        if (st !== 0) failures.push({ index: i, status: statusName(st) });
+      }
+      const first = failures[0] ?? { index: -1, status: 'WALLOC_ERR_INVALID' };
+      throw new WallocError(first.status, `bulkCopy: ${count - done} of ${count} ops failed (first: op ${first.index})`,
+        { completed: done, failures });
+    } finally {
+      this.#free(p);
+    }
+  }
+
+  // A typed array of Type (Uint8Array by default) over the block, made on the
+  // memory's current buffer. byteOffset and length (in elements) are optional;
+  // by default the view covers the whole usable block. Do not keep it across
+  // calls that may grow memory: call view() again (a stale view has length 0).
+  view(handle, Type = Uint8Array, byteOffset = 0, length = undefined) {
+    const h = handleArg(handle);
+    if (typeof Type !== 'function' || !Number.isInteger(Type.BYTES_PER_ELEMENT)) {
+      throw new WallocError('WALLOC_ERR_INVALID', 'view(handle, Type): Type is a typed array constructor');
+    }
+    const st = this.#handleStatus(h);
+    if (st !== 0) throw new WallocError(statusName(st), 'view: the handle is not a live block');
+    const ptr = this.#M._walloc_handle_to_ptr(h) >>> 0;
+    const size = this.#M._walloc_handle_size(h) >>> 0;
+    const off = u32(byteOffset, 'byteOffset');
+    const es = Type.BYTES_PER_ELEMENT;
+    if (off > size) throw new WallocError('WALLOC_ERR_BOUNDS', `view: byteOffset ${off} past the ${size}-byte block`);
+    if ((ptr + off) % es !== 0) throw new WallocError('WALLOC_ERR_INVALID', `view: byteOffset ${off} is not aligned for ${Type.name}`);
+    const n = length === undefined ? Math.floor((size - off) / es) : u32(length, 'length');
+    if (n * es > size - off) throw new WallocError('WALLOC_ERR_BOUNDS', `view: ${n} ${Type.name} elements at ${off} exceed the ${size}-byte block`);
+    return new Type(this.#memory.buffer, ptr + off, n);
+  }
+
+  // ---- statistics ---------------------------------------------------------
+
+  heapStats() {
+    const p = this.#malloc(80);
+    try {
+      this.#M._wjs_heap_stats(p);
+      const dv = this.#dv();
+      const v = (i) => Number(dv.getBigUint64(p + 8 * i, true));
+      return {
+        allocations: v(0), frees: v(1), liveBlocks: v(2), liveBytes: v(3), peakBytes: v(4),
+        mappedBytes: v(5), peakMappedBytes: v(6), largeAllocations: v(7), hugeAllocations: v(8), foreignFrees: v(9),
+      };
+    } finally {
+      this.#free(p);
+    }
+  }
+
+  // {memoryBytes, heap, tiers: {render, scene, entity, fallback}}
+  stats() {
+    return {
+      memoryBytes: this.memoryBytes(),
+      heap: this.heapStats(),
+      tiers: { render: this.tierStats(0), scene: this.tierStats(1), entity: this.tierStats(2), fallback: this.tierStats(3) },
+    };
+  }
+
+  // ---- assets -------------------------------------------------------------
+
+  // url: an http(s) or file URL; '' or null = paths are whole URLs.
+  setBaseUrl(url) {
+    const s = url == null ? '' : String(url);
+    const st = this.#withCstr(s, (p) => this.#M._walloc_set_base_url(p));
+    if (st !== 0) throw new WallocError(statusName(st), this.#str(this.#M._wjs_asset_error()) || 'setBaseUrl failed');
+    this.#baseUrl = s;
+  }
+  get baseUrl() { return this.#baseUrl; }
+
+  #assetUrl(path) {
+    const sp = this.#malloc(4);
+    try {
+      const u = this.#withCstr(path, (pp) => this.#M._wjs_asset_url(pp, sp) >>> 0);
+      if (u === 0) {
+        const st = statusName(this.#dv().getInt32(sp, true));
+        throw new WallocError(st, this.#str(this.#M._wjs_asset_error()) || `no URL for "${path}"`, { path });
+      }
+      try { return this.#str(u); } finally { this.#free(u); }
+    } finally {
+      this.#free(sp);
+    }
+  }
+
+  // {handle, size, tier, type, loadedAtMs} or null.
+  getAsset(path) {
+    const p = this.#malloc(40);
+    try {
+      const found = this.#withCstr(path, (k) => this.#M._wjs_get_asset(k, p));
+      if (!found) return null;
+      const dv = this.#dv();
+      return {
+        handle: dv.getBigUint64(p, true), size: Number(dv.getBigUint64(p + 8, true)),
+        tier: Number(dv.getBigUint64(p + 16, true)), type: Number(dv.getBigUint64(p + 24, true)),
+        loadedAtMs: Number(dv.getBigUint64(p + 32, true)),
+      };
+    } finally {
+      this.#free(p);
+    }
+  }
+
+  // Registers a handle the caller filled (the C walloc_register_asset).
+  // false if the key is taken.
+  registerAsset(path, { handle, size, tier, type = AssetType.BINARY, loadedAtMs = 0 }) {
+    const h = handleArg(handle);
+    return this.#withCstr(path, (k) => this.#M._wjs_register_asset(k, h, u32(size, 'size'), tierArg(tier), type, loadedAtMs)) !== 0;
+  }
+
+  // Fetches path (relative to the base URL) into a block of the type's tier
+  // and registers it under path. Resolves to {path, handle, size, tier, type,
+  // httpStatus, cached}. A path already registered with a live block is not
+  // fetched again (cached: true). Rejects with a WallocError: _INVALID for a
+  // bad path or type, _IO for a network error or an HTTP status other than
+  // 2xx (.httpStatus), _NOMEM if the tier has no room.
+  async loadAsset(path, type = AssetType.BINARY) {
+    if (typeof path !== 'string' || path === '') throw new WallocError('WALLOC_ERR_INVALID', 'loadAsset: the path is a non-empty string', { path });
+    if (!Number.isInteger(type)) throw new WallocError('WALLOC_ERR_INVALID', `loadAsset: unknown asset type ${String(type)}`, { path });
+    const tier = this.#M._wjs_asset_tier(type);
+    if (tier < 0) throw new WallocError('WALLOC_ERR_INVALID', `loadAsset: unknown asset type ${type}`, { path });
+    const url = this.#assetUrl(path);
+    const have = this.getAsset(path);
+    if (have && this.#handleStatus(have.handle) === 0) return { path, ...have, httpStatus: 0, cached: true };
+    if (typeof this.#fetch !== 'function') throw new WallocError('WALLOC_ERR_UNSUPPORTED', 'loadAsset: no fetch in this JavaScript runtime', { path });
+
+    let res;
+    try {
+      res = await this.#fetch(url);
+    } catch (e) {
+      throw new WallocError('WALLOC_ERR_IO', `loadAsset: fetching ${url} failed: ${e?.cause?.message ?? e?.message ?? e}`, { path, url, httpStatus: 0 });
+    }
+    if (!res.ok) {
+      try { await res.body?.cancel(); } catch { /* nothing to release */ }
+      throw new WallocError('WALLOC_ERR_IO', `loadAsset: ${url} answered HTTP ${res.status}${res.statusText ? ' ' + res.statusText : ''}`,
+        { path, url, httpStatus: res.status });
+    }
+    let bytes;
+    try {
+      bytes = new Uint8Array(await res.arrayBuffer());
+    } catch (e) {
+      throw new WallocError('WALLOC_ERR_IO', `loadAsset: reading ${url} failed: ${e?.message ?? e}`, { path, url, httpStatus: res.status });
+    }
+
+    // From here on the block is ours until the registry holds it.
+    const handle = this.allocate(bytes.length, tier);
+    let registered = false;
+    try {
+      this.writeData(handle, 0, bytes);
+      const loadedAtMs = Date.now();
+      registered = this.#withCstr(path, (k) => this.#M._wjs_register_asset(k, handle, bytes.length, tier, type, loadedAtMs)) !== 0;
+      if (!registered) {
+        // Another load of the same path registered first: keep that one, as the C loader does.
+        const other = this.getAsset(path);
+        if (other && this.#handleStatus(other.handle) === 0) {
+          return { path, ...other, httpStatus: res.status, cached: true };
+        }
+        throw new WallocError('WALLOC_ERR_NOMEM', `loadAsset: "${path}" could not be registered`, { path, url });
+      }
+      return { path, handle, size: bytes.length, tier, type, loadedAtMs, httpStatus: res.status, cached: false };
+    } finally {
+      if (!registered) this.#M._walloc_deallocate(handle);
+    }
+  }
+
+  // requests: paths or {path, type}. Loads them all at once; one failing does
+  // not fail the others. Resolves (never rejects) to one result per request,
+  // in order: {path, ok: true, handle, size, tier, type, httpStatus, cached}
+  // or {path, ok: false, status, error (the WallocError), httpStatus}.
+  async loadAssetsBatch(requests, type = AssetType.BINARY) {
+    if (!Array.isArray(requests)) throw new WallocError('WALLOC_ERR_INVALID', 'loadAssetsBatch takes an array');
+    const settled = await Promise.allSettled(requests.map((r) => (typeof r === 'object' && r !== null
+      ? this.loadAsset(r.path, r.type ?? type)
+      : this.loadAsset(r, type))));
+    return settled.map((s, i) => {
+      const path = typeof requests[i] === 'object' && requests[i] !== null ? requests[i].path : requests[i];
+      if (s.status === 'fulfilled') return { ok: true, ...s.value };
+      const e = s.reason;
+      return { path, ok: false, status: e?.status ?? 'WALLOC_ERR_IO', error: e, httpStatus: e?.httpStatus ?? 0 };
+    });
+  }
+
+  // Removes path from the registry and releases its block (its handle goes
+  // stale). false if no such asset.
+  evictAsset(path) {
+    return this.#withCstr(path, (k) => this.#M._walloc_evict_asset(k)) !== 0;
+  }
+
+  // How many of paths were evicted.
+  evictAssetsBatch(paths) {
+    if (!Array.isArray(paths)) throw new WallocError('WALLOC_ERR_INVALID', 'evictAssetsBatch takes an array');
+    if (paths.length === 0) return 0;
+    const keys = paths.map((p) => this.#cstr(p));
+    const arr = this.#malloc(4 * keys.length);
+    try {
+      const dv = this.#dv();
+      keys.forEach((k, i) => dv.setUint32(arr + 4 * i, k, true));
+      return this.#M._walloc_evict_assets_batch(arr, keys.length) >>> 0;
+    } finally {
+      this.#free(arr);
+      for (const k of keys) this.#free(k);
+    }
+  }
+}
