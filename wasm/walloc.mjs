@@ -475,6 +475,10 @@ class Walloc {
     try {
       this.writeData(handle, 0, bytes);
       const loadedAtMs = Date.now();
+      // A registered path whose block went stale (reset, compaction) is
+      // replaced, as the C loader does: drop the dead entry first.
+      const dead = this.getAsset(path);
+      if (dead && this.#handleStatus(dead.handle) !== 0) this.evictAsset(path);
       registered = this.#withCstr(path, (k) => this.#M._wjs_register_asset(k, handle, bytes.length, tier, type, loadedAtMs)) !== 0;
       if (!registered) {
         // Another load of the same path registered first: keep that one, as the C loader does.
