@@ -3,6 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tier, AssetType, WallocError, STATUS_NAMES, NULL_HANDLE, createWalloc } from '../walloc.mjs';
 import { open, wallocError, modulePath } from './helpers.mjs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 const w = await open();
 const live = (t) => { const s = w.tierStats(t); return s.allocations - s.deallocations; };
@@ -16,9 +18,17 @@ test('createWalloc: module, version, constants, status names match C', async () 
   STATUS_NAMES.forEach((name, i) => assert.ok(w.statusString(i).startsWith(name + ':'), name));
   assert.ok(w.memoryBytes() >= 16 << 20);
   // The factory can be handed in directly, and the default options work.
-  const { default: factory } = await import(new URL(modulePath, 'file:///' + process.cwd() + '/').href.replace('file:////', 'file:///'));
+  const { default: factory } = await import(pathToFileURL(path.resolve(modulePath)).href);
   const w2 = await createWalloc({ createModule: factory });
   assert.equal(w2.version(), '0.1.0');
+});
+
+test('createWalloc: with no options, the copy of walloc.mjs next to the built module finds it', async () => {
+  const copy = path.join(path.dirname(path.resolve(modulePath)), 'walloc.mjs');
+  const mod = await import(pathToFileURL(copy).href);
+  const w3 = await mod.createWalloc();
+  assert.equal(w3.version(), '0.1.0');
+  await assert.rejects(createWalloc({ modulePath: '/nonexistent/walloc_module.mjs' }));
 });
 
 test('createWalloc: walloc_init config (tierMemory, percentages) and a bad config', async () => {
