@@ -117,7 +117,10 @@ class Walloc {
 
   constructor(M, options) {
     this.#M = M;
-    this.#memory = M.asm.memory;
+    // The module's linear memory: its export is named "memory" unless emcc
+    // minified the export names (-O2 and up), so it is found by type.
+    this.#memory = Object.values(M.asm ?? {}).find((v) => v instanceof WebAssembly.Memory);
+    if (!this.#memory) throw new WallocError('WALLOC_ERR_UNSUPPORTED', 'the module exports no WebAssembly.Memory');
     this.#fetch = options.fetch ?? globalThis.fetch;
     this.Tier = Tier;
     this.AssetType = AssetType;
