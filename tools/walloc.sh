@@ -125,7 +125,7 @@ cmd_test() {
   # under /usr/share/nodejs: without NODE_PATH optimized wasm builds fail.
   log "WebAssembly build (build-wasm/, Emscripten, tests under node)"
   NODE_PATH=/usr/share/nodejs setup build-wasm --cross-file wasm/emscripten.ini -Dtests=disabled
-  NODE_PATH=/usr/share/nodejs run_tests "wasm: walloc replaces dlmalloc (malloc family, runtime, tiers, 1 GiB growth, no dlmalloc symbol)" build-wasm
+  NODE_PATH=/usr/share/nodejs run_tests "wasm: walloc replaces dlmalloc (malloc family, runtime, tiers, 1 GiB growth, no dlmalloc symbol), JavaScript API under node" build-wasm
 
   log "summary ($((SECONDS - t0)) s)"
   if [ ${#failures[@]} -ne 0 ]; then
