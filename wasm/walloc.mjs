@@ -100,8 +100,12 @@ async function defaultFactory() {
 export async function createWalloc(options = {}) {
   let factory = options.createModule;
   if (factory === undefined && options.modulePath !== undefined) {
+    // A URL as it is; a file path under node (relative to the working directory).
     const p = String(options.modulePath);
-    const url = /^[a-z][a-z0-9+.-]*:/i.test(p) ? p : new URL(p, `file://${typeof process === 'object' ? process.cwd() + '/' : '/'}`).href;
+    const isNode = typeof process === 'object' && process.versions?.node;
+    const url = /^[a-z][a-z0-9+.-]*:/i.test(p) || !isNode
+      ? p
+      : (await import('node:url')).pathToFileURL((await import('node:path')).resolve(p)).href;
     factory = (await import(url)).default;
   }
   if (factory === undefined) factory = await defaultFactory();
@@ -186,6 +190,17 @@ class Walloc {
 
   // Why a handle is unusable (WALLOC_OK if it is live).
   #handleStatus(h) { return this.#M._walloc_read_data(h, 0, 0, 0); }
+
+  // Throws unless [off, off + n) lies in a live block: checked before any
+  // scratch copy is made (C checks again in the call itself).
+  #liveRange(h, off, n, what) {
+    const st = this.#handleStatus(h);
+    if (st !== 0) throw new WallocError(statusName(st), `${what}: the handle is not a live block`);
+    const size = this.#M._walloc_handle_size(h) >>> 0;
+    if (off > size || n > size - off) {
+      throw new WallocError('WALLOC_ERR_BOUNDS', `${what}(${n} bytes at ${off}) of a ${size}-byte block`);
+    }
+  }
 
   version() { return this.#str(this.#M._walloc_version()); }
   statusString(code) { return this.#str(this.#M._walloc_status_str(code)); }
@@ -276,6 +291,7 @@ class Walloc {
     const h = handleArg(handle);
     const off = u32(offset, 'offset');
     const bytes = bytesOf(data);
+    this.#liveRange(h, off, bytes.length, 'writeData');
     const p = this.#malloc(bytes.length);
     try {
       this.#u8().set(bytes, p);
@@ -290,10 +306,7 @@ class Walloc {
     const h = handleArg(handle);
     const off = u32(offset, 'offset');
     const n = u32(length, 'length');
-    const size = this.#handleStatus(h) === 0 ? this.#M._walloc_handle_size(h) >>> 0 : 0;
-    if (size !== 0 && (off > size || n > size - off)) {
-      throw new WallocError('WALLOC_ERR_BOUNDS', `readData(${n} bytes at ${off}) of a ${size}-byte block`);
-    }
+    this.#liveRange(h, off, n, 'readData');
     const p = this.#malloc(n);
     try {
       this.#check(this.#M._walloc_read_data(h, off, p, n), `readData(${n} bytes at ${off})`);
@@ -524,14 +537,16 @@ class Walloc {
   evictAssetsBatch(paths) {
     if (!Array.isArray(paths)) throw new WallocError('WALLOC_ERR_INVALID', 'evictAssetsBatch takes an array');
     if (paths.length === 0) return 0;
-    const keys = paths.map((p) => this.#cstr(p));
-    const arr = this.#malloc(4 * keys.length);
+    const keys = [];
+    let arr = 0;
     try {
+      for (const p of paths) keys.push(this.#cstr(p));
+      arr = this.#malloc(4 * keys.length);
       const dv = this.#dv();
       keys.forEach((k, i) => dv.setUint32(arr + 4 * i, k, true));
       return this.#M._walloc_evict_assets_batch(arr, keys.length) >>> 0;
     } finally {
-      this.#free(arr);
+      if (arr) this.#free(arr);
       for (const k of keys) this.#free(k);
     }
   }

@@ -29,6 +29,8 @@ test('createWalloc: with no options, the copy of walloc.mjs next to the built mo
   const w3 = await mod.createWalloc();
   assert.equal(w3.version(), '0.1.0');
   await assert.rejects(createWalloc({ modulePath: '/nonexistent/walloc_module.mjs' }));
+  const rel = path.relative(process.cwd(), path.resolve(modulePath)); // a path relative to the working directory
+  assert.equal((await createWalloc({ modulePath: rel })).version(), '0.1.0');
 });
 
 test('createWalloc: walloc_init config (tierMemory, percentages) and a bad config', async () => {
@@ -192,6 +194,9 @@ test('writeData / readData: round trip, copies, every kind of data, bounds', () 
   w.deallocate(h);
   assert.throws(() => w.readData(h, 0, 1), wallocError('WALLOC_ERR_STALE'));
   assert.throws(() => w.writeData(h, 0, [1]), wallocError('WALLOC_ERR_STALE'));
+  // A stale handle is reported as such before any scratch copy is made.
+  assert.throws(() => w.readData(h, 0, 2 ** 32 - 1), wallocError('WALLOC_ERR_STALE'));
+  assert.throws(() => w.writeData(h, 0, new Uint8Array(1 << 20)), wallocError('WALLOC_ERR_STALE'));
   const f = w.allocate(32, Tier.FALLBACK); // the fallback tier too
   w.writeData(f, 0, [5, 6]);
   assert.deepEqual([...w.readData(f, 0, 2)], [5, 6]);
