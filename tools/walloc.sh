@@ -8,7 +8,8 @@
 #   tools/walloc.sh test    every test: release build (unit, stress, real
 #                           programs, symbols, header), valgrind, debug checks,
 #                           ASan+UBSan and TSan builds, and the WebAssembly
-#                           build (Emscripten, tests under node). What CI runs.
+#                           build (Emscripten, tests under node, the demo page
+#                           in headless Chromium). What CI runs.
 #   tools/walloc.sh bench   the benchmark driver against glibc, jemalloc,
 #                           mimalloc and tcmalloc (not part of CI)
 #   tools/walloc.sh deps [bench]   only install what is missing
@@ -20,8 +21,10 @@ cd "$repo"
 # Debian packages: what building and testing need, and what benchmarks add.
 build_packages=(meson ninja-build pkg-config check gcc g++ clang libclang-rt-14-dev
                 valgrind binutils python3 sqlite3 git coreutils openssl libcurl4-openssl-dev)
-# The WebAssembly build (test only): emcc, em++, emar and node (about 800 MB).
-wasm_packages=(emscripten nodejs)
+# The WebAssembly build (test only): emcc, em++, emar and node (about 800 MB),
+# and chromium for the demo page's browser test (driven by playwright-core from
+# npm, pinned in wasm/package-lock.json).
+wasm_packages=(emscripten nodejs chromium)
 bench_packages=(libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev hyperfine time)
 
 log() { printf '\n== %s\n' "$*"; }
@@ -125,7 +128,17 @@ cmd_test() {
   # under /usr/share/nodejs: without NODE_PATH optimized wasm builds fail.
   log "WebAssembly build (build-wasm/, Emscripten, tests under node)"
   NODE_PATH=/usr/share/nodejs setup build-wasm --cross-file wasm/emscripten.ini -Dtests=disabled
-  NODE_PATH=/usr/share/nodejs run_tests "wasm: walloc replaces dlmalloc (malloc family, runtime, tiers, 1 GiB growth, no dlmalloc symbol), JavaScript API under node" build-wasm
+  # The browser test's playwright-core, into wasm/node_modules (git-ignored).
+  # Debian's nodejs comes without npm (NodeSource's has it).
+  if [ ! -d wasm/node_modules/playwright-core ]; then
+    command -v npm >/dev/null || install_missing npm
+    log "npm ci --prefix wasm (playwright-core for the browser test)"
+    if ! npm ci --prefix wasm --no-audit --no-fund; then
+      echo "-- npm ci: FAILED (browser_demo will be skipped)"
+      failures+=("npm ci --prefix wasm")
+    fi
+  fi
+  NODE_PATH=/usr/share/nodejs run_tests "wasm: walloc replaces dlmalloc (malloc family, runtime, tiers, 1 GiB growth, no dlmalloc symbol), JavaScript API under node, demo page in headless Chromium" build-wasm
 
   log "summary ($((SECONDS - t0)) s)"
   if [ ${#failures[@]} -ne 0 ]; then

@@ -469,7 +469,10 @@ class Walloc {
 
     let res;
     try {
-      res = await this.#fetch(url);
+      // Called as a plain function: a browser's fetch throws "Illegal
+      // invocation" when its `this` is not the window (or the worker).
+      const fetchFn = this.#fetch;
+      res = await fetchFn(url);
     } catch (e) {
       throw new WallocError('WALLOC_ERR_IO', `loadAsset: fetching ${url} failed: ${e?.cause?.message ?? e?.message ?? e}`, { path, url, httpStatus: 0 });
     }

@@ -44,6 +44,24 @@ test('fetch is on in this node (the loader needs it)', () => {
   assert.equal(typeof globalThis.fetch, 'function');
 });
 
+// A browser's fetch throws "Illegal invocation" unless its `this` is the
+// window: the loader must call it as a plain function, never as a method.
+test('loadAsset calls fetch as a plain function (no `this`), as browsers require', async () => {
+  let calls = 0;
+  const w = await open({
+    fetch: function strictFetch(url) {
+      'use strict';
+      calls++;
+      if (this !== undefined && this !== globalThis) throw new TypeError("Failed to execute 'fetch': Illegal invocation");
+      return globalThis.fetch(url);
+    },
+  });
+  w.setBaseUrl(base);
+  const r = await w.loadAsset('a.bin');
+  assert.equal(r.size, 1000);
+  assert.equal(calls, 1);
+});
+
 test('setBaseUrl: http(s) and file URLs; other schemes refused; relative paths need a base', async () => {
   const w = await open();
   assert.throws(() => w.setBaseUrl('ftp://x/'), wallocError('WALLOC_ERR_INVALID'));
