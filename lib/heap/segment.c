@@ -35,7 +35,14 @@ static _Atomic(size_t) abandoned_count;
    ------------------------------------------------------------------------ */
 void wl_segment_map_set(const void *seg, unsigned value) {
   uintptr_t u = (uintptr_t)seg;
-  if (wl_in_map(u, 1)) wl_store_relaxed(&wl_segment_map[u >> WL_SEGMENT_SHIFT], (uint8_t)value);
+  if (wl_in_map(u, 1)) wl_store_relaxed(&wl_segment_map[u >> WL_MAP_SHIFT], (uint8_t)value);
+}
+
+/* A normal segment's map bytes: one, unless the map is finer (wasm). */
+static void segment_map_all(const void *seg, unsigned value) {
+  for (size_t i = 0; i < WL_SEGMENT_SIZE >> WL_MAP_SHIFT; i++) {
+    wl_segment_map_set((const uint8_t *)seg + (i << WL_MAP_SHIFT), value);
+  }
 }
 
 wl_segment_t *wl_segment_os_alloc(size_t size, size_t align, size_t offset, bool *is_zero) {
@@ -217,7 +224,7 @@ static wl_segment_t *cache_pop(void) {
 }
 
 static void segment_os_free(wl_segment_t *seg) {
-  wl_segment_map_set(seg, WL_MAP_NONE);
+  segment_map_all(seg, WL_MAP_NONE);
   wl_fetch_sub(&wl_stats.segments, 1);
   wl_segment_os_release(seg, WL_SEGMENT_SIZE);
 }
@@ -238,7 +245,7 @@ static bool segment_new(wl_heap_t *heap) {
     uint64_t n = wl_fetch_add(&wl_stats.segments, 1) + 1;
     uint64_t peak = wl_load_relaxed(&wl_stats.peak_segments);
     while (n > peak && !wl_cas_weak(&wl_stats.peak_segments, &peak, n)) {}
-    wl_segment_map_set(seg, WL_MAP_NORMAL);
+    segment_map_all(seg, WL_MAP_NORMAL);
   }
   seg->used = 0;
   segment_attach(heap, seg);
