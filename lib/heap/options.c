@@ -7,13 +7,25 @@
  */
 #include "heap.h"
 
+/* On wasm memory never goes back to the host and nothing faults in: a cached
+   segment or huge block only keeps memory from the rest of the program,
+   while a released one goes on the platform layer's free list, where any
+   later segment or huge block reuses it. So wasm caches nothing. */
+#if defined(__wasm__)
+#define WL_SEGMENT_CACHE_DEFAULT 0
+#define WL_HUGE_CACHE_DEFAULT 0
+#else
+#define WL_SEGMENT_CACHE_DEFAULT 16
+#define WL_HUGE_CACHE_DEFAULT 8
+#endif
+
 /* Current values, read by wl_option() (inline, heap.h). */
 long wl_option_values[WL_OPT_COUNT] = {
   [WL_OPT_STATS] = 0,
   [WL_OPT_VERBOSE] = WL_DEBUG > 0,
   [WL_OPT_PURGE_DELAY] = 10,
-  [WL_OPT_SEGMENT_CACHE] = 16,
-  [WL_OPT_HUGE_CACHE] = 8,
+  [WL_OPT_SEGMENT_CACHE] = WL_SEGMENT_CACHE_DEFAULT,
+  [WL_OPT_HUGE_CACHE] = WL_HUGE_CACHE_DEFAULT,
   [WL_OPT_HUGE_CACHE_DELAY] = 100,
   [WL_OPT_HUGE_PAGES] = 0,
 };
