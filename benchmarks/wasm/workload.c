@@ -13,7 +13,7 @@
  * at exit: wasm memory never shrinks, so its size at exit is its peak), and
  * a checksum so nothing is optimised away.
  *
- * usage: workload.js mix|tiers|trivial
+ * usage: workload.js mix|tiers [stats]   (stats: walloc's table on stderr)
  */
 #include <emscripten.h>
 #include <stdint.h>
@@ -119,5 +119,8 @@ int main(int argc, char **argv) {
   double ms = emscripten_get_now() - t0;
   printf("%s time_ms=%.1f peak_bytes=%zu sum=%llu\n", mode, ms,
          (size_t)__builtin_wasm_memory_size(0) * 65536, (unsigned long long)sum);
+#ifdef WITH_WALLOC
+  if (argc > 2 && strcmp(argv[2], "stats") == 0) walloc_stats_print(2);
+#endif
   return 0;
 }
