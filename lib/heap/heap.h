@@ -297,8 +297,42 @@ typedef enum wl_option_e {
   WL_OPT_HUGE_PAGES,     /* ask for transparent huge pages on segments */
   WL_OPT_COUNT
 } wl_option_t;
+/* Defaults. On wasm nothing caches (memory never goes back to the host and
+   nothing faults in: a cached segment or huge block only keeps memory from
+   the rest of the program, while a released range goes on the platform
+   layer's free list, where any later segment or huge block reuses it). */
+#if defined(__wasm__)
+#define WL_SEGMENT_CACHE_DEFAULT 0
+#define WL_HUGE_CACHE_DEFAULT 0
+#else
+#define WL_SEGMENT_CACHE_DEFAULT 16
+#define WL_HUGE_CACHE_DEFAULT 8
+#endif
+#define WL_OPTION_DEFAULTS {                              \
+  [WL_OPT_STATS] = 0,                                     \
+  [WL_OPT_VERBOSE] = WL_DEBUG > 0,                        \
+  [WL_OPT_PURGE_DELAY] = 10,                              \
+  [WL_OPT_SEGMENT_CACHE] = WL_SEGMENT_CACHE_DEFAULT,      \
+  [WL_OPT_HUGE_CACHE] = WL_HUGE_CACHE_DEFAULT,            \
+  [WL_OPT_HUGE_CACHE_DELAY] = 100,                        \
+  [WL_OPT_HUGE_PAGES] = 0,                                \
+}
+/* On wasm the options are their defaults, fixed at compile time: the
+   environment there is empty or (Emscripten builds environ after walloc's
+   first allocation) not yet readable, so reading it cost code and changed
+   nothing; as constants they also compile out the verbose reports and the
+   statistics printed at exit. */
+#if defined(__wasm__)
+#define WL_OPTIONS_FIXED 1
+WL_INLINE long wl_option(wl_option_t opt) {
+  static const long fixed[WL_OPT_COUNT] = WL_OPTION_DEFAULTS;
+  return fixed[opt];
+}
+#else
+#define WL_OPTIONS_FIXED 0
 extern long wl_option_values[WL_OPT_COUNT];
 WL_INLINE long wl_option(wl_option_t opt) { return wl_option_values[opt]; }
+#endif
 void wl_options_init(void);
 bool wl_option_parse(const char *s, long no_value, long *out); /* an option's text: 12, 64M, yes, off */
 
