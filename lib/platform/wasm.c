@@ -272,13 +272,8 @@ void wl_os_thread_register(void *value) {
   if (thread_key_ok) pthread_setspecific(thread_key, value);
 }
 #else
-/* One thread, which never exits before the program: nothing to hook. */
-bool wl_os_thread_hooks_init(void (*on_thread_exit)(void *), void (*prepare)(void),
-                             void (*parent)(void), void (*child)(void)) {
-  WL_UNUSED(on_thread_exit); WL_UNUSED(prepare); WL_UNUSED(parent); WL_UNUSED(child);
-  return true;
-}
-
+/* One thread, which never exits before the program: nothing to hook
+   (wl_os_thread_hooks_init is an inline no-op, platform.h). */
 void wl_os_thread_register(void *value) { WL_UNUSED(value); }
 #endif
 
