@@ -9,7 +9,9 @@ wasm build directory holding libwalloc.a, default build-wasm), runs each
 allocator's workload N times (default 5) interleaved under node, and prints
 the median time, the peak linear memory (memory.buffer size at exit) and the
 .wasm sizes. trivial.wasm differs between allocators only by the allocator,
-so its size difference estimates the allocator's own code.
+so its size difference estimates the allocator's own code; trivial-none.wasm
+(a bump-pointer stub, bump_stub.c) is the module without a real allocator,
+and the last column is each allocator's own code: trivial minus that.
 
 Memory grows through emscripten_resize_heap, which over-allocates by 20 %
 (at most 96 MiB) per growth, so the peak moves in coarse steps and can
@@ -41,6 +43,9 @@ def build(out, build_dir, common):
             js = os.path.join(out, f'{prog}-{name}.js')
             subprocess.run(['emcc'] + common + flags + [os.path.join(HERE, prog + '.c')] + extra
                            + ['-o', js], check=True)
+    subprocess.run(['emcc'] + common + ['-sMALLOC=none', os.path.join(HERE, 'trivial.c'),
+                    os.path.join(HERE, 'bump_stub.c'), '-o', os.path.join(out, 'trivial-none.js')],
+                   check=True)
 
 
 def run(js, mode):
@@ -65,7 +70,8 @@ def main():
         build(out, a.build_wasm, common)
     MiB = 1 << 20
     print(f'{"allocator":10} {"workload":8} {"median ms":>10} {"min ms":>8} {"peak MiB":>9} {"(max)":>6} '
-          f'{"workload.wasm":>14} {"trivial.wasm":>13}')
+          f'{"workload.wasm":>14} {"trivial.wasm":>13} {"allocator":>10}')
+    base = os.path.getsize(os.path.join(out, 'trivial-none.wasm'))
     for mode in ('mix', 'tiers'):
         times = {n: [] for n in ALLOCATORS}
         peaks = {n: [] for n in ALLOCATORS}
@@ -79,7 +85,7 @@ def main():
             ts = os.path.getsize(os.path.join(out, f'trivial-{n}.wasm'))
             label = 'tier+reset' if (mode == 'tiers' and n == 'walloc') else mode
             print(f'{n:10} {label:10} {statistics.median(times[n]):8.1f} {min(times[n]):8.1f} '
-                  f'{statistics.median(peaks[n]) / MiB:9.1f} {max(peaks[n]) / MiB:6.0f} {ws:14,} {ts:13,}')
+                  f'{statistics.median(peaks[n]) / MiB:9.1f} {max(peaks[n]) / MiB:6.0f} {ws:14,} {ts:13,} {ts - base:10,}')
 
 
 if __name__ == '__main__':
