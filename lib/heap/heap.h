@@ -300,18 +300,21 @@ typedef enum wl_option_e {
 /* Defaults. On wasm nothing caches (memory never goes back to the host and
    nothing faults in: a cached segment or huge block only keeps memory from
    the rest of the program, while a released range goes on the platform
-   layer's free list, where any later segment or huge block reuses it). */
+   layer's free list, where any later segment or huge block reuses it), and
+   nothing is purged (the platform cannot give pages back). */
 #if defined(__wasm__)
 #define WL_SEGMENT_CACHE_DEFAULT 0
 #define WL_HUGE_CACHE_DEFAULT 0
+#define WL_PURGE_DELAY_DEFAULT (-1)
 #else
 #define WL_SEGMENT_CACHE_DEFAULT 16
 #define WL_HUGE_CACHE_DEFAULT 8
+#define WL_PURGE_DELAY_DEFAULT 10
 #endif
 #define WL_OPTION_DEFAULTS {                              \
   [WL_OPT_STATS] = 0,                                     \
   [WL_OPT_VERBOSE] = WL_DEBUG > 0,                        \
-  [WL_OPT_PURGE_DELAY] = 10,                              \
+  [WL_OPT_PURGE_DELAY] = WL_PURGE_DELAY_DEFAULT,          \
   [WL_OPT_SEGMENT_CACHE] = WL_SEGMENT_CACHE_DEFAULT,      \
   [WL_OPT_HUGE_CACHE] = WL_HUGE_CACHE_DEFAULT,            \
   [WL_OPT_HUGE_CACHE_DELAY] = 100,                        \

@@ -53,6 +53,7 @@ static void huge_account(int64_t blocks, int64_t bytes) {
 /* Take the smallest cached mapping of at least `need` bytes, and give back
    what it has beyond need plus a quarter. */
 static wl_segment_t *cache_take(size_t need) {
+  if (wl_option(WL_OPT_HUGE_CACHE) <= 0) return NULL; /* nothing is ever cached (wasm: folds away) */
   if (wl_load_relaxed(&cache_count) == 0) return NULL;
   wl_lock(&huge_lock);
   wl_segment_t **best = NULL;
@@ -156,6 +157,7 @@ void wl_huge_free(wl_segment_t *seg, void *p) {
 }
 
 void wl_huge_cache_collect(int64_t now, bool force) {
+  if (wl_option(WL_OPT_HUGE_CACHE) <= 0) return;
   if (wl_load_relaxed(&cache_count) == 0 || !wl_lock_try(&huge_lock)) return;
   wl_segment_t *release = NULL;
   for (wl_segment_t **link = &cache_first; *link != NULL;) {

@@ -211,6 +211,7 @@ static void segment_detach(wl_heap_t *heap, wl_segment_t *seg) {
 }
 
 static wl_segment_t *cache_pop(void) {
+  if (wl_option(WL_OPT_SEGMENT_CACHE) <= 0) return NULL;
   if (wl_load_relaxed(&cache_count) == 0) return NULL; /* a hint; the lock decides */
   wl_lock(&cache_lock);
   wl_segment_t *seg = cache_first;
@@ -273,6 +274,7 @@ static void segment_release(wl_heap_t *heap, wl_segment_t *seg) {
 }
 
 void wl_segment_cache_collect(int64_t now, bool force) {
+  if (wl_option(WL_OPT_SEGMENT_CACHE) <= 0) return; /* nothing is ever cached (wasm: folds away) */
   if (wl_load_relaxed(&cache_count) == 0 || !wl_lock_try(&cache_lock)) return;
   wl_segment_t *release = NULL;
   long delay = wl_option(WL_OPT_PURGE_DELAY);
@@ -396,6 +398,10 @@ void wl_segment_page_shrink(wl_heap_t *heap, wl_page_t *page, size_t slices) {
    ------------------------------------------------------------------------ */
 void wl_segments_purge(wl_heap_t *heap, int64_t now, bool force) {
   int64_t due = INT64_MAX;
+  if (wl_option(WL_OPT_PURGE_DELAY) < 0) { /* nothing is ever scheduled (wasm: folds away) */
+    heap->purge_due = due;
+    return;
+  }
   for (wl_segment_t *seg = heap->segments; seg != NULL; seg = seg->next) {
     int64_t next = purge_round(seg, now, force);
     if (next < due) due = next;
