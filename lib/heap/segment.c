@@ -428,6 +428,7 @@ void wl_segment_abandon(wl_heap_t *heap, wl_segment_t *seg) {
 }
 
 bool wl_segment_reclaim_one(wl_heap_t *heap) {
+  if (WL_OS_ONE_THREAD) return false; /* nothing is ever abandoned: the reclaim code folds away */
   if (wl_load_relaxed(&abandoned_count) == 0) return false;
   wl_lock(&abandoned_lock);
   wl_segment_t *seg = abandoned_first;
