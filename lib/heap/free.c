@@ -85,7 +85,9 @@ void wl_free_generic(wl_segment_t *seg, wl_page_t *page, void *p) {
   }
   bool owner = wl_load_relaxed(&page->tid) == wl_os_thread_id();
   if (WL_DEBUG > 0 && !debug_check_free(page, p, owner)) return;
-  if (owner) wl_free_local(wl_load_relaxed(&page->heap), page, (wl_block_t *)p);
+  /* one thread (single-threaded wasm): every page in use is its own, so
+     the foreign-free path folds away */
+  if (owner || WL_OS_ONE_THREAD) wl_free_local(wl_load_relaxed(&page->heap), page, (wl_block_t *)p);
   else free_remote(page, (wl_block_t *)p);
 }
 

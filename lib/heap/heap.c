@@ -128,6 +128,7 @@ void wl_heap_thread_done(void *value) {
    Delayed frees and collection
    ------------------------------------------------------------------------ */
 void wl_heap_delayed_free_all(wl_heap_t *heap) {
+  if (WL_OS_ONE_THREAD) return; /* only foreign frees fill the list */
   if (wl_load_relaxed(&heap->thread_delayed_free) == NULL) return;
   wl_block_t *block = wl_exchange(&heap->thread_delayed_free, NULL);
   while (block != NULL) {

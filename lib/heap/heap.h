@@ -21,9 +21,10 @@
  *   heap   one per thread: a queue of pages per size class, direct slots for
  *          sizes up to 1 KiB, the thread's segments and their free spans.
  *
- * Ownership test: wl_segment_map holds one byte per 4 MiB of address space,
- * saying whether walloc mapped a segment there (and which kind). A pointer is
- * walloc's when its byte is set: one shift and one load.
+ * Ownership test: wl_segment_map holds one byte per 4 MiB of address space
+ * (per 64 KiB on wasm32, WL_MAP_SHIFT), saying whether walloc mapped a
+ * segment there (and which kind). A pointer is walloc's when its byte is
+ * set: one shift and one load.
  *
  * Thread model: only the owning thread touches a page's `free`, `local_free`
  * and `used`, and the heap's queues and spans, so the fast paths take no lock
@@ -73,7 +74,21 @@
 #else
 #define WL_ADDRESS_BITS    32
 #endif
-#define WL_MAP_ENTRIES     ((size_t)1 << (WL_ADDRESS_BITS - WL_SEGMENT_SHIFT))
+
+/* Granularity of the segment map, and the alignment of a huge block's
+   header. A segment's address space is free elsewhere, so on Linux both are
+   the segment size and huge mappings start on 4 MiB boundaries. On wasm the
+   padding up to such a boundary is real memory (1464 MiB of linear memory
+   for 1152 MiB of 16 MiB blocks), so there the map has one byte per 64 KiB
+   page (64 KiB of map for 4 GiB), a normal segment sets its 64 bytes, and a
+   huge header only needs a page boundary. */
+#if defined(__wasm__)
+#define WL_MAP_SHIFT       WL_SLICE_SHIFT
+#else
+#define WL_MAP_SHIFT       WL_SEGMENT_SHIFT
+#endif
+#define WL_HUGE_ALIGN      ((size_t)1 << WL_MAP_SHIFT)
+#define WL_MAP_ENTRIES     ((size_t)1 << (WL_ADDRESS_BITS - WL_MAP_SHIFT))
 
 /* ------------------------------------------------------------------------
    Blocks, pages, segments, heaps
@@ -144,8 +159,8 @@ typedef enum wl_segment_kind_e { WL_SEGMENT_NORMAL = 1, WL_SEGMENT_HUGE = 2 } wl
 /* segment map values */
 #define WL_MAP_NONE       0
 #define WL_MAP_NORMAL     1  /* normal segment; header at the 4 MiB boundary */
-#define WL_MAP_HUGE       2  /* huge block; header at the 4 MiB boundary */
-#define WL_MAP_HUGE_PREV  3  /* huge block aligned beyond 4 MiB; header one segment before */
+#define WL_MAP_HUGE       2  /* huge block; header at the WL_HUGE_ALIGN boundary */
+#define WL_MAP_HUGE_PREV  3  /* huge block aligned to WL_HUGE_ALIGN or more; header WL_HUGE_ALIGN before */
 
 typedef struct wl_segment_s {
   _Atomic(uintptr_t) tid;           /* owner thread, 0 when abandoned or cached */
@@ -240,7 +255,7 @@ WL_INLINE bool wl_in_map(uintptr_t p, size_t size) {
   return (uint64_t)p + size <= ((uint64_t)1 << WL_ADDRESS_BITS);
 }
 WL_INLINE unsigned wl_map_value(const void *p) {
-  uintptr_t idx = (uintptr_t)p >> WL_SEGMENT_SHIFT;
+  uintptr_t idx = (uintptr_t)p >> WL_MAP_SHIFT;
   if (WL_UNLIKELY(idx >= WL_MAP_ENTRIES)) return WL_MAP_NONE;
   return wl_load_relaxed(&wl_segment_map[idx]);
 }
@@ -282,8 +297,45 @@ typedef enum wl_option_e {
   WL_OPT_HUGE_PAGES,     /* ask for transparent huge pages on segments */
   WL_OPT_COUNT
 } wl_option_t;
+/* Defaults. On wasm nothing caches (memory never goes back to the host and
+   nothing faults in: a cached segment or huge block only keeps memory from
+   the rest of the program, while a released range goes on the platform
+   layer's free list, where any later segment or huge block reuses it), and
+   nothing is purged (the platform cannot give pages back). */
+#if defined(__wasm__)
+#define WL_SEGMENT_CACHE_DEFAULT 0
+#define WL_HUGE_CACHE_DEFAULT 0
+#define WL_PURGE_DELAY_DEFAULT (-1)
+#else
+#define WL_SEGMENT_CACHE_DEFAULT 16
+#define WL_HUGE_CACHE_DEFAULT 8
+#define WL_PURGE_DELAY_DEFAULT 10
+#endif
+#define WL_OPTION_DEFAULTS {                              \
+  [WL_OPT_STATS] = 0,                                     \
+  [WL_OPT_VERBOSE] = WL_DEBUG > 0,                        \
+  [WL_OPT_PURGE_DELAY] = WL_PURGE_DELAY_DEFAULT,          \
+  [WL_OPT_SEGMENT_CACHE] = WL_SEGMENT_CACHE_DEFAULT,      \
+  [WL_OPT_HUGE_CACHE] = WL_HUGE_CACHE_DEFAULT,            \
+  [WL_OPT_HUGE_CACHE_DELAY] = 100,                        \
+  [WL_OPT_HUGE_PAGES] = 0,                                \
+}
+/* On wasm the options are their defaults, fixed at compile time: the
+   environment there is empty or (Emscripten builds environ after walloc's
+   first allocation) not yet readable, so reading it cost code and changed
+   nothing; as constants they also compile out the verbose reports and the
+   statistics printed at exit. */
+#if defined(__wasm__)
+#define WL_OPTIONS_FIXED 1
+WL_INLINE long wl_option(wl_option_t opt) {
+  static const long fixed[WL_OPT_COUNT] = WL_OPTION_DEFAULTS;
+  return fixed[opt];
+}
+#else
+#define WL_OPTIONS_FIXED 0
 extern long wl_option_values[WL_OPT_COUNT];
 WL_INLINE long wl_option(wl_option_t opt) { return wl_option_values[opt]; }
+#endif
 void wl_options_init(void);
 bool wl_option_parse(const char *s, long no_value, long *out); /* an option's text: 12, 64M, yes, off */
 
@@ -295,7 +347,7 @@ void wl_warn(const char *msg, const void *p);    /* reported in debug builds, or
 void wl_fatal(const char *msg, const void *p);   /* aborts in debug builds */
 
 /* segment.c */
-void wl_segment_map_set(const void *seg, unsigned value);
+void wl_segment_map_set(const void *seg, unsigned value);  /* the map byte of seg's address */
 wl_page_t *wl_segment_page_alloc(wl_heap_t *heap, size_t slices, wl_page_kind_t kind);
 void wl_segment_page_free(wl_heap_t *heap, wl_page_t *page);
 bool wl_segment_page_grow(wl_heap_t *heap, wl_page_t *page, size_t slices);

@@ -1,9 +1,10 @@
 /* huge.c: blocks above 2 MiB, each in a mapping of its own, and their cache.
  *
- * A huge mapping starts on a 4 MiB boundary with a one-page header (a
- * wl_segment_t without slice descriptors); the block follows the header. For
- * alignments of 4 MiB and more the block itself starts on a 4 MiB boundary and
- * the header sits one segment before it (map value WL_MAP_HUGE_PREV).
+ * A huge mapping starts on a WL_HUGE_ALIGN boundary (4 MiB; 64 KiB on wasm,
+ * where padding is real memory) with a one-page header (a wl_segment_t
+ * without slice descriptors); the block follows the header. For alignments
+ * of WL_HUGE_ALIGN and more the block itself starts on such a boundary and
+ * the header sits WL_HUGE_ALIGN before it (map value WL_MAP_HUGE_PREV).
  *
  * Freed huge blocks wait in a small cache (WALLOC_HUGE_CACHE entries, at
  * most WL_HUGE_CACHE_BYTES together, none over WL_HUGE_CACHE_ENTRY) so a
@@ -32,8 +33,8 @@ static _Atomic(size_t) cache_count; /* read without the lock only as a hint */
 static size_t cache_bytes;
 
 wl_segment_t *wl_huge_header(const void *p, unsigned map_value) {
-  uintptr_t seg = (uintptr_t)p & ~(uintptr_t)WL_SEGMENT_MASK;
-  if (map_value == WL_MAP_HUGE_PREV) seg -= WL_SEGMENT_SIZE;
+  uintptr_t seg = (uintptr_t)p & ~(uintptr_t)(WL_HUGE_ALIGN - 1);
+  if (map_value == WL_MAP_HUGE_PREV) seg -= WL_HUGE_ALIGN;
   return (wl_segment_t *)seg;
 }
 
@@ -52,6 +53,7 @@ static void huge_account(int64_t blocks, int64_t bytes) {
 /* Take the smallest cached mapping of at least `need` bytes, and give back
    what it has beyond need plus a quarter. */
 static wl_segment_t *cache_take(size_t need) {
+  if (wl_option(WL_OPT_HUGE_CACHE) <= 0) return NULL; /* nothing is ever cached (wasm: folds away) */
   if (wl_load_relaxed(&cache_count) == 0) return NULL;
   wl_lock(&huge_lock);
   wl_segment_t **best = NULL;
@@ -81,8 +83,8 @@ void *wl_huge_alloc(size_t size, size_t align, bool zero) {
   size_t page = wl_os.page_size;
   size_t offset = wl_max(WL_HUGE_HEADER, align);     /* block start minus header */
   unsigned map_value = WL_MAP_HUGE;
-  if (align >= WL_SEGMENT_SIZE) {
-    offset = WL_SEGMENT_SIZE;
+  if (align >= WL_HUGE_ALIGN) {
+    offset = WL_HUGE_ALIGN;
     map_value = WL_MAP_HUGE_PREV;
   }
   size_t need = wl_align_up(offset + size, page);
@@ -91,9 +93,9 @@ void *wl_huge_alloc(size_t size, size_t align, bool zero) {
   if (seg != NULL) {
     wl_fetch_add(&wl_stats.huge_cache_hits, 1);
   } else {
-    /* header at a 4 MiB boundary, or (HUGE_PREV) the block at an `align` boundary */
-    size_t a = map_value == WL_MAP_HUGE_PREV ? align : WL_SEGMENT_SIZE;
-    size_t off = map_value == WL_MAP_HUGE_PREV ? WL_SEGMENT_SIZE % a : 0;
+    /* header at a WL_HUGE_ALIGN boundary, or (HUGE_PREV) the block at an `align` boundary */
+    size_t a = map_value == WL_MAP_HUGE_PREV ? align : WL_HUGE_ALIGN;
+    size_t off = map_value == WL_MAP_HUGE_PREV ? WL_HUGE_ALIGN % a : 0;
     seg = wl_segment_os_alloc(need, a, off, &is_zero);
     if (seg == NULL) return NULL;
     seg->mapped_base = seg;
@@ -155,6 +157,7 @@ void wl_huge_free(wl_segment_t *seg, void *p) {
 }
 
 void wl_huge_cache_collect(int64_t now, bool force) {
+  if (wl_option(WL_OPT_HUGE_CACHE) <= 0) return;
   if (wl_load_relaxed(&cache_count) == 0 || !wl_lock_try(&huge_lock)) return;
   wl_segment_t *release = NULL;
   for (wl_segment_t **link = &cache_first; *link != NULL;) {
@@ -190,7 +193,7 @@ static wl_segment_t *huge_remap(wl_segment_t *seg, size_t need) {
   /* The target is mapped readable and writable rather than only reserved:
      the kernel replaces it either way, and valgrind then knows the grown
      part is usable (over a PROT_NONE target it keeps it inaccessible). */
-  void *dst = wl_os_alloc(need, WL_SEGMENT_SIZE, 0, NULL);
+  void *dst = wl_os_alloc(need, WL_HUGE_ALIGN, 0, NULL);
   if (dst == NULL) return NULL;
   if (!wl_in_map((uintptr_t)dst, need) || !wl_os_remap(seg, seg->mapped_size, dst, need)) {
     wl_os_release(dst, need);

@@ -3,20 +3,14 @@
  * Every option has a default and is read once, at process initialisation, from
  * WALLOC_<NAME> (for example WALLOC_PURGE_DELAY=100). Values are integers;
  * "yes"/"true"/"on" read as 1 and "no"/"false"/"off" as 0. docs/options.md
- * lists them. Reading options never allocates.
+ * lists them. Reading options never allocates. On wasm the options are fixed
+ * to their defaults at compile time (WL_OPTIONS_FIXED, heap.h).
  */
 #include "heap.h"
 
+#if !WL_OPTIONS_FIXED
 /* Current values, read by wl_option() (inline, heap.h). */
-long wl_option_values[WL_OPT_COUNT] = {
-  [WL_OPT_STATS] = 0,
-  [WL_OPT_VERBOSE] = WL_DEBUG > 0,
-  [WL_OPT_PURGE_DELAY] = 10,
-  [WL_OPT_SEGMENT_CACHE] = 16,
-  [WL_OPT_HUGE_CACHE] = 8,
-  [WL_OPT_HUGE_CACHE_DELAY] = 100,
-  [WL_OPT_HUGE_PAGES] = 0,
-};
+long wl_option_values[WL_OPT_COUNT] = WL_OPTION_DEFAULTS;
 
 static const char *const option_names[WL_OPT_COUNT] = { /* WALLOC_ + upper case name */
   [WL_OPT_STATS] = "WALLOC_STATS",
@@ -27,6 +21,7 @@ static const char *const option_names[WL_OPT_COUNT] = { /* WALLOC_ + upper case 
   [WL_OPT_HUGE_CACHE_DELAY] = "WALLOC_HUGE_CACHE_DELAY",
   [WL_OPT_HUGE_PAGES] = "WALLOC_HUGE_PAGES",
 };
+#endif
 
 static bool streq_nocase(const char *a, const char *b) {
   for (; *a && *b; a++, b++) {
@@ -58,10 +53,12 @@ bool wl_option_parse(const char *s, long no_value, long *out) {
 }
 
 void wl_options_init(void) {
+#if !WL_OPTIONS_FIXED
   for (int i = 0; i < WL_OPT_COUNT; i++) {
     const char *s = wl_os_getenv(option_names[i]);
     long v;
     if (s != NULL && *s != 0 && wl_option_parse(s, 0, &v)) wl_option_values[i] = v;
   }
+#endif
 }
 

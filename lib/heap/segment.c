@@ -35,7 +35,14 @@ static _Atomic(size_t) abandoned_count;
    ------------------------------------------------------------------------ */
 void wl_segment_map_set(const void *seg, unsigned value) {
   uintptr_t u = (uintptr_t)seg;
-  if (wl_in_map(u, 1)) wl_store_relaxed(&wl_segment_map[u >> WL_SEGMENT_SHIFT], (uint8_t)value);
+  if (wl_in_map(u, 1)) wl_store_relaxed(&wl_segment_map[u >> WL_MAP_SHIFT], (uint8_t)value);
+}
+
+/* A normal segment's map bytes: one, unless the map is finer (wasm). */
+static void segment_map_all(const void *seg, unsigned value) {
+  for (size_t i = 0; i < WL_SEGMENT_SIZE >> WL_MAP_SHIFT; i++) {
+    wl_segment_map_set((const uint8_t *)seg + (i << WL_MAP_SHIFT), value);
+  }
 }
 
 wl_segment_t *wl_segment_os_alloc(size_t size, size_t align, size_t offset, bool *is_zero) {
@@ -204,6 +211,7 @@ static void segment_detach(wl_heap_t *heap, wl_segment_t *seg) {
 }
 
 static wl_segment_t *cache_pop(void) {
+  if (wl_option(WL_OPT_SEGMENT_CACHE) <= 0) return NULL;
   if (wl_load_relaxed(&cache_count) == 0) return NULL; /* a hint; the lock decides */
   wl_lock(&cache_lock);
   wl_segment_t *seg = cache_first;
@@ -217,7 +225,7 @@ static wl_segment_t *cache_pop(void) {
 }
 
 static void segment_os_free(wl_segment_t *seg) {
-  wl_segment_map_set(seg, WL_MAP_NONE);
+  segment_map_all(seg, WL_MAP_NONE);
   wl_fetch_sub(&wl_stats.segments, 1);
   wl_segment_os_release(seg, WL_SEGMENT_SIZE);
 }
@@ -238,7 +246,7 @@ static bool segment_new(wl_heap_t *heap) {
     uint64_t n = wl_fetch_add(&wl_stats.segments, 1) + 1;
     uint64_t peak = wl_load_relaxed(&wl_stats.peak_segments);
     while (n > peak && !wl_cas_weak(&wl_stats.peak_segments, &peak, n)) {}
-    wl_segment_map_set(seg, WL_MAP_NORMAL);
+    segment_map_all(seg, WL_MAP_NORMAL);
   }
   seg->used = 0;
   segment_attach(heap, seg);
@@ -266,6 +274,7 @@ static void segment_release(wl_heap_t *heap, wl_segment_t *seg) {
 }
 
 void wl_segment_cache_collect(int64_t now, bool force) {
+  if (wl_option(WL_OPT_SEGMENT_CACHE) <= 0) return; /* nothing is ever cached (wasm: folds away) */
   if (wl_load_relaxed(&cache_count) == 0 || !wl_lock_try(&cache_lock)) return;
   wl_segment_t *release = NULL;
   long delay = wl_option(WL_OPT_PURGE_DELAY);
@@ -389,6 +398,10 @@ void wl_segment_page_shrink(wl_heap_t *heap, wl_page_t *page, size_t slices) {
    ------------------------------------------------------------------------ */
 void wl_segments_purge(wl_heap_t *heap, int64_t now, bool force) {
   int64_t due = INT64_MAX;
+  if (wl_option(WL_OPT_PURGE_DELAY) < 0) { /* nothing is ever scheduled (wasm: folds away) */
+    heap->purge_due = due;
+    return;
+  }
   for (wl_segment_t *seg = heap->segments; seg != NULL; seg = seg->next) {
     int64_t next = purge_round(seg, now, force);
     if (next < due) due = next;
@@ -415,6 +428,7 @@ void wl_segment_abandon(wl_heap_t *heap, wl_segment_t *seg) {
 }
 
 bool wl_segment_reclaim_one(wl_heap_t *heap) {
+  if (WL_OS_ONE_THREAD) return false; /* nothing is ever abandoned: the reclaim code folds away */
   if (wl_load_relaxed(&abandoned_count) == 0) return false;
   wl_lock(&abandoned_lock);
   wl_segment_t *seg = abandoned_first;

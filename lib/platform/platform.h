@@ -95,8 +95,21 @@ void wl_os_yield(void);
 /* Register `fn` to run with the thread's registered value when a thread exits,
    and the process-wide fork handlers. Called once, after the heap can serve
    allocations (the C library may allocate here). Returns false on failure. */
+#if defined(__wasm__) && !defined(__EMSCRIPTEN_PTHREADS__)
+#define WL_OS_ONE_THREAD 1   /* no thread ever exits, so no heap is ever abandoned */
+/* Single-threaded wasm: one thread, which never exits before the program,
+   and no fork. Inline no-ops, so the thread-exit and fork handlers they are
+   given are not referenced and leave the module (about 2 KiB). */
+WL_INLINE bool wl_os_thread_hooks_init(void (*on_thread_exit)(void *value),
+                                       void (*prepare)(void), void (*parent)(void), void (*child)(void)) {
+  (void)on_thread_exit; (void)prepare; (void)parent; (void)child;
+  return true;
+}
+#else
+#define WL_OS_ONE_THREAD 0
 bool wl_os_thread_hooks_init(void (*on_thread_exit)(void *value),
                              void (*prepare)(void), void (*parent)(void), void (*child)(void));
+#endif
 
 /* Register `value` as the current thread's; on_thread_exit(value) runs when
    the thread exits. Must not allocate. */

@@ -29,7 +29,12 @@ static wl_tier_thread_t *threads_first;
 static const unsigned default_percent[WL_TIERS] = {50, 30, 20};
 static const size_t default_align[WL_TIERS] = {128, 64, 8};
 
-#if UINTPTR_MAX > 0xFFFFFFFFu
+/* On wasm reserving is allocating (memory.grow): the tiers' whole share
+   becomes linear memory at first use, so the default there is small and
+   walloc_init or WALLOC_TIERS asks for more. */
+#if defined(__wasm__)
+#define WL_TIER_DEFAULT_MEMORY ((size_t)32 << 20)
+#elif UINTPTR_MAX > 0xFFFFFFFFu
 #define WL_TIER_DEFAULT_MEMORY ((size_t)1 << 30)
 #else
 #define WL_TIER_DEFAULT_MEMORY ((size_t)256 << 20)

@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""funcsizes.py: code bytes per function of a .wasm built with --profiling-funcs
+(the name section names every function), largest first, with totals by
+name prefix (wl_, walloc_, other).
+
+  python3 benchmarks/wasm/funcsizes.py build-wasm/wasm/plain_walloc_named.wasm [TOP=40]
+"""
+import sys
+
+
+def leb(b, i):
+    r = s = 0
+    while True:
+        x = b[i]; i += 1
+        r |= (x & 0x7f) << s; s += 7
+        if x < 0x80:
+            return r, i
+
+
+def main():
+    b = open(sys.argv[1], 'rb').read()
+    top = int(sys.argv[2]) if len(sys.argv) > 2 else 40
+    i, imports, bodies, names = 8, 0, [], {}
+    while i < len(b):
+        sid = b[i]; size, i = leb(b, i + 1); end = i + size
+        if sid == 2:                                   # imports: functions count first
+            n, j = leb(b, i)
+            for _ in range(n):
+                for _ in range(2):
+                    l, j = leb(b, j); j += l
+                kind = b[j]; j += 1
+                if kind == 0: _, j = leb(b, j); imports += 1
+                elif kind == 1: j += 1; f, j = leb(b, j); _, j = leb(b, j); j = leb(b, j)[1] if f & 1 else j
+                elif kind == 2: f, j = leb(b, j); _, j = leb(b, j); j = leb(b, j)[1] if f & 1 else j
+                elif kind == 3: j += 2
+        elif sid == 10:
+            n, j = leb(b, i)
+            for _ in range(n):
+                l, j = leb(b, j); bodies.append(l); j += l
+        elif sid == 0:
+            l, j = leb(b, i); nm = b[j:j + l]; j += l
+            if nm == b'name':
+                while j < end:
+                    sub = b[j]; sl, j = leb(b, j + 1); se = j + sl
+                    if sub == 1:
+                        n, k = leb(b, j)
+                        for _ in range(n):
+                            idx, k = leb(b, k); l2, k = leb(b, k); names[idx] = b[k:k + l2].decode(); k += l2
+                    j = se
+        i = end
+    rows = [(s, names.get(imports + k, f'func{imports + k}')) for k, s in enumerate(bodies)]
+    rows.sort(reverse=True)
+    groups = {}
+    for s, n in rows:
+        g = 'wl_' if n.startswith('wl_') else 'walloc_' if n.startswith('walloc_') else 'other'
+        groups[g] = groups.get(g, 0) + s
+    print(f'{len(b)} bytes in all, {sum(bodies)} of code in {len(bodies)} functions; '
+          + ', '.join(f'{g}* {v}' for g, v in sorted(groups.items())))
+    for s, n in rows[:top]:
+        print(f'{s:7} {n}')
+
+
+if __name__ == '__main__':
+    main()
