@@ -27,7 +27,6 @@
 #define MAP_NORESERVE 0
 #endif
 
-extern char **environ;
 
 void wl_os_init(wl_os_info_t *info) {
   long ps = sysconf(_SC_PAGESIZE);
@@ -173,26 +172,6 @@ void wl_os_thread_register(void *value) {
   if (thread_key_ok) pthread_setspecific(thread_key, value);
 }
 
-const char *wl_os_getenv(const char *name) {
-  if (environ == NULL || name == NULL) return NULL;
-  size_t n = strlen(name);
-  for (char **e = environ; *e != NULL; e++) {
-    if (strncmp(*e, name, n) == 0 && (*e)[n] == '=') return *e + n + 1;
-  }
-  return NULL;
-}
-
-void wl_os_write(int fd, const char *buf, size_t len) {
-  int saved = errno;
-  while (len > 0) {
-    ssize_t w = write(fd, buf, len);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) break;
-    buf += w;
-    len -= (size_t)w;
-  }
-  errno = saved;
-}
 
 int wl_os_dup(int fd, int min) {
   int saved = errno;

@@ -42,7 +42,6 @@
 
 #define WASM_PAGE ((size_t)64 << 10)
 
-extern char **environ;
 extern unsigned char __heap_base;
 
 void wl_os_init(wl_os_info_t *info) {
@@ -277,28 +276,6 @@ void wl_os_thread_register(void *value) {
 void wl_os_thread_register(void *value) { WL_UNUSED(value); }
 #endif
 
-/* Emscripten builds environ in a constructor (which allocates): before it,
-   or when it is empty, every variable reads as unset. */
-const char *wl_os_getenv(const char *name) {
-  if (environ == NULL || name == NULL) return NULL;
-  size_t n = strlen(name);
-  for (char **e = environ; *e != NULL; e++) {
-    if (strncmp(*e, name, n) == 0 && (*e)[n] == '=') return *e + n + 1;
-  }
-  return NULL;
-}
-
-void wl_os_write(int fd, const char *buf, size_t len) {
-  int saved = errno;
-  while (len > 0) {
-    ssize_t w = write(fd, buf, len);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) break;
-    buf += w;
-    len -= (size_t)w;
-  }
-  errno = saved;
-}
 
 /* No exec, so no close-on-exec copy is needed: callers write to fd itself. */
 int wl_os_dup(int fd, int min) {
