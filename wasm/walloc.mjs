@@ -85,6 +85,79 @@ function bytesOf(data) {
   throw new WallocError('WALLOC_ERR_INVALID', 'data must be a typed array, a DataView, an ArrayBuffer or an array of bytes');
 }
 
+// The asset loader's defaults, those of the native loader (walloc_asset_options):
+//   timeoutMs       a whole request, headers and body (0 = none)       60000
+//   maxSize         bytes of a body; larger is WALLOC_ERR_NOMEM        256 MiB
+//   retries         of a transient failure (network error, timeout,
+//                   HTTP 5xx; never 4xx)                                2
+//   retryBackoffMs  before the first retry, doubled for each next one  100
+//   concurrency     requests in flight in loadAssetsBatch              8
+export const DEFAULT_ASSET_OPTIONS = Object.freeze({
+  timeoutMs: 60000, maxSize: 256 * 1024 * 1024, retries: 2, retryBackoffMs: 100, concurrency: 8,
+});
+
+const ASSET_OPTION_LIMITS = {
+  timeoutMs: [0, 0x7fffffff], // setTimeout's limit
+  maxSize: [0, U32_MAX],      // wasm32's size_t
+  retries: [0, 100],
+  retryBackoffMs: [0, 0x7fffffff],
+  concurrency: [1, 1024],
+};
+
+// options over base, checked: a new frozen object (undefined fields keep base's).
+function assetOptionsOf(options, base) {
+  if (typeof options !== 'object' || options === null) {
+    throw new WallocError('WALLOC_ERR_INVALID', 'asset options are an object');
+  }
+  const out = { ...base };
+  for (const [k, v] of Object.entries(options)) {
+    if (v === undefined) continue;
+    const lim = ASSET_OPTION_LIMITS[k];
+    if (!lim) throw new WallocError('WALLOC_ERR_INVALID', `no asset option "${k}"`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < lim[0] || v > lim[1]) {
+      throw new WallocError('WALLOC_ERR_INVALID', `asset option ${k} must be an integer in [${lim[0]}, ${lim[1]}] (got ${String(v)})`);
+    }
+    out[k] = v;
+  }
+  return Object.freeze(out);
+}
+
+// The body of res as a Uint8Array, read chunk by chunk, or null as soon as
+// it passes maxSize. length: the Content-Length, or -1: the buffer starts
+// there (or at 64 KiB) and doubles as the body needs, never past maxSize.
+async function readBody(res, length, maxSize) {
+  const reader = res.body?.getReader?.();
+  if (!reader) { // a Response without a stream (some fetch polyfills)
+    const b = res.body === null ? new Uint8Array(0) : new Uint8Array(await res.arrayBuffer());
+    return b.length > maxSize ? null : b;
+  }
+  let buf = new Uint8Array(Math.min(length >= 0 ? length : 64 * 1024, maxSize));
+  let n = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      const chunk = value instanceof Uint8Array ? value : bytesOf(value);
+      if (chunk.length > maxSize - n) {
+        reader.cancel().catch(() => {});
+        return null;
+      }
+      if (n + chunk.length > buf.length) {
+        let cap = Math.max(buf.length * 2, 64 * 1024);
+        while (cap < n + chunk.length) cap *= 2;
+        const grown = new Uint8Array(Math.min(cap, maxSize));
+        grown.set(buf.subarray(0, n));
+        buf = grown;
+      }
+      buf.set(chunk, n);
+      n += chunk.length;
+    }
+  } finally {
+    try { reader.releaseLock(); } catch { /* a pending read holds it */ }
+  }
+  return n === buf.length ? buf : buf.slice(0, n);
+}
+
 async function defaultFactory() {
   const mod = await import(new URL('./walloc_module.mjs', import.meta.url).href);
   return mod.default;
@@ -97,6 +170,8 @@ async function defaultFactory() {
 //   moduleOptions: passed to the factory (print, printErr, wasmBinary, ...).
 //   tierMemory, tierPercent [r, s, e], tierAlignment [r, s, e]: walloc_init's config.
 //   fetch:        the fetch to load assets with (default: globalThis.fetch).
+//   assetOptions: {timeoutMs, maxSize, retries, retryBackoffMs, concurrency}
+//                 for loadAsset and loadAssetsBatch (see setAssetOptions).
 export async function createWalloc(options = {}) {
   let factory = options.createModule;
   if (factory === undefined && options.modulePath !== undefined) {
@@ -118,6 +193,7 @@ class Walloc {
   #fetch;
   #baseUrl = '';
   #memory;
+  #assetOptions = DEFAULT_ASSET_OPTIONS;
 
   constructor(M, options) {
     this.#M = M;
@@ -126,6 +202,7 @@ class Walloc {
     this.#memory = Object.values(M.asm ?? {}).find((v) => v instanceof WebAssembly.Memory);
     if (!this.#memory) throw new WallocError('WALLOC_ERR_UNSUPPORTED', 'the module exports no WebAssembly.Memory');
     this.#fetch = options.fetch ?? globalThis.fetch;
+    if (options.assetOptions !== undefined) this.#assetOptions = assetOptionsOf(options.assetOptions, DEFAULT_ASSET_OPTIONS);
     this.Tier = Tier;
     this.AssetType = AssetType;
     this.NULL_HANDLE = NULL_HANDLE;
@@ -451,42 +528,103 @@ class Walloc {
     return this.#withCstr(path, (k) => this.#M._wjs_register_asset(k, h, u32(size, 'size'), tierArg(tier), type, loadedAtMs)) !== 0;
   }
 
+  // Options of loadAsset and loadAssetsBatch (see DEFAULT_ASSET_OPTIONS):
+  // fields left undefined keep their value. Throws WALLOC_ERR_INVALID for a
+  // bad value (nothing is changed then). Returns the options now in force.
+  setAssetOptions(options = {}) {
+    this.#assetOptions = assetOptionsOf(options, this.#assetOptions);
+    return this.getAssetOptions();
+  }
+  getAssetOptions() { return { ...this.#assetOptions }; }
+
+  // One request (and its body) with the timeout; resolves to {status, bytes}
+  // or throws a WallocError with .transient set when a retry may help.
+  async #fetchOnce(url, path, o) {
+    const ctl = typeof AbortController === 'function' ? new AbortController() : null;
+    let timedOut = false;
+    const timer = ctl && o.timeoutMs > 0 ? setTimeout(() => { timedOut = true; ctl.abort(); }, o.timeoutMs) : null;
+    const fail = (status, message, httpStatus, transient, extra = {}) => new WallocError(status, message,
+      { path, url, httpStatus, transient, ...(timedOut ? { timedOut: true } : {}), ...extra });
+    const why = (e) => (timedOut ? `timed out after ${o.timeoutMs} ms` : `${e?.cause?.message ?? e?.message ?? e}`);
+    try {
+      let res;
+      try {
+        // Called as a plain function: a browser's fetch throws "Illegal
+        // invocation" when its `this` is not the window (or the worker).
+        const fetchFn = this.#fetch;
+        res = await (ctl ? fetchFn(url, { signal: ctl.signal }) : fetchFn(url));
+      } catch (e) {
+        throw fail('WALLOC_ERR_IO', `loadAsset: fetching ${url} failed: ${why(e)}`, 0, true);
+      }
+      if (!res.ok) {
+        try { await res.body?.cancel(); } catch { /* nothing to release */ }
+        const notFound = res.status === 404 || res.status === 410;
+        throw fail(notFound ? 'WALLOC_ERR_NOT_FOUND' : 'WALLOC_ERR_IO',
+          `loadAsset: ${url} answered HTTP ${res.status}${res.statusText ? ' ' + res.statusText : ''}`,
+          res.status, res.status >= 500 && res.status <= 599);
+      }
+      // A Content-Length is the size on the wire: of the decoded body only
+      // when no Content-Encoding was applied.
+      const lenHeader = res.headers?.get?.('content-length');
+      const encoding = (res.headers?.get?.('content-encoding') ?? 'identity').trim().toLowerCase();
+      const length = lenHeader != null && /^\s*\d+\s*$/.test(lenHeader) ? Number(lenHeader) : -1;
+      const tooLarge = (n) => fail('WALLOC_ERR_NOMEM',
+        `loadAsset: ${url} is larger than the maximum size of ${o.maxSize} bytes${n >= 0 ? ` (${n} bytes)` : ''}`,
+        res.status, false, { maxSize: o.maxSize });
+      if (length > o.maxSize && (encoding === '' || encoding === 'identity')) {
+        try { await res.body?.cancel(); } catch { /* nothing to release */ }
+        throw tooLarge(length);
+      }
+      try {
+        const bytes = await readBody(res, length, o.maxSize);
+        if (bytes === null) throw tooLarge(-1);
+        return { status: res.status, bytes };
+      } catch (e) {
+        if (e instanceof WallocError) throw e;
+        throw fail('WALLOC_ERR_IO', `loadAsset: reading ${url} failed: ${why(e)}`, res.status, true);
+      }
+    } finally {
+      if (timer !== null) clearTimeout(timer);
+    }
+  }
+
   // Fetches path (relative to the base URL) into a block of the type's tier
   // and registers it under path. Resolves to {path, handle, size, tier, type,
-  // httpStatus, cached}. A path already registered with a live block is not
-  // fetched again (cached: true). Rejects with a WallocError: _INVALID for a
-  // bad path or type, _IO for a network error or an HTTP status other than
-  // 2xx (.httpStatus), _NOMEM if the tier has no room.
-  async loadAsset(path, type = AssetType.BINARY) {
+  // httpStatus, cached, attempts}. A path already registered with a live
+  // block is not fetched again (cached: true). options: asset options for
+  // this load only (see setAssetOptions). A transient failure (network
+  // error, timeout, HTTP 5xx; never 4xx) is retried `retries` times after
+  // retryBackoffMs, doubled each time. Rejects with a WallocError: _INVALID
+  // for a bad path, type or option, _NOT_FOUND for HTTP 404 or 410, _IO for
+  // a network error, a timeout (.timedOut) or another HTTP status not 2xx
+  // (.httpStatus), _NOMEM if the body is larger than maxSize or the tier has
+  // no room. A failed load leaves no block and no registry entry.
+  async loadAsset(path, type = AssetType.BINARY, options = undefined) {
     if (typeof path !== 'string' || path === '') throw new WallocError('WALLOC_ERR_INVALID', 'loadAsset: the path is a non-empty string', { path });
     if (!Number.isInteger(type)) throw new WallocError('WALLOC_ERR_INVALID', `loadAsset: unknown asset type ${String(type)}`, { path });
+    const o = options === undefined ? this.#assetOptions : assetOptionsOf(options, this.#assetOptions);
     const tier = this.#M._wjs_asset_tier(type);
     if (tier < 0) throw new WallocError('WALLOC_ERR_INVALID', `loadAsset: unknown asset type ${type}`, { path });
     const url = this.#assetUrl(path);
     const have = this.getAsset(path);
-    if (have && this.#handleStatus(have.handle) === 0) return { path, ...have, httpStatus: 0, cached: true };
+    if (have && this.#handleStatus(have.handle) === 0) return { path, ...have, httpStatus: 0, cached: true, attempts: 0 };
     if (typeof this.#fetch !== 'function') throw new WallocError('WALLOC_ERR_UNSUPPORTED', 'loadAsset: no fetch in this JavaScript runtime', { path });
 
-    let res;
-    try {
-      // Called as a plain function: a browser's fetch throws "Illegal
-      // invocation" when its `this` is not the window (or the worker).
-      const fetchFn = this.#fetch;
-      res = await fetchFn(url);
-    } catch (e) {
-      throw new WallocError('WALLOC_ERR_IO', `loadAsset: fetching ${url} failed: ${e?.cause?.message ?? e?.message ?? e}`, { path, url, httpStatus: 0 });
+    let got;
+    let attempts = 0;
+    for (;;) {
+      attempts++;
+      try {
+        got = await this.#fetchOnce(url, path, o);
+        break;
+      } catch (e) {
+        if (e instanceof WallocError) e.attempts = attempts;
+        if (!e?.transient || attempts > o.retries) throw e;
+      }
+      await new Promise((resolve) => setTimeout(resolve, o.retryBackoffMs * 2 ** (attempts - 1)));
     }
-    if (!res.ok) {
-      try { await res.body?.cancel(); } catch { /* nothing to release */ }
-      throw new WallocError('WALLOC_ERR_IO', `loadAsset: ${url} answered HTTP ${res.status}${res.statusText ? ' ' + res.statusText : ''}`,
-        { path, url, httpStatus: res.status });
-    }
-    let bytes;
-    try {
-      bytes = new Uint8Array(await res.arrayBuffer());
-    } catch (e) {
-      throw new WallocError('WALLOC_ERR_IO', `loadAsset: reading ${url} failed: ${e?.message ?? e}`, { path, url, httpStatus: res.status });
-    }
+    const { bytes } = got;
+    const httpStatus = got.status;
 
     // From here on the block is ours until the registry holds it.
     const handle = this.allocate(bytes.length, tier);
@@ -503,31 +641,43 @@ class Walloc {
         // Another load of the same path registered first: keep that one, as the C loader does.
         const other = this.getAsset(path);
         if (other && this.#handleStatus(other.handle) === 0) {
-          return { path, ...other, httpStatus: res.status, cached: true };
+          return { path, ...other, httpStatus, cached: true, attempts };
         }
         throw new WallocError('WALLOC_ERR_NOMEM', `loadAsset: "${path}" could not be registered`, { path, url });
       }
-      return { path, handle, size: bytes.length, tier, type, loadedAtMs, httpStatus: res.status, cached: false };
+      return { path, handle, size: bytes.length, tier, type, loadedAtMs, httpStatus, cached: false, attempts };
     } finally {
       if (!registered) this.#M._walloc_deallocate(handle);
     }
   }
 
-  // requests: paths or {path, type}. Loads them all at once; one failing does
-  // not fail the others. Resolves (never rejects) to one result per request,
-  // in order: {path, ok: true, handle, size, tier, type, httpStatus, cached}
-  // or {path, ok: false, status, error (the WallocError), httpStatus}.
-  async loadAssetsBatch(requests, type = AssetType.BINARY) {
+  // requests: paths or {path, type}. Loads them with at most `concurrency`
+  // requests in flight (the asset options, or options for this batch); one
+  // failing does not fail the others. Resolves (never rejects, but for a bad
+  // argument) to one result per request, in order: {path, ok: true, handle,
+  // size, tier, type, httpStatus, cached, attempts} or {path, ok: false,
+  // status, error (the WallocError), httpStatus}.
+  async loadAssetsBatch(requests, type = AssetType.BINARY, options = undefined) {
     if (!Array.isArray(requests)) throw new WallocError('WALLOC_ERR_INVALID', 'loadAssetsBatch takes an array');
-    const settled = await Promise.allSettled(requests.map((r) => (typeof r === 'object' && r !== null
-      ? this.loadAsset(r.path, r.type ?? type)
-      : this.loadAsset(r, type))));
-    return settled.map((s, i) => {
-      const path = typeof requests[i] === 'object' && requests[i] !== null ? requests[i].path : requests[i];
-      if (s.status === 'fulfilled') return { ok: true, ...s.value };
-      const e = s.reason;
-      return { path, ok: false, status: e?.status ?? 'WALLOC_ERR_IO', error: e, httpStatus: e?.httpStatus ?? 0 };
-    });
+    const o = options === undefined ? this.#assetOptions : assetOptionsOf(options, this.#assetOptions);
+    const results = new Array(requests.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < requests.length) {
+        const i = next++;
+        const r = requests[i];
+        const obj = typeof r === 'object' && r !== null;
+        const path = obj ? r.path : r;
+        try {
+          const v = await this.loadAsset(path, obj ? r.type ?? type : type, o);
+          results[i] = { ok: true, ...v };
+        } catch (e) {
+          results[i] = { path, ok: false, status: e?.status ?? 'WALLOC_ERR_IO', error: e, httpStatus: e?.httpStatus ?? 0 };
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(o.concurrency, requests.length) }, worker));
+    return results;
   }
 
   // Removes path from the registry and releases its block (its handle goes
