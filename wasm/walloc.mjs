@@ -21,7 +21,10 @@
 // resolves paths with the same rules as the native loader (base URL set by
 // setBaseUrl, absolute URLs refused when a base is set, no ".."), writes the
 // bytes into a block of the type's tier and registers it in walloc's C
-// registry. A failed load leaves no block and no registry entry.
+// registry. A failed load leaves no block and no registry entry. As the
+// native loader: a timeout (60 s), a size limit (256 MiB), 2 retries of a
+// transient failure with a 100 ms backoff doubled, 8 requests at once in a
+// batch; setAssetOptions or createWalloc({assetOptions}) change them.
 
 export const Tier = Object.freeze({ RENDER: 0, SCENE: 1, ENTITY: 2, FALLBACK: 3 });
 export const AssetType = Object.freeze({ BINARY: 0, TEXTURE: 1, MESH: 2, AUDIO: 3, SHADER: 4, JSON: 5 });
@@ -133,27 +136,26 @@ async function readBody(res, length, maxSize) {
   }
   let buf = new Uint8Array(Math.min(length >= 0 ? length : 64 * 1024, maxSize));
   let n = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      const chunk = value instanceof Uint8Array ? value : bytesOf(value);
-      if (chunk.length > maxSize - n) {
-        reader.cancel().catch(() => {});
-        return null;
-      }
-      if (n + chunk.length > buf.length) {
-        let cap = Math.max(buf.length * 2, 64 * 1024);
-        while (cap < n + chunk.length) cap *= 2;
-        const grown = new Uint8Array(Math.min(cap, maxSize));
-        grown.set(buf.subarray(0, n));
-        buf = grown;
-      }
-      buf.set(chunk, n);
-      n += chunk.length;
+  // The reader's lock is not released at the end: Chromium reports a fully
+  // read response whose reader was released as aborted (net::ERR_ABORTED;
+  // seen in the browser_demo test).
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    const chunk = value instanceof Uint8Array ? value : bytesOf(value);
+    if (chunk.length > maxSize - n) {
+      reader.cancel().catch(() => {});
+      return null;
     }
-  } finally {
-    try { reader.releaseLock(); } catch { /* a pending read holds it */ }
+    if (n + chunk.length > buf.length) {
+      let cap = Math.max(buf.length * 2, 64 * 1024);
+      while (cap < n + chunk.length) cap *= 2;
+      const grown = new Uint8Array(Math.min(cap, maxSize));
+      grown.set(buf.subarray(0, n));
+      buf = grown;
+    }
+    buf.set(chunk, n);
+    n += chunk.length;
   }
   return n === buf.length ? buf : buf.slice(0, n);
 }
