@@ -34,6 +34,12 @@ export declare class WallocError extends Error {
   readonly path?: string;
   readonly url?: string;
   readonly httpStatus?: number;
+  /** Asset loads: requests made, whether a retry could have helped, whether the timeout ended the last one. */
+  readonly attempts?: number;
+  readonly transient?: boolean;
+  readonly timedOut?: boolean;
+  /** Asset loads refused as too large (WALLOC_ERR_NOMEM): the limit. */
+  readonly maxSize?: number;
   /** allocate: the size and tier asked for. */
   readonly size?: number;
   readonly tier?: number;
@@ -78,7 +84,27 @@ export interface LoadedAsset extends AssetMetadata {
   httpStatus: number;
   /** true when the path was registered already with a live block, and not fetched again. */
   cached: boolean;
+  /** Requests made (1 + retries used); 0 when cached. */
+  attempts: number;
 }
+
+/**
+ * Options of loadAsset and loadAssetsBatch; the defaults are the native
+ * loader's (walloc_asset_options). All integers.
+ */
+export interface AssetOptions {
+  /** A whole request, headers and body, in ms (0 = none). Default 60000. */
+  timeoutMs?: number;
+  /** Largest body in bytes (at most 2^32 - 1); larger rejects with WALLOC_ERR_NOMEM. Default 256 MiB. */
+  maxSize?: number;
+  /** Retries of a transient failure (network error, timeout, HTTP 5xx; never 4xx). Default 2. */
+  retries?: number;
+  /** Wait before the first retry in ms, doubled for each next one. Default 100. */
+  retryBackoffMs?: number;
+  /** Requests in flight at once in loadAssetsBatch (at least 1). Default 8. */
+  concurrency?: number;
+}
+export declare const DEFAULT_ASSET_OPTIONS: Readonly<Required<AssetOptions>>;
 export type AssetRequest = string | { path: string; type?: AssetTypeValue };
 export type BatchResult =
   | ({ ok: true } & LoadedAsset)
@@ -95,8 +121,10 @@ export interface WallocOptions {
   tierMemory?: number;
   tierPercent?: [number, number, number];
   tierAlignment?: [number, number, number];
-  /** The fetch loadAsset uses; default globalThis.fetch. */
+  /** The fetch loadAsset uses (called as fetch(url, {signal})); default globalThis.fetch. */
   fetch?: typeof fetch;
+  /** Asset options to start with (see Walloc.setAssetOptions). */
+  assetOptions?: AssetOptions;
 }
 
 export interface Walloc {
@@ -142,10 +170,25 @@ export interface Walloc {
   /** http(s) or file URL; '' or null: paths are whole URLs. */
   setBaseUrl(url: string | null): void;
   readonly baseUrl: string;
-  /** Rejects with WALLOC_ERR_INVALID (path, type), _IO (network, HTTP status not 2xx), _NOMEM. */
-  loadAsset(path: string, type?: AssetTypeValue): Promise<LoadedAsset>;
-  /** Never rejects for one failed asset: one result per request, in order. */
-  loadAssetsBatch(requests: AssetRequest[], type?: AssetTypeValue): Promise<BatchResult[]>;
+  /**
+   * Fields left undefined keep their value; throws WALLOC_ERR_INVALID for a
+   * bad value (and changes nothing). Returns the options now in force.
+   */
+  setAssetOptions(options: AssetOptions): Required<AssetOptions>;
+  getAssetOptions(): Required<AssetOptions>;
+  /**
+   * Transient failures (network error, timeout, HTTP 5xx) are retried with
+   * backoff. Rejects with WALLOC_ERR_INVALID (path, type, option),
+   * _NOT_FOUND (HTTP 404, 410), _IO (network, timeout, other HTTP status not
+   * 2xx), _NOMEM (larger than maxSize, or no room in the tier). A failed load
+   * leaves no block and no registry entry. options: for this load only.
+   */
+  loadAsset(path: string, type?: AssetTypeValue, options?: AssetOptions): Promise<LoadedAsset>;
+  /**
+   * At most `concurrency` requests in flight. Never rejects for one failed
+   * asset: one result per request, in order. options: for this batch only.
+   */
+  loadAssetsBatch(requests: AssetRequest[], type?: AssetTypeValue, options?: AssetOptions): Promise<BatchResult[]>;
   getAsset(path: string): AssetMetadata | null;
   /** walloc_register_asset for a block the caller filled; false if the key is taken. */
   registerAsset(path: string, metadata: { handle: Handle; size: number; tier: TierArg; type?: AssetTypeValue; loadedAtMs?: number }): boolean;
