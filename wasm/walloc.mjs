@@ -125,20 +125,22 @@ function assetOptionsOf(options, base) {
   return Object.freeze(out);
 }
 
-// The body of res as a Uint8Array, read chunk by chunk, or null as soon as
-// it passes maxSize. length: the Content-Length, or -1: the buffer starts
-// there (or at 64 KiB) and doubles as the body needs, never past maxSize.
-async function readBody(res, length, maxSize) {
-  const reader = res.body?.getReader?.();
-  if (!reader) { // a Response without a stream (some fetch polyfills)
+// The body of res as a Uint8Array, or null as soon as it passes maxSize.
+// Without an exact length it is read chunk by chunk with a reader, into a
+// buffer that starts at length (the Content-Length, -1 if none: 64 KiB) and
+// doubles as the body needs, never past maxSize.
+// exact: length is the decoded body's (no Content-Encoding), checked against
+// maxSize already: the body is read whole with arrayBuffer(). (Read with a
+// reader, Chromium now and then reported such a small, fully read response
+// as net::ERR_ABORTED in the browser_demo test.)
+async function readBody(res, length, maxSize, exact) {
+  const reader = exact || res.body === null ? undefined : res.body?.getReader?.();
+  if (!reader) { // a known length, or a Response without a stream (some fetch polyfills)
     const b = res.body === null ? new Uint8Array(0) : new Uint8Array(await res.arrayBuffer());
     return b.length > maxSize ? null : b;
   }
   let buf = new Uint8Array(Math.min(length >= 0 ? length : 64 * 1024, maxSize));
   let n = 0;
-  // The reader's lock is not released at the end: Chromium reports a fully
-  // read response whose reader was released as aborted (net::ERR_ABORTED;
-  // seen in the browser_demo test).
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
@@ -573,12 +575,13 @@ class Walloc {
       const tooLarge = (n) => fail('WALLOC_ERR_NOMEM',
         `loadAsset: ${url} is larger than the maximum size of ${o.maxSize} bytes${n >= 0 ? ` (${n} bytes)` : ''}`,
         res.status, false, { maxSize: o.maxSize });
-      if (length > o.maxSize && (encoding === '' || encoding === 'identity')) {
+      const exact = length >= 0 && (encoding === '' || encoding === 'identity');
+      if (exact && length > o.maxSize) {
         try { await res.body?.cancel(); } catch { /* nothing to release */ }
         throw tooLarge(length);
       }
       try {
-        const bytes = await readBody(res, length, o.maxSize);
+        const bytes = await readBody(res, length, o.maxSize, exact);
         if (bytes === null) throw tooLarge(-1);
         return { status: res.status, bytes };
       } catch (e) {
