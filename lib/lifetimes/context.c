@@ -27,11 +27,13 @@ struct walloc_context {
   wl_owner_t mem;
   walloc_context *parent;         /* the tree: under tree_lock */
   walloc_context *children, *next, *prev;
+  bool zombie;                    /* unreferenced, kept for its blocks or children (counted in zombies) */
 };
 
 static wl_lock_t tree_lock = WL_LOCK_INIT;
 static walloc_context *roots;     /* contexts without a parent */
 static _Atomic(int) observer_set;
+static _Atomic(size_t) zombies;   /* tier resets only walk the tree when there are some */
 
 static walloc_context **sibling_list(walloc_context *c) { return c->parent ? &c->parent->children : &roots; }
 
@@ -45,7 +47,14 @@ static void unlink_ctx(walloc_context *c) {
    its parent, whose reference it held, in turn. */
 static void try_destroy(walloc_context *c) {
   while (c != NULL && wl_load_relaxed(&c->refs) == 0) {
-    if (c->children != NULL || wl_load_relaxed(&c->mem.used) != 0) return; /* stays until a reset */
+    if (c->children != NULL || wl_load_relaxed(&c->mem.used) != 0) { /* stays until a reset */
+      if (!c->zombie) {
+        c->zombie = true;
+        wl_fetch_add(&zombies, 1);
+      }
+      return;
+    }
+    if (c->zombie) wl_fetch_sub(&zombies, 1);
     walloc_context *parent = c->parent;
     unlink_ctx(c);
     c->magic = 0;
@@ -72,7 +81,9 @@ static void reset_tree(walloc_context *c) {
 }
 
 /* After a reset or compaction of a tier: contexts forget the chunks it
-   took, and the unreferenced ones that owned only those go. */
+   took, and the unreferenced ones that owned only those go. Referenced
+   contexts notice dead chunks by themselves (owner.c) and forget them when
+   released, so a reset costs nothing here unless unreferenced ones wait. */
 static void forget_tree(walloc_context *c, unsigned tier) {
   for (walloc_context *k = c->children, *next; k != NULL; k = next) {
     wl_fetch_add(&k->refs, 1);
@@ -89,6 +100,7 @@ static void forget_tree(walloc_context *c, unsigned tier) {
 }
 
 static void tier_reset_observer(unsigned tier) {
+  if (wl_load_relaxed(&zombies) == 0) return;
   wl_lock(&tree_lock);
   for (walloc_context *r = roots, *next; r != NULL; r = next) {
     wl_fetch_add(&r->refs, 1);
@@ -163,6 +175,9 @@ WL_API void walloc_context_release(walloc_context *ctx) {
   if (ctx_check(ctx, "walloc_context_release: not a live context (released too often?)") == NULL) return;
   wl_lock(&tree_lock);
   if (wl_load_relaxed(&ctx->refs) != 0 && wl_fetch_sub(&ctx->refs, 1) == 1) {
+    wl_lock(&ctx->lock);
+    wl_owner_forget_dead(&ctx->mem); /* blocks a reset took are not kept for */
+    wl_unlock(&ctx->lock);
     if (ctx->children != NULL || wl_load_relaxed(&ctx->mem.used) != 0) {
       wl_report("walloc_context_release: the last reference is gone but the context still owns blocks; "
                 "they stay until its parent or its tier is reset", ctx);
