@@ -4,8 +4,8 @@
  * limit's callback. A budget counts the bytes of every block taken from the
  * tier by any path: walloc_allocate, scopes' and contexts' chunks, rings,
  * promotion (each at its class size; fallback blocks at their size).
- * Zero cost unless used: while a tier has no budget, wl_budget_on[tier] (and
- * the copy in the tier, next to what the fast path reads anyway) is 0 and
+ * Zero cost unless used: while a tier has no budget, its `on` flag (and the
+ * copy in the tier, next to what the fast path reads anyway) is 0 and
  * the allocation fast path (which does not count) stays on; setting a
  * budget turns the fast path off for that tier, so every block is charged.
  * Setting one seeds the count with the arena tier's current use (bytes in
@@ -24,15 +24,15 @@ typedef struct wl_budget_s {
   _Atomic(walloc_budget_fn) fn;
   _Atomic(void *) arg;
   _Atomic(uint8_t) soft_armed;
+  _Atomic(uint8_t) on;               /* a limit is set (the arena tiers copy it to wl_tier_t.budgeted) */
 } wl_budget_t;
 
-_Atomic(uint8_t) wl_budget_on[WALLOC_TIER_COUNT];
 static wl_budget_t budgets[WALLOC_TIER_COUNT];
 static wl_lock_t budget_lock = WL_LOCK_INIT; /* serialises walloc_set_budget */
 
 walloc_status wl_budget_charge(unsigned tier, size_t bytes) {
-  if (WL_LIKELY(!wl_load_relaxed(&wl_budget_on[tier]))) return WALLOC_OK;
   wl_budget_t *b = &budgets[tier];
+  if (WL_LIKELY(!wl_load_relaxed(&b->on))) return WALLOC_OK;
   uint64_t hard = wl_load_relaxed(&b->hard);
   uint64_t used = wl_load_relaxed(&b->used), now;
   do {
@@ -51,8 +51,8 @@ walloc_status wl_budget_charge(unsigned tier, size_t bytes) {
 }
 
 void wl_budget_refund(unsigned tier, size_t bytes) {
-  if (WL_LIKELY(!wl_load_relaxed(&wl_budget_on[tier]))) return;
   wl_budget_t *b = &budgets[tier];
+  if (WL_LIKELY(!wl_load_relaxed(&b->on))) return;
   uint64_t used = wl_load_relaxed(&b->used), now;
   do {
     now = used > bytes ? used - bytes : 0; /* blocks from before a reset are not counted twice */
@@ -80,7 +80,7 @@ WL_API walloc_status walloc_set_budget(walloc_tier tier, size_t soft_limit, size
   wl_lock(&budget_lock);
   bool on = soft_limit != 0 || hard_limit != 0;
   uint64_t used = 0;
-  if (on && !wl_load_relaxed(&wl_budget_on[tier]) && tier != WALLOC_TIER_FALLBACK) {
+  if (on && !wl_load_relaxed(&b->on) && tier != WALLOC_TIER_FALLBACK) {
     /* seed with what the tier holds now (the fallback tier counts its
        blocks from here on: the heap behind it serves malloc too) */
     walloc_tier_stats s;
@@ -95,7 +95,7 @@ WL_API walloc_status walloc_set_budget(walloc_tier tier, size_t soft_limit, size
   wl_store_release(&b->fn, on_soft_limit);
   wl_store_relaxed(&b->used, used);
   wl_store_relaxed(&b->soft_armed, 1); /* the next charge above the soft limit calls back */
-  wl_store_release(&wl_budget_on[tier], (uint8_t)on);
+  wl_store_release(&b->on, (uint8_t)on);
   if (tier < WL_TIERS) wl_store_release(&wl_tiers.tier[tier].budgeted, (uint32_t)on); /* the fast path's copy */
   wl_unlock(&budget_lock);
   return WALLOC_OK;

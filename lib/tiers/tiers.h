@@ -216,7 +216,6 @@ void wl_tier_block_give(unsigned tier, unsigned cls, uint64_t off, uint64_t gen)
 void wl_tier_slots_release(wl_tier_t *t, uint64_t off, size_t size);
 
 /* budget.c: per-tier budgets (WALLOC_TIER_COUNT of them: FALLBACK too) */
-extern _Atomic(uint8_t) wl_budget_on[WALLOC_TIER_COUNT]; /* read by the fast path */
 walloc_status wl_budget_charge(unsigned tier, size_t bytes);  /* WALLOC_OK or WALLOC_ERR_BUDGET */
 void wl_budget_refund(unsigned tier, size_t bytes);
 void wl_budget_reset(unsigned tier, size_t used);           /* after a reset or compaction */
