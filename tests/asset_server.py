@@ -18,6 +18,7 @@ accepts connections, and serves until killed:
   /count            how many requests came so far (text)
   /slow/<n>.bin     /data/<n>.bin after 100 ms; /maxactive: most /slow at once
   /ua               the request's User-Agent
+  /connections      how many connections were opened so far (text)
 With --tls CERT KEY it serves HTTPS.
 """
 import gzip
@@ -31,6 +32,7 @@ PERIOD = bytes(range(251))
 _lock = threading.Lock()
 _flaky = {}
 _count = 0
+_connections = 0
 _active = 0
 _max_active = 0
 _pattern = PERIOD * 64
@@ -53,6 +55,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+    def setup(self):  # once per connection
+        global _connections
+        with _lock:
+            _connections += 1
+        super().setup()
 
     def send(self, code, body=b"", headers=()):
         self.send_response(code)
@@ -146,6 +154,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif p == "/maxactive":
             with _lock:
                 n = _max_active
+            self.send(200, str(n).encode())
+        elif p == "/connections":
+            with _lock:
+                n = _connections
             self.send(200, str(n).encode())
         elif p == "/ua":
             self.send(200, self.headers.get("User-Agent", "").encode())

@@ -162,15 +162,18 @@ static pid_t server_pid;
 static int server_port;
 static char base[64];
 
-static void server_start(void) {
+/* Start tests/asset_server.py (HTTPS with cert and key, else HTTP); returns
+   the port it printed, or 0. */
+static int spawn_server(const char *cert, const char *key, pid_t *pid) {
   int fd[2];
-  if (pipe(fd) != 0) abort();
-  server_pid = fork();
-  if (server_pid == 0) {
+  if (pipe(fd) != 0) return 0;
+  *pid = fork();
+  if (*pid == 0) {
     dup2(fd[1], 1);
     close(fd[0]);
     close(fd[1]);
-    execlp("python3", "python3", WL_ASSET_SERVER, (char *)NULL);
+    if (cert != NULL) execlp("python3", "python3", WL_ASSET_SERVER, "--tls", cert, key, (char *)NULL);
+    else execlp("python3", "python3", WL_ASSET_SERVER, (char *)NULL);
     _exit(127);
   }
   close(fd[1]);
@@ -178,7 +181,11 @@ static void server_start(void) {
   size_t n = 0;
   while (n < sizeof line - 1 && read(fd[0], line + n, 1) == 1 && line[n] != '\n') n++;
   close(fd[0]);
-  server_port = atoi(line);
+  return atoi(line);
+}
+
+static void server_start(void) {
+  server_port = spawn_server(NULL, NULL, &server_pid);
   if (server_port <= 0) {
     fprintf(stderr, "asset server did not start\n");
     abort();
@@ -732,6 +739,46 @@ START_TEST(batch_respects_connection_limit) {
 }
 END_TEST
 
+/* The number a text route (/connections, /maxactive) answers, loaded under a fresh key. */
+static int server_number(const char *route) {
+  static int calls;
+  char path[64];
+  snprintf(path, sizeof path, "%s?n=%d", route, ++calls);
+  walloc_handle h;
+  ck_assert_int_eq(walloc_load_asset(path, WALLOC_ASSET_BINARY, &h), WALLOC_OK);
+  char text[16] = {0};
+  memcpy(text, walloc_handle_to_ptr(h), walloc_handle_size(h) < 15 ? walloc_handle_size(h) : 15);
+  ck_assert(walloc_evict_asset(path));
+  return atoi(text);
+}
+
+/* Transfers reuse connections: within a batch, and from one call to the next. */
+START_TEST(connections_are_reused) {
+  walloc_asset_options o = test_options();
+  o.connections = 2;
+  use(o);
+  int before = server_number("connections");
+  enum { N = 12 };
+  walloc_asset_request r[N];
+  walloc_asset_result res[N];
+  char paths[N][40];
+  for (int i = 0; i < N; i++) {
+    snprintf(paths[i], sizeof paths[i], "data/%d.bin?reuse", 2000 + i);
+    r[i] = (walloc_asset_request){paths[i], WALLOC_ASSET_BINARY};
+  }
+  ck_assert_uint_eq(walloc_load_assets_batch(r, N, res), N);
+  for (int i = 0; i < 6; i++) {
+    char one[40];
+    snprintf(one, sizeof one, "data/%d.bin?one", 3000 + i);
+    walloc_handle h;
+    ck_assert_int_eq(walloc_load_asset(one, WALLOC_ASSET_BINARY, &h), WALLOC_OK);
+  }
+  int opened = server_number("connections") - before;
+  /* 12 + 6 + 1 requests; without reuse each would open its own connection */
+  ck_assert_msg(opened <= 3, "%d connections opened for 19 requests", opened);
+}
+END_TEST
+
 /* The WALLOC_ASSET_ variables set the defaults (read at the first asset call). */
 START_TEST(environment_sets_defaults) {
   setenv("WALLOC_ASSET_MAX_SIZE", "1K", 1);
@@ -766,22 +813,8 @@ START_TEST(tls_verification) {
   char cert[300], key[300];
   snprintf(cert, sizeof cert, "%s/cert.pem", dir);
   snprintf(key, sizeof key, "%s/key.pem", dir);
-  int fd[2];
-  ck_assert_int_eq(pipe(fd), 0);
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(fd[1], 1);
-    close(fd[0]);
-    close(fd[1]);
-    execlp("python3", "python3", WL_ASSET_SERVER, "--tls", cert, key, (char *)NULL);
-    _exit(127);
-  }
-  close(fd[1]);
-  char line[32] = {0};
-  size_t n = 0;
-  while (n < sizeof line - 1 && read(fd[0], line + n, 1) == 1 && line[n] != '\n') n++;
-  close(fd[0]);
-  int port = atoi(line);
+  pid_t pid;
+  int port = spawn_server(cert, key, &pid);
   ck_assert_int_gt(port, 0);
   char url[128];
   snprintf(url, sizeof url, "https://127.0.0.1:%d/data/3000.bin", port);
@@ -836,6 +869,7 @@ Suite *wl_test_suite(void) {
   tcase_add_test(tc, cancel_stops_loads_in_other_threads);
   tcase_add_test(tc, lookups_while_another_thread_loads);
   tcase_add_test(tc, batch_respects_connection_limit);
+  tcase_add_test(tc, connections_are_reused);
   tcase_add_test(tc, environment_sets_defaults);
   tcase_add_test(tc, tls_verification);
   suite_add_tcase(s, tc);
