@@ -27,12 +27,7 @@ size_t wl_owner_block_size(unsigned tier, size_t size) {
 /* Is the chunk still the owner's? A reset takes it; a compaction may keep it. */
 static bool chunk_live(wl_tier_t *t, wl_chunk_t *c) {
   if (c->dead) return false;
-  if (WL_LIKELY(c->gen == wl_load_acquire(&t->gen))) return true;
-  uint64_t now;
-  if (wl_tier_range_valid(t, c->gen, c->off, c->end - c->off, &now)) {
-    c->gen = now;
-    return true;
-  }
+  if (wl_tier_owned_live(t, &c->gen, c->off, c->end - c->off)) return true;
   c->dead = 1;
   return false;
 }

@@ -37,14 +37,8 @@ struct walloc_ring {
 };
 
 static bool ring_live(walloc_ring *r) {
-  wl_tier_t *t = &wl_tiers.tier[r->tier];
   if (r->dead) return false;
-  if (WL_LIKELY(r->gen == wl_load_acquire(&t->gen))) return true;
-  uint64_t now;
-  if (wl_tier_range_valid(t, r->gen, r->base, r->size, &now)) {
-    r->gen = now;
-    return true;
-  }
+  if (wl_tier_owned_live(&wl_tiers.tier[r->tier], &r->gen, r->base, r->size)) return true;
   r->dead = true; /* its tier was reset under it */
   return false;
 }

@@ -203,6 +203,17 @@ walloc_status wl_fallback_free(walloc_handle h);
 
 bool wl_tier_range_valid(wl_tier_t *t, uint64_t gen, uint64_t off, size_t size, uint64_t *now);
 
+/* Is the block [off, off+size) that an owner (scope, context, ring) took in
+   generation *gen still its own? A reset takes it; a compaction may keep
+   it, and then *gen moves to the current generation. */
+WL_INLINE bool wl_tier_owned_live(wl_tier_t *t, uint64_t *gen, uint64_t off, size_t size) {
+  if (WL_LIKELY(*gen == wl_load_acquire(&t->gen))) return true;
+  uint64_t now;
+  if (!wl_tier_range_valid(t, *gen, off, size, &now)) return false;
+  *gen = now;
+  return true;
+}
+
 /* alloc.c */
 walloc_handle wl_tier_alloc_slow(unsigned tier, size_t size);
 /* Blocks for owners (scopes, contexts, rings): a whole block of class cls,
