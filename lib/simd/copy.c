@@ -1,6 +1,6 @@
 /* copy.c: wl_memcpy (exported as walloc_memcpy), the kernel table and its
- * dispatch, and the portable and SSE2 kernels. The AVX2 kernel is in
- * copy_avx2.c. copy.h describes the design; docs/memcpy.md the measurements.
+ * dispatch, and the portable and 16-byte vector (SSE2 / wasm SIMD128)
+ * kernels. The AVX2 and AVX-512 kernels are in copy_avx2.c and copy_avx512.c. copy.h describes the design; docs/memcpy.md the measurements.
  *
  * No loop here copies one byte at a time: small sizes use two overlapping
  * moves from the two ends, large ones whole words or vectors. The word loops
@@ -15,11 +15,19 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #define WL_COPY_X86 1
+#include <cpuid.h>
 #include <emmintrin.h>
 #include <xmmintrin.h>
 #else
 #define WL_COPY_X86 0
 #endif
+#if defined(__wasm_simd128__)
+#define WL_COPY_HAVE_SIMD128 1
+#include <wasm_simd128.h>
+#else
+#define WL_COPY_HAVE_SIMD128 0
+#endif
+#define WL_COPY_VEC16 (WL_COPY_X86 || WL_COPY_HAVE_SIMD128)
 
 /* The copy functions start on a cache line: at the speed of a 2-ns copy one
    cycle matters, and without this their speed moved by up to 20 % with the
@@ -93,20 +101,39 @@ static WL_COPY_FN_ALIGN void *portable_copy(void *dst, const void *src, size_t n
 }
 
 /* ------------------------------------------------------------------------
-   The SSE2 kernel: 16-byte vectors (x86; baseline on x86-64).
+   The 16-byte vector kernel: SSE2 on x86 (the baseline of x86-64), SIMD128 on
+   WebAssembly (built with -msimd128). One source for both: the vector moves
+   below are the only target-specific part. On wasm there is no prefetch and
+   no non-temporal store, so only the plain loop is compiled there.
    ------------------------------------------------------------------------ */
+#if WL_COPY_VEC16
 #if WL_COPY_X86
-#define WL_SSE2 __attribute__((target("sse2")))
-#define WL_SSE2_INLINE static inline __attribute__((always_inline, target("sse2")))
+#define WL_VEC16 __attribute__((target("sse2")))
+#define WL_VEC16_INLINE static inline __attribute__((always_inline, target("sse2")))
+typedef __m128i wl_v16_t;
+WL_VEC16_INLINE wl_v16_t ldu(const uint8_t *p) { return _mm_loadu_si128((const __m128i *)(const void *)p); }
+WL_VEC16_INLINE void stu(uint8_t *p, wl_v16_t v) { _mm_storeu_si128((__m128i *)(void *)p, v); }
+WL_VEC16_INLINE void sta(uint8_t *p, wl_v16_t v) { _mm_store_si128((__m128i *)(void *)p, v); }
+WL_VEC16_INLINE void stnt(uint8_t *p, wl_v16_t v) { _mm_stream_si128((__m128i *)(void *)p, v); }
+WL_VEC16_INLINE void prefetch(const uint8_t *p) { _mm_prefetch((const char *)p, _MM_HINT_T0); }
+WL_VEC16_INLINE void sfence(void) { _mm_sfence(); }
+#else /* WebAssembly SIMD128 */
+#define WL_VEC16
+#define WL_VEC16_INLINE static inline __attribute__((always_inline))
+typedef v128_t wl_v16_t;
+WL_VEC16_INLINE wl_v16_t ldu(const uint8_t *p) { return wasm_v128_load(p); }
+WL_VEC16_INLINE void stu(uint8_t *p, wl_v16_t v) { wasm_v128_store(p, v); }
+WL_VEC16_INLINE void sta(uint8_t *p, wl_v16_t v) { wasm_v128_store(p, v); }
+WL_VEC16_INLINE void stnt(uint8_t *p, wl_v16_t v) { wasm_v128_store(p, v); }
+WL_VEC16_INLINE void prefetch(const uint8_t *p) { (void)p; }
+WL_VEC16_INLINE void sfence(void) {}
+#endif
 
-WL_SSE2_INLINE __m128i ldu(const uint8_t *p) { return _mm_loadu_si128((const __m128i *)(const void *)p); }
-WL_SSE2_INLINE void stu(uint8_t *p, __m128i v) { _mm_storeu_si128((__m128i *)(void *)p, v); }
-
-WL_SSE2_INLINE void sse2_small(uint8_t *d, const uint8_t *s, size_t n) { /* n <= 32 */
+WL_VEC16_INLINE void vec16_small(uint8_t *d, const uint8_t *s, size_t n) { /* n <= 32 */
   if (n < 16) {
     copy_lt16(d, s, n);
   } else {
-    __m128i a = ldu(s), b = ldu(s + n - 16);
+    wl_v16_t a = ldu(s), b = ldu(s + n - 16);
     stu(d, a);
     stu(d + n - 16, b);
   }
@@ -114,15 +141,13 @@ WL_SSE2_INLINE void sse2_small(uint8_t *d, const uint8_t *s, size_t n) { /* n <=
 
 enum { LOOP_PLAIN, LOOP_PREFETCH, LOOP_STREAM };
 
-WL_SSE2_INLINE void sta(uint8_t *p, __m128i v) { _mm_store_si128((__m128i *)(void *)p, v); }
-WL_SSE2_INLINE void stnt(uint8_t *p, __m128i v) { _mm_stream_si128((__m128i *)(void *)p, v); }
 
 /* n > 128, the same shape as avx2_loop in copy_avx2.c (which explains it):
    the bytes before the first aligned destination address (16-aligned; 64,
    whole lines, when streaming), 64-byte steps of aligned stores, aligned
    stores while more than 16 bytes remain, then the last 16 bytes; an
    unaligned store that would straddle a page is split at the page. */
-WL_SSE2_INLINE void sse2_loop(uint8_t *d, const uint8_t *s, size_t n, int mode) {
+WL_VEC16_INLINE void vec16_loop(uint8_t *d, const uint8_t *s, size_t n, int mode) {
   uint8_t *end = d + n;
   size_t lead = (size_t)(-(uintptr_t)d & 15);
   size_t skip = mode == LOOP_STREAM ? (size_t)(-(uintptr_t)d & 63) : lead;
@@ -135,9 +160,9 @@ WL_SSE2_INLINE void sse2_loop(uint8_t *d, const uint8_t *s, size_t n, int mode) 
   uint8_t *p = d + skip;
   const uint8_t *q = s + skip;
   for (; p < end - 64; p += 64, q += 64) {
-    if (mode == LOOP_PREFETCH) _mm_prefetch((const char *)q + WL_COPY_PREFETCH_DIST, _MM_HINT_T0);
-    if (mode == LOOP_STREAM) _mm_prefetch((const char *)q + WL_COPY_STREAM_PREFETCH_DIST, _MM_HINT_T0);
-    __m128i a = ldu(q), b = ldu(q + 16), c = ldu(q + 32), e = ldu(q + 48);
+    if (mode == LOOP_PREFETCH) prefetch(q + WL_COPY_PREFETCH_DIST);
+    if (mode == LOOP_STREAM) prefetch(q + WL_COPY_STREAM_PREFETCH_DIST);
+    wl_v16_t a = ldu(q), b = ldu(q + 16), c = ldu(q + 32), e = ldu(q + 48);
     if (mode == LOOP_STREAM) {
       stnt(p, a);
       stnt(p + 16, b);
@@ -150,7 +175,7 @@ WL_SSE2_INLINE void sse2_loop(uint8_t *d, const uint8_t *s, size_t n, int mode) 
       sta(p + 48, e);
     }
   }
-  if (mode == LOOP_STREAM) _mm_sfence(); /* streamed stores are weakly ordered */
+  if (mode == LOOP_STREAM) sfence(); /* streamed stores are weakly ordered */
   size_t left = (size_t)(end - p); /* 1 to 64 */
   if (left > 16) {
     sta(p, ldu(q));
@@ -169,17 +194,17 @@ WL_SSE2_INLINE void sse2_loop(uint8_t *d, const uint8_t *s, size_t n, int mode) 
 }
 
 /* n > 32: 16-byte moves from both ends up to 128 bytes, the loop beyond. */
-static WL_NOINLINE WL_SSE2 WL_COPY_FN_ALIGN void *sse2_large(void *dst, const void *src, size_t n) {
+static WL_NOINLINE WL_VEC16 WL_COPY_FN_ALIGN void *vec16_large(void *dst, const void *src, size_t n) {
   uint8_t *d = (uint8_t *)dst;
   const uint8_t *s = (const uint8_t *)src;
   if (n <= 64) {
-    __m128i a = ldu(s), b = ldu(s + 16), c = ldu(s + n - 32), e = ldu(s + n - 16);
+    wl_v16_t a = ldu(s), b = ldu(s + 16), c = ldu(s + n - 32), e = ldu(s + n - 16);
     stu(d, a);
     stu(d + 16, b);
     stu(d + n - 32, c);
     stu(d + n - 16, e);
   } else if (n <= 128) {
-    __m128i a = ldu(s), b = ldu(s + 16), c = ldu(s + 32), e = ldu(s + 48);
+    wl_v16_t a = ldu(s), b = ldu(s + 16), c = ldu(s + 32), e = ldu(s + 48);
     stu(d, a);
     stu(d + 16, b);
     stu(d + 32, c);
@@ -189,24 +214,24 @@ static WL_NOINLINE WL_SSE2 WL_COPY_FN_ALIGN void *sse2_large(void *dst, const vo
     stu(d + n - 48, b);
     stu(d + n - 32, c);
     stu(d + n - 16, e);
-  } else if (n < WL_COPY_PREFETCH_MIN) {
-    sse2_loop(d, s, n, LOOP_PLAIN);
+  } else if (!WL_COPY_X86 || n < WL_COPY_PREFETCH_MIN) { /* wasm: the plain loop only */
+    vec16_loop(d, s, n, LOOP_PLAIN);
   } else if (n < WL_COPY_NT_MIN) {
-    sse2_loop(d, s, n, LOOP_PREFETCH);
+    vec16_loop(d, s, n, LOOP_PREFETCH);
   } else {
-    sse2_loop(d, s, n, LOOP_STREAM);
+    vec16_loop(d, s, n, LOOP_STREAM);
   }
   return dst;
 }
 
-static WL_SSE2 WL_COPY_FN_ALIGN void *sse2_copy(void *dst, const void *src, size_t n) {
+static WL_VEC16 WL_COPY_FN_ALIGN void *vec16_copy(void *dst, const void *src, size_t n) {
   if (WL_LIKELY(n <= WL_COPY_INLINE_MAX)) {
-    sse2_small((uint8_t *)dst, (const uint8_t *)src, n);
+    vec16_small((uint8_t *)dst, (const uint8_t *)src, n);
     return dst;
   }
-  return sse2_large(dst, src, n);
+  return vec16_large(dst, src, n);
 }
-#endif /* WL_COPY_X86 */
+#endif /* WL_COPY_VEC16 */
 
 /* ------------------------------------------------------------------------
    The kernel table and dispatch
@@ -220,11 +245,23 @@ typedef struct wl_copy_entry_s {
 static const wl_copy_entry_t wl_copy_table[WL_COPY_KERNELS] = {
   [WL_COPY_PORTABLE] = {"portable", portable_copy, portable_large},
 #if WL_COPY_X86
-  [WL_COPY_SSE2] = {"sse2", sse2_copy, sse2_large},
+  [WL_COPY_SSE2] = {"sse2", vec16_copy, vec16_large},
   [WL_COPY_AVX2] = {"avx2", wl_copy_avx2, wl_copy_avx2_large},
 #else
   [WL_COPY_SSE2] = {"sse2", NULL, NULL},
   [WL_COPY_AVX2] = {"avx2", NULL, NULL},
+#endif
+#if defined(__x86_64__)
+  [WL_COPY_AVX512] = {"avx512", wl_copy_avx512, wl_copy_avx512_large},
+  [WL_COPY_AVX512_REP] = {"avx512-rep", wl_copy_avx512_rep, wl_copy_avx512_rep_large},
+#else
+  [WL_COPY_AVX512] = {"avx512", NULL, NULL},
+  [WL_COPY_AVX512_REP] = {"avx512-rep", NULL, NULL},
+#endif
+#if WL_COPY_HAVE_SIMD128
+  [WL_COPY_SIMD128] = {"simd128", vec16_copy, vec16_large},
+#else
+  [WL_COPY_SIMD128] = {"simd128", NULL, NULL},
 #endif
 };
 
@@ -234,6 +271,14 @@ static void *copy_resolve(void *dst, const void *src, size_t n);
    resolver; which kernel is active is read back from it (see copy.h for the
    thread-safety argument). */
 static _Atomic(wl_copy_fn) wl_copy_large = copy_resolve;
+
+#if defined(__x86_64__)
+/* Bit `bit` of CPUID.(EAX=7,ECX=0):EBX (9 = ERMS, fast rep movsb). */
+static bool copy_cpuid7_ebx(unsigned bit) {
+  unsigned a, b, c, d;
+  return __get_cpuid_max(0, NULL) >= 7 && __get_cpuid_count(7, 0, &a, &b, &c, &d) && ((b >> bit) & 1);
+}
+#endif
 
 bool wl_copy_available(wl_copy_kernel_t k) {
   switch (k) {
@@ -250,13 +295,51 @@ bool wl_copy_available(wl_copy_kernel_t k) {
       __builtin_cpu_init();  /* idempotent; libgcc's constructor may not have run yet */
       return __builtin_cpu_supports("avx2");
 #endif
+#if defined(__x86_64__)
+    case WL_COPY_AVX512:   /* the check includes the OS saving zmm state (XCR0) */
+      __builtin_cpu_init();
+      return __builtin_cpu_supports("avx512f");
+    case WL_COPY_AVX512_REP:
+      __builtin_cpu_init();
+      return __builtin_cpu_supports("avx512f") && copy_cpuid7_ebx(9);  /* ERMS */
+#endif
+#if WL_COPY_HAVE_SIMD128
+    case WL_COPY_SIMD128: return true;  /* compiled in only with -msimd128 */
+#endif
     default: return false;
   }
 }
 
-static wl_copy_kernel_t copy_best(void) {
+#if defined(__x86_64__)
+/* Whether the CPU is an AMD one. */
+static bool copy_cpu_amd(void) {
+  unsigned a, b, c, d;
+  return __get_cpuid(0, &a, &b, &c, &d) && b == 0x68747541u;  /* "AuthenticAMD" */
+}
+
+/* Whether 512-bit stores run at full speed: glibc's rule (cpu_features.c,
+   Prefer_No_AVX512), so walloc_memcpy and memcpy make the same choice. On
+   Intel before Sapphire Rapids (no AVX-VNNI) zmm code lowers the clock of
+   the whole core, which costs more than a faster copy gains; AMD's Zen 4
+   has no such penalty. */
+static bool copy_wide_stores_cheap(void) {
+  unsigned a, b, c, d;
+  if (copy_cpu_amd()) return true;
+  if (__get_cpuid_max(0, NULL) < 7 || !__get_cpuid_count(7, 1, &a, &b, &c, &d)) return false;
+  return (a >> 4) & 1;  /* CPUID.(7,1):EAX[4] = AVX-VNNI */
+}
+#endif
+
+wl_copy_kernel_t wl_copy_best(void) {
+#if defined(__x86_64__)
+  if (wl_copy_available(WL_COPY_AVX512) && copy_wide_stores_cheap()) {
+    /* rep movsb measured faster than the loop on Intel, slower on Zen 4 */
+    return !copy_cpu_amd() && wl_copy_available(WL_COPY_AVX512_REP) ? WL_COPY_AVX512_REP : WL_COPY_AVX512;
+  }
+#endif
   if (wl_copy_available(WL_COPY_AVX2)) return WL_COPY_AVX2;
   if (wl_copy_available(WL_COPY_SSE2)) return WL_COPY_SSE2;
+  if (wl_copy_available(WL_COPY_SIMD128)) return WL_COPY_SIMD128;
   return WL_COPY_PORTABLE;
 }
 
@@ -266,7 +349,7 @@ static wl_copy_kernel_t copy_best(void) {
 static wl_copy_fn copy_resolved(void) {
   wl_copy_fn f = wl_load_relaxed(&wl_copy_large);
   if (WL_LIKELY(f != copy_resolve)) return f;
-  wl_copy_fn best = wl_copy_table[copy_best()].large;
+  wl_copy_fn best = wl_copy_table[wl_copy_best()].large;
   if (wl_cas_strong(&wl_copy_large, &f, best)) return best;
   return f;  /* resolved or forced by another thread first */
 }
@@ -305,8 +388,8 @@ const char *wl_copy_name(wl_copy_kernel_t k) {
    ------------------------------------------------------------------------ */
 WL_INLINE void *copy_dispatch(void *dst, const void *src, size_t n) {
   if (WL_LIKELY(n > WL_COPY_INLINE_MAX)) return wl_load_relaxed(&wl_copy_large)(dst, src, n);
-#if defined(__SSE2__)
-  sse2_small((uint8_t *)dst, (const uint8_t *)src, n);
+#if WL_COPY_VEC16 && (defined(__SSE2__) || WL_COPY_HAVE_SIMD128)
+  vec16_small((uint8_t *)dst, (const uint8_t *)src, n);
 #else
   portable_small((uint8_t *)dst, (const uint8_t *)src, n);
 #endif

@@ -9,13 +9,19 @@
  * kernel in the tests exercises its small-size path too):
  *   portable  8-byte words through __builtin_memcpy; every target (wasm too).
  *   sse2      16-byte vectors: x86 only, the baseline of x86-64.
+ *   simd128   the same code on WebAssembly built with -msimd128 (v128 moves).
  *   avx2      32-byte vectors, compiled with target("avx2") in copy_avx2.c so
  *             the rest of the library stays baseline; used when the CPU has it.
+ *   avx512    64-byte vectors, target("avx512f") in copy_avx512.c; used when
+ *             the CPU has it and zmm stores do not slow the core (glibc's rule).
+ *   avx512-rep  the same, with `rep movsb` from WL_COPY_REP_MIN up to the
+ *             streaming threshold; used instead on Intel CPUs with ERMS.
  * Size ranges, the same shape in every kernel (docs/memcpy.md has the numbers):
  *   0..32       direct loads and stores: two overlapping moves of 1, 2, 4, 8
  *               or 16 bytes, one taken from each end, no loop;
  *   33..128     overlapping moves from both ends: 16-byte ones (sse2),
- *               32-byte ones (avx2, also up to 256 for an aligned destination);
+ *               32-byte ones (avx2, also up to 256 for an aligned destination),
+ *               64-byte ones (avx512, up to 512);
  *   above       the bytes before the first aligned destination address, an
  *               unrolled loop of 4 vectors per step with aligned stores, then
  *               the tail; (x86) stores that would straddle a page are split;
@@ -43,21 +49,28 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-typedef enum wl_copy_kernel_e { WL_COPY_PORTABLE, WL_COPY_SSE2, WL_COPY_AVX2, WL_COPY_KERNELS } wl_copy_kernel_t;
+typedef enum wl_copy_kernel_e {
+  WL_COPY_PORTABLE, WL_COPY_SSE2, WL_COPY_AVX2, WL_COPY_AVX512, WL_COPY_AVX512_REP, WL_COPY_SIMD128,
+  WL_COPY_KERNELS
+} wl_copy_kernel_t;
 typedef void *(*wl_copy_fn)(void *dst, const void *src, size_t n);
 
 void *wl_memcpy(void *dst, const void *src, size_t n);          /* the dispatching copy */
 bool wl_copy_available(wl_copy_kernel_t k);                     /* can this CPU run it */
 wl_copy_fn wl_copy_kernel(wl_copy_kernel_t k);                  /* a kernel's full copy function (all sizes), NULL if unavailable */
 wl_copy_kernel_t wl_copy_active(void);                          /* the one wl_memcpy uses */
+wl_copy_kernel_t wl_copy_best(void);                            /* the one the resolver picks on this CPU */
 bool wl_copy_force(wl_copy_kernel_t k);                         /* tests/benchmarks: use k from now on; false if unavailable */
-const char *wl_copy_name(wl_copy_kernel_t k);                   /* "portable", "sse2", "avx2" */
+const char *wl_copy_name(wl_copy_kernel_t k);                   /* "portable", "sse2", "avx2", "avx512", "avx512-rep", "simd128" */
 
 /* Thresholds, in bytes (chosen by measurement: docs/memcpy.md). The last two
    may be overridden at build time (-DWL_COPY_NT_MIN=...) to measure others. */
 #define WL_COPY_INLINE_MAX   32                   /* wl_memcpy copies this much without a call */
 #ifndef WL_COPY_PREFETCH_MIN
 #define WL_COPY_PREFETCH_MIN ((size_t)4 << 10)    /* software prefetch of the source from here */
+#endif
+#ifndef WL_COPY_REP_MIN
+#define WL_COPY_REP_MIN      ((size_t)8 << 10)    /* rep movsb from here (the avx512-rep kernel) */
 #endif
 #ifndef WL_COPY_NT_MIN
 #define WL_COPY_NT_MIN       ((size_t)16 << 20)   /* non-temporal stores from here (x86 kernels) */
@@ -68,6 +81,12 @@ const char *wl_copy_name(wl_copy_kernel_t k);                   /* "portable", "
 #if defined(__x86_64__) || defined(__i386__)
 void *wl_copy_avx2(void *dst, const void *src, size_t n);
 void *wl_copy_avx2_large(void *dst, const void *src, size_t n);
+#endif
+#if defined(__x86_64__)
+void *wl_copy_avx512(void *dst, const void *src, size_t n);
+void *wl_copy_avx512_large(void *dst, const void *src, size_t n);
+void *wl_copy_avx512_rep(void *dst, const void *src, size_t n);
+void *wl_copy_avx512_rep_large(void *dst, const void *src, size_t n);
 #endif
 
 #endif
