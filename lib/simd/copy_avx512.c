@@ -47,7 +47,19 @@ WL_AVX512_INLINE void mv16(uint8_t *d, const uint8_t *s) { WL_MOVE(wl_b16_t, "vm
 WL_AVX512_INLINE void mv32(uint8_t *d, const uint8_t *s) { WL_MOVE(wl_b32_t, "vmovdqu64", "ymm17", "xmm17"); }
 WL_AVX512_INLINE void mvu(uint8_t *d, const uint8_t *s) { WL_MOVE(wl_b64_t, "vmovdqu64", "zmm18", "xmm18"); }
 WL_AVX512_INLINE void mva(uint8_t *d, const uint8_t *s) { WL_MOVE(wl_b64_t, "vmovdqa64", "zmm19", "xmm19"); }
-WL_AVX512_INLINE void mvnt(uint8_t *d, const uint8_t *s) { WL_MOVE(wl_b64_t, "vmovntdq", "zmm19", "xmm19"); }
+
+/* Four 64-byte moves (256 bytes): four loads, then four stores. */
+typedef struct { unsigned char b[256]; } wl_b256_t;
+#define WL_MOVE4(store)                                                              \
+  __asm__("vmovdqu64 %1, %%zmm16\n\tvmovdqu64 64+%1, %%zmm17\n\t"                   \
+          "vmovdqu64 128+%1, %%zmm18\n\tvmovdqu64 192+%1, %%zmm19\n\t"               \
+          store " %%zmm16, %0\n\t" store " %%zmm17, 64+%0\n\t"                       \
+          store " %%zmm18, 128+%0\n\t" store " %%zmm19, 192+%0"                       \
+          : "=m"(*(wl_b256_t *)(void *)d) : "m"(*(const wl_b256_t *)(const void *)s)   \
+          : "xmm16", "xmm17", "xmm18", "xmm19")
+WL_AVX512_INLINE void mv256u(uint8_t *d, const uint8_t *s) { WL_MOVE4("vmovdqu64"); }
+WL_AVX512_INLINE void mv256a(uint8_t *d, const uint8_t *s) { WL_MOVE4("vmovdqa64"); }
+WL_AVX512_INLINE void mv256nt(uint8_t *d, const uint8_t *s) { WL_MOVE4("vmovntdq"); }
 
 /* n <= 64: two overlapping moves from the two ends, of the widest width
    that fits. */
@@ -61,14 +73,6 @@ WL_AVX512_INLINE void avx512_small(uint8_t *d, const uint8_t *s, size_t n) {
   } else {
     copy_lt16(d, s, n);
   }
-}
-
-/* Four 64-byte moves from s to d. */
-WL_AVX512_INLINE void copy256(uint8_t *d, const uint8_t *s) {
-  mvu(d, s);
-  mvu(d + 64, s + 64);
-  mvu(d + 128, s + 128);
-  mvu(d + 192, s + 192);
 }
 
 enum { LOOP_PLAIN, LOOP_PREFETCH, LOOP_STREAM };
@@ -97,15 +101,9 @@ WL_AVX512_INLINE void avx512_loop(uint8_t *d, const uint8_t *s, size_t n, int mo
       _mm_prefetch((const char *)q + dist + 192, _MM_HINT_T0);
     }
     if (mode == LOOP_STREAM) {
-      mvnt(p, q);
-      mvnt(p + 64, q + 64);
-      mvnt(p + 128, q + 128);
-      mvnt(p + 192, q + 192);
+      mv256nt(p, q);
     } else {
-      mva(p, q);
-      mva(p + 64, q + 64);
-      mva(p + 128, q + 128);
-      mva(p + 192, q + 192);
+      mv256a(p, q);
     }
   }
   if (mode == LOOP_STREAM) _mm_sfence(); /* streamed stores are weakly ordered */
@@ -147,14 +145,14 @@ WL_AVX512_INLINE void *avx512_large(void *dst, const void *src, size_t n, bool r
       mvu(d + n - 128, s + n - 128);
       mvu(d + n - 64, s + n - 64);
     } else {
-      copy256(d, s);
-      copy256(d + n - 256, s + n - 256);
+      mv256u(d, s);
+      mv256u(d + n - 256, s + n - 256);
     }
+  } else if (n < WL_COPY_PREFETCH_MIN) {
+    avx512_loop(d, s, n, LOOP_PLAIN);
   } else if (rep && n >= WL_COPY_REP_MIN && n < WL_COPY_NT_MIN) {
     void *dd = d; const void *ss = s; size_t nn = n;
     __asm__ volatile("rep movsb" : "+D"(dd), "+S"(ss), "+c"(nn) : : "memory");
-  } else if (n < WL_COPY_PREFETCH_MIN) {
-    avx512_loop(d, s, n, LOOP_PLAIN);
   } else if (n < WL_COPY_NT_MIN) {
     avx512_loop(d, s, n, LOOP_PREFETCH);
   } else {
