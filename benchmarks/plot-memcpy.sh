@@ -39,6 +39,8 @@ echo "$variants" | while IFS= read -r v; do
     walloc-avx2) style="lw 1.5 lc rgb '#ff7f0e' dt 2 pt 9" ;;
     walloc-sse2) style="lw 1.5 lc rgb '#1f77b4' dt 2 pt 11" ;;
     walloc-portable) style="lw 1.5 lc rgb '#2ca02c' dt 2 pt 13" ;;
+    walloc-avx512) style="lw 1.5 lc rgb '#9467bd' dt 2 pt 4" ;;
+    walloc-avx512-rep) style="lw 1.5 lc rgb '#8c564b' dt 4 pt 6" ;;
     *) style="lw 1.5 lc rgb '#7f7f7f' dt 3 pt 3" ;;
   esac
   printf "'%s' using 1:2 with linespoints title '%s' %s, \\\\\n" "$tmp/$i.dat" "$v" "$style" >> "$tmp/plot"

@@ -33,8 +33,10 @@
  * through one function pointer to the active kernel's large-copy function:
  * measured, that predicted indirect jump to 32-byte AVX2 moves beats inline
  * 16-byte moves from 33 bytes on. The pointer starts at a resolver which
- * picks the best kernel the CPU supports (__builtin_cpu_supports("avx2"),
- * once), installs it and forwards the copy.
+ * picks the best kernel the CPU supports once (wl_copy_best: avx512-rep /
+ * avx512 where zmm stores are cheap, else avx2, sse2, simd128, portable),
+ * installs it and forwards the copy. On wasm the kernel is fixed at compile
+ * time and called directly unless one was forced.
  *
  * Thread safety: the pointer is a relaxed atomic (a plain load on x86). Two
  * threads racing through the resolver compute the same answer; the resolver
