@@ -342,9 +342,21 @@ bool wl_option_parse(const char *s, long no_value, long *out); /* an option's te
 /* init.c */
 extern _Atomic(int) wl_process_ready;
 void wl_process_init(void);
+/* With options fixed at their defaults and no debug checks (wasm release
+   builds), verbose is off, so nothing is ever reported: the reports are
+   empty inline functions there and their messages leave the module's data
+   (about 300 bytes of it). */
+#if WL_OPTIONS_FIXED && WL_DEBUG == 0
+#define WL_REPORTS 0
+WL_INLINE void wl_error(const char *msg, const void *p) { WL_UNUSED(msg); WL_UNUSED(p); }
+WL_INLINE void wl_warn(const char *msg, const void *p) { WL_UNUSED(msg); WL_UNUSED(p); }
+WL_INLINE void wl_fatal(const char *msg, const void *p) { WL_UNUSED(msg); WL_UNUSED(p); }
+#else
+#define WL_REPORTS 1
 void wl_error(const char *msg, const void *p);   /* reported when verbose */
 void wl_warn(const char *msg, const void *p);    /* reported in debug builds, or when verbose */
 void wl_fatal(const char *msg, const void *p);   /* aborts in debug builds */
+#endif
 
 /* segment.c */
 void wl_segment_map_set(const void *seg, unsigned value);  /* the map byte of seg's address */
