@@ -109,23 +109,24 @@ void *wl_aligned(size_t align, size_t size, bool zero) {
     errno = EINVAL;
     return NULL;
   }
-  if (align <= WL_MIN_ALIGN) return zero ? wl_zalloc(size) : wl_malloc_fast(size);
-  if (WL_UNLIKELY(size > WL_MAX_ALLOC || align > WL_MAX_ALLOC / 2)) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  if (align <= WL_ALIGN_MAX_PAGE) {
+  if (align > WL_MIN_ALIGN) {
+    if (WL_UNLIKELY(size > WL_MAX_ALLOC || align > WL_MAX_ALLOC / 2)) {
+      errno = ENOMEM;
+      return NULL;
+    }
     size_t rounded = wl_align_up(size == 0 ? 1 : size, align);
-    if (rounded <= WL_LARGE_MAX) {
-      void *p = zero ? wl_zalloc(rounded) : wl_malloc_fast(rounded);
-      wl_assert(p == NULL || ((uintptr_t)p & (align - 1)) == 0);
+    if (align > WL_ALIGN_MAX_PAGE || rounded > WL_LARGE_MAX) {
+      wl_heap_t *heap = wl_heap_get_or_init();
+      if (heap != NULL) wl_heap_maintenance(heap);
+      void *p = wl_huge_alloc(size, align, zero);
+      if (p == NULL) errno = ENOMEM;
       return p;
     }
+    size = rounded;
   }
-  wl_heap_t *heap = wl_heap_get_or_init();
-  if (heap != NULL) wl_heap_maintenance(heap);
-  void *p = wl_huge_alloc(size, align, zero);
-  if (p == NULL) errno = ENOMEM;
+  /* one allocation site for both cases: the inlined fast path once */
+  void *p = zero ? wl_zalloc(size) : wl_malloc_fast(size);
+  wl_assert(p == NULL || ((uintptr_t)p & (align - 1)) == 0);
   return p;
 }
 
