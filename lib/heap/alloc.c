@@ -58,22 +58,23 @@ static void *large_alloc(wl_heap_t *heap, size_t size, bool zero) {
 }
 
 WL_NOINLINE void *wl_malloc_slow(wl_heap_t *heap, size_t size, bool zero) {
+  wl_page_t *page;
   if (size <= WL_MEDIUM_MAX) { /* second chance: the class queue's first page */
-    wl_page_t *page = heap->pages[wl_bin_of(size)].first;
-    if (page != NULL && page->free != NULL) return page_pop(page, size, zero);
+    page = heap->pages[wl_bin_of(size)].first;
+    if (page != NULL && page->free != NULL) goto pop;
   }
   if (WL_UNLIKELY(heap == &wl_heap_empty)) {
     heap = wl_heap_get_or_init();
     if (heap == NULL) goto nomem;
   }
   wl_heap_maintenance(heap);
-  void *p;
   if (size <= WL_MEDIUM_MAX) {
-    wl_page_t *page = wl_page_find(heap, size);
+    page = wl_page_find(heap, size);
     if (page == NULL) goto nomem;
+  pop: /* one inlined pop for both: it clears memory for calloc */
     return page_pop(page, size, zero);
   }
-  p = size <= WL_LARGE_MAX ? large_alloc(heap, size, zero) : wl_huge_alloc(size, WL_MIN_ALIGN, zero);
+  void *p = size <= WL_LARGE_MAX ? large_alloc(heap, size, zero) : wl_huge_alloc(size, WL_MIN_ALIGN, zero);
   if (p != NULL) return p;
 nomem:
   errno = ENOMEM;
