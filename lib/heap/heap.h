@@ -336,6 +336,9 @@ WL_INLINE long wl_option(wl_option_t opt) {
 extern long wl_option_values[WL_OPT_COUNT];
 WL_INLINE long wl_option(wl_option_t opt) { return wl_option_values[opt]; }
 #endif
+/* Nothing is ever purged (wasm: the platform cannot give pages back), known
+   at compile time: the purge bookkeeping compiles out. */
+#define WL_PURGE_NEVER (WL_OPTIONS_FIXED && WL_PURGE_DELAY_DEFAULT < 0)
 void wl_options_init(void);
 bool wl_option_parse(const char *s, long no_value, long *out); /* an option's text: 12, 64M, yes, off */
 
