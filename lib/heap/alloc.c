@@ -126,7 +126,7 @@ void *wl_aligned(size_t align, size_t size, bool zero) {
     size = rounded;
   }
   /* one allocation site for both cases: the inlined fast path once */
-  void *p = zero ? wl_zalloc(size) : wl_malloc_fast(size);
+  void *p = zero ? wl_zalloc(size) : wl_malloc_also(size);
   wl_assert(p == NULL || ((uintptr_t)p & (align - 1)) == 0);
   return p;
 }
@@ -135,10 +135,10 @@ void *wl_aligned(size_t align, size_t size, bool zero) {
    realloc
    ------------------------------------------------------------------------ */
 static void *realloc_move(void *p, size_t old_usable, size_t size) {
-  void *q = wl_malloc_fast(size);
+  void *q = wl_malloc_also(size);
   if (q == NULL) return NULL; /* errno set; p untouched */
   memcpy(q, p, wl_min(old_usable, size));
-  wl_free_fast(p);
+  wl_free_also(p);
   return q;
 }
 
@@ -159,9 +159,9 @@ static bool large_resize(wl_page_t *page, size_t size) {
 }
 
 void *wl_realloc(void *p, size_t size) {
-  if (p == NULL) return wl_malloc_fast(size);
+  if (p == NULL) return wl_malloc_also(size);
   if (size == 0) { /* glibc: free and return NULL */
-    wl_free_fast(p);
+    wl_free_also(p);
     return NULL;
   }
   if (WL_UNLIKELY(size > WL_MAX_ALLOC)) {

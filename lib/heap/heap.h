@@ -434,7 +434,7 @@ size_t wl_usable_size(const void *p);
 
 /* free.c */
 void wl_free(void *p);
-void wl_free_generic(wl_segment_t *seg, wl_page_t *page, void *p);
+void wl_free_generic(wl_page_t *page, void *p);
 void wl_free_special(void *p);
 void wl_free_local(wl_heap_t *heap, wl_page_t *page, wl_block_t *block);
 bool wl_owns(const void *p);
@@ -499,7 +499,19 @@ WL_INLINE void wl_free_fast(void *p) {
     wl_page_retire(wl_load_relaxed(&page->heap), page);
     return;
   }
-  wl_free_generic(seg, page, p);
+  wl_free_generic(page, p);
 }
+
+/* The fast paths at secondary call sites (realloc's moves, aligned
+   allocation): inlined natively, where they save a call; on wasm, where code
+   size counts and each inlined copy costs 60 to 100 bytes, one call to the
+   out-of-line wl_malloc / wl_free instead. */
+#if defined(__wasm__)
+#define wl_malloc_also(size) wl_malloc(size)
+#define wl_free_also(p) wl_free(p)
+#else
+#define wl_malloc_also(size) wl_malloc_fast(size)
+#define wl_free_also(p) wl_free_fast(p)
+#endif
 
 #endif
