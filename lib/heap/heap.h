@@ -434,7 +434,7 @@ size_t wl_usable_size(const void *p);
 
 /* free.c */
 void wl_free(void *p);
-void wl_free_generic(wl_page_t *page, void *p);
+void wl_free_generic(void *p, wl_page_t *page);
 void wl_free_special(void *p);
 void wl_free_local(wl_heap_t *heap, wl_page_t *page, wl_block_t *block);
 bool wl_owns(const void *p);
@@ -499,7 +499,7 @@ WL_INLINE void wl_free_fast(void *p) {
     wl_page_retire(wl_load_relaxed(&page->heap), page);
     return;
   }
-  wl_free_generic(page, p);
+  wl_free_generic(p, page);
 }
 
 /* The fast paths at secondary call sites (realloc's moves, aligned

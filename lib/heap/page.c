@@ -103,8 +103,10 @@ void wl_page_stats_sync(wl_heap_t *heap, wl_page_t *page) {
     page->allocs_synced = page->allocs;
   }
   /* both kinds: the live bytes (once, so the flush check is inlined once) */
-  wl_heap_stat_live(heap, d_used * (int64_t)page->block_size);
-  page->used_synced = page->used;
+  if (d_used != 0) {
+    wl_heap_stat_live(heap, d_used * (int64_t)page->block_size);
+    page->used_synced = page->used;
+  }
 }
 
 /* ------------------------------------------------------------------------
