@@ -70,6 +70,7 @@ static wl_page_queue_t *queue_of(wl_heap_t *heap, const wl_page_t *page) {
    Delayed-free state
    ------------------------------------------------------------------------ */
 void wl_page_set_delayed(wl_page_t *page, wl_delayed_t state, bool override_never) {
+  if (WL_OS_ONE_THREAD) return; /* only foreign frees read the state, and there are none */
   uintptr_t tf = wl_load_relaxed(&page->xthread_free);
   for (;;) {
     wl_delayed_t old = wl_delayed_state(tf);
@@ -145,7 +146,7 @@ void wl_page_extend(wl_page_t *page) {
 
 void wl_page_collect(wl_page_t *page, bool force) {
   uintptr_t tf = wl_load_relaxed(&page->xthread_free);
-  if (wl_delayed_ptr(tf) != NULL) {
+  if (!WL_OS_ONE_THREAD && wl_delayed_ptr(tf) != NULL) { /* one thread: nothing is ever pushed there */
     while (!wl_cas_weak(&page->xthread_free, &tf, wl_delayed_make(NULL, wl_delayed_state(tf)))) {}
     wl_block_t *head = wl_delayed_ptr(tf);
     wl_block_t *tail = head;
