@@ -58,22 +58,23 @@ static void *large_alloc(wl_heap_t *heap, size_t size, bool zero) {
 }
 
 WL_NOINLINE void *wl_malloc_slow(wl_heap_t *heap, size_t size, bool zero) {
+  wl_page_t *page;
   if (size <= WL_MEDIUM_MAX) { /* second chance: the class queue's first page */
-    wl_page_t *page = heap->pages[wl_bin_of(size)].first;
-    if (page != NULL && page->free != NULL) return page_pop(page, size, zero);
+    page = heap->pages[wl_bin_of(size)].first;
+    if (page != NULL && page->free != NULL) goto pop;
   }
   if (WL_UNLIKELY(heap == &wl_heap_empty)) {
     heap = wl_heap_get_or_init();
     if (heap == NULL) goto nomem;
   }
   wl_heap_maintenance(heap);
-  void *p;
   if (size <= WL_MEDIUM_MAX) {
-    wl_page_t *page = wl_page_find(heap, size);
+    page = wl_page_find(heap, size);
     if (page == NULL) goto nomem;
+  pop: /* one inlined pop for both: it clears memory for calloc */
     return page_pop(page, size, zero);
   }
-  p = size <= WL_LARGE_MAX ? large_alloc(heap, size, zero) : wl_huge_alloc(size, WL_MIN_ALIGN, zero);
+  void *p = size <= WL_LARGE_MAX ? large_alloc(heap, size, zero) : wl_huge_alloc(size, WL_MIN_ALIGN, zero);
   if (p != NULL) return p;
 nomem:
   errno = ENOMEM;
@@ -109,23 +110,24 @@ void *wl_aligned(size_t align, size_t size, bool zero) {
     errno = EINVAL;
     return NULL;
   }
-  if (align <= WL_MIN_ALIGN) return zero ? wl_zalloc(size) : wl_malloc_fast(size);
-  if (WL_UNLIKELY(size > WL_MAX_ALLOC || align > WL_MAX_ALLOC / 2)) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  if (align <= WL_ALIGN_MAX_PAGE) {
+  if (align > WL_MIN_ALIGN) {
+    if (WL_UNLIKELY(size > WL_MAX_ALLOC || align > WL_MAX_ALLOC / 2)) {
+      errno = ENOMEM;
+      return NULL;
+    }
     size_t rounded = wl_align_up(size == 0 ? 1 : size, align);
-    if (rounded <= WL_LARGE_MAX) {
-      void *p = zero ? wl_zalloc(rounded) : wl_malloc_fast(rounded);
-      wl_assert(p == NULL || ((uintptr_t)p & (align - 1)) == 0);
+    if (align > WL_ALIGN_MAX_PAGE || rounded > WL_LARGE_MAX) {
+      wl_heap_t *heap = wl_heap_get_or_init();
+      if (heap != NULL) wl_heap_maintenance(heap);
+      void *p = wl_huge_alloc(size, align, zero);
+      if (p == NULL) errno = ENOMEM;
       return p;
     }
+    size = rounded;
   }
-  wl_heap_t *heap = wl_heap_get_or_init();
-  if (heap != NULL) wl_heap_maintenance(heap);
-  void *p = wl_huge_alloc(size, align, zero);
-  if (p == NULL) errno = ENOMEM;
+  /* one allocation site for both cases: the inlined fast path once */
+  void *p = zero ? wl_zalloc(size) : wl_malloc_also(size);
+  wl_assert(p == NULL || ((uintptr_t)p & (align - 1)) == 0);
   return p;
 }
 
@@ -133,10 +135,10 @@ void *wl_aligned(size_t align, size_t size, bool zero) {
    realloc
    ------------------------------------------------------------------------ */
 static void *realloc_move(void *p, size_t old_usable, size_t size) {
-  void *q = wl_malloc_fast(size);
+  void *q = wl_malloc_also(size);
   if (q == NULL) return NULL; /* errno set; p untouched */
   memcpy(q, p, wl_min(old_usable, size));
-  wl_free_fast(p);
+  wl_free_also(p);
   return q;
 }
 
@@ -157,9 +159,9 @@ static bool large_resize(wl_page_t *page, size_t size) {
 }
 
 void *wl_realloc(void *p, size_t size) {
-  if (p == NULL) return wl_malloc_fast(size);
+  if (p == NULL) return wl_malloc_also(size);
   if (size == 0) { /* glibc: free and return NULL */
-    wl_free_fast(p);
+    wl_free_also(p);
     return NULL;
   }
   if (WL_UNLIKELY(size > WL_MAX_ALLOC)) {

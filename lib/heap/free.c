@@ -77,8 +77,7 @@ static bool debug_check_free(wl_page_t *page, void *p, bool owner) {
   return true;
 }
 
-void wl_free_generic(wl_segment_t *seg, wl_page_t *page, void *p) {
-  WL_UNUSED(seg);
+void wl_free_generic(void *p, wl_page_t *page) {
   if (WL_UNLIKELY(page->kind < WL_PAGE_SMALL || page->kind > WL_PAGE_LARGE)) {
     wl_fatal("free of a pointer into free walloc memory (double free?)", p);
     return;

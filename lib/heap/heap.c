@@ -25,8 +25,10 @@ __thread wl_heap_t *wl_heap_tls __attribute__((tls_model("initial-exec"))) = &wl
 
 static wl_lock_t heaps_lock = WL_LOCK_INIT;
 static wl_heap_t *heaps_recycled;   /* heaps of exited threads, ready for reuse (heaps_lock) */
+#if !WL_OS_ONE_THREAD
 static uint8_t *meta_chunk;
 static size_t meta_left;
+#endif
 static _Atomic(int) hooks_state;    /* 0 none, 1 installing, 2 done */
 
 #define WL_META_CHUNK ((size_t)256 << 10)
@@ -52,6 +54,14 @@ bool wl_heap_hooks_add(const wl_heap_hooks_t *h) {
 /* ------------------------------------------------------------------------
    Heap memory (under heaps_lock)
    ------------------------------------------------------------------------ */
+#if WL_OS_ONE_THREAD
+/* One thread, which never exits: its heap is a static one (no chunk of
+   heap structures, nothing recycled). */
+static wl_heap_t *heap_struct_alloc(void) {
+  static wl_heap_t main_heap;
+  return &main_heap;
+}
+#else
 static wl_heap_t *heap_struct_alloc(void) {
   wl_heap_t *heap = heaps_recycled;
   if (heap != NULL) {
@@ -70,6 +80,7 @@ static wl_heap_t *heap_struct_alloc(void) {
   meta_left -= need;
   return heap;
 }
+#endif
 
 static void heap_init(wl_heap_t *heap) {
   memset(heap, 0, sizeof *heap);
@@ -111,7 +122,7 @@ wl_heap_t *wl_heap_get_or_init(void) {
   while (n > peak && !wl_cas_weak(&wl_stats.threads_peak, &peak, n)) {}
   wl_fetch_add(&wl_stats.heaps_created, 1);
   wl_heap_tls = heap;
-  if (wl_load_acquire(&hooks_state) != 2) install_hooks();
+  if (!WL_OS_ONE_THREAD && wl_load_acquire(&hooks_state) != 2) install_hooks(); /* one thread: no hooks */
   wl_os_thread_register(heap);
   return heap;
 }

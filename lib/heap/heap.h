@@ -336,15 +336,30 @@ WL_INLINE long wl_option(wl_option_t opt) {
 extern long wl_option_values[WL_OPT_COUNT];
 WL_INLINE long wl_option(wl_option_t opt) { return wl_option_values[opt]; }
 #endif
+/* Nothing is ever purged (wasm: the platform cannot give pages back), known
+   at compile time: the purge bookkeeping compiles out. */
+#define WL_PURGE_NEVER (WL_OPTIONS_FIXED && WL_PURGE_DELAY_DEFAULT < 0)
 void wl_options_init(void);
 bool wl_option_parse(const char *s, long no_value, long *out); /* an option's text: 12, 64M, yes, off */
 
 /* init.c */
 extern _Atomic(int) wl_process_ready;
 void wl_process_init(void);
+/* With options fixed at their defaults and no debug checks (wasm release
+   builds), verbose is off, so nothing is ever reported: the reports are
+   empty inline functions there and their messages leave the module's data
+   (about 300 bytes of it). */
+#if WL_OPTIONS_FIXED && WL_DEBUG == 0
+#define WL_REPORTS 0
+WL_INLINE void wl_error(const char *msg, const void *p) { WL_UNUSED(msg); WL_UNUSED(p); }
+WL_INLINE void wl_warn(const char *msg, const void *p) { WL_UNUSED(msg); WL_UNUSED(p); }
+WL_INLINE void wl_fatal(const char *msg, const void *p) { WL_UNUSED(msg); WL_UNUSED(p); }
+#else
+#define WL_REPORTS 1
 void wl_error(const char *msg, const void *p);   /* reported when verbose */
 void wl_warn(const char *msg, const void *p);    /* reported in debug builds, or when verbose */
 void wl_fatal(const char *msg, const void *p);   /* aborts in debug builds */
+#endif
 
 /* segment.c */
 void wl_segment_map_set(const void *seg, unsigned value);  /* the map byte of seg's address */
@@ -419,7 +434,7 @@ size_t wl_usable_size(const void *p);
 
 /* free.c */
 void wl_free(void *p);
-void wl_free_generic(wl_segment_t *seg, wl_page_t *page, void *p);
+void wl_free_generic(void *p, wl_page_t *page);
 void wl_free_special(void *p);
 void wl_free_local(wl_heap_t *heap, wl_page_t *page, wl_block_t *block);
 bool wl_owns(const void *p);
@@ -484,7 +499,19 @@ WL_INLINE void wl_free_fast(void *p) {
     wl_page_retire(wl_load_relaxed(&page->heap), page);
     return;
   }
-  wl_free_generic(seg, page, p);
+  wl_free_generic(p, page);
 }
+
+/* The fast paths at secondary call sites (realloc's moves, aligned
+   allocation): inlined natively, where they save a call; on wasm, where code
+   size counts and each inlined copy costs 60 to 100 bytes, one call to the
+   out-of-line wl_malloc / wl_free instead. */
+#if defined(__wasm__)
+#define wl_malloc_also(size) wl_malloc(size)
+#define wl_free_also(p) wl_free(p)
+#else
+#define wl_malloc_also(size) wl_malloc_fast(size)
+#define wl_free_also(p) wl_free_fast(p)
+#endif
 
 #endif

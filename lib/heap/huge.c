@@ -230,7 +230,7 @@ void *wl_huge_realloc(wl_segment_t *seg, void *p, size_t size) {
       return huge_block(moved);
     }
   }
-  void *q = wl_malloc_fast(size);
+  void *q = wl_malloc_also(size);
   if (q == NULL) return NULL;
   memcpy(q, p, wl_min(old, size));
   wl_huge_free(seg, p);

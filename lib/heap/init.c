@@ -28,6 +28,7 @@ __attribute__((constructor)) static void wl_init_at_load(void) { wl_process_init
 
 __attribute__((destructor)) static void wl_done_at_exit(void) { wl_stats_print_at_exit(); }
 
+#if WL_REPORTS
 static void report(const char *what, const char *msg, const void *p) {
   wl_out_t o;
   wl_out_init(&o, 2);
@@ -58,3 +59,4 @@ void wl_fatal(const char *msg, const void *p) {
   }
   if (wl_option(WL_OPT_VERBOSE) > 0) report("error: ", msg, p);
 }
+#endif

@@ -70,6 +70,7 @@ static wl_page_queue_t *queue_of(wl_heap_t *heap, const wl_page_t *page) {
    Delayed-free state
    ------------------------------------------------------------------------ */
 void wl_page_set_delayed(wl_page_t *page, wl_delayed_t state, bool override_never) {
+  if (WL_OS_ONE_THREAD) return; /* only foreign frees read the state, and there are none */
   uintptr_t tf = wl_load_relaxed(&page->xthread_free);
   for (;;) {
     wl_delayed_t old = wl_delayed_state(tf);
@@ -87,28 +88,26 @@ void wl_page_set_delayed(wl_page_t *page, wl_delayed_t state, bool override_neve
    Statistics, published at page granularity
    ------------------------------------------------------------------------ */
 void wl_page_stats_sync(wl_heap_t *heap, wl_page_t *page) {
-  if (page->kind == WL_PAGE_LARGE) { /* one block: allocation counted by alloc.c, the free here */
-    int64_t d = (int64_t)page->used - (int64_t)page->used_synced;
-    if (d != 0) {
-      heap->stat_large_live += d;
-      wl_heap_stat_live(heap, d * (int64_t)page->block_size);
-      page->used_synced = page->used;
-    }
-    return;
-  }
-  uint64_t d_allocs = page->allocs - page->allocs_synced;
   int64_t d_used = (int64_t)page->used - (int64_t)page->used_synced;
-  if (d_allocs == 0 && d_used == 0) return;
-  wl_bin_stats_t *bs = &wl_stats.bins[page->bin];
-  if (d_allocs != 0) wl_fetch_add(&bs->allocs, d_allocs);
-  if (d_used != 0) {
-    int64_t live = atomic_fetch_add_explicit(&bs->live_blocks, d_used, memory_order_relaxed) + d_used;
-    uint64_t peak = wl_load_relaxed(&bs->peak_blocks);
-    while (live > 0 && (uint64_t)live > peak && !wl_cas_weak(&bs->peak_blocks, &peak, (uint64_t)live)) {}
-    wl_heap_stat_live(heap, d_used * (int64_t)page->block_size);
+  if (page->kind == WL_PAGE_LARGE) { /* one block: allocation counted by alloc.c, the free here */
+    heap->stat_large_live += d_used;
+  } else {
+    uint64_t d_allocs = page->allocs - page->allocs_synced;
+    if (d_allocs == 0 && d_used == 0) return;
+    wl_bin_stats_t *bs = &wl_stats.bins[page->bin];
+    if (d_allocs != 0) wl_fetch_add(&bs->allocs, d_allocs);
+    if (d_used != 0) {
+      int64_t live = atomic_fetch_add_explicit(&bs->live_blocks, d_used, memory_order_relaxed) + d_used;
+      uint64_t peak = wl_load_relaxed(&bs->peak_blocks);
+      while (live > 0 && (uint64_t)live > peak && !wl_cas_weak(&bs->peak_blocks, &peak, (uint64_t)live)) {}
+    }
+    page->allocs_synced = page->allocs;
   }
-  page->allocs_synced = page->allocs;
-  page->used_synced = page->used;
+  /* both kinds: the live bytes (once, so the flush check is inlined once) */
+  if (d_used != 0) {
+    wl_heap_stat_live(heap, d_used * (int64_t)page->block_size);
+    page->used_synced = page->used;
+  }
 }
 
 /* ------------------------------------------------------------------------
@@ -147,7 +146,7 @@ void wl_page_extend(wl_page_t *page) {
 
 void wl_page_collect(wl_page_t *page, bool force) {
   uintptr_t tf = wl_load_relaxed(&page->xthread_free);
-  if (wl_delayed_ptr(tf) != NULL) {
+  if (!WL_OS_ONE_THREAD && wl_delayed_ptr(tf) != NULL) { /* one thread: nothing is ever pushed there */
     while (!wl_cas_weak(&page->xthread_free, &tf, wl_delayed_make(NULL, wl_delayed_state(tf)))) {}
     wl_block_t *head = wl_delayed_ptr(tf);
     wl_block_t *tail = head;

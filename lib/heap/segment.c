@@ -198,7 +198,7 @@ static void segment_attach(wl_heap_t *heap, wl_segment_t *seg) {
   seg->next = heap->segments;
   if (heap->segments != NULL) heap->segments->prev = seg;
   heap->segments = seg;
-  if ((seg->purge_mask | seg->purge_old) != 0 && seg->purge_expire < heap->purge_due) heap->purge_due = seg->purge_expire;
+  if (!WL_PURGE_NEVER && (seg->purge_mask | seg->purge_old) != 0 && seg->purge_expire < heap->purge_due) heap->purge_due = seg->purge_expire;
 }
 
 static void segment_detach(wl_heap_t *heap, wl_segment_t *seg) {
@@ -307,6 +307,7 @@ void wl_segment_cache_collect(int64_t now, bool force) {
    still resident (freed, not yet purged) is preferred among the first few
    candidates: reusing resident memory keeps RSS down and saves page faults. */
 static wl_page_t *span_pick(wl_heap_t *heap, size_t slices, uint64_t m) {
+  if (WL_PURGE_NEVER) return heap->spans[slices + wl_ctz64(m)].first; /* nothing is ever purged: best fit */
   wl_page_t *first = NULL;
   int looked = 0;
   while (m != 0 && looked < 8) {
@@ -342,8 +343,10 @@ wl_page_t *wl_segment_page_alloc(wl_heap_t *heap, size_t slices, wl_page_kind_t 
   uint64_t bits = slice_bits(idx, slices);
   page->free_is_zero = (seg->clean_mask & bits) == bits;
   seg->clean_mask &= ~bits;
-  seg->purge_mask &= ~bits;
-  seg->purge_old &= ~bits;
+  if (!WL_PURGE_NEVER) {
+    seg->purge_mask &= ~bits;
+    seg->purge_old &= ~bits;
+  }
   seg->used++;
   return page;
 }
@@ -377,8 +380,10 @@ bool wl_segment_page_grow(wl_heap_t *heap, wl_page_t *page, size_t slices) {
   page_slices_init(seg, idx, have, slices);
   uint64_t bits = slice_bits(end, need);
   seg->clean_mask &= ~bits;
-  seg->purge_mask &= ~bits;
-  seg->purge_old &= ~bits;
+  if (!WL_PURGE_NEVER) {
+    seg->purge_mask &= ~bits;
+    seg->purge_old &= ~bits;
+  }
   page->slice_count = (uint32_t)slices;
   return true;
 }
