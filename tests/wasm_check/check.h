@@ -20,7 +20,7 @@
  * Not supported on wasm: signals. Tests added with
  * tcase_add_test_raise_signal are reported as skipped. A test may skip
  * itself with wl_ck_skip(reason) ("skipped: ..." is printed); skipped tests
- * count as passed checks and are listed in a "Skipped: N" line.
+ * count as passed checks and are totalled in a "skipped on wasm: N" line.
  */
 #ifndef WL_WASM_CHECK_H
 #define WL_WASM_CHECK_H
