@@ -89,6 +89,7 @@ static void nest(int depth, int max, walloc_tier tier) {
 }
 
 START_TEST(scopes_nest_deeper_than_64) {
+  wl_test_wasm_tiers(256 * MiB); /* more than the wasm default share */
   nest(1, 64, WALLOC_TIER_ENTITY);
   nest(1, 300, WALLOC_TIER_RENDER);
 }
@@ -169,6 +170,7 @@ START_TEST(scope_budgets_refuse_and_nest) {
 END_TEST
 
 START_TEST(scope_memory_goes_back_to_the_tier) {
+  wl_test_wasm_tiers(256 * MiB); /* more than the wasm default share */
   size_t before = tier_used(WALLOC_TIER_ENTITY);
   for (int r = 0; r < 50; r++) {
     walloc_scope *s = walloc_scope_enter(WALLOC_TIER_ENTITY, 0);
@@ -199,6 +201,7 @@ static void *use_foreign_scope(void *arg) {
 }
 
 START_TEST(scopes_belong_to_their_thread) {
+  WL_WASM_SKIP("threads: the wasm build is single-threaded");
   foreign_scope = walloc_scope_enter(WALLOC_TIER_ENTITY, 0);
   walloc_handle h = walloc_scope_allocate(foreign_scope, 10);
   pthread_t t;
@@ -244,6 +247,7 @@ static void *scope_worker(void *arg) {
 }
 
 START_TEST(scopes_in_8_threads) {
+  WL_WASM_SKIP("threads: the wasm build is single-threaded");
   pthread_t t[SCOPE_THREADS];
   for (uintptr_t i = 0; i < SCOPE_THREADS; i++) pthread_create(&t[i], NULL, scope_worker, (void *)i);
   for (int i = 0; i < SCOPE_THREADS; i++) {
@@ -331,6 +335,7 @@ static void *context_worker(void *arg) {
 }
 
 START_TEST(contexts_are_shared_by_threads) {
+  WL_WASM_SKIP("threads: the wasm build is single-threaded");
   shared_ctx = walloc_context_create(WALLOC_TIER_ENTITY, NULL);
   pthread_t t[8];
   for (uintptr_t i = 0; i < 8; i++) pthread_create(&t[i], NULL, context_worker, (void *)i);
@@ -348,6 +353,7 @@ END_TEST
    Promotion
    ------------------------------------------------------------------------ */
 START_TEST(promotion_of_every_size_class) {
+  wl_test_wasm_tiers(256 * MiB); /* more than the wasm default share */
   const walloc_tier path[] = {WALLOC_TIER_ENTITY, WALLOC_TIER_SCENE, WALLOC_TIER_RENDER, WALLOC_TIER_FALLBACK};
   for (size_t size = 1; size <= 4 * MiB; size = size < 32 ? size + 15 : size * 2) {
     walloc_handle h = walloc_allocate(size, WALLOC_TIER_ENTITY);
@@ -549,6 +555,7 @@ static void *budget_worker(void *arg) {
 }
 
 START_TEST(hard_budget_holds_under_threads) {
+  WL_WASM_SKIP("threads: the wasm build is single-threaded");
   ck_assert_int_eq(walloc_set_budget(WALLOC_TIER_RENDER, 0, 4 * MiB, NULL, NULL), WALLOC_OK);
   pthread_t t[BUDGET_THREADS];
   for (int i = 0; i < BUDGET_THREADS; i++) pthread_create(&t[i], NULL, budget_worker, NULL);

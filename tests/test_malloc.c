@@ -13,6 +13,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#if defined(__EMSCRIPTEN__) /* walloc defines them; Emscripten's headers do not declare them */
+void *pvalloc(size_t size);
+int malloc_trim(size_t pad);
+#endif
+
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 
@@ -123,7 +128,7 @@ START_TEST(bad_alignments_are_einval) {
   void *p = static_buffer;
   ck_assert_int_eq(posix_memalign(&p, 3, 16), EINVAL);
   ck_assert_ptr_eq(p, static_buffer); /* untouched on error */
-  ck_assert_int_eq(posix_memalign(&p, 4, 16), EINVAL); /* below sizeof(void *) */
+  ck_assert_int_eq(posix_memalign(&p, sizeof(void *) / 2, 16), EINVAL); /* below sizeof(void *) */
   ck_assert_int_eq(posix_memalign(&p, 0, 16), EINVAL);
   errno = 0;
   ck_assert_ptr_null(aligned_alloc(wl_opaque(3), 16));
@@ -146,7 +151,10 @@ END_TEST
 
 START_TEST(impossible_sizes_are_enomem) {
   const size_t sizes[] = {SIZE_MAX, SIZE_MAX - 4096, (size_t)PTRDIFF_MAX, (size_t)PTRDIFF_MAX + 1,
-                          (size_t)1 << 62, (size_t)1 << 47};
+#if SIZE_MAX > UINT32_MAX /* (not on wasm32, where 3 GiB may well be granted) */
+                          (size_t)1 << 62, (size_t)1 << 47
+#endif
+  };
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
     size_t n = wl_opaque(sizes[i]);
     errno = 0;
@@ -180,7 +188,11 @@ START_TEST(calloc_checks_overflow) {
   ck_assert_ptr_null(calloc(wl_opaque(SIZE_MAX / 2), 3));
   ck_assert_int_eq(errno, ENOMEM);
   errno = 0;
+#if SIZE_MAX > UINT32_MAX
   ck_assert_ptr_null(calloc(wl_opaque((size_t)1 << 33), (size_t)1 << 33));
+#else
+  ck_assert_ptr_null(calloc(wl_opaque((size_t)1 << 17), (size_t)1 << 17)); /* 2^34 overflows 32 bits */
+#endif
   ck_assert_int_eq(errno, ENOMEM);
   errno = 0;
   ck_assert_ptr_null(reallocarray(NULL, wl_opaque(SIZE_MAX / 2), 3));
@@ -321,6 +333,7 @@ START_TEST(foreign_pointers_are_ignored) {
 END_TEST
 
 START_TEST(free_memory_goes_back_to_the_os) {
+  WL_WASM_SKIP("wasm memory never shrinks: walloc neither purges nor releases there");
   enum { N = 2048 };
   static void *blocks[N];
   for (int i = 0; i < N; i++) {
@@ -342,6 +355,7 @@ START_TEST(free_memory_goes_back_to_the_os) {
 END_TEST
 
 START_TEST(repeated_large_blocks_reuse_memory) {
+  WL_WASM_SKIP("no large-block cache on wasm: released ranges go back to the memory layer's free list");
   walloc_heap_stats before = stats_now();
   for (int i = 0; i < 200; i++) {
     void *p = malloc(24 * MiB);
@@ -358,12 +372,14 @@ END_TEST
 
 START_TEST(introspection_calls_answer) {
   void *p = malloc(1000);
+#if defined(__GLIBC__) /* mallinfo2 and M_ARENA_MAX are glibc's */
   struct mallinfo2 mi = mallinfo2();
   ck_assert_uint_ge(mi.uordblks, 1000);
   ck_assert_uint_ge(mi.arena, mi.uordblks);
+  ck_assert_int_eq(mallopt(M_ARENA_MAX, 1), 1);
+#endif
   struct mallinfo m1 = mallinfo();
   ck_assert_int_ge(m1.uordblks, 1000);
-  ck_assert_int_eq(mallopt(M_ARENA_MAX, 1), 1);
   free(p);
   ck_assert_int_ge(malloc_trim(0), 0);
   walloc_heap_stats s = stats_now();

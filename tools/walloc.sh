@@ -127,7 +127,11 @@ cmd_test() {
   # Emscripten's emcc runs node tools that need acorn, which Debian installs
   # under /usr/share/nodejs: without NODE_PATH optimized wasm builds fail.
   log "WebAssembly build (build-wasm/, Emscripten, tests under node)"
-  NODE_PATH=/usr/share/nodejs setup build-wasm --cross-file wasm/emscripten.ini -Dtests=disabled
+  # -Dtests=enabled: the Check unit suites too, built against tests/wasm_check
+  # (our own Check-compatible runner: Debian's libcheck is native only) and
+  # run under node. Explicit, so that a build-wasm/ configured earlier with
+  # -Dtests=disabled is switched over by --reconfigure.
+  NODE_PATH=/usr/share/nodejs setup build-wasm --cross-file wasm/emscripten.ini -Dtests=enabled
   # The browser test's playwright-core, into wasm/node_modules (git-ignored).
   # Debian's nodejs comes without npm (NodeSource's has it).
   if [ ! -d wasm/node_modules/playwright-core ]; then
@@ -138,7 +142,7 @@ cmd_test() {
       failures+=("npm ci --prefix wasm")
     fi
   fi
-  NODE_PATH=/usr/share/nodejs run_tests "wasm: walloc replaces dlmalloc (malloc family, runtime, tiers, 1 GiB growth, no dlmalloc symbol), JavaScript API under node, demo page in headless Chromium" build-wasm
+  NODE_PATH=/usr/share/nodejs run_tests "wasm: Check unit suites under node (sizeclass, memcpy with simd128, malloc, tiers, lifetimes, frame, pool), walloc replaces dlmalloc (malloc family, runtime, tiers, 1 GiB growth, no dlmalloc symbol), JavaScript API under node, demo page in headless Chromium" build-wasm
 
   log "summary ($((SECONDS - t0)) s)"
   if [ ${#failures[@]} -ne 0 ]; then

@@ -157,16 +157,20 @@ WL_API walloc_handle walloc_ptr_to_handle(const void *ptr) {
   uintptr_t p = (uintptr_t)ptr;
   if (ptr == NULL) return WALLOC_NULL_HANDLE;
   if (wl_load_acquire(&wl_tiers.state) == 2 && p - (uintptr_t)wl_tiers.base < wl_tiers.total) {
+    /* (where handles are addresses, wasm, the tiers' offsets count from
+       address 0: memory below the tiers, fallback blocks too, lands here
+       in no tier, and goes on to the fallback check) */
     wl_tier_t *t = tier_of(p - (uintptr_t)wl_tiers.base);
-    if (t == NULL) return WALLOC_NULL_HANDLE;
-    uint64_t off = (uint64_t)(p - (uintptr_t)t->start);
-    if ((off & (wl_tier_granule(t) - 1)) != 0 || off >= wl_load_acquire(&t->committed)) return WALLOC_NULL_HANDLE;
-    uint16_t slot = wl_load_acquire(&t->slots[off >> t->granule_shift]);
-    if (!(slot & WL_SLOT_ALLOCATED) || (slot & WL_SLOT_UNUSED_BITS) != 0) return WALLOC_NULL_HANDLE;
-    uint64_t gen = wl_load_acquire(&t->gen);
-    walloc_handle h = wl_handle_make(t, off, gen, wl_slot_version(slot));
-    wl_block_ref_t ref;
-    return wl_handle_resolve(h, &ref) == WALLOC_OK ? h : WALLOC_NULL_HANDLE; /* live in this generation */
+    if (t != NULL) {
+      uint64_t off = (uint64_t)(p - (uintptr_t)t->start);
+      if ((off & (wl_tier_granule(t) - 1)) != 0 || off >= wl_load_acquire(&t->committed)) return WALLOC_NULL_HANDLE;
+      uint16_t slot = wl_load_acquire(&t->slots[off >> t->granule_shift]);
+      if (!(slot & WL_SLOT_ALLOCATED) || (slot & WL_SLOT_UNUSED_BITS) != 0) return WALLOC_NULL_HANDLE;
+      uint64_t gen = wl_load_acquire(&t->gen);
+      walloc_handle h = wl_handle_make(t, off, gen, wl_slot_version(slot));
+      wl_block_ref_t ref;
+      return wl_handle_resolve(h, &ref) == WALLOC_OK ? h : WALLOC_NULL_HANDLE; /* live in this generation */
+    }
   }
   /* a fallback block: its header sits just before */
   if ((p & 15) != 0 || p < sizeof(wl_fb_header_t)) return WALLOC_NULL_HANDLE;
