@@ -83,6 +83,10 @@ static inline void wl_ck_skip_stderr_(void) {
     suite_add_tcase((suite), tc_);                              \
   } while (0)
 
+/* 2^n as a size, for impossible sizes and alignments: on a 32-bit target
+   (wasm) where 2^n does not fit, the largest power of two instead. */
+#define WL_TEST_POW2(n) ((size_t)((sizeof(size_t) * 8 > (n)) ? ((uint64_t)1 << (n)) : (SIZE_MAX / 2 + 1)))
+
 /* A pattern of position and seed (not address, so it survives realloc). */
 static inline uint8_t wl_test_byte(size_t i, uint32_t seed) {
   return (uint8_t)((i * 131u) ^ (i >> 8) ^ (seed * 2654435761u >> 24) ^ seed);

@@ -98,17 +98,17 @@ START_TEST(bad_and_impossible_requests) {
   void *before = walloc_frame_alloc(32, 16);
   ck_assert_ptr_nonnull(before);
   memset(before, 0x5a, 32);
-  static const size_t bad_align[] = {3, 6, 24, 48, 100, 4097, (size_t)1 << 63 | 1};
+  static const size_t bad_align[] = {3, 6, 24, 48, 100, 4097, WL_TEST_POW2(63) | 1};
   for (size_t i = 0; i < sizeof bad_align / sizeof *bad_align; i++) {
     ck_assert_ptr_null(walloc_frame_alloc(16, wl_opaque(bad_align[i])));
     ck_assert_int_eq(walloc_last_status(), WALLOC_ERR_INVALID);
   }
-  static const size_t huge[] = {SIZE_MAX, SIZE_MAX - 8, SIZE_MAX / 2, (size_t)PTRDIFF_MAX, (size_t)1 << 60};
+  static const size_t huge[] = {SIZE_MAX, SIZE_MAX - 8, SIZE_MAX / 2, (size_t)PTRDIFF_MAX, WL_TEST_POW2(60)};
   for (size_t i = 0; i < sizeof huge / sizeof *huge; i++) {
     ck_assert_ptr_null(walloc_frame_alloc(wl_opaque(huge[i]), 16));
     ck_assert_int_eq(walloc_last_status(), WALLOC_ERR_NOMEM);
   }
-  ck_assert_ptr_null(walloc_frame_alloc(64, wl_opaque((size_t)1 << 63))); /* alignment beyond any memory */
+  ck_assert_ptr_null(walloc_frame_alloc(64, wl_opaque(WL_TEST_POW2(63)))); /* alignment beyond any memory */
   ck_assert_int_eq(walloc_last_status(), WALLOC_ERR_NOMEM);
   /* size 0 gives distinct pointers */
   void *z1 = walloc_frame_alloc(0, 0), *z2 = walloc_frame_alloc(0, 0);

@@ -164,7 +164,7 @@ START_TEST(scope_budgets_refuse_and_nest) {
   ck_assert_uint_ne(walloc_scope_allocate(outer, 2048), WALLOC_NULL_HANDLE); /* mid's bytes came back */
   ck_assert_uint_ne(walloc_scope_allocate(outer, 1024), WALLOC_NULL_HANDLE);
   ck_assert_uint_eq(walloc_scope_allocate(outer, 1), WALLOC_NULL_HANDLE);
-  ck_assert_uint_eq(walloc_scope_allocate(outer, (size_t)1 << 40), WALLOC_NULL_HANDLE); /* never crashes */
+  ck_assert_uint_eq(walloc_scope_allocate(outer, WL_TEST_POW2(40)), WALLOC_NULL_HANDLE); /* never crashes */
   walloc_scope_leave(outer);
 }
 END_TEST

@@ -297,7 +297,7 @@ START_TEST(bad_input_never_crashes) {
   ck_assert_uint_eq(walloc_allocate(10, WALLOC_TIER_COUNT), WALLOC_NULL_HANDLE);
   ck_assert_uint_eq(walloc_allocate(wl_opaque(SIZE_MAX), WALLOC_TIER_RENDER), WALLOC_NULL_HANDLE);
   ck_assert_uint_eq(walloc_allocate(wl_opaque(SIZE_MAX), WALLOC_TIER_FALLBACK), WALLOC_NULL_HANDLE);
-  ck_assert_uint_eq(walloc_allocate(wl_opaque((size_t)1 << 62), WALLOC_TIER_ENTITY), WALLOC_NULL_HANDLE);
+  ck_assert_uint_eq(walloc_allocate(wl_opaque(WL_TEST_POW2(62)), WALLOC_TIER_ENTITY), WALLOC_NULL_HANDLE);
   ck_assert_int_eq(walloc_deallocate(WALLOC_NULL_HANDLE), WALLOC_ERR_INVALID);
   ck_assert_ptr_null(walloc_handle_to_ptr(WALLOC_NULL_HANDLE));
   ck_assert_uint_eq(walloc_handle_size(WALLOC_NULL_HANDLE), 0);
