@@ -93,6 +93,11 @@ int __posix_memalign(void **out, size_t align, size_t size) WL_EXPORT_ALIAS(posi
 void *emscripten_builtin_malloc(size_t size) WL_EXPORT_ALIAS(malloc);
 void emscripten_builtin_free(void *p) WL_EXPORT_ALIAS(free);
 void *emscripten_builtin_memalign(size_t align, size_t size) WL_EXPORT_ALIAS(memalign);
+/* musl's internal names, which dlmalloc and emmalloc also define: atexit
+   allocates with __libc_calloc, so -sEXIT_RUNTIME=1 needs them. */
+void *__libc_malloc(size_t size) WL_EXPORT_ALIAS(malloc);
+void __libc_free(void *p) WL_EXPORT_ALIAS(free);
+void *__libc_calloc(size_t count, size_t size) WL_EXPORT_ALIAS(calloc);
 #endif
 
 /* ------------------------------------------------------------------------
