@@ -48,14 +48,17 @@ WL_AVX512_INLINE void mv32(uint8_t *d, const uint8_t *s) { WL_MOVE(wl_b32_t, "vm
 WL_AVX512_INLINE void mvu(uint8_t *d, const uint8_t *s) { WL_MOVE(wl_b64_t, "vmovdqu64", "zmm18", "xmm18"); }
 WL_AVX512_INLINE void mva(uint8_t *d, const uint8_t *s) { WL_MOVE(wl_b64_t, "vmovdqa64", "zmm19", "xmm19"); }
 
-/* Four 64-byte moves (256 bytes): four loads, then four stores. */
+/* Four 64-byte moves (256 bytes): four loads, then four stores. The
+   addresses go in registers; the "m" operands only tell the compiler which
+   256 bytes are read and written. */
 typedef struct { unsigned char b[256]; } wl_b256_t;
-#define WL_MOVE4(store)                                                              \
-  __asm__("vmovdqu64 %1, %%zmm16\n\tvmovdqu64 64+%1, %%zmm17\n\t"                   \
-          "vmovdqu64 128+%1, %%zmm18\n\tvmovdqu64 192+%1, %%zmm19\n\t"               \
-          store " %%zmm16, %0\n\t" store " %%zmm17, 64+%0\n\t"                       \
-          store " %%zmm18, 128+%0\n\t" store " %%zmm19, 192+%0"                       \
-          : "=m"(*(wl_b256_t *)(void *)d) : "m"(*(const wl_b256_t *)(const void *)s)   \
+#define WL_MOVE4(store)                                                                \
+  __asm__("vmovdqu64 (%[s]), %%zmm16\n\tvmovdqu64 64(%[s]), %%zmm17\n\t"               \
+          "vmovdqu64 128(%[s]), %%zmm18\n\tvmovdqu64 192(%[s]), %%zmm19\n\t"           \
+          store " %%zmm16, (%[d])\n\t" store " %%zmm17, 64(%[d])\n\t"                  \
+          store " %%zmm18, 128(%[d])\n\t" store " %%zmm19, 192(%[d])"                   \
+          : "=m"(*(wl_b256_t *)(void *)d)                                               \
+          : [d] "r"(d), [s] "r"(s), "m"(*(const wl_b256_t *)(const void *)s)            \
           : "xmm16", "xmm17", "xmm18", "xmm19")
 WL_AVX512_INLINE void mv256u(uint8_t *d, const uint8_t *s) { WL_MOVE4("vmovdqu64"); }
 WL_AVX512_INLINE void mv256a(uint8_t *d, const uint8_t *s) { WL_MOVE4("vmovdqa64"); }
