@@ -88,16 +88,25 @@ int __posix_memalign(void **out, size_t align, size_t size) WL_EXPORT_ALIAS(posi
 #endif
 
 #ifdef __EMSCRIPTEN__
+/* musl's internal names (__libc_malloc...) are in preload/libc_names.c. */
 /* The names Emscripten's JavaScript runtime allocates with (dlmalloc and
    emmalloc define them; with -sMALLOC=none walloc must). */
+#if defined(__EMSCRIPTEN_PTHREADS__)
+/* With pthreads the runtime allocates a thread's TLS block here before the
+   thread's thread-locals exist (heap.c, wl_heap_runtime_alloc), and frees it
+   and the thread's key array after they are gone: free reads no
+   thread-local, the allocations come from the runtime's locked heap. */
+WL_API void *emscripten_builtin_malloc(size_t size) { return wl_heap_runtime_alloc(WL_MIN_ALIGN, size); }
+WL_API void *emscripten_builtin_memalign(size_t align, size_t size) {
+  if (!wl_is_pow2(align)) align = align <= 1 ? 1 : (size_t)1 << (wl_bsr(align) + 1);
+  return wl_heap_runtime_alloc(align, size);
+}
+void emscripten_builtin_free(void *p) WL_EXPORT_ALIAS(free);
+#else
 void *emscripten_builtin_malloc(size_t size) WL_EXPORT_ALIAS(malloc);
 void emscripten_builtin_free(void *p) WL_EXPORT_ALIAS(free);
 void *emscripten_builtin_memalign(size_t align, size_t size) WL_EXPORT_ALIAS(memalign);
-/* musl's internal names, which dlmalloc and emmalloc also define: atexit
-   allocates with __libc_calloc, so -sEXIT_RUNTIME=1 needs them. */
-void *__libc_malloc(size_t size) WL_EXPORT_ALIAS(malloc);
-void __libc_free(void *p) WL_EXPORT_ALIAS(free);
-void *__libc_calloc(size_t count, size_t size) WL_EXPORT_ALIAS(calloc);
+#endif
 #endif
 
 /* ------------------------------------------------------------------------

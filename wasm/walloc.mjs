@@ -203,7 +203,10 @@ class Walloc {
     this.#M = M;
     // The module's linear memory: its export is named "memory" unless emcc
     // minified the export names (-O2 and up), so it is found by type.
-    this.#memory = Object.values(M.asm ?? {}).find((v) => v instanceof WebAssembly.Memory);
+    // A pthreads build (shared memory) imports its memory instead: the
+    // module keeps it as wasmMemory.
+    this.#memory = Object.values(M.asm ?? {}).find((v) => v instanceof WebAssembly.Memory) ??
+      (M.wasmMemory instanceof WebAssembly.Memory ? M.wasmMemory : undefined);
     if (!this.#memory) throw new WallocError('WALLOC_ERR_UNSUPPORTED', 'the module exports no WebAssembly.Memory');
     this.#fetch = options.fetch ?? globalThis.fetch;
     if (options.assetOptions !== undefined) this.#assetOptions = assetOptionsOf(options.assetOptions, DEFAULT_ASSET_OPTIONS);
@@ -242,7 +245,8 @@ class Walloc {
     const u8 = this.#u8();
     let end = p;
     while (u8[end] !== 0) end++;
-    return new TextDecoder().decode(u8.subarray(p, end));
+    // slice, not subarray: TextDecoder refuses views of a SharedArrayBuffer
+    return new TextDecoder().decode(u8.slice(p, end));
   }
   #withCstr(s, fn) {
     const p = this.#cstr(s);

@@ -13,6 +13,7 @@
  */
 #include "heap.h"
 
+#include <errno.h>
 #include <string.h>
 
 wl_page_t wl_page_empty;
@@ -126,6 +127,51 @@ wl_heap_t *wl_heap_get_or_init(void) {
   wl_os_thread_register(heap);
   return heap;
 }
+
+#if defined(__EMSCRIPTEN_PTHREADS__)
+/* Emscripten with pthreads allocates each thread's TLS block with
+   emscripten_builtin_memalign (emscripten_tls_init) before the thread's
+   thread-locals exist: __tls_base is still 0 on a new worker, and on a worker
+   reused for another thread it points at the previous thread's freed block.
+   wl_heap_tls cannot be read there, so the runtime's own allocations come
+   from one heap shared under a lock, reached without any thread-local. Its
+   id is its own address, which no thread has: every free of its blocks takes
+   the cross-thread path, and it collects them on its next allocation. */
+static wl_lock_t runtime_lock = WL_LOCK_INIT;
+static wl_heap_t *runtime_heap;
+
+void *wl_heap_runtime_alloc(size_t align, size_t size) {
+  if (size > WL_MAX_ALLOC || align > WL_MAX_ALLOC / 2) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (align < WL_MIN_ALIGN) align = WL_MIN_ALIGN;
+  size_t rounded = wl_align_up(size == 0 ? 1 : size, align);
+  wl_process_init();
+  if (align > WL_ALIGN_MAX_PAGE || rounded > WL_LARGE_MAX) {
+    void *p = wl_huge_alloc(size, align, false);
+    if (p == NULL) errno = ENOMEM;
+    return p;
+  }
+  void *p = NULL;
+  wl_lock(&runtime_lock);
+  wl_heap_t *heap = runtime_heap;
+  if (heap == NULL) {
+    wl_lock(&heaps_lock);
+    heap = heap_struct_alloc();
+    if (heap != NULL) heap_init(heap);
+    wl_unlock(&heaps_lock);
+    if (heap != NULL) {
+      heap->tid = (uintptr_t)heap;
+      runtime_heap = heap;
+    }
+  }
+  if (heap != NULL) p = wl_malloc_slow(heap, rounded, false);
+  wl_unlock(&runtime_lock);
+  if (p == NULL) errno = ENOMEM;
+  return p;
+}
+#endif
 
 void wl_heap_thread_done(void *value) {
   wl_heap_t *heap = value;

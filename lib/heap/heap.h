@@ -422,6 +422,9 @@ void wl_heap_fork_prepare(void);
 void wl_heap_fork_parent(void);
 void wl_heap_fork_child(void);
 void wl_heap_maintenance(wl_heap_t *heap);
+#if defined(__EMSCRIPTEN_PTHREADS__)
+void *wl_heap_runtime_alloc(size_t align, size_t size); /* never reads a thread-local */
+#endif
 
 /* alloc.c */
 void *wl_malloc(size_t size);

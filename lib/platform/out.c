@@ -7,7 +7,7 @@
 #include "platform.h"
 
 #if (!(defined(__x86_64__) || defined(__aarch64__)) || !defined(__linux__)) && \
-    !(defined(__wasm__) && !defined(__EMSCRIPTEN_PTHREADS__))
+    !defined(__wasm__)
 __thread char wl_os_thread_anchor;
 #endif
 

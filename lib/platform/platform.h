@@ -130,6 +130,13 @@ WL_INLINE uintptr_t wl_os_thread_id(void) {
 }
 #elif defined(__wasm__) && !defined(__EMSCRIPTEN_PTHREADS__)
 WL_INLINE uintptr_t wl_os_thread_id(void) { return 1; } /* one thread */
+#elif defined(__EMSCRIPTEN_PTHREADS__)
+/* Emscripten with pthreads: the thread's struct pthread, kept in a wasm
+   global that is set before the thread's TLS block exists and stays set
+   until after that block is freed (a thread-local's address would be wrong
+   there: Emscripten allocates and frees the TLS block through malloc). */
+#include <pthread.h>
+WL_INLINE uintptr_t wl_os_thread_id(void) { return (uintptr_t)pthread_self(); }
 #else
 extern __thread char wl_os_thread_anchor;
 WL_INLINE uintptr_t wl_os_thread_id(void) { return (uintptr_t)&wl_os_thread_anchor; }

@@ -41,6 +41,10 @@ export async function startServer({ moduleDir, port = 0, host = '127.0.0.1' }) {
       'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream',
       'content-length': body.length,
       'cache-control': 'no-store',
+      // cross-origin isolation: browsers give shared memory (the pthreads
+      // build's module) only to isolated pages; everything here is same-origin
+      'cross-origin-opener-policy': 'same-origin',
+      'cross-origin-embedder-policy': 'require-corp',
     });
     res.end(req.method === 'HEAD' ? undefined : body);
   });
