@@ -148,7 +148,7 @@ cmd_test() {
   # The pthreads variant (shared memory): the same tests plus 8 threads
   # freeing each other's blocks (about 30 s to build, 10 s to test).
   log "WebAssembly pthreads build (build-wasm-mt/)"
-  NODE_PATH=/usr/share/nodejs setup build-wasm-mt --cross-file wasm/emscripten.ini -Dtests=disabled -Dwasm_pthreads=true
+  NODE_PATH=/usr/share/nodejs setup build-wasm-mt --cross-file wasm/emscripten.ini -Dtests=enabled -Dwasm_pthreads=true
   NODE_PATH=/usr/share/nodejs run_tests "wasm pthreads: the same, and 8 threads with cross-thread frees" build-wasm-mt
 
   log "summary ($((SECONDS - t0)) s)"
