@@ -6,8 +6,9 @@
  *   family   the malloc family: alignment, contents, errno on impossible sizes
  *   runtime  blocks come from walloc (walloc_owns, heap statistics), and so do
  *            the allocations of Emscripten's runtime (strdup, stdio, fopen)
- *   grow     more than 1 GiB in chunks, every chunk's pattern still there
- *            (exit 77, skipped, if the host refuses to grow memory)
+ *   grow     past 1 GiB and 2 GiB in chunks (malloc and fallback-tier
+ *            handles) after small tier handles; at each mark every pattern
+ *            is read back (exit 77, skipped, if the host refuses to grow)
  *   tiers    walloc_allocate / handle_to_ptr / reset: handles are addresses
  * Prints one line per check that failed and exits non-zero if any did.
  */
@@ -134,33 +135,87 @@ static void test_runtime(void) {
          (unsigned long long)after.allocations, (unsigned long long)after.mapped_bytes, after.rss_bytes);
 }
 
-static int test_grow(void) {
-  enum { CHUNK = 16 << 20, CHUNKS = 72 }; /* 1152 MiB */
-  static uint32_t *chunk[CHUNKS];
-  int got = 0;
-  for (; got < CHUNKS; got++) {
-    chunk[got] = malloc(CHUNK);
-    if (chunk[got] == NULL) break;
-    for (size_t i = 0; i < CHUNK / 4; i += 1024) chunk[got][i] = (uint32_t)(got * 0x9E3779B1u + i);
+/* Growth past 1 GiB and 2 GiB: small tier handles made first, then 16 MiB
+   chunks, alternately malloc'd and fallback-tier handles, each with a
+   pattern. Every time linear memory passes 1 GiB and 2 GiB, everything
+   made so far is read back (handles through walloc_read_data, which
+   re-validates them). Stops at 2304 MiB; skipped (77) if the host refuses
+   to grow before 1 GiB, passes with a note if it stops between 1 and 2. */
+enum { GROW_CHUNK = 16 << 20, GROW_CHUNKS = 144, GROW_SMALL = 64 };
+static uint32_t *grow_ptr[GROW_CHUNKS];
+static walloc_handle grow_h[GROW_CHUNKS], grow_small[GROW_SMALL];
+
+static uint32_t grow_word(int c, size_t i) { return (uint32_t)(c * 0x9E3779B1u + i); }
+
+static size_t grow_verify(int chunks) {
+  size_t bad = 0;
+  for (int k = 0; k < GROW_SMALL; k++) {
+    unsigned char buf[200];
+    if (walloc_read_data(grow_small[k], 0, buf, sizeof buf) != WALLOC_OK) { bad++; continue; }
+    for (size_t i = 0; i < sizeof buf; i++) bad += buf[i] != (unsigned char)(k * 7 + i);
   }
-  if (got < CHUNKS) {
-    printf("grow: memory stopped at %d MiB of %d (host limit?): skipped\n", got * 16, CHUNKS * 16);
-    for (int i = 0; i < got; i++) free(chunk[i]);
+  for (int c = 0; c < chunks; c++) {
+    for (size_t i = 0; i < GROW_CHUNK / 4; i += 1024) {
+      uint32_t w;
+      if (grow_ptr[c] != NULL) {
+        w = grow_ptr[c][i];
+      } else if (walloc_read_data(grow_h[c], i * 4, &w, 4) != WALLOC_OK) {
+        bad++;
+        continue;
+      }
+      bad += w != grow_word(c, i);
+    }
+  }
+  return bad;
+}
+
+static int test_grow(void) {
+  for (int k = 0; k < GROW_SMALL; k++) {
+    grow_small[k] = walloc_allocate(200, k % 2 ? WALLOC_TIER_SCENE : WALLOC_TIER_ENTITY);
+    CHECK(grow_small[k] != WALLOC_NULL_HANDLE);
+    unsigned char buf[200];
+    for (size_t i = 0; i < sizeof buf; i++) buf[i] = (unsigned char)(k * 7 + i);
+    CHECK(walloc_write_data(grow_small[k], 0, buf, sizeof buf) == WALLOC_OK);
+  }
+  size_t marks[2] = {(size_t)1 << 30, (size_t)2 << 30};
+  int passed = 0, got = 0;
+  uintptr_t highest = 0;
+  for (; got < GROW_CHUNKS; got++) {
+    uint32_t *p;
+    if (got % 2 == 0) {
+      p = grow_ptr[got] = malloc(GROW_CHUNK);
+    } else {
+      grow_h[got] = walloc_allocate(GROW_CHUNK, WALLOC_TIER_FALLBACK);
+      p = grow_h[got] == WALLOC_NULL_HANDLE ? NULL : walloc_handle_to_ptr(grow_h[got]);
+    }
+    if (p == NULL) break;
+    if ((uintptr_t)p > highest) highest = (uintptr_t)p;
+    for (size_t i = 0; i < GROW_CHUNK / 4; i += 1024) p[i] = grow_word(got, i);
+    size_t mem = stats().rss_bytes;
+    while (passed < 2 && mem > marks[passed]) {
+      size_t bad = grow_verify(got + 1);
+      printf("grow: past %zu GiB (memory %zu MiB, %d chunks): %zu bad words\n", marks[passed] >> 30, mem >> 20,
+             got + 1, bad);
+      CHECK(bad == 0);
+      passed++;
+    }
+  }
+  if (passed == 0) {
+    printf("grow: memory stopped at %d MiB (host limit?): skipped\n", got * 16);
+    for (int c = 0; c < got; c++) grow_ptr[c] ? free(grow_ptr[c]) : (void)walloc_deallocate(grow_h[c]);
     return 77;
   }
-  size_t bad = 0;
-  for (int c = 0; c < CHUNKS; c++) {
-    for (size_t i = 0; i < CHUNK / 4; i += 1024) bad += chunk[c][i] != (uint32_t)(c * 0x9E3779B1u + i);
+  if (passed == 1) printf("grow: memory stopped between 1 and 2 GiB (host limit?): 2 GiB not reached\n");
+  CHECK(grow_verify(got) == 0);
+  printf("grow: %d chunks, highest block at %#lx, everything intact\n", got, (unsigned long)highest);
+  if (passed == 2) CHECK(highest > ((uintptr_t)2 << 30)); /* addresses past 2^31 work */
+  for (int c = 0; c < got; c++) {
+    if (grow_ptr[c] != NULL) free(grow_ptr[c]);
+    else CHECK(walloc_deallocate(grow_h[c]) == WALLOC_OK);
   }
-  CHECK(bad == 0);
-  walloc_heap_stats s = stats();
-  CHECK(s.mapped_bytes >= (uint64_t)CHUNKS * CHUNK);
-  printf("grow: %d MiB in %d chunks, memory %zu MiB, all patterns intact\n", CHUNKS * 16, CHUNKS,
-         s.rss_bytes >> 20);
-  for (int c = 0; c < CHUNKS; c++) free(chunk[c]);
   /* freed memory is served again, not grown anew */
   size_t mem = stats().rss_bytes;
-  void *again = malloc(CHUNK);
+  void *again = malloc(GROW_CHUNK);
   CHECK(again != NULL && stats().rss_bytes == mem);
   free(again);
   return 0;
