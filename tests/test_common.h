@@ -50,6 +50,13 @@ static inline bool wl_test_stderr_has(void (*fn)(void), const char *want) {
 #else
 #define WL_WASM_SKIP(reason) ((void)0)
 #endif
+/* The same for tests that need threads: skipped only in the single-threaded
+   wasm build; the pthreads variant (-Dwasm_pthreads=true) runs them. */
+#if defined(__EMSCRIPTEN__) && !defined(__EMSCRIPTEN_PTHREADS__)
+#define WL_WASM_SKIP_THREADS() wl_ck_skip("threads: the single-threaded wasm build")
+#else
+#define WL_WASM_SKIP_THREADS() ((void)0)
+#endif
 
 /* The tiers' default share is 32 MiB on wasm (reserving is allocating
    there), 1 GiB natively: a test that needs more sets up the tiers with

@@ -320,7 +320,7 @@ static void *frame_thread(void *arg) {
 }
 
 START_TEST(frames_in_eight_threads) {
-  WL_WASM_SKIP("threads: the wasm build is single-threaded");
+  WL_WASM_SKIP_THREADS();
   pthread_t t[THREADS];
   for (uintptr_t i = 0; i < THREADS; i++) ck_assert_int_eq(pthread_create(&t[i], NULL, frame_thread, (void *)i), 0);
   for (int i = 0; i < THREADS; i++) {
@@ -347,7 +347,7 @@ static void *exits_mid_frame(void *arg) {
 }
 
 START_TEST(thread_exit_releases_chunks) {
-  WL_WASM_SKIP("threads: the wasm build is single-threaded");
+  WL_WASM_SKIP_THREADS();
   for (int round = 0; round < 3; round++) {
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, exits_mid_frame, NULL), 0);

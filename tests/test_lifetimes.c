@@ -201,7 +201,7 @@ static void *use_foreign_scope(void *arg) {
 }
 
 START_TEST(scopes_belong_to_their_thread) {
-  WL_WASM_SKIP("threads: the wasm build is single-threaded");
+  WL_WASM_SKIP_THREADS();
   foreign_scope = walloc_scope_enter(WALLOC_TIER_ENTITY, 0);
   walloc_handle h = walloc_scope_allocate(foreign_scope, 10);
   pthread_t t;
@@ -247,7 +247,7 @@ static void *scope_worker(void *arg) {
 }
 
 START_TEST(scopes_in_8_threads) {
-  WL_WASM_SKIP("threads: the wasm build is single-threaded");
+  WL_WASM_SKIP_THREADS();
   pthread_t t[SCOPE_THREADS];
   for (uintptr_t i = 0; i < SCOPE_THREADS; i++) pthread_create(&t[i], NULL, scope_worker, (void *)i);
   for (int i = 0; i < SCOPE_THREADS; i++) {
@@ -335,7 +335,7 @@ static void *context_worker(void *arg) {
 }
 
 START_TEST(contexts_are_shared_by_threads) {
-  WL_WASM_SKIP("threads: the wasm build is single-threaded");
+  WL_WASM_SKIP_THREADS();
   shared_ctx = walloc_context_create(WALLOC_TIER_ENTITY, NULL);
   pthread_t t[8];
   for (uintptr_t i = 0; i < 8; i++) pthread_create(&t[i], NULL, context_worker, (void *)i);
@@ -555,7 +555,7 @@ static void *budget_worker(void *arg) {
 }
 
 START_TEST(hard_budget_holds_under_threads) {
-  WL_WASM_SKIP("threads: the wasm build is single-threaded");
+  WL_WASM_SKIP_THREADS();
   ck_assert_int_eq(walloc_set_budget(WALLOC_TIER_RENDER, 0, 4 * MiB, NULL, NULL), WALLOC_OK);
   pthread_t t[BUDGET_THREADS];
   for (int i = 0; i < BUDGET_THREADS; i++) pthread_create(&t[i], NULL, budget_worker, NULL);

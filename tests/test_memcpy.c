@@ -341,7 +341,7 @@ static void *racer(void *arg) {
 }
 
 START_TEST(kernel_switch_under_load) {
-  WL_WASM_SKIP("threads: the wasm build is single-threaded");
+  WL_WASM_SKIP_THREADS();
   enum { THREADS = 3 };
   pthread_t th[THREADS];
   racer_t rs[THREADS];

@@ -251,7 +251,7 @@ static void *consumer(void *arg) {
 }
 
 START_TEST(objects_freed_by_another_thread) {
-  WL_WASM_SKIP("threads: the wasm build is single-threaded");
+  WL_WASM_SKIP_THREADS();
   shared_pool = walloc_pool_create(OBJ, 16);
   ck_assert_ptr_nonnull(shared_pool);
   uint64_t m0 = 0;
@@ -319,7 +319,7 @@ static void *many_worker(void *arg) {
 }
 
 START_TEST(one_pool_in_twelve_threads) {
-  WL_WASM_SKIP("threads: the wasm build is single-threaded");
+  WL_WASM_SKIP_THREADS();
   shared_pool = walloc_pool_create(64, 64);
   ck_assert_ptr_nonnull(shared_pool);
   pthread_t t[MANY];
@@ -380,7 +380,7 @@ static void *ring_worker(void *arg) {
 }
 
 START_TEST(magazines_cross_threads) {
-  WL_WASM_SKIP("threads: the wasm build is single-threaded");
+  WL_WASM_SKIP_THREADS();
   shared_pool = walloc_pool_create(RING_OBJ, 8);
   ck_assert_ptr_nonnull(shared_pool);
   pthread_barrier_init(&ring_step, NULL, RING_THREADS);
@@ -506,7 +506,7 @@ static void *free_and_exit(void *arg) {
 }
 
 START_TEST(destroy_racing_thread_exits) {
-  WL_WASM_SKIP("threads: the wasm build is single-threaded");
+  WL_WASM_SKIP_THREADS();
   for (int round = 0; round < 200; round++) {
     walloc_pool *p = walloc_pool_create(64, 16);
     ck_assert_ptr_nonnull(p);
@@ -546,7 +546,7 @@ static void *use_and_exit(void *arg) {
 }
 
 START_TEST(thread_exit_flushes_caches) {
-  WL_WASM_SKIP("threads: the wasm build is single-threaded");
+  WL_WASM_SKIP_THREADS();
   exit_pool = walloc_pool_create(1024, 16);
   pthread_t t;
   pthread_create(&t, NULL, use_and_exit, NULL);

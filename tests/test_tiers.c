@@ -496,7 +496,7 @@ static void *stats_reader(void *arg) {
 }
 
 START_TEST(threads_share_a_tier) {
-  WL_WASM_SKIP("threads: the wasm build is single-threaded");
+  WL_WASM_SKIP_THREADS();
   pthread_t w[WORKERS], reader;
   ck_assert_int_eq(pthread_create(&reader, NULL, stats_reader, NULL), 0);
   for (uintptr_t i = 0; i < WORKERS; i++) ck_assert_int_eq(pthread_create(&w[i], NULL, tier_worker, (void *)i), 0);
@@ -531,7 +531,7 @@ static void *window_holder(void *arg) {
 }
 
 START_TEST(windows_outstanding_across_reset) {
-  WL_WASM_SKIP("threads: the wasm build is single-threaded");
+  WL_WASM_SKIP_THREADS();
   pthread_barrier_init(&step, NULL, 2);
   pthread_t t;
   pthread_create(&t, NULL, window_holder, NULL);
