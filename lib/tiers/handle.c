@@ -69,7 +69,7 @@ walloc_status wl_fallback_free(walloc_handle handle) {
 /* ------------------------------------------------------------------------
    Tier blocks
    ------------------------------------------------------------------------ */
-WL_INLINE wl_tier_t *tier_of(uint64_t goff) {
+static wl_tier_t *tier_of(uint64_t goff) {
   for (int i = 0; i < WL_TIERS; i++) {
     wl_tier_t *t = &wl_tiers.tier[i];
     if (goff - t->offset < t->capacity) return t;
@@ -79,7 +79,7 @@ WL_INLINE wl_tier_t *tier_of(uint64_t goff) {
 
 /* Is the block [off, off+size) of generation gen21 (mod 2^21) still live?
    *now receives the generation the answer holds for. */
-WL_INLINE bool generation_valid(wl_tier_t *t, uint64_t gen21, uint64_t off, size_t size, uint64_t *now) {
+static bool generation_valid(wl_tier_t *t, uint64_t gen21, uint64_t off, size_t size, uint64_t *now) {
   for (unsigned spins = 0;; spins++) {
     uint64_t seq = wl_load_acquire(&t->seq);
     if (seq & 1) { /* a reset is being published */
@@ -104,10 +104,7 @@ bool wl_tier_range_valid(wl_tier_t *t, uint64_t gen, uint64_t off, size_t size, 
   return generation_valid(t, gen & WL_HANDLE_GEN_MASK, off, size, now);
 }
 
-/* Inlined into walloc_handle_to_ptr, the call engines make once per block
-   touched (on wasm the calls alone were half its cost); wl_handle_resolve
-   is the out-of-line copy for everything else. */
-WL_INLINE walloc_status handle_resolve(walloc_handle handle, wl_block_ref_t *ref) {
+walloc_status wl_handle_resolve(walloc_handle handle, wl_block_ref_t *ref) {
   if (handle == WALLOC_NULL_HANDLE) return WALLOC_ERR_INVALID;
   if (handle & WL_HANDLE_FALLBACK) {
     wl_fb_header_t *h;
@@ -137,8 +134,6 @@ WL_INLINE walloc_status handle_resolve(walloc_handle handle, wl_block_ref_t *ref
   return WALLOC_OK;
 }
 
-walloc_status wl_handle_resolve(walloc_handle handle, wl_block_ref_t *ref) { return handle_resolve(handle, ref); }
-
 /* ------------------------------------------------------------------------
    Public conversions
    ------------------------------------------------------------------------ */
@@ -150,10 +145,7 @@ walloc_status wl_handle_use(walloc_handle handle, wl_block_ref_t *ref, const cha
 
 WL_API void *walloc_handle_to_ptr(walloc_handle handle) {
   wl_block_ref_t ref;
-  walloc_status st = handle_resolve(handle, &ref);
-  if (WL_LIKELY(st == WALLOC_OK)) return ref.ptr;
-  wl_fail(st, "walloc_handle_to_ptr: stale or invalid handle");
-  return NULL;
+  return wl_handle_use(handle, &ref, "walloc_handle_to_ptr: stale or invalid handle") == WALLOC_OK ? ref.ptr : NULL;
 }
 
 WL_API size_t walloc_handle_size(walloc_handle handle) {
