@@ -96,26 +96,22 @@ void _ck_assert_failed(const char *file, int line, const char *expr, const char 
 #define ck_abort_msg(...) _ck_assert_failed(__FILE__, __LINE__, "Failed", ##__VA_ARGS__)
 #define ck_abort() ck_abort_msg(NULL)
 
-/* Integers: the operands are evaluated once and printed. */
-#define _ck_assert_int(X, OP, Y) do {                                                          \
-    intmax_t _ck_x = (X);                                                                       \
-    intmax_t _ck_y = (Y);                                                                       \
-    ck_assert_msg(_ck_x OP _ck_y, "Assertion '%s' failed: %s == %jd, %s == %jd",               \
+/* Integers: the operands are evaluated once, as type T, and printed with
+   the printf length-and-conversion FMT. */
+#define _ck_assert_num(T, FMT, X, OP, Y) do {                                                  \
+    T _ck_x = (X);                                                                              \
+    T _ck_y = (Y);                                                                              \
+    ck_assert_msg(_ck_x OP _ck_y, "Assertion '%s' failed: %s == %" FMT ", %s == %" FMT,         \
                   #X " " #OP " " #Y, #X, _ck_x, #Y, _ck_y);                                     \
   } while (0)
+#define _ck_assert_int(X, OP, Y) _ck_assert_num(intmax_t, "jd", X, OP, Y)
+#define _ck_assert_uint(X, OP, Y) _ck_assert_num(uintmax_t, "ju", X, OP, Y)
 #define ck_assert_int_eq(X, Y) _ck_assert_int(X, ==, Y)
 #define ck_assert_int_ne(X, Y) _ck_assert_int(X, !=, Y)
 #define ck_assert_int_lt(X, Y) _ck_assert_int(X, <, Y)
 #define ck_assert_int_le(X, Y) _ck_assert_int(X, <=, Y)
 #define ck_assert_int_gt(X, Y) _ck_assert_int(X, >, Y)
 #define ck_assert_int_ge(X, Y) _ck_assert_int(X, >=, Y)
-
-#define _ck_assert_uint(X, OP, Y) do {                                                         \
-    uintmax_t _ck_x = (X);                                                                      \
-    uintmax_t _ck_y = (Y);                                                                      \
-    ck_assert_msg(_ck_x OP _ck_y, "Assertion '%s' failed: %s == %ju, %s == %ju",               \
-                  #X " " #OP " " #Y, #X, _ck_x, #Y, _ck_y);                                     \
-  } while (0)
 #define ck_assert_uint_eq(X, Y) _ck_assert_uint(X, ==, Y)
 #define ck_assert_uint_ne(X, Y) _ck_assert_uint(X, !=, Y)
 #define ck_assert_uint_lt(X, Y) _ck_assert_uint(X, <, Y)
