@@ -143,7 +143,7 @@ cmd_test() {
       failures+=("npm ci --prefix wasm")
     fi
   fi
-  NODE_PATH=/usr/share/nodejs run_tests "wasm: Check unit suites under node (sizeclass, memcpy with simd128, malloc, tiers, lifetimes, frame, pool), walloc replaces dlmalloc (malloc family, runtime, tiers, 1 GiB growth, no dlmalloc symbol), JavaScript API under node, demo page in headless Chromium" build-wasm
+  NODE_PATH=/usr/share/nodejs run_tests "wasm: Check unit suites under node (sizeclass, memcpy with simd128, malloc, tiers, lifetimes, frame, pool), walloc replaces dlmalloc (malloc family, runtime, tiers, growth past 2 GiB, EXIT_RUNTIME, no dlmalloc symbol), JavaScript API under node, demo page in headless Chromium" build-wasm
 
   # The pthreads variant (shared memory): the same tests plus 8 threads
   # freeing each other's blocks (about 30 s to build, 10 s to test).
