@@ -83,6 +83,28 @@ static wl_heap_t *heap_struct_alloc(void) {
 }
 #endif
 
+/* wasm: the maintenance clock counts this heap's slow-path calls (one tick
+   every WL_WASM_TICK calls) instead of reading the time. Nothing there
+   waits for real time (no purge, no caches), but how often the retired
+   pages went back depended on where the millisecond boundaries fell, and so
+   did the peak: the same program's linear memory ended at 309 or 371 MiB
+   from run to run (benchmarks/wasm). Counted, a program behaves the same in
+   every run, and skips a JavaScript call to clock_gettime. Per heap, so
+   threads (the pthreads variant) count their own calls. Of 1, 4, 16, 64
+   and 256, only 256 kept both variants at 309 MiB on benchmarks/wasm's mix
+   (the pthreads one ended at 371 MiB with the others; docs/wasm.md). */
+#if defined(__wasm__)
+#ifndef WL_WASM_TICK
+#define WL_WASM_TICK 256
+#endif
+static int64_t heap_clock(wl_heap_t *heap) { return (int64_t)(heap->maintenance_calls / WL_WASM_TICK); }
+#else
+static int64_t heap_clock(wl_heap_t *heap) {
+  WL_UNUSED(heap);
+  return wl_os_clock_ms();
+}
+#endif
+
 static void heap_init(wl_heap_t *heap) {
   memset(heap, 0, sizeof *heap);
   for (size_t w = 0; w <= WL_DIRECT_WSIZE; w++) heap->pages_direct[w] = &wl_page_empty;
@@ -90,7 +112,7 @@ static void heap_init(wl_heap_t *heap) {
   heap->tid = wl_os_thread_id();
   heap->purge_due = INT64_MAX;
   heap->retired_min = UINT8_MAX;
-  heap->now = wl_os_clock_ms();
+  heap->now = heap_clock(heap);
   heap->in_use = true;
 }
 
@@ -228,7 +250,7 @@ void wl_heap_collect(wl_heap_t *heap, bool force) {
     while (wl_segment_reclaim_one(heap)) {}
   }
   heap_foreach_page(heap, page_collect_fn, &force);
-  int64_t now = heap->now = wl_os_clock_ms();
+  int64_t now = heap->now = heap_clock(heap);
   wl_pages_retired_collect(heap, force);
   wl_large_cache_trim(heap, force);
   wl_heap_stats_flush(heap);
@@ -243,27 +265,12 @@ void wl_heap_collect(wl_heap_t *heap, bool force) {
    returns the empty ones. */
 #define WL_SWEEP_MS 100
 
-/* Single-threaded wasm: the maintenance clock counts slow-path calls (one
-   tick every WL_WASM_TICK calls) instead of reading the time. Nothing there
-   waits for real time (no purge, no caches), but how often the retired
-   pages went back depended on where the millisecond boundaries fell, and so
-   did the peak: the same program's linear memory ended at 309 or 371 MiB
-   from run to run (benchmarks/wasm). Counted, the program behaves the same
-   in every run, and skips a JavaScript call to clock_gettime. 16 gave the
-   smallest footprint of 1, 16 and 256 (docs/wasm.md). */
-#if defined(__wasm__) && !defined(__EMSCRIPTEN_PTHREADS__)
-#ifndef WL_WASM_TICK
-#define WL_WASM_TICK 16
-#endif
-static uint64_t wl_maintenance_calls;
-#define WL_MAINTENANCE_NOW() ((int64_t)(++wl_maintenance_calls / WL_WASM_TICK))
-#else
-#define WL_MAINTENANCE_NOW() wl_os_clock_ms()
-#endif
-
 void wl_heap_maintenance(wl_heap_t *heap) {
   wl_heap_delayed_free_all(heap);
-  int64_t now = WL_MAINTENANCE_NOW();
+#if defined(__wasm__)
+  heap->maintenance_calls++;
+#endif
+  int64_t now = heap_clock(heap);
   if (now == heap->now) return; /* the rest runs at most once per clock tick */
   heap->now = now;
   wl_heap_stats_flush(heap);

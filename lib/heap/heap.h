@@ -226,6 +226,9 @@ typedef struct wl_heap_s {
   int64_t purge_due;                            /* earliest purge deadline, INT64_MAX if none */
   int64_t sweep_due;                            /* next collection of every page */
   int64_t now;                                  /* clock (ms) at the last maintenance tick */
+#if defined(__wasm__)
+  uint64_t maintenance_calls;                   /* wasm: the maintenance clock (heap.c) */
+#endif
   uint8_t retired_min, retired_max;             /* classes that may hold retired empty pages */
   wl_page_t *large_free;                        /* freed large pages kept for reuse (LIFO) */
   uint32_t large_free_count, large_free_slices;
