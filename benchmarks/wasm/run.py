@@ -18,7 +18,10 @@ Memory grows through emscripten_resize_heap, which over-allocates by 20 %
 differ from run to run (walloc's purge decisions follow the clock): the
 table gives the median and the largest. --exact-growth builds with
 -sMEMORY_GROWTH_GEOMETRIC_STEP=0, so memory grows by what is asked and the
-peak shows the allocator's own footprint.
+peak shows the allocator's own footprint. --pthreads builds all three with
+-pthread (shared memory, locks in dlmalloc and emmalloc); give it walloc's
+pthreads build with --build-wasm (meson -Dwasm_pthreads=true). The workload
+itself stays single-threaded: this measures what thread safety costs.
 """
 import argparse, os, re, statistics, subprocess, sys
 
@@ -63,9 +66,14 @@ def main():
     ap.add_argument('--runs', type=int, default=5)
     ap.add_argument('--no-build', action='store_true')
     ap.add_argument('--exact-growth', action='store_true')
+    ap.add_argument('--pthreads', action='store_true',
+                    help='build all three with -pthread (shared memory); pass the pthreads '
+                         'variant of walloc with --build-wasm (e.g. build-wasm-mt)')
     a = ap.parse_args()
-    common = COMMON + (['-sMEMORY_GROWTH_GEOMETRIC_STEP=0'] if a.exact_growth else [])
-    out = os.path.join(a.build_wasm, 'bench-wasm' + ('-exact' if a.exact_growth else ''))
+    common = COMMON + (['-sMEMORY_GROWTH_GEOMETRIC_STEP=0'] if a.exact_growth else []) \
+        + (['-pthread', '-Wno-pthreads-mem-growth'] if a.pthreads else [])
+    out = os.path.join(a.build_wasm, 'bench-wasm' + ('-exact' if a.exact_growth else '')
+                       + ('-mt' if a.pthreads else ''))
     if not a.no_build:
         build(out, a.build_wasm, common)
     MiB = 1 << 20
