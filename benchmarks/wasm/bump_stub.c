@@ -20,3 +20,12 @@ void *realloc(void *p, size_t n) {
   if (p != NULL) memmove(q, p, n); /* reads past the old block: fine for a size probe */
   return q;
 }
+
+/* The pthreads runtime allocates thread-local storage with these. */
+void *emscripten_builtin_malloc(size_t n) { return malloc(n); }
+void emscripten_builtin_free(void *p) { (void)p; }
+void *emscripten_builtin_memalign(size_t align, size_t n) {
+  unsigned char *p = (unsigned char *)(((size_t)top + align - 1) & ~(align - 1));
+  top = p + n;
+  return p;
+}
