@@ -47,6 +47,17 @@ bool wl_heap_hooks_add(const wl_heap_hooks_t *h) {
   return true;
 }
 
+void wl_heap_hooks_add_once(_Atomic(int) *state, const wl_heap_hooks_t *h, const char *what) {
+  if (WL_LIKELY(wl_load_acquire(state) == 2)) return;
+  int expect = 0;
+  if (wl_cas_strong(state, &expect, 1)) {
+    if (!wl_heap_hooks_add(h)) wl_error(what, NULL);
+    wl_store_release(state, 2);
+  } else {
+    while (wl_load_acquire(state) != 2) wl_os_yield(); /* another thread is adding them */
+  }
+}
+
 #define FOR_EACH_HOOK(field)                                      \
   for (int i_ = 0; i_ < wl_load_acquire(&hooks_count); i_++) {    \
     if (hooks[i_] != NULL && hooks[i_]->field != NULL) hooks[i_]->field(); \

@@ -415,6 +415,10 @@ typedef struct wl_heap_hooks_s {
   void (*fork_child)(void);
 } wl_heap_hooks_t;
 bool wl_heap_hooks_add(const wl_heap_hooks_t *hooks);
+/* Adds `hooks` once for the module whose state word (0 at start) is
+   *state, however many threads race here; every caller returns after they
+   are in. `what` names the module in the report if there is no room. */
+void wl_heap_hooks_add_once(_Atomic(int) *state, const wl_heap_hooks_t *hooks, const char *what);
 wl_heap_t *wl_heap_get_or_init(void);
 void wl_heap_delayed_free_all(wl_heap_t *heap);
 void wl_heap_collect(wl_heap_t *heap, bool force);

@@ -129,15 +129,7 @@ static const wl_heap_hooks_t frame_hooks = {frame_thread_exit, NULL, NULL, NULL}
 static WL_NOINLINE void frame_register(wl_frame_thread_t *t) {
   wl_process_init();
   wl_heap_get_or_init(); /* the heap's thread-exit hook is what releases this thread's chunks */
-  if (wl_load_acquire(&hooks_added) != 2) {
-    int expect = 0;
-    if (atomic_compare_exchange_strong(&hooks_added, &expect, 1)) {
-      if (!wl_heap_hooks_add(&frame_hooks)) wl_error("frame: no room for the thread-exit hook", NULL);
-      wl_store_release(&hooks_added, 2);
-    } else {
-      while (wl_load_acquire(&hooks_added) != 2) wl_os_yield();
-    }
-  }
+  wl_heap_hooks_add_once(&hooks_added, &frame_hooks, "frame: no room for the thread-exit hook");
   t->registered = true;
 }
 

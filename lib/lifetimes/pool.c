@@ -330,25 +330,14 @@ static wl_pool_mag_t *shard_get_empty(wl_pool_shard_t *s) {
   return m;
 }
 
-/* A full magazine from a shard other than home (home's was tried). */
-static wl_pool_mag_t *depot_steal_full(walloc_pool *pool, uint32_t home) {
+/* A full (or, with full false, an empty) magazine from a shard other than
+   home (home's was tried). */
+static wl_pool_mag_t *depot_steal(walloc_pool *pool, uint32_t home, bool full) {
   for (uint32_t k = 1; k < WL_POOL_HOMES; k++) {
     wl_pool_shard_t *s = &pool->shards[(home + k) % WL_POOL_HOMES];
-    if (wl_load_relaxed(&s->full_count) == 0) continue;
+    if (wl_load_relaxed(full ? &s->full_count : &s->empty_count) == 0) continue;
     wl_lock(&s->lock);
-    wl_pool_mag_t *m = shard_get_full(s);
-    wl_unlock(&s->lock);
-    if (m != NULL) return m;
-  }
-  return NULL;
-}
-
-static wl_pool_mag_t *depot_steal_empty(walloc_pool *pool, uint32_t home) {
-  for (uint32_t k = 1; k < WL_POOL_HOMES; k++) {
-    wl_pool_shard_t *s = &pool->shards[(home + k) % WL_POOL_HOMES];
-    if (wl_load_relaxed(&s->empty_count) == 0) continue;
-    wl_lock(&s->lock);
-    wl_pool_mag_t *m = shard_get_empty(s);
+    wl_pool_mag_t *m = full ? shard_get_full(s) : shard_get_empty(s);
     wl_unlock(&s->lock);
     if (m != NULL) return m;
   }
@@ -375,7 +364,7 @@ static void depot_give(walloc_pool *pool, uint32_t home, wl_pool_mag_t **mags, i
 /* One object for an uncached caller: the top of a depot magazine, a loose
    one, or carved. Returns NULL without memory. */
 static wl_pool_obj_t *depot_take_one(walloc_pool *pool) {
-  wl_pool_mag_t *m = depot_steal_full(pool, WL_POOL_HOMES - 1); /* tries shards 0 .. HOMES-2 */
+  wl_pool_mag_t *m = depot_steal(pool, WL_POOL_HOMES - 1, true); /* tries shards 0 .. HOMES-2 */
   if (m == NULL) {
     wl_pool_shard_t *s = &pool->shards[WL_POOL_HOMES - 1];
     wl_lock(&s->lock);
@@ -521,14 +510,7 @@ static const wl_heap_hooks_t pool_hooks = {pool_thread_exit, pool_fork_prepare, 
                                            pool_fork_child};
 
 static void hooks_once(void) {
-  if (WL_LIKELY(wl_load_acquire(&hooks_added) == 2)) return;
-  int expect = 0;
-  if (atomic_compare_exchange_strong(&hooks_added, &expect, 1)) {
-    if (!wl_heap_hooks_add(&pool_hooks)) wl_error("pool: no room for the thread-exit hook", NULL);
-    wl_store_release(&hooks_added, 2);
-  } else {
-    while (wl_load_acquire(&hooks_added) != 2) wl_os_yield();
-  }
+  wl_heap_hooks_add_once(&hooks_added, &pool_hooks, "pool: no room for the thread-exit hook");
 }
 
 /* The calling thread's cache for pool, reset if it belongs to a destroyed
@@ -682,7 +664,7 @@ static WL_NOINLINE void *pool_alloc_slow(walloc_pool *pool) {
          steal back, moving hot objects between caches every round); at
          most half its own working set plus two, over its life */
       c->slack++;
-    } else if ((full = depot_steal_full(pool, home)) != NULL) {
+    } else if ((full = depot_steal(pool, home, true)) != NULL) {
       c->own_hits = 0;
       if (loaded != NULL) depot_give(pool, home, &loaded, 1);
     }
@@ -695,7 +677,7 @@ static WL_NOINLINE void *pool_alloc_slow(walloc_pool *pool) {
         loaded = shard_get_empty(s);
         wl_unlock(&s->lock);
       }
-      if (loaded == NULL) loaded = depot_steal_empty(pool, home);
+      if (loaded == NULL) loaded = depot_steal(pool, home, false);
       if (loaded == NULL) loaded = mag_new(pool);
       if (loaded == NULL) { /* no memory for a magazine: one object */
         o = depot_take_one(pool);
@@ -761,7 +743,7 @@ static WL_NOINLINE void pool_free_slow(walloc_pool *pool, wl_pool_obj_t *o) {
     if (give != NULL) shard_put_full(s, give);
     loaded = shard_get_empty(s);
     wl_unlock(&s->lock);
-    if (loaded == NULL) loaded = depot_steal_empty(pool, home);
+    if (loaded == NULL) loaded = depot_steal(pool, home, false);
     if (loaded == NULL) loaded = mag_new(pool);
     if (loaded == NULL) { /* no memory for a magazine: a loose object */
       pool_put_loose(pool, o);

@@ -60,11 +60,7 @@ static const wl_heap_hooks_t scope_hooks = {thread_exit, NULL, NULL, NULL};
 
 static void hooks_once(scope_thread_t *me) {
   me->hooked = true;
-  int st = 0;
-  if (wl_cas_strong(&hooks_state, &st, 1)) {
-    wl_heap_hooks_add(&scope_hooks);
-    wl_store_release(&hooks_state, 2);
-  }
+  wl_heap_hooks_add_once(&hooks_state, &scope_hooks, "scope: no room for the thread-exit hook");
   wl_heap_get_or_init(); /* this thread's exit runs the hooks */
 }
 
