@@ -14,6 +14,7 @@
 
 #include "walloc.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -38,6 +39,19 @@ static inline bool wl_test_stderr_has_arg(void (*fn)(void *), void *arg, const c
 }
 
 static inline void wl_test_call_(void *fn) { ((void (*)(void))fn)(); }
+
+/* Runs n threads of fn, thread i getting (void *)i, joins them all, and
+   fails the test unless each returned NULL ("<what> i failed with ..."). */
+static inline void wl_test_run_workers(int n, void *(*fn)(void *), const char *what) {
+  pthread_t t[64];
+  ck_assert_int_le(n, 64);
+  for (int i = 0; i < n; i++) ck_assert_int_eq(pthread_create(&t[i], NULL, fn, (void *)(uintptr_t)i), 0);
+  for (int i = 0; i < n; i++) {
+    void *ret;
+    pthread_join(t[i], &ret);
+    ck_assert_msg(ret == NULL, "%s %d failed with %ld", what, i, (long)(intptr_t)ret);
+  }
+}
 static inline bool wl_test_stderr_has(void (*fn)(void), const char *want) {
   return wl_test_stderr_has_arg(wl_test_call_, (void *)fn, want);
 }

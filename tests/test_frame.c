@@ -321,13 +321,7 @@ static void *frame_thread(void *arg) {
 
 START_TEST(frames_in_eight_threads) {
   WL_WASM_SKIP_THREADS();
-  pthread_t t[THREADS];
-  for (uintptr_t i = 0; i < THREADS; i++) ck_assert_int_eq(pthread_create(&t[i], NULL, frame_thread, (void *)i), 0);
-  for (int i = 0; i < THREADS; i++) {
-    void *ret;
-    pthread_join(t[i], &ret);
-    ck_assert_msg(ret == NULL, "thread %d failed with %ld", i, (long)(intptr_t)ret);
-  }
+  wl_test_run_workers(THREADS, frame_thread, "thread");
   ck_assert_uint_eq(frame_stats().chunks, 0); /* the main thread's frames were never touched */
 }
 END_TEST

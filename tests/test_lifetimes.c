@@ -248,13 +248,7 @@ static void *scope_worker(void *arg) {
 
 START_TEST(scopes_in_8_threads) {
   WL_WASM_SKIP_THREADS();
-  pthread_t t[SCOPE_THREADS];
-  for (uintptr_t i = 0; i < SCOPE_THREADS; i++) pthread_create(&t[i], NULL, scope_worker, (void *)i);
-  for (int i = 0; i < SCOPE_THREADS; i++) {
-    void *ret;
-    pthread_join(t[i], &ret);
-    ck_assert_msg(ret == NULL, "scope worker %d failed with %ld", i, (long)(intptr_t)ret);
-  }
+  wl_test_run_workers(SCOPE_THREADS, scope_worker, "scope worker");
 }
 END_TEST
 
@@ -337,13 +331,7 @@ static void *context_worker(void *arg) {
 START_TEST(contexts_are_shared_by_threads) {
   WL_WASM_SKIP_THREADS();
   shared_ctx = walloc_context_create(WALLOC_TIER_ENTITY, NULL);
-  pthread_t t[8];
-  for (uintptr_t i = 0; i < 8; i++) pthread_create(&t[i], NULL, context_worker, (void *)i);
-  for (int i = 0; i < 8; i++) {
-    void *ret;
-    pthread_join(t[i], &ret);
-    ck_assert_ptr_null(ret);
-  }
+  wl_test_run_workers(8, context_worker, "context worker");
   walloc_context_reset(shared_ctx);
   walloc_context_release(shared_ctx);
 }

@@ -322,13 +322,7 @@ START_TEST(one_pool_in_twelve_threads) {
   WL_WASM_SKIP_THREADS();
   shared_pool = walloc_pool_create(64, 64);
   ck_assert_ptr_nonnull(shared_pool);
-  pthread_t t[MANY];
-  for (uintptr_t i = 0; i < MANY; i++) pthread_create(&t[i], NULL, many_worker, (void *)i);
-  for (int i = 0; i < MANY; i++) {
-    void *ret;
-    pthread_join(t[i], &ret);
-    ck_assert_msg(ret == NULL, "thread %d failed with %ld", i, (long)(intptr_t)ret);
-  }
+  wl_test_run_workers(MANY, many_worker, "thread");
   for (int i = 0; i < 64; i++) {
     uint64_t *o = atomic_load(&exchange[i]);
     if (o == NULL) continue;
@@ -388,13 +382,7 @@ START_TEST(magazines_cross_threads) {
   for (int run = 0; run < 2; run++) { /* a short run first: the threads' heaps map their segments */
     ring_rounds = run == 0 ? 3 : RING_ROUNDS;
     if (run == 1) m0 = mapped_bytes();
-    pthread_t t[RING_THREADS];
-    for (uintptr_t i = 0; i < RING_THREADS; i++) pthread_create(&t[i], NULL, ring_worker, (void *)i);
-    for (int i = 0; i < RING_THREADS; i++) {
-      void *ret;
-      pthread_join(t[i], &ret);
-      ck_assert_msg(ret == NULL, "thread %d failed with %ld", i, (long)(intptr_t)ret);
-    }
+    wl_test_run_workers(RING_THREADS, ring_worker, "thread");
   }
   /* 400 rounds of 2800 live objects (200 KiB) did not keep mapping slabs */
   ck_assert_msg(mapped_bytes() <= m0 + 2 * MiB, "mapped %llu, %llu before", (unsigned long long)mapped_bytes(),

@@ -287,13 +287,7 @@ static void *ring_member(void *arg) {
 
 START_TEST(many_threads_free_each_other) {
   pthread_barrier_init(&ring_barrier, NULL, RING_THREADS);
-  pthread_t t[RING_THREADS];
-  for (size_t k = 0; k < RING_THREADS; k++) ck_assert_int_eq(pthread_create(&t[k], NULL, ring_member, (void *)k), 0);
-  for (size_t k = 0; k < RING_THREADS; k++) {
-    void *ret;
-    pthread_join(t[k], &ret);
-    ck_assert_ptr_null(ret);
-  }
+  wl_test_run_workers(RING_THREADS, ring_member, "ring member");
   pthread_barrier_destroy(&ring_barrier);
 }
 END_TEST

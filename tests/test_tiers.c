@@ -497,14 +497,9 @@ static void *stats_reader(void *arg) {
 
 START_TEST(threads_share_a_tier) {
   WL_WASM_SKIP_THREADS();
-  pthread_t w[WORKERS], reader;
+  pthread_t reader;
   ck_assert_int_eq(pthread_create(&reader, NULL, stats_reader, NULL), 0);
-  for (uintptr_t i = 0; i < WORKERS; i++) ck_assert_int_eq(pthread_create(&w[i], NULL, tier_worker, (void *)i), 0);
-  for (int i = 0; i < WORKERS; i++) {
-    void *ret;
-    pthread_join(w[i], &ret);
-    ck_assert_msg(ret == NULL, "worker %d failed with %ld", i, (long)(intptr_t)ret);
-  }
+  wl_test_run_workers(WORKERS, tier_worker, "worker");
   atomic_store(&stop_stats, 1);
   void *ret;
   pthread_join(reader, &ret);
