@@ -21,7 +21,8 @@ cd "$repo"
 
 # Debian packages: what building and testing need, and what benchmarks add.
 build_packages=(meson ninja-build pkg-config check gcc g++ clang libclang-rt-14-dev
-                valgrind binutils python3 sqlite3 git coreutils openssl libcurl4-openssl-dev)
+                valgrind binutils python3 sqlite3 git redis-server redis-tools coreutils openssl
+                libcurl4-openssl-dev)
 # The WebAssembly build (test only): emcc, em++, emar and node (about 800 MB),
 # and chromium for the demo page's browser test (driven by playwright-core from
 # npm, pinned in wasm/package-lock.json).
