@@ -238,9 +238,10 @@ WALLOC_EXPORT walloc_status walloc_set_budget(walloc_tier tier, size_t soft_limi
 /* ------------------------------------------------------------------------
    Assets: files fetched over HTTP(S) (libcurl) or from file:// URLs,
    written straight into a tier block, and a registry from path to handle
-   (docs/assets.md). Without libcurl (meson -Dcurl=disabled) the registry and
-   walloc_load_asset_zero_copy work and the load calls return
-   WALLOC_ERR_UNSUPPORTED.
+   (docs/assets.md). libcurl is opened on the first load, not linked.
+   Without it (meson -Dcurl=disabled, or libcurl.so.4 missing at run time)
+   the registry and walloc_load_asset_zero_copy work and the load calls
+   return WALLOC_ERR_UNSUPPORTED.
    ------------------------------------------------------------------------ */
 typedef enum walloc_asset_type {
   WALLOC_ASSET_BINARY = 0, /* scene tier */

@@ -3,7 +3,8 @@
  *   options.c   settings (defaults, WALLOC_ASSET_* environment, walloc_set_asset_options),
  *               the base URL, statistics and the per-thread error message
  *   registry.c  the map from key (the path as given) to metadata, and zero-copy placement
- *   http.c      loads through libcurl's multi interface (built with libcurl)
+ *   http.c      loads through libcurl's multi interface (built with libcurl's headers)
+ *   curl_dl.c   opens libcurl on the first load (libwalloc.so does not link it)
  *   nocurl.c    the same entry points answering WALLOC_ERR_UNSUPPORTED (built without)
  *
  * The layer sits on top of the tiers: asset bytes live in tier blocks

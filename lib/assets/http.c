@@ -1,8 +1,9 @@
 /* http.c: loading assets with libcurl (built when libcurl is found).
  *
- * Owns: libcurl's global set-up (once), a small pool of idle multi handles
- * (each keeps its connection cache, so consecutive loads reuse
- * connections), the cancel epoch, and the transfers of each load call.
+ * Owns: a small pool of idle multi handles (each keeps its connection
+ * cache, so consecutive loads reuse connections), the cancel epoch, and the
+ * transfers of each load call. libcurl itself is opened by curl_dl.c on the
+ * first load; its functions are called through that table.
  *
  * One core path: walloc_load_asset is a batch of one. A batch resolves each
  * request (cache hit, duplicate of an earlier request, bad path, or a
@@ -28,7 +29,8 @@
  */
 #include "assets.h"
 
-#include <curl/curl.h>
+#include "curl_dl.h"
+
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -76,14 +78,10 @@ typedef struct batch_s {
   size_t n, next_ready, active, waiting;
 } batch_t;
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
 static _Atomic(uint64_t) cancel_epoch;
 static wl_lock_t pool_lock = WL_LOCK_INIT;
 static CURLM *pool[MULTI_POOL];
 static int pool_n;
-
-static void curl_init(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
 
 WL_API void walloc_cancel_asset_loads(void) { wl_fetch_add(&cancel_epoch, 1); }
 
@@ -559,10 +557,10 @@ WL_API size_t walloc_load_assets_batch(const walloc_asset_request *requests, siz
     wl_asset_error("walloc_load_assets_batch: requests is NULL");
     return 0;
   }
-  pthread_once(&curl_once, curl_init);
-  if (curl_init_rc != CURLE_OK) {
-    fill_all(results, count, WALLOC_ERR_IO);
-    wl_asset_error("libcurl could not be initialised: %s", curl_easy_strerror(curl_init_rc));
+  const char *why;
+  if (!wl_curl_load(&why)) {
+    fill_all(results, count, WALLOC_ERR_UNSUPPORTED);
+    wl_asset_error("asset loads need libcurl: %s", why);
     return 0;
   }
   batch_t b;
