@@ -20,8 +20,8 @@ repetition, wall time, CPU time and peak RSS as medians with ratios to glibc.
              column preloads benchmarks/libc-malloc-shim.c) loaded with 50,000
              keys through redis-cli --pipe, then redis-benchmark with 50
              clients (the clients run without a preload); wall time is the
-             clients', peak RSS the server's, plus the server's RSS 1 s after
-             FLUSHALL
+             clients', peak RSS the server's, plus the server's RSS 1 s and
+             5 s after FLUSHALL (the server idle)
 
 Peak RSS is ru_maxrss from wait4 in bench-spawn (a program's children
 included). The machine is a shared 2-core VM: compare ratios within one run.
@@ -147,7 +147,7 @@ def info_rss(sock):
 
 def run_redis(preload, tmp, helper, timeout):
     """One redis run: a Result with wall (the clients' time), maxrss_kib (the
-    server's peak) and values['rss_after_flush_kib']."""
+    server's peak) and values['rss_1s_after_flush_kib'], ['rss_5s_after_flush_kib']."""
     res = common.Result()
     sock, rep = tmp / "redis.sock", tmp / "redis.report"
     for f in (sock, rep):
@@ -180,7 +180,9 @@ def run_redis(preload, tmp, helper, timeout):
             return res
         redis_cli(sock, "FLUSHALL")
         time.sleep(1.0)
-        res.values["rss_after_flush_kib"] = str(info_rss(sock))
+        res.values["rss_1s_after_flush_kib"] = str(info_rss(sock))
+        time.sleep(4.0)
+        res.values["rss_5s_after_flush_kib"] = str(info_rss(sock))
         redis_cli(sock, "SHUTDOWN", "NOSAVE")
         server.wait(timeout=60)
         report = common._parse_values(common._read(rep).replace(" ", "\n"))
@@ -276,10 +278,10 @@ def main():
           common.metric_table(results, sel, allocs, "glibc", lambda r: r.maxrss_kib,
                               lambda v: "%.1f" % (v / 1024.0)), ""]
     if "redis" in results:
-        md += ["## redis-server RSS 1 s after FLUSHALL (median KiB)", "",
+        md += ["## redis-server RSS 1 s and 5 s after FLUSHALL (median KiB)", "",
                common.md_table(["value"] + allocs,
-                               [["rss_after_flush_kib"] + common.value_row(results, "redis", allocs,
-                                                                          "rss_after_flush_kib", "glibc")]), ""]
+                               [[k] + common.value_row(results, "redis", allocs, k, "glibc")
+                                for k in ("rss_1s_after_flush_kib", "rss_5s_after_flush_kib")]), ""]
     if args.reps > 1:
         md += ["## Wall time spread (min-max seconds, ±half-range as % of median)", "",
                common.spread_table(results, sel, allocs), ""]
