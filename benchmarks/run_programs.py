@@ -10,6 +10,8 @@ repetition, wall time, CPU time and peak RSS as medians with ratios to glibc.
 
   python     /usr/bin/python3 benchmarks/programs/pywork.py (JSON, dicts,
              sets, object trees, regex, zlib, sorting)
+  python-malloc  the same with PYTHONMALLOC=malloc: every object, even the
+             small ones Python otherwise keeps in its own pools, from malloc
   sqlite     sqlite3 building and querying a 300,000-row database
   gcc        gcc -O2 -c of a generated 500-function C file (driver + cc1 + as)
   git-repack git repack -adf of a generated repository (pack-objects, 2 threads)
@@ -45,6 +47,7 @@ REPO = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
 PROGRAMS = {
     "python": "/usr/bin/python3",
+    "python-malloc": "/usr/bin/python3",
     "sqlite": "/usr/bin/sqlite3",
     "gcc": "/usr/bin/gcc",
     "git-repack": "/usr/bin/git",
@@ -52,7 +55,7 @@ PROGRAMS = {
     "shell": "/bin/bash",
     "redis": "/usr/bin/redis-server",
 }
-PACKAGES = {"python": "python3", "sqlite": "sqlite3", "gcc": "gcc", "git-repack": "git",
+PACKAGES = {"python": "python3", "python-malloc": "python3", "sqlite": "sqlite3", "gcc": "gcc", "git-repack": "git",
             "git-log": "git", "shell": "bash", "redis": "redis-server redis-tools"}
 
 SQLITE_JOB = """
@@ -123,6 +126,8 @@ def make_inputs(tmp):
 def argv_for(w, tmp, repo):
     return {
         "python": ["/usr/bin/python3", str(HERE / "programs/pywork.py"), "1"],
+        "python-malloc": ["/usr/bin/env", "PYTHONMALLOC=malloc", "/usr/bin/python3",
+                          str(HERE / "programs/pywork.py"), "1"],
         "sqlite": ["/usr/bin/sqlite3", str(tmp / "run.db"), ".read %s" % (tmp / "job.sql")],
         "gcc": ["/usr/bin/gcc", "-O2", "-w", "-c", str(tmp / "gen.c"), "-o", str(tmp / "gen.o")],
         "git-repack": ["/usr/bin/git", "-C", str(repo), "-c", "pack.threads=2", "repack", "-adfq",
