@@ -154,6 +154,40 @@ START_TEST(loads_unsupported_without_curl) {
 }
 END_TEST
 #else
+/* An engine shipped to a machine without libcurl: the loads answer
+   WALLOC_ERR_UNSUPPORTED with the reason, nothing is allocated, and the
+   registry still works. WALLOC_LIBCURL names a library that is not there.
+   libcurl is opened once per process, so this needs the fresh process Check
+   forks for each test. */
+START_TEST(loads_unsupported_when_libcurl_is_missing) {
+  const char *fork_mode = getenv("CK_FORK");
+  if (fork_mode != NULL && strcmp(fork_mode, "no") == 0) return; /* libcurl may be open already */
+  ck_assert_int_eq(setenv("WALLOC_LIBCURL", "/nonexistent/libcurl-for-walloc.so.4", 1), 0);
+  walloc_tier_stats before, after;
+  ck_assert_int_eq(walloc_tier_stats_get(WALLOC_TIER_SCENE, &before), WALLOC_OK);
+  walloc_handle h = 0;
+  ck_assert_int_eq(walloc_load_asset("http://127.0.0.1:1/a.bin", WALLOC_ASSET_BINARY, &h), WALLOC_ERR_UNSUPPORTED);
+  ck_assert_uint_eq(h, WALLOC_NULL_HANDLE);
+  ck_assert_ptr_nonnull(strstr(walloc_asset_last_error(), "/nonexistent/libcurl-for-walloc.so.4"));
+  walloc_asset_request r[2] = {{"http://127.0.0.1:1/b.bin", WALLOC_ASSET_BINARY},
+                               {"http://127.0.0.1:1/c.bin", WALLOC_ASSET_MESH}};
+  walloc_asset_result res[2];
+  ck_assert_uint_eq(walloc_load_assets_batch(r, 2, res), 0);
+  ck_assert_int_eq(res[0].status, WALLOC_ERR_UNSUPPORTED);
+  ck_assert_int_eq(res[1].status, WALLOC_ERR_UNSUPPORTED);
+  ck_assert_uint_eq(res[0].handle, WALLOC_NULL_HANDLE);
+  /* the answer is remembered, not retried: the same reason again */
+  ck_assert_int_eq(walloc_load_asset("http://127.0.0.1:1/d.bin", WALLOC_ASSET_BINARY, &h), WALLOC_ERR_UNSUPPORTED);
+  ck_assert_ptr_nonnull(strstr(walloc_asset_last_error(), "could not be opened"));
+  ck_assert_int_eq(walloc_tier_stats_get(WALLOC_TIER_SCENE, &after), WALLOC_OK);
+  ck_assert_uint_eq(after.allocations, before.allocations);
+  /* placing bytes does not need libcurl */
+  static const unsigned char bytes[] = {1, 2, 3, 4, 5};
+  walloc_handle z = walloc_load_asset_zero_copy(bytes, sizeof bytes, WALLOC_TIER_SCENE);
+  ck_assert_uint_ne(z, WALLOC_NULL_HANDLE);
+  ck_assert_int_eq(memcmp(walloc_handle_to_ptr(z), bytes, sizeof bytes), 0);
+}
+END_TEST
 
 /* ------------------------------------------------------------------------
    The server
@@ -846,6 +880,7 @@ Suite *wl_test_suite(void) {
 #if !WL_HAVE_CURL
   WL_TCASE(s, "no curl", 30, loads_unsupported_without_curl);
 #else
+  WL_TCASE(s, "libcurl missing", 30, loads_unsupported_when_libcurl_is_missing);
   TCase *tc = tcase_create("http");
   tcase_set_timeout(tc, 60);
   tcase_add_unchecked_fixture(tc, server_start, server_stop);

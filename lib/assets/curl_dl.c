@@ -1,19 +1,23 @@
 /* curl_dl.c: opens libcurl on the first asset load (see curl_dl.h for why).
  *
- * Owns: the dlopen of libcurl.so.4 (Debian's OpenSSL flavour, then the
- * GnuTLS one), the table of its entry points, and curl_global_init. The
- * library stays loaded for the life of the process. */
+ * Owns: the dlopen of libcurl (WALLOC_LIBCURL when set, a path or a file
+ * name; else libcurl.so.4, Debian's OpenSSL flavour, then the GnuTLS one),
+ * the table of its entry points, and curl_global_init. The library stays
+ * loaded for the life of the process. */
 #include "curl_dl.h"
 
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 wl_curl_api_t wl_curl;
 
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static bool loaded;
 static const char *load_why = "libcurl was not loaded";
+static char why_buf[384]; /* written once, inside the pthread_once */
 
 static const char *const sonames[] = {"libcurl.so.4", "libcurl-gnutls.so.4"};
 
@@ -36,6 +40,17 @@ static bool bind_all(void *lib) {
 
 static void load(void) {
   void *lib = NULL;
+  const char *forced = getenv("WALLOC_LIBCURL");
+  if (forced != NULL && forced[0] != '\0') {
+    lib = dlopen(forced, RTLD_NOW | RTLD_LOCAL);
+    if (lib == NULL) {
+      const char *err = dlerror();
+      snprintf(why_buf, sizeof why_buf, "WALLOC_LIBCURL=%.160s could not be opened: %.180s", forced,
+               err ? err : "no reason given");
+      load_why = why_buf;
+      return;
+    }
+  }
   for (size_t i = 0; i < sizeof sonames / sizeof sonames[0] && lib == NULL; i++)
     lib = dlopen(sonames[i], RTLD_NOW | RTLD_LOCAL);
   if (lib == NULL) {
