@@ -15,7 +15,8 @@
 
 #define CURL_DISABLE_TYPECHECK 1  /* its macros would wrap the names defined below */
 #include <curl/curl.h>
-#include <stdbool.h>
+
+#include "walloc.h"
 
 typedef struct wl_curl_api_s {
   CURLcode (*global_init)(long flags);
@@ -37,9 +38,10 @@ typedef struct wl_curl_api_s {
 extern wl_curl_api_t wl_curl;
 
 /* Opens libcurl (once: later calls return the first answer) and runs
-   curl_global_init. False when it cannot, with *why saying which step
-   failed (a static string, or libcurl's own message). Thread-safe. */
-bool wl_curl_load(const char **why);
+   curl_global_init. WALLOC_OK, or WALLOC_ERR_UNSUPPORTED when the library
+   cannot be opened or lacks a function, WALLOC_ERR_IO when its set-up
+   fails; then *reason says why (a string that stays valid). Thread-safe. */
+walloc_status wl_curl_load(const char **reason);
 
 /* curl.h wraps these three in same-name macros that check the argument count */
 #undef curl_easy_setopt

@@ -558,8 +558,9 @@ WL_API size_t walloc_load_assets_batch(const walloc_asset_request *requests, siz
     return 0;
   }
   const char *why;
-  if (!wl_curl_load(&why)) {
-    fill_all(results, count, WALLOC_ERR_UNSUPPORTED);
+  walloc_status curl_st = wl_curl_load(&why);
+  if (curl_st != WALLOC_OK) { /* cannot be opened: UNSUPPORTED; its set-up failed: IO */
+    fill_all(results, count, curl_st);
     wl_asset_error("asset loads need libcurl: %s", why);
     return 0;
   }
