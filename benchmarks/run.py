@@ -113,6 +113,11 @@ def _parse_values(text):
     return vals
 
 
+def env_without_preload():
+    """This process's environment minus LD_PRELOAD: what every child starts from."""
+    return {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+
+
 def run_child(argv, preload, timeout, helper):
     """Run argv with LD_PRELOAD=preload (None: no preload).
 
@@ -123,7 +128,7 @@ def run_child(argv, preload, timeout, helper):
     bench-spawn.c).
     """
     res = Result()
-    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    env = env_without_preload()
     with tempfile.TemporaryDirectory(prefix="walloc-bench-") as tmp:
         out_path = os.path.join(tmp, "stdout")
         err_path = os.path.join(tmp, "stderr")
@@ -337,7 +342,7 @@ def parse_callgrind_total(path):
 
 def callgrind_count(valgrind, fastpath, preload, n, size, timeout):
     """Instructions executed by bench-fastpath n size, and the library that served malloc."""
-    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    env = env_without_preload()
     if preload:
         env["LD_PRELOAD"] = preload  # valgrind passes it on to the client
     with tempfile.TemporaryDirectory(prefix="walloc-cg-") as tmp:

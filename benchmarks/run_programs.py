@@ -82,7 +82,7 @@ def log(msg):
 
 def make_inputs(tmp):
     """Inputs every run reads, made once, without any preload."""
-    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    env = common.env_without_preload()
     (tmp / "job.sql").write_text(SQLITE_JOB)
     with open(tmp / "gen.c", "w") as f:
         subprocess.run(["awk", "-v", "N=500", "-f", str(REPO / "tests/programs/gen_c.awk")],
@@ -138,7 +138,7 @@ def argv_for(w, tmp, repo):
 
 
 def redis_cli(sock, *args, stdin=None, timeout=120):
-    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    env = common.env_without_preload()
     return subprocess.run(["redis-cli", "-s", str(sock)] + list(args), stdin=stdin, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
@@ -157,7 +157,7 @@ def run_redis(preload, tmp, helper, timeout):
     sock, rep = tmp / "redis.sock", tmp / "redis.report"
     for f in (sock, rep):
         f.unlink(missing_ok=True)
-    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    env = common.env_without_preload()
     server = subprocess.Popen(
         [helper, "-t", str(timeout), "-p", preload or "", "-o", str(rep), "--", "/usr/bin/redis-server",
          "--port", "0", "--unixsocket", str(sock), "--save", "", "--appendonly", "no",
