@@ -307,31 +307,6 @@ START_TEST(realloc_in_place) {
 }
 END_TEST
 
-START_TEST(foreign_pointers_are_ignored) {
-  char stack_buffer[64];
-  walloc_heap_stats before = stats_now();
-  free(static_buffer);
-  free(stack_buffer);
-  free(static_buffer + 3);
-  free((void *)(uintptr_t)0x10);
-  free((void *)(uintptr_t)0xffff800000001000ull); /* kernel half */
-  ck_assert_uint_eq(malloc_usable_size(static_buffer), 0);
-  ck_assert_uint_eq(malloc_usable_size(NULL), 0);
-  ck_assert_uint_eq(walloc_usable_size(stack_buffer), 0);
-  errno = 0;
-  ck_assert_ptr_null(realloc(static_buffer, 10));
-  ck_assert_int_eq(errno, EINVAL);
-  walloc_heap_stats after = stats_now();
-  ck_assert_uint_eq(after.foreign_frees - before.foreign_frees, 5);
-  free(NULL); /* not foreign: nothing at all */
-  ck_assert_uint_eq(stats_now().foreign_frees, after.foreign_frees);
-  /* the heap is intact */
-  void *p = malloc(32);
-  ck_assert(walloc_owns(p));
-  free(p);
-}
-END_TEST
-
 START_TEST(free_memory_goes_back_to_the_os) {
   WL_WASM_SKIP("wasm memory never shrinks: walloc neither purges nor releases there");
   enum { N = 2048 };
@@ -463,7 +438,7 @@ Suite *wl_test_suite(void) {
            malloc_zero_gives_distinct_blocks, aligned_entry_points_align, introspection_calls_answer,
            stats_print_writes_a_table);
   WL_TCASE(s, "errors", 30, bad_alignments_are_einval, impossible_sizes_are_enomem, calloc_checks_overflow,
-           foreign_pointers_are_ignored, realloc_follows_glibc);
+           realloc_follows_glibc);
   WL_TCASE(s, "contents", 60, calloc_zeroes_recycled_memory, realloc_chains_keep_contents, realloc_in_place,
            random_workout);
   WL_TCASE(s, "memory", 60, free_memory_goes_back_to_the_os, repeated_large_blocks_reuse_memory);
