@@ -98,6 +98,7 @@ static int block_misuse(const wl_page_t *page, const void *p, bool tag, const ui
     return -1;
   }
   if (!wl_block_check(page, p)) {
+    if (!WL_REPORTS) return WL_MISUSE_INTERIOR; /* nothing is printed: which kind does not matter */
     size_t area;
     uint8_t *start = wl_page_area(page, &area);
     if (u >= start && u < start + (size_t)page->capacity * page->block_size) {
@@ -124,9 +125,9 @@ size_t wl_live_block_size(const void *p, const char *call) {
     block = (const uint8_t *)seg + seg->huge_offset;
     size = seg->huge_size;
     if (seg->huge_in_cache) misuse = WL_MISUSE_DOUBLE_FREE;
-    else if ((const uint8_t *)p != block) misuse = (const uint8_t *)p > block && (const uint8_t *)p < block + size
-                                                      ? WL_MISUSE_INTERIOR : WL_MISUSE_NOT_ALLOCATED;
-    else return size;
+    else if ((const uint8_t *)p == block) return size;
+    else misuse = (const uint8_t *)p > block && (const uint8_t *)p < block + size ? WL_MISUSE_INTERIOR
+                                                                                 : WL_MISUSE_NOT_ALLOCATED;
   } else {
     misuse = block_misuse(wl_page_of(wl_segment_of(p), p), p, true, &block, &size);
     if (misuse < 0) return size;
