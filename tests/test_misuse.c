@@ -25,14 +25,6 @@
 
 static char static_buffer[64];
 
-static walloc_heap_stats stats_now(void) {
-  walloc_heap_stats s;
-  memset(&s, 0, sizeof s);
-  s.size = sizeof s;
-  walloc_heap_stats_get(&s);
-  return s;
-}
-
 /* ------------------------------------------------------------------------
    The abort case: run fn in a child, expect SIGABRT and `want` on stderr
    ------------------------------------------------------------------------ */
@@ -280,7 +272,7 @@ static void free_again(void) { walloc_free(again); }
 START_TEST(report_double_free_does_not_poison) {
   require_report_mode();
   live_fill();
-  walloc_heap_stats before = stats_now();
+  walloc_heap_stats before = wl_test_stats();
   again = walloc_malloc(64);
   walloc_free(again);
   ck_assert_int_eq(report_lines(free_again, "free(): double free of "), 1);
@@ -298,7 +290,7 @@ START_TEST(report_double_free_does_not_poison) {
   walloc_free(q1);
   walloc_free(q2);
   walloc_free(q3);
-  ck_assert_uint_eq(stats_now().double_frees - before.double_frees, 1);
+  ck_assert_uint_eq(wl_test_stats().double_frees - before.double_frees, 1);
   live_check_and_free();
 }
 END_TEST
@@ -352,10 +344,10 @@ END_TEST
 START_TEST(report_interior_and_never_handed_out) {
   require_report_mode();
   live_fill();
-  walloc_heap_stats before = stats_now();
+  walloc_heap_stats before = wl_test_stats();
   ck_assert_int_eq(report_lines(interior_frees, "free(): pointer into the middle of a block"), 4);
   ck_assert(strstr(captured, "free(): pointer walloc never handed out") != NULL);
-  walloc_heap_stats after = stats_now();
+  walloc_heap_stats after = wl_test_stats();
   ck_assert_uint_eq(after.invalid_frees - before.invalid_frees, 5);
   ck_assert_uint_eq(after.double_frees, before.double_frees);
   live_check_and_free();
@@ -365,13 +357,13 @@ END_TEST
 START_TEST(report_foreign_pointers) {
   require_report_mode();
   live_fill();
-  walloc_heap_stats before = stats_now();
+  walloc_heap_stats before = wl_test_stats();
   ck_assert_int_eq(report_lines(foreign_frees, "pointer that is not walloc's memory"), 6);
-  walloc_heap_stats after = stats_now();
+  walloc_heap_stats after = wl_test_stats();
   ck_assert_uint_eq(after.foreign_frees - before.foreign_frees, 5); /* frees; the realloc is not one */
   ck_assert_uint_eq(after.invalid_frees - before.invalid_frees, 6);
   walloc_free(NULL); /* not misuse: nothing at all */
-  ck_assert_uint_eq(stats_now().invalid_frees, after.invalid_frees);
+  ck_assert_uint_eq(wl_test_stats().invalid_frees, after.invalid_frees);
   live_check_and_free();
 }
 END_TEST
@@ -384,7 +376,7 @@ static void *free_twice(void *p) {
 START_TEST(report_cross_thread_double_free) {
   require_report_mode();
   live_fill();
-  walloc_heap_stats before = stats_now();
+  walloc_heap_stats before = wl_test_stats();
   for (int round = 0; round < 50; round++) {
     void *p = walloc_malloc(64);
     pthread_t t;
@@ -393,7 +385,7 @@ START_TEST(report_cross_thread_double_free) {
     void *q = walloc_malloc(64); /* the owner collects: no cycle, no hang */
     walloc_free(q);
   }
-  walloc_heap_stats after = stats_now();
+  walloc_heap_stats after = wl_test_stats();
   ck_assert_uint_eq(after.double_frees - before.double_frees, 50);
   live_check_and_free();
 }
@@ -430,9 +422,9 @@ static void racing_frees(void) {
 START_TEST(report_racing_double_free) {
   require_report_mode();
   live_fill();
-  walloc_heap_stats before = stats_now();
+  walloc_heap_stats before = wl_test_stats();
   ck_assert_int_eq(report_lines(racing_frees, "free(): double free of "), 2000);
-  ck_assert_uint_eq(stats_now().double_frees - before.double_frees, 2000);
+  ck_assert_uint_eq(wl_test_stats().double_frees - before.double_frees, 2000);
   live_check_and_free();
 }
 END_TEST
