@@ -327,6 +327,22 @@ def value_row(results, w, allocs, key, base):
     return row
 
 
+def baseline_table(results, sel):
+    """walloc / walloc-base per workload: wall, CPU, peak RSS (medians)."""
+    rows = []
+    for w in sel:
+        if w not in results:
+            continue
+        row = [w]
+        for get in (lambda r: r.wall, lambda r: r.cpu, lambda r: r.maxrss_kib):
+            new = [get(r) for r in results[w]["walloc"] if r.ok and get(r) is not None]
+            old = [get(r) for r in results[w]["walloc-base"] if r.ok and get(r) is not None]
+            row.append("%.3f" % (statistics.median(new) / statistics.median(old)) if new and old and
+                       statistics.median(old) > 0 else "-")
+        rows.append(row)
+    return md_table(["workload", "wall", "CPU", "peak RSS"], rows)
+
+
 # ---------------------------------------------------------------------------
 # callgrind
 
@@ -503,7 +519,10 @@ def main():
     ap.add_argument("--reps", type=int, help="repetitions per workload and allocator (default 5, 1 with --quick)")
     ap.add_argument("--quick", action="store_true", help="smaller arguments for a fast smoke run")
     ap.add_argument("--only", help="comma-separated workloads (with or without the bench- prefix)")
-    ap.add_argument("--allocators", help="comma-separated subset of glibc,walloc,jemalloc,mimalloc,tcmalloc")
+    ap.add_argument("--allocators", help="comma-separated subset of glibc,walloc,jemalloc,mimalloc,tcmalloc"
+                    " (and walloc-base with --baseline)")
+    ap.add_argument("--baseline", help="another libwalloc.so (an earlier commit's build) to run as allocator "
+                    "walloc-base beside walloc, for before/after ratios of a change in one interleaved run")
     ap.add_argument("--out", help="also write the markdown report to this file")
     ap.add_argument("--json", help="also write every run's raw numbers to this JSON file")
     ap.add_argument("--timeout", type=int, default=120, help="seconds before a run is killed (default 120)")
@@ -537,6 +556,8 @@ def main():
              ("jemalloc", str(LIBDIR / "libjemalloc.so.2")),
              ("mimalloc", str(LIBDIR / "libmimalloc.so.2")),
              ("tcmalloc", str(LIBDIR / "libtcmalloc_minimal.so.4"))]
+    if args.baseline:
+        known.insert(2, ("walloc-base", os.path.abspath(args.baseline)))
     wanted = [a.strip() for a in args.allocators.split(",")] if args.allocators else [a for a, _ in known]
     unknown = set(wanted) - {a for a, _ in known}
     if unknown:
@@ -647,6 +668,9 @@ def main():
                "## Peak RSS (median MiB of ru_maxrss, ratio to %s)" % base, "",
                metric_table(results, sel, allocs, base, lambda r: r.maxrss_kib,
                             lambda v: "%.1f" % (v / 1024.0)), ""]
+        if "walloc" in allocs and "walloc-base" in allocs:
+            md += ["## walloc against walloc-base (the --baseline build): ratio of medians, "
+                   "above 1 = walloc slower or bigger", "", baseline_table(results, sel), ""]
         rss_rows = []
         for w in sel:
             if PROGRAM.get(w, w) == "bench-peak-rss" and w in results:

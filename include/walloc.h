@@ -43,10 +43,10 @@ WALLOC_EXPORT const char *walloc_version(void);  /* "0.1.0" */
 WALLOC_EXPORT WALLOC_MALLOC_ATTR void *walloc_malloc(size_t size);             /* like malloc */
 WALLOC_EXPORT WALLOC_MALLOC_ATTR void *walloc_calloc(size_t count, size_t size); /* zeroed; ENOMEM on overflow */
 WALLOC_EXPORT void *walloc_realloc(void *ptr, size_t size);                    /* like glibc realloc */
-WALLOC_EXPORT void walloc_free(void *ptr);                                     /* ignores pointers it does not own */
+WALLOC_EXPORT void walloc_free(void *ptr);                                     /* aborts on misuse, like free */
 WALLOC_EXPORT WALLOC_MALLOC_ATTR void *walloc_aligned_alloc(size_t alignment, size_t size); /* EINVAL unless a power of two */
-WALLOC_EXPORT size_t walloc_usable_size(const void *ptr);                      /* 0 for NULL or foreign pointers */
-WALLOC_EXPORT bool walloc_owns(const void *ptr);                               /* O(1): is ptr a live walloc block? */
+WALLOC_EXPORT size_t walloc_usable_size(const void *ptr);                      /* 0 unless a live block starts at ptr */
+WALLOC_EXPORT bool walloc_owns(const void *ptr);                               /* O(1): does a live walloc block start at ptr? */
 
 /* Give free memory back to the operating system now (force), or only what is
    due (purge delay elapsed). Also settles other threads' pending frees to the
@@ -56,7 +56,7 @@ WALLOC_EXPORT void walloc_collect(bool force);
 /* ------------------------------------------------------------------------
    Statistics
    ------------------------------------------------------------------------ */
-#define WALLOC_HEAP_STATS_VERSION 1
+#define WALLOC_HEAP_STATS_VERSION 2
 
 /* Set .size = sizeof(walloc_heap_stats) before the call; newer versions only
    append fields, so older callers keep working. */
@@ -77,7 +77,11 @@ typedef struct walloc_heap_stats {
   uint64_t segments, segments_cached, segments_abandoned, segments_reclaimed;
   uint64_t large_allocations, huge_allocations, huge_cache_hits;
   uint64_t threads, threads_peak;
-  uint64_t foreign_frees;      /* frees of pointers walloc does not own (ignored) */
+  uint64_t foreign_frees;      /* frees of pointers outside walloc's memory (also in invalid_frees) */
+  /* version 2: misuse of free and realloc, detected (and, with
+     WALLOC_MISUSE_ABORT=0, reported and ignored; otherwise the process aborts) */
+  uint64_t double_frees;       /* a block freed (or reallocated) again */
+  uint64_t invalid_frees;      /* interior, never handed out or foreign pointers */
 } walloc_heap_stats;
 
 WALLOC_EXPORT void walloc_heap_stats_get(walloc_heap_stats *out);

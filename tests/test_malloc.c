@@ -32,13 +32,6 @@ static const size_t boundary_sizes[] = {
 };
 #define NSIZES (sizeof boundary_sizes / sizeof boundary_sizes[0])
 
-static walloc_heap_stats stats_now(void) {
-  walloc_heap_stats s;
-  s.size = sizeof s;
-  walloc_heap_stats_get(&s);
-  return s;
-}
-
 START_TEST(malloc_is_served_by_walloc) {
   void *p = malloc(100);
   ck_assert_ptr_nonnull(p);
@@ -307,31 +300,6 @@ START_TEST(realloc_in_place) {
 }
 END_TEST
 
-START_TEST(foreign_pointers_are_ignored) {
-  char stack_buffer[64];
-  walloc_heap_stats before = stats_now();
-  free(static_buffer);
-  free(stack_buffer);
-  free(static_buffer + 3);
-  free((void *)(uintptr_t)0x10);
-  free((void *)(uintptr_t)0xffff800000001000ull); /* kernel half */
-  ck_assert_uint_eq(malloc_usable_size(static_buffer), 0);
-  ck_assert_uint_eq(malloc_usable_size(NULL), 0);
-  ck_assert_uint_eq(walloc_usable_size(stack_buffer), 0);
-  errno = 0;
-  ck_assert_ptr_null(realloc(static_buffer, 10));
-  ck_assert_int_eq(errno, EINVAL);
-  walloc_heap_stats after = stats_now();
-  ck_assert_uint_eq(after.foreign_frees - before.foreign_frees, 5);
-  free(NULL); /* not foreign: nothing at all */
-  ck_assert_uint_eq(stats_now().foreign_frees, after.foreign_frees);
-  /* the heap is intact */
-  void *p = malloc(32);
-  ck_assert(walloc_owns(p));
-  free(p);
-}
-END_TEST
-
 START_TEST(free_memory_goes_back_to_the_os) {
   WL_WASM_SKIP("wasm memory never shrinks: walloc neither purges nor releases there");
   enum { N = 2048 };
@@ -340,12 +308,12 @@ START_TEST(free_memory_goes_back_to_the_os) {
     blocks[i] = malloc(48 * KiB); /* 96 MiB of medium blocks */
     memset(blocks[i], 1, 48 * KiB);
   }
-  walloc_heap_stats peak = stats_now();
+  walloc_heap_stats peak = wl_test_stats();
   for (int i = 0; i < N; i++) free(blocks[i]);
   struct timespec ts = {0, 50 * 1000 * 1000};
   nanosleep(&ts, NULL); /* longer than the default 10 ms purge delay */
   walloc_collect(false); /* only what is due */
-  walloc_heap_stats after = stats_now();
+  walloc_heap_stats after = wl_test_stats();
   ck_assert_uint_ge(after.purged_bytes + after.released_bytes,
                     peak.purged_bytes + peak.released_bytes + 64 * MiB);
   ck_assert_msg(after.rss_bytes + 64 * MiB < peak.rss_bytes, "RSS %zu after, %zu at the peak", after.rss_bytes,
@@ -356,14 +324,14 @@ END_TEST
 
 START_TEST(repeated_large_blocks_reuse_memory) {
   WL_WASM_SKIP("no large-block cache on wasm: released ranges go back to the memory layer's free list");
-  walloc_heap_stats before = stats_now();
+  walloc_heap_stats before = wl_test_stats();
   for (int i = 0; i < 200; i++) {
     void *p = malloc(24 * MiB);
     ck_assert_ptr_nonnull(p);
     ((char *)p)[i * 4096] = 1;
     free(p);
   }
-  walloc_heap_stats after = stats_now();
+  walloc_heap_stats after = wl_test_stats();
   /* almost every one came from the cache rather than the kernel */
   ck_assert_uint_ge(after.huge_cache_hits - before.huge_cache_hits, 150);
   ck_assert_uint_le(after.peak_mapped_bytes, before.mapped_bytes + 64 * MiB);
@@ -382,7 +350,7 @@ START_TEST(introspection_calls_answer) {
   ck_assert_int_ge(m1.uordblks, 1000);
   free(p);
   ck_assert_int_ge(malloc_trim(0), 0);
-  walloc_heap_stats s = stats_now();
+  walloc_heap_stats s = wl_test_stats();
   ck_assert_uint_eq(s.version, WALLOC_HEAP_STATS_VERSION);
   ck_assert_uint_ge(s.allocations, s.frees);
   ck_assert_uint_ge(s.peak_bytes, s.live_bytes);
@@ -463,7 +431,7 @@ Suite *wl_test_suite(void) {
            malloc_zero_gives_distinct_blocks, aligned_entry_points_align, introspection_calls_answer,
            stats_print_writes_a_table);
   WL_TCASE(s, "errors", 30, bad_alignments_are_einval, impossible_sizes_are_enomem, calloc_checks_overflow,
-           foreign_pointers_are_ignored, realloc_follows_glibc);
+           realloc_follows_glibc);
   WL_TCASE(s, "contents", 60, calloc_zeroes_recycled_memory, realloc_chains_keep_contents, realloc_in_place,
            random_workout);
   WL_TCASE(s, "memory", 60, free_memory_goes_back_to_the_os, repeated_large_blocks_reuse_memory);

@@ -15,13 +15,6 @@
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 
-static walloc_heap_stats stats_now(void) {
-  walloc_heap_stats s;
-  s.size = sizeof s;
-  walloc_heap_stats_get(&s);
-  return s;
-}
-
 static size_t size_for(uint64_t r) {
   switch (r % 16) {
     case 0: return 64 * KiB + (size_t)(r >> 8) % (1500 * KiB); /* large */
@@ -77,10 +70,10 @@ static void run_handoff(size_t count, uint32_t seed) {
 }
 
 START_TEST(cross_thread_free) {
-  walloc_heap_stats before = stats_now();
+  walloc_heap_stats before = wl_test_stats();
   for (uint32_t round = 0; round < 10; round++) run_handoff(3000, round * 7919);
   walloc_collect(true);
-  walloc_heap_stats after = stats_now();
+  walloc_heap_stats after = wl_test_stats();
   /* everything handed over was freed: nothing is left live */
   ck_assert_uint_le(after.live_blocks, before.live_blocks + 16);
 }
@@ -118,7 +111,7 @@ START_TEST(owner_allocates_other_thread_frees) {
   pthread_t t;
   ck_assert_int_eq(pthread_create(&t, NULL, ring_consumer, r), 0);
   uint64_t rng = 99;
-  walloc_heap_stats before = stats_now();
+  walloc_heap_stats before = wl_test_stats();
   for (size_t n = 0; n < 400000; n++) {
     size_t sz = 16 + (size_t)(wl_test_rand(&rng) % 400);
     uint32_t *p = walloc_malloc(sz);
@@ -135,7 +128,7 @@ START_TEST(owner_allocates_other_thread_frees) {
   void *ret;
   pthread_join(t, &ret);
   ck_assert_ptr_null(ret);
-  walloc_heap_stats after = stats_now();
+  walloc_heap_stats after = wl_test_stats();
   /* 400k blocks of ~200 B went through: without recycling that is 80 MiB */
   ck_assert_uint_le(after.peak_mapped_bytes, before.mapped_bytes + 24 * MiB);
   walloc_free(r);
@@ -166,7 +159,7 @@ static void *short_lived(void *arg) {
 
 START_TEST(thread_exit_hands_memory_over) {
   walloc_collect(true);
-  walloc_heap_stats before = stats_now();
+  walloc_heap_stats before = wl_test_stats();
   survivor *s = walloc_calloc(8, sizeof *s);
   for (int round = 0; round < 40; round++) {
     pthread_t t[8];
@@ -182,7 +175,7 @@ START_TEST(thread_exit_hands_memory_over) {
   }
   walloc_free(s);
   walloc_collect(true);
-  walloc_heap_stats after = stats_now();
+  walloc_heap_stats after = wl_test_stats();
   ck_assert_uint_eq(after.threads, before.threads);            /* every exited heap was retired */
   ck_assert_uint_gt(after.segments_abandoned, before.segments_abandoned);
   ck_assert_uint_gt(after.segments_reclaimed, before.segments_reclaimed); /* and adopted again */

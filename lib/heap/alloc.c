@@ -1,7 +1,7 @@
 /* alloc.c: allocation: the slow path behind wl_malloc_fast, zeroed and
  * aligned allocation, realloc and usable size.
  *
- * Every allocating call reduces to wl_malloc_slow(heap, size, zero) once its
+ * Every allocating call reduces to wl_malloc_slow(size, heap, zero) once its
  * fast path misses: it makes sure the thread has a heap, does the heap's
  * maintenance (delayed frees, due purges), then routes by size: small and
  * medium sizes to a page of their class, large ones to a span of their own,
@@ -17,6 +17,7 @@
 WL_INLINE void *page_pop(wl_page_t *page, size_t size, bool zero) {
   wl_block_t *block = page->free;
   page->free = block->next;
+  wl_store_relaxed(&block->tag, 0); /* live: see wl_block_t */
   page->used++;
   page->allocs++;
   if (zero) {
@@ -34,13 +35,11 @@ static void *large_alloc(wl_heap_t *heap, size_t size, bool zero) {
     page = wl_segment_page_alloc(heap, slices, WL_PAGE_LARGE);
     if (page == NULL) return NULL;
     is_zero = page->free_is_zero;
-    page->start = wl_page_area(page, NULL);
     page->reserved = page->capacity = 1;
-    page->flags = WL_PAGE_IN_FULL;
     page->free_is_zero = false;
     wl_store_relaxed(&page->xthread_free, (uintptr_t)WL_DELAYED_USE); /* foreign frees notify the heap */
     wl_store_release(&page->heap, heap);
-    wl_store_relaxed(&page->tid, heap->tid);
+    wl_page_set_owner(page, heap->tid, WL_PAGE_IN_FULL); /* the free fast path never takes large pages */
   }
   page->block_size = (size_t)page->slice_count * WL_SLICE_SIZE;
   page->local_free = NULL; /* a cached page's last free left its block here */
@@ -53,11 +52,12 @@ static void *large_alloc(wl_heap_t *heap, size_t size, bool zero) {
   heap->stat_large_allocs++;
   heap->stat_large_live++;
   wl_heap_stat_live(heap, (int64_t)page->block_size);
-  if (zero && !is_zero) memset(page->start, 0, size);
-  return page->start;
+  if (zero && !is_zero) memset(wl_page_start(page), 0, size);
+  else wl_store_relaxed(&((wl_block_t *)wl_page_start(page))->tag, 0); /* live: see wl_block_t */
+  return wl_page_start(page);
 }
 
-WL_NOINLINE void *wl_malloc_slow(wl_heap_t *heap, size_t size, bool zero) {
+WL_NOINLINE void *wl_malloc_slow(size_t size, wl_heap_t *heap, bool zero) {
   wl_page_t *page;
   if (size <= WL_MEDIUM_MAX) { /* second chance: the class queue's first page */
     page = heap->pages[wl_bin_of(size)].first;
@@ -89,7 +89,7 @@ void *wl_zalloc(size_t size) {
     wl_page_t *page = heap->pages_direct[wl_wsize(size)];
     if (WL_LIKELY(page->free != NULL)) return page_pop(page, size, true);
   }
-  return wl_malloc_slow(heap, size, true);
+  return wl_malloc_slow(size, heap, true);
 }
 
 void *wl_calloc(size_t count, size_t size) {
@@ -144,7 +144,7 @@ static void *realloc_move(void *p, size_t old_usable, size_t size) {
 
 /* A large block grows or shrinks in its own span when its thread owns it. */
 static bool large_resize(wl_page_t *page, size_t size) {
-  if (wl_load_relaxed(&page->tid) != wl_os_thread_id() || size <= WL_MEDIUM_MAX || size > WL_LARGE_MAX) return false;
+  if (wl_page_owner(page) != wl_os_thread_id() || size <= WL_MEDIUM_MAX || size > WL_LARGE_MAX) return false;
   wl_heap_t *heap = wl_load_relaxed(&page->heap);
   size_t slices = (size + WL_SLICE_SIZE - 1) >> WL_SLICE_SHIFT;
   if (slices > page->slice_count) {
@@ -169,35 +169,22 @@ void *wl_realloc(void *p, size_t size) {
     return NULL;
   }
   unsigned v = wl_map_value(p);
-  if (v == WL_MAP_NONE) {
-    wl_error("realloc of a pointer walloc does not own", p);
-    errno = EINVAL;
-    return NULL;
+  if (v != WL_MAP_NORMAL) {
+    if (v != WL_MAP_NONE && wl_live_block_size(p, NULL) != 0) return wl_huge_realloc(wl_huge_header(p, v), p, size);
+  } else {
+    wl_page_t *page = wl_page_of(wl_segment_of(p), p);
+    size_t usable = wl_live_block_size(p, NULL);
+    if (usable != 0) {
+      if (page->kind == WL_PAGE_LARGE && large_resize(page, size)) return p;
+      if (size <= usable && size >= usable / 2) return p; /* fits, and not much smaller: keep it */
+      return realloc_move(p, usable, size);
+    }
   }
-  if (v != WL_MAP_NORMAL) return wl_huge_realloc(wl_huge_header(p, v), p, size);
-  wl_page_t *page = wl_page_of(wl_segment_of(p), p);
-  if (page->kind < WL_PAGE_SMALL || page->kind > WL_PAGE_LARGE) {
-    wl_error("realloc of an invalid pointer", p);
-    errno = EINVAL;
-    return NULL;
-  }
-  size_t usable = page->block_size; /* blocks are never handed out at an interior address */
-  if (page->kind == WL_PAGE_LARGE && large_resize(page, size)) return p;
-  if (size <= usable && size >= usable / 2) return p; /* fits, and not much smaller: keep it */
-  return realloc_move(p, usable, size);
+  /* not a live block: a freed, interior or foreign pointer (reported; when
+     the option says to go on, nothing is touched) */
+  wl_live_block_size(p, "realloc");
+  errno = EINVAL;
+  return NULL;
 }
 
-size_t wl_usable_size(const void *p) {
-  unsigned v = wl_map_value(p);
-  if (v == WL_MAP_NONE) return 0;
-  if (v != WL_MAP_NORMAL) {
-    wl_segment_t *seg = wl_huge_header(p, v);
-    uint8_t *start = (uint8_t *)seg + seg->huge_offset;
-    return seg->huge_in_cache || (const uint8_t *)p < start || (const uint8_t *)p >= start + seg->huge_size
-               ? 0 : seg->huge_size - (size_t)((const uint8_t *)p - start);
-  }
-  wl_page_t *page = wl_page_of(wl_segment_of(p), p);
-  if (page->kind < WL_PAGE_SMALL || page->kind > WL_PAGE_LARGE) return 0;
-  wl_assert(wl_block_start(page, p) == (const uint8_t *)p);
-  return page->block_size;
-}
+size_t wl_usable_size(const void *p) { return wl_live_block_size(p, NULL); }

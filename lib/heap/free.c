@@ -1,15 +1,32 @@
-/* free.c: giving blocks back.
+/* free.c: giving blocks back, and telling misuse from a free.
  *
  * The fast path (heap.h, wl_free_fast) handles a block freed by the thread
  * that owns its page. Everything else lands here:
- *  - a foreign pointer (not in any walloc segment) is ignored and counted,
- *    and reported when WALLOC_VERBOSE is on;
+ *  - a pointer outside walloc's memory, or into walloc memory where no block
+ *    handed out starts (an interior pointer, a free span, metadata, a block
+ *    past the page's capacity), or a block that is free already: misuse,
+ *    reported and aborted (wl_misuse; WALLOC_MISUSE_ABORT=0 ignores it);
  *  - a huge block goes to huge.c;
  *  - a block of another thread's page is pushed onto the page's atomic
  *    xthread_free list; if the owner has parked the page in its full queue
  *    (state WL_DELAYED_USE), the first such free also pushes the block onto
- *    the owner heap's thread_delayed_free list so the owner notices;
- *  - with debug checks on, interior pointers and double frees are caught.
+ *    the owner heap's thread_delayed_free list so the owner notices.
+ *
+ * How misuse is seen, at the cost of a compare or two on the fast path:
+ *  - a block is a block when the page's block check says so (heap.h,
+ *    wl_page_t): one multiply tells a block start among the blocks handed
+ *    out so far from anything else in the page;
+ *  - a block is free when its tag word holds its page's address (heap.h,
+ *    wl_block_t): every path that puts a block on a free list sets it,
+ *    every path that hands one out clears it. Another thread sets it with an
+ *    atomic exchange, so of two racing frees of one block exactly one goes
+ *    on; only a free by the owner racing with a free by another thread at
+ *    the same instant can slip through (the walks of the lists are bounded,
+ *    so even then nothing hangs: page.c);
+ *  - large blocks: one per page, so p must be the page's start and the page
+ *    in use; huge blocks: huge.c.
+ * Thread safety: frees by the owner touch only its own page fields; other
+ * threads only push onto the atomic lists and exchange the tag.
  */
 #include "heap.h"
 
@@ -57,6 +74,79 @@ static void free_remote(wl_page_t *page, wl_block_t *block) {
   } while (!wl_cas_weak(&page->xthread_free, &tf, tfx));
 }
 
+/* ------------------------------------------------------------------------
+   Which block p is
+   ------------------------------------------------------------------------ */
+static bool page_in_use(const wl_page_t *page) {
+  return page->kind >= WL_PAGE_SMALL && page->kind <= WL_PAGE_LARGE;
+}
+
+/* What is wrong with freeing p, a pointer into a normal segment with page
+   descriptor `page`, or -1 if nothing (p starts a live block). *block and
+   *size receive the block p falls in, when there is one. Without `tag` the
+   free tag is not looked at (the caller exchanges it: wl_free_generic). */
+static int block_misuse(const wl_page_t *page, const void *p, bool tag, const uint8_t **block, size_t *size) {
+  *block = NULL;
+  *size = 0;
+  if (!page_in_use(page)) return WL_MISUSE_NOT_ALLOCATED; /* a free span or metadata: freed long ago? */
+  const uint8_t *u = (const uint8_t *)p;
+  if (page->kind == WL_PAGE_LARGE) {
+    *block = wl_page_start(page);
+    *size = page->block_size;
+    if (u != wl_page_start(page)) return WL_MISUSE_INTERIOR;
+    if (page->used == 0 || (tag && wl_block_is_free(page, p))) return WL_MISUSE_DOUBLE_FREE; /* cached, or freed by another thread */
+    return -1;
+  }
+  if (!wl_block_check(page, p)) {
+    if (!WL_REPORTS) return WL_MISUSE_INTERIOR; /* nothing is printed: which kind does not matter */
+    size_t area;
+    uint8_t *start = wl_page_area(page, &area);
+    if (u >= start && u < start + (size_t)page->capacity * page->block_size) {
+      *block = wl_block_start(page, p);
+      *size = page->block_size;
+      return WL_MISUSE_INTERIOR;
+    }
+    return WL_MISUSE_NOT_ALLOCATED; /* past the blocks handed out, or before the page */
+  }
+  *block = u;
+  *size = page->block_size;
+  return tag && wl_block_is_free(page, p) ? WL_MISUSE_DOUBLE_FREE : -1;
+}
+
+size_t wl_live_block_size(const void *p, const char *call) {
+  unsigned v = wl_map_value(p);
+  const uint8_t *block = NULL;
+  size_t size = 0;
+  int misuse;
+  if (v == WL_MAP_NONE) {
+    misuse = WL_MISUSE_FOREIGN;
+  } else if (v != WL_MAP_NORMAL) {
+    wl_segment_t *seg = wl_huge_header(p, v);
+    block = (const uint8_t *)seg + seg->huge_offset;
+    size = seg->huge_size;
+    if (seg->huge_in_cache) misuse = WL_MISUSE_DOUBLE_FREE;
+    else if ((const uint8_t *)p == block) return size;
+    else misuse = (const uint8_t *)p > block && (const uint8_t *)p < block + size ? WL_MISUSE_INTERIOR
+                                                                                 : WL_MISUSE_NOT_ALLOCATED;
+  } else {
+    misuse = block_misuse(wl_page_of(wl_segment_of(p), p), p, true, &block, &size);
+    if (misuse < 0) return size;
+  }
+  if (call != NULL) wl_misuse((wl_misuse_t)misuse, call, p, block, size);
+  return 0;
+}
+
+bool wl_owns(const void *p) { return p != NULL && wl_live_block_size(p, NULL) != 0; }
+
+/* ------------------------------------------------------------------------
+   The generic free
+   ------------------------------------------------------------------------ */
+static void misuse_free(wl_misuse_t what, const void *p, const uint8_t *block, size_t size) {
+  wl_misuse(what, "free", p, block, size);
+}
+
+/* Debug builds (WL_DEBUG 3): the tag and the block check must agree with a
+   walk of the page's own lists. */
 static bool list_contains(const wl_block_t *list, const void *p) {
   for (; list != NULL; list = list->next) {
     if (list == p) return true;
@@ -64,30 +154,32 @@ static bool list_contains(const wl_block_t *list, const void *p) {
   return false;
 }
 
-/* Debug checks: p must be a block start and, for the owner, not free already. */
-static bool debug_check_free(wl_page_t *page, void *p, bool owner) {
-  if ((uint8_t *)p < page->start || wl_block_start(page, p) != (uint8_t *)p) {
-    wl_error("free of an interior or invalid pointer", p);
-    return false;
-  }
-  if (owner && (page->used == 0 || list_contains(page->free, p) || list_contains(page->local_free, p))) {
-    wl_fatal("double free", p);
-    return false;
-  }
-  return true;
-}
-
 void wl_free_generic(void *p, wl_page_t *page) {
-  if (WL_UNLIKELY(page->kind < WL_PAGE_SMALL || page->kind > WL_PAGE_LARGE)) {
-    wl_fatal("free of a pointer into free walloc memory (double free?)", p);
+  const uint8_t *block;
+  size_t size;
+  bool owner = wl_page_owner(page) == wl_os_thread_id() || WL_OS_ONE_THREAD;
+  int misuse = block_misuse(page, p, owner, &block, &size);
+  wl_assert_expensive(misuse >= 0 || !owner ||
+                      (!list_contains(page->free, p) && !list_contains(page->local_free, p)));
+  if (WL_UNLIKELY(misuse >= 0)) {
+    misuse_free((wl_misuse_t)misuse, p, block, size);
     return;
   }
-  bool owner = wl_load_relaxed(&page->tid) == wl_os_thread_id();
-  if (WL_DEBUG > 0 && !debug_check_free(page, p, owner)) return;
+  wl_block_t *b = (wl_block_t *)p;
   /* one thread (single-threaded wasm): every page in use is its own, so
      the foreign-free path folds away */
-  if (owner || WL_OS_ONE_THREAD) wl_free_local(wl_load_relaxed(&page->heap), page, (wl_block_t *)p);
-  else free_remote(page, (wl_block_t *)p);
+  if (owner) {
+    wl_store_relaxed(&b->tag, wl_free_tag(page));
+    wl_free_local(wl_load_relaxed(&page->heap), page, b);
+    return;
+  }
+  /* Another thread's block: the tag is looked at only here, exchanged, so
+     that of two racing frees exactly one goes on. */
+  if (atomic_exchange_explicit(&b->tag, wl_free_tag(page), memory_order_relaxed) == wl_free_tag(page)) {
+    misuse_free(WL_MISUSE_DOUBLE_FREE, p, block, size);
+    return;
+  }
+  free_remote(page, b);
 }
 
 void wl_free_special(void *p) {
@@ -95,17 +187,9 @@ void wl_free_special(void *p) {
   unsigned v = wl_map_value(p);
   if (v == WL_MAP_NONE) {
     wl_fetch_add(&wl_stats.foreign_frees, 1);
-    wl_error("free of a pointer walloc does not own (ignored)", p);
+    misuse_free(WL_MISUSE_FOREIGN, p, NULL, 0);
     return;
   }
+  if (wl_live_block_size(p, "free") == 0) return; /* freed, interior: reported */
   wl_huge_free(wl_huge_header(p, v), p);
-}
-
-bool wl_owns(const void *p) {
-  unsigned v = wl_map_value(p);
-  if (v == WL_MAP_NONE) return false;
-  if (v != WL_MAP_NORMAL) return !wl_huge_header(p, v)->huge_in_cache;
-  wl_page_t *page = wl_page_of(wl_segment_of(p), p);
-  if (page->kind == WL_PAGE_LARGE) return page->used != 0 && (const uint8_t *)p == page->start; /* not cached */
-  return page->kind >= WL_PAGE_SMALL && page->kind <= WL_PAGE_MEDIUM && (const uint8_t *)p >= page->start;
 }

@@ -199,7 +199,7 @@ void *wl_heap_runtime_alloc(size_t align, size_t size) {
       runtime_heap = heap;
     }
   }
-  if (heap != NULL) p = wl_malloc_slow(heap, rounded, false);
+  if (heap != NULL) p = wl_malloc_slow(rounded, heap, false);
   wl_unlock(&runtime_lock);
   if (p == NULL) errno = ENOMEM;
   return p;
@@ -320,7 +320,7 @@ static void page_abandon_fn(wl_heap_t *heap, wl_page_t *page, void *arg) {
     return;
   }
   page->next = page->prev = NULL; /* queues are dropped as a whole below */
-  wl_store_relaxed(&page->tid, 0);
+  wl_page_set_owner(page, 0, page->flags);
   wl_store_release(&page->heap, NULL);
 }
 
@@ -343,13 +343,12 @@ void wl_heap_abandon(wl_heap_t *heap) {
 
 void wl_heap_adopt_page(wl_heap_t *heap, wl_page_t *page) {
   wl_store_release(&page->heap, heap);
-  wl_store_relaxed(&page->tid, heap->tid);
   page->next = page->prev = NULL;
   if (page->kind == WL_PAGE_LARGE) {
-    page->flags = WL_PAGE_IN_FULL;
+    wl_page_set_owner(page, heap->tid, WL_PAGE_IN_FULL);
     wl_page_set_delayed(page, WL_DELAYED_USE, true);
   } else {
-    page->flags &= (uint8_t)~WL_PAGE_IN_FULL;
+    wl_page_set_owner(page, heap->tid, page->flags & (uint8_t)~WL_PAGE_IN_FULL);
     wl_page_set_delayed(page, WL_DELAYED_NORMAL, true);
   }
   wl_page_collect(page, false);

@@ -93,7 +93,19 @@
 /* ------------------------------------------------------------------------
    Blocks, pages, segments, heaps
    ------------------------------------------------------------------------ */
-typedef struct wl_block_s { struct wl_block_s *next; } wl_block_t;
+/* A free block: the link of its free list, and the free tag. Every block
+   is at least 16 bytes, so both fit in any block.
+
+   The free tag (misuse detection, free.c): a block on any free list of a
+   page (fresh from wl_page_extend, or freed) holds the address of its page
+   descriptor in `tag`; the malloc paths clear it when they hand the block
+   out. A free that finds the tag already there is a double free. The value
+   is an address inside walloc's metadata, which no program holds, so a live
+   block carries it only if the program copied a freed block's bytes. */
+typedef struct wl_block_s {
+  struct wl_block_s *next;
+  _Atomic(uintptr_t) tag;  /* (uintptr_t)page while free, else the program's data */
+} wl_block_t;
 
 typedef enum wl_page_kind_e {
   WL_PAGE_NONE = 0,   /* a slice inside a span, or the header slice */
@@ -103,8 +115,10 @@ typedef enum wl_page_kind_e {
   WL_PAGE_LARGE,
 } wl_page_kind_t;
 
-/* page flags: any set flag sends free() down the generic path */
+/* page flags: any set flag sends free() down the generic path, through
+   WL_TID_SLOW in the page's tid (one compare tests owner and flags) */
 #define WL_PAGE_IN_FULL     1u  /* in the heap's full queue */
+#define WL_TID_SLOW         ((uintptr_t)1)  /* thread ids are even (platform.h) */
 
 /* xthread_free low bits: how a foreign free reaches the owner */
 typedef enum wl_delayed_e {
@@ -125,31 +139,45 @@ struct wl_heap_s;
 #endif
 
 /* A page descriptor; also the descriptor of every slice (128 bytes). The
-   first cache line holds what the malloc and free fast paths touch. */
+   first cache line holds what the malloc and free fast paths touch.
+
+   Block check (free.c, wl_block_check): p is the start of one of the first
+   `capacity` blocks exactly when
+       x = (uint32_t)(p - start) * div_magic  (mod 2^64)  <  free_limit,
+   with div_magic = floor(2^64 / block_size) + 1, e = block_size * div_magic
+   - 2^64 (1 <= e <= block_size) and free_limit = capacity * e. For
+   off = j * block_size + r, x = j * e + r * div_magic: below free_limit when
+   r = 0 and j < capacity, at least div_magic (2^50 and more, far above any
+   free_limit) otherwise, for every 32-bit offset (Lemire, Kaser and Kurz,
+   "Faster remainder by direct computation", 2019, shifted by e). One
+   multiply and one compare tell an interior pointer, and a pointer past the
+   blocks handed out so far, from a block. Small and medium pages only. */
 typedef struct wl_page_s {
   wl_block_t *free;                 /* blocks ready to allocate (owner only) */
   uint32_t used;                    /* blocks handed out and not collected back */
-  uint8_t flags;                    /* WL_PAGE_IN_FULL */
+  uint8_t flags;                    /* WL_PAGE_IN_FULL (mirrored in tid's WL_TID_SLOW) */
   uint8_t kind;                     /* wl_page_kind_t */
-  uint8_t free_is_zero;             /* every block on `free` reads as zero past `next` */
+  uint8_t free_is_zero;             /* every block on `free` reads as zero past `next` and `tag` */
   uint8_t bin;                      /* size class */
-  uint64_t allocs;                  /* allocations served (statistics) */
-  _Atomic(uintptr_t) tid;           /* owner thread, 0 when abandoned or free */
+  uint32_t allocs;                  /* allocations served (statistics; differences mod 2^32) */
+  uint32_t start_lo;                /* low 32 bits of the first block's address (block check) */
+  _Atomic(uintptr_t) tid;           /* owner thread | WL_TID_SLOW; 0 when abandoned or free */
   wl_block_t *local_free;           /* freed by the owner, not yet reusable */
-  size_t block_size;
+  uint64_t div_magic;               /* block check: floor(2^64 / block_size) + 1 */
+  _Atomic(uint64_t) free_limit;     /* block check: capacity * e (raised by the owner, read by any) */
+  uint32_t pad_;
+  uint32_t cached_at;               /* when the page became empty (retired) or entered the
+                                       large cache: heap clock, compared mod 2^32 */
+  /* second line: slow paths, and other threads' frees */
   _Atomic(uintptr_t) xthread_free;  /* freed by other threads | wl_delayed_t */
   _Atomic(struct wl_heap_s *) heap; /* owner heap, NULL when abandoned */
-  /* second line: slow paths only */
+  size_t block_size;
   struct wl_page_s *next, *prev;    /* page queue or free-span queue */
   uint32_t capacity;                /* blocks initialised so far */
   uint32_t reserved;                /* blocks that fit */
   uint32_t slice_count;             /* span length (first slice of a span) */
-  uint32_t slice_offset;            /* bytes back to the span's first descriptor */
-  uint8_t *start;                   /* first block */
-  uint64_t allocs_synced;           /* statistics already published */
+  uint32_t allocs_synced;           /* statistics already published */
   uint32_t used_synced;
-  uint32_t reserved_pad;
-  int64_t cached_at;                /* when the page became empty (retired) or entered the large cache */
 } WL_PAGE_ALIGN wl_page_t;
 
 _Static_assert(sizeof(wl_page_t) == 128, "page descriptors are 128 bytes");
@@ -180,7 +208,9 @@ typedef struct wl_segment_s {
   uint32_t map_value;               /* WL_MAP_* written for this segment */
   uint32_t huge_in_cache;           /* huge: freed and cached */
   int64_t purge_last;               /* when the last slice joined purge_mask */
-  wl_page_t slices[WL_SLICES];      /* normal segments only */
+  /* normal segments only: */
+  wl_page_t *page_map[WL_SLICES];   /* each slice's page or free span (its first descriptor) */
+  wl_page_t slices[WL_SLICES];      /* the descriptors */
 } wl_segment_t;
 
 #define WL_HUGE_HEADER ((size_t)4096)
@@ -211,7 +241,8 @@ typedef struct wl_stats_s {
   _Atomic(uint64_t) purged, released;      /* bytes given back: purged, unmapped */
   _Atomic(uint64_t) segments, peak_segments, segments_cached, segments_abandoned, segments_reclaimed;
   _Atomic(uint64_t) huge_cache_hits, threads, threads_peak, heaps_created;
-  _Atomic(uint64_t) foreign_frees;
+  _Atomic(uint64_t) foreign_frees;         /* frees of pointers outside walloc's memory */
+  _Atomic(uint64_t) double_frees, invalid_frees; /* misuse detected (invalid: every other kind) */
   wl_bin_stats_t bins[WL_BINS];
 } wl_stats_t;
 
@@ -260,18 +291,15 @@ WL_INLINE bool wl_in_map(uintptr_t p, size_t size) {
 WL_INLINE unsigned wl_map_value(const void *p) {
   uintptr_t idx = (uintptr_t)p >> WL_MAP_SHIFT;
   if (WL_UNLIKELY(idx >= WL_MAP_ENTRIES)) return WL_MAP_NONE;
-  return wl_load_relaxed(&wl_segment_map[idx]);
+  return wl_load_racy(&wl_segment_map[idx]);
 }
 WL_INLINE wl_segment_t *wl_segment_of(const void *p) {
   return (wl_segment_t *)((uintptr_t)p & ~(uintptr_t)WL_SEGMENT_MASK);
 }
-/* The page holding p, in a normal segment: index the slice descriptors
-   (128 bytes each, so one shift and one mask), then step back to the first
-   descriptor of the span. */
+/* The page (or free span) holding p, in a normal segment: one load from the
+   segment's page map. */
 WL_INLINE wl_page_t *wl_page_of(wl_segment_t *seg, const void *p) {
-  uintptr_t off = ((uintptr_t)p >> (WL_SLICE_SHIFT - 7)) & ((uintptr_t)(WL_SLICES - 1) << 7);
-  wl_page_t *slice = (wl_page_t *)((uint8_t *)seg->slices + off);
-  return (wl_page_t *)((uint8_t *)slice - slice->slice_offset);
+  return seg->page_map[((uintptr_t)p >> WL_SLICE_SHIFT) & (WL_SLICES - 1)];
 }
 WL_INLINE size_t wl_wsize(size_t size) { return (size + WL_MIN_ALIGN - 1) / WL_MIN_ALIGN; }
 WL_INLINE wl_block_t *wl_delayed_ptr(uintptr_t x) { return (wl_block_t *)(x & ~WL_DELAYED_MASK); }
@@ -280,6 +308,37 @@ WL_INLINE uintptr_t wl_delayed_make(wl_block_t *b, wl_delayed_t s) { return (uin
 WL_INLINE size_t wl_page_index(const wl_segment_t *seg, const wl_page_t *page) {
   return (size_t)(page - seg->slices);
 }
+
+/* The page's owner thread (without the flag bit), and setting owner and
+   flags together so that WL_TID_SLOW always mirrors flags != 0. */
+WL_INLINE uintptr_t wl_page_owner(const wl_page_t *page) {
+  return wl_load_relaxed(&((wl_page_t *)page)->tid) & ~WL_TID_SLOW;
+}
+WL_INLINE void wl_page_set_owner(wl_page_t *page, uintptr_t tid, uint8_t flags) {
+  page->flags = flags;
+  wl_store_relaxed(&page->tid, tid == 0 ? 0 : tid | (flags != 0 ? WL_TID_SLOW : 0));
+}
+WL_INLINE void wl_page_set_flags(wl_page_t *page, uint8_t flags) {
+  wl_page_set_owner(page, wl_page_owner(page), flags);
+}
+
+/* Is p the start of one of the page's first `capacity` blocks? (The block
+   check of wl_page_t; small and medium pages.) */
+WL_INLINE bool wl_block_check(const wl_page_t *page, const void *p) {
+  uint32_t off = (uint32_t)(uintptr_t)p - page->start_lo;
+  return (uint64_t)off * page->div_magic < wl_load_racy(&page->free_limit);
+}
+/* e of the block check: block_size * div_magic - 2^64. */
+WL_INLINE uint32_t wl_block_check_step(const wl_page_t *page) {
+  return (uint32_t)((uint64_t)page->block_size * page->div_magic);
+}
+/* The free tag of a block of this page (wl_block_t). */
+WL_INLINE uintptr_t wl_free_tag(const wl_page_t *page) { return (uintptr_t)page; }
+WL_INLINE bool wl_block_is_free(const wl_page_t *page, const void *p) {
+  return wl_load_racy(&((const wl_block_t *)p)->tag) == wl_free_tag(page);
+}
+/* Clock differences of 32-bit time stamps (page->cached_at): wrap-safe. */
+WL_INLINE int64_t wl_clock_since(int64_t now, uint32_t then) { return (int64_t)(uint32_t)((uint32_t)now - then); }
 
 /* ------------------------------------------------------------------------
    Cross-file functions, grouped by the file that defines them
@@ -298,6 +357,7 @@ typedef enum wl_option_e {
   WL_OPT_HUGE_CACHE,     /* freed huge blocks kept for reuse */
   WL_OPT_HUGE_CACHE_DELAY, /* ms a freed huge block stays cached */
   WL_OPT_HUGE_PAGES,     /* ask for transparent huge pages on segments */
+  WL_OPT_MISUSE_ABORT,   /* abort on a misuse of free or realloc (0: report and ignore) */
   WL_OPT_COUNT
 } wl_option_t;
 /* Defaults. On wasm nothing caches (memory never goes back to the host and
@@ -322,6 +382,7 @@ typedef enum wl_option_e {
   [WL_OPT_HUGE_CACHE] = WL_HUGE_CACHE_DEFAULT,            \
   [WL_OPT_HUGE_CACHE_DELAY] = 100,                        \
   [WL_OPT_HUGE_PAGES] = 0,                                \
+  [WL_OPT_MISUSE_ABORT] = 1,                              \
 }
 /* On wasm the options are their defaults, fixed at compile time: the
    environment there is empty or (Emscripten builds environ after walloc's
@@ -352,16 +413,36 @@ void wl_process_init(void);
    builds), verbose is off, so nothing is ever reported: the reports are
    empty inline functions there and their messages leave the module's data
    (about 300 bytes of it). */
+/* Misuse of the malloc family by the program (free.c, alloc.c, huge.c):
+   reported always, with the pointer and the block it falls in, counted, and
+   then the process aborts as glibc's would, unless WALLOC_MISUSE_ABORT=0,
+   which reports and ignores the call. A damaged free list (the program wrote
+   into freed memory) aborts in any case: nothing safe is left to do. */
+typedef enum wl_misuse_e {
+  WL_MISUSE_DOUBLE_FREE,    /* the block is free already */
+  WL_MISUSE_INTERIOR,       /* p points inside a block, not at its start */
+  WL_MISUSE_NOT_ALLOCATED,  /* walloc memory, but no block handed out starts there */
+  WL_MISUSE_FOREIGN,        /* not walloc's memory at all */
+  WL_MISUSE_CORRUPT,        /* a free list is damaged */
+} wl_misuse_t;
 #if WL_OPTIONS_FIXED && WL_DEBUG == 0
 #define WL_REPORTS 0
 WL_INLINE void wl_error(const char *msg, const void *p) { WL_UNUSED(msg); WL_UNUSED(p); }
 WL_INLINE void wl_warn(const char *msg, const void *p) { WL_UNUSED(msg); WL_UNUSED(p); }
 WL_INLINE void wl_fatal(const char *msg, const void *p) { WL_UNUSED(msg); WL_UNUSED(p); }
+/* wasm release: nothing is printed and the option is fixed: misuse traps */
+WL_INLINE void wl_misuse(wl_misuse_t what, const char *call, const void *p, const void *block, size_t size) {
+  WL_UNUSED(what); WL_UNUSED(call); WL_UNUSED(p); WL_UNUSED(block); WL_UNUSED(size);
+  wl_os_abort();
+}
 #else
 #define WL_REPORTS 1
 void wl_error(const char *msg, const void *p);   /* reported when verbose */
 void wl_warn(const char *msg, const void *p);    /* reported in debug builds, or when verbose */
 void wl_fatal(const char *msg, const void *p);   /* aborts in debug builds */
+/* call: "free", "realloc", ...; block and size: the block p falls in (NULL, 0 if none).
+   Returns only when the option says to ignore the call. */
+WL_COLD void wl_misuse(wl_misuse_t what, const char *call, const void *p, const void *block, size_t size);
 #endif
 
 /* segment.c */
@@ -384,6 +465,8 @@ WL_INLINE uint8_t *wl_page_area(const wl_page_t *page, size_t *size) {
   if (size != NULL) *size = (size_t)page->slice_count * WL_SLICE_SIZE;
   return (uint8_t *)seg + wl_page_index(seg, page) * WL_SLICE_SIZE;
 }
+/* A page's first block: the start of its area. */
+WL_INLINE uint8_t *wl_page_start(const wl_page_t *page) { return wl_page_area(page, NULL); }
 
 /* page.c */
 void wl_page_init(wl_heap_t *heap, wl_page_t *page, size_t block_size, size_t bin, bool is_zero);
@@ -435,7 +518,7 @@ void *wl_heap_runtime_alloc(size_t align, size_t size); /* never reads a thread-
 
 /* alloc.c */
 void *wl_malloc(size_t size);
-void *wl_malloc_slow(wl_heap_t *heap, size_t size, bool zero);
+void *wl_malloc_slow(size_t size, wl_heap_t *heap, bool zero); /* size first: malloc's register */
 void *wl_zalloc(size_t size);
 void *wl_calloc(size_t count, size_t size);
 void *wl_realloc(void *p, size_t size);
@@ -447,7 +530,11 @@ void wl_free(void *p);
 void wl_free_generic(void *p, wl_page_t *page);
 void wl_free_special(void *p);
 void wl_free_local(wl_heap_t *heap, wl_page_t *page, wl_block_t *block);
-bool wl_owns(const void *p);
+bool wl_owns(const void *p);  /* p is the start of a live block */
+/* The usable size of the live block starting at p; 0 when p is not one.
+   With `call` non-NULL, anything else is reported as a misuse of that call
+   (and 0 returned if the option says to ignore it). */
+size_t wl_live_block_size(const void *p, const char *call);
 
 /* huge.c */
 void *wl_huge_alloc(size_t size, size_t align, bool zero);
@@ -485,24 +572,40 @@ WL_INLINE void *wl_malloc_fast(size_t size) {
     wl_block_t *block = page->free;
     if (WL_LIKELY(block != NULL)) {
       page->free = block->next;
+      wl_store_relaxed(&block->tag, 0); /* live now: a free must not find the tag */
       page->used++;
       page->allocs++;
       return block;
     }
   }
-  return wl_malloc_slow(heap, size, false);
+  return wl_malloc_slow(size, heap, false);
 }
 
+/* The owner's free of a block of a page in the normal state. The checks
+   cost one compare each: the owner compare also sees the page flags
+   (WL_TID_SLOW), the block check sees interior pointers and pointers never
+   handed out, and the tag sees a block that is free already. Any failure
+   goes to wl_free_generic, which tells misuse from the other slow cases. */
 WL_INLINE void wl_free_fast(void *p) {
-  if (WL_UNLIKELY(wl_map_value(p) != WL_MAP_NORMAL)) {
+  uintptr_t idx = (uintptr_t)p >> WL_MAP_SHIFT;
+  if (WL_UNLIKELY(idx >= WL_MAP_ENTRIES || wl_load_racy(&wl_segment_map[idx]) != WL_MAP_NORMAL)) {
     wl_free_special(p);
     return;
   }
+  /* natively the map index is the segment number: one shift back (the
+     empty asm keeps the compiler from turning it into a copy and a mask) */
+#if WL_MAP_SHIFT == WL_SEGMENT_SHIFT && (defined(__x86_64__) || defined(__aarch64__))
+  __asm__("" : "+r"(idx));
+  wl_segment_t *seg = (wl_segment_t *)(idx << WL_SEGMENT_SHIFT);
+#else
   wl_segment_t *seg = wl_segment_of(p);
+#endif
   wl_page_t *page = wl_page_of(seg, p);
-  if (WL_LIKELY(wl_load_relaxed(&page->tid) == wl_os_thread_id() && page->flags == 0 && WL_DEBUG == 0)) {
-    wl_block_t *block = (wl_block_t *)p;
+  wl_block_t *block = (wl_block_t *)p;
+  if (WL_LIKELY(wl_load_racy(&page->tid) == wl_os_thread_id() && wl_block_check(page, p) &&
+                !wl_block_is_free(page, p) && WL_DEBUG == 0)) {
     block->next = page->local_free;
+    wl_store_relaxed(&block->tag, wl_free_tag(page));
     page->local_free = block;
     if (WL_LIKELY(--page->used != 0)) return;
     if (WL_LIKELY(page->next == NULL && page->prev == NULL)) return; /* only page of its class: keep */

@@ -114,15 +114,10 @@ void *wl_huge_alloc(size_t size, size_t align, bool zero) {
   return huge_block(seg);
 }
 
+/* p is the huge block of seg, live (the caller checked: free.c). */
 void wl_huge_free(wl_segment_t *seg, void *p) {
-  if (seg->huge_in_cache) {
-    wl_fatal("double free of a huge block", p);
-    return;
-  }
-  if ((uint8_t *)p != huge_block(seg)) {
-    wl_error("free of an interior pointer of a huge block (ignored)", p);
-    return;
-  }
+  wl_assert(!seg->huge_in_cache && (uint8_t *)p == huge_block(seg));
+  WL_UNUSED(p);
   huge_account(-1, -(int64_t)seg->huge_size);
   long max = wl_option(WL_OPT_HUGE_CACHE);
   if (seg->map_value != WL_MAP_HUGE || seg->huge_offset != WL_HUGE_HEADER || max <= 0 ||
@@ -208,12 +203,9 @@ static wl_segment_t *huge_remap(wl_segment_t *seg, size_t need) {
   return moved;
 }
 
+/* p is the huge block of seg, live (the caller checked: alloc.c). */
 void *wl_huge_realloc(wl_segment_t *seg, void *p, size_t size) {
-  if (seg->huge_in_cache || (uint8_t *)p != huge_block(seg)) {
-    wl_error("realloc of a freed or interior pointer of a huge block", p);
-    errno = EINVAL;
-    return NULL;
-  }
+  wl_assert(!seg->huge_in_cache && (uint8_t *)p == huge_block(seg));
   size_t old = seg->huge_size;
   if (size <= WL_LARGE_MAX || seg->map_value != WL_MAP_HUGE) {
     if (size <= old && size > WL_LARGE_MAX) return p; /* aligned huge block that still fits */

@@ -51,6 +51,38 @@ void wl_warn(const char *msg, const void *p) {
   if (WL_DEBUG > 0 || wl_option(WL_OPT_VERBOSE) > 0) report("error: ", msg, p);
 }
 
+/* Misuse: what the program did, the pointer, and the block it falls in. */
+static const char *const misuse_what[] = {
+  [WL_MISUSE_DOUBLE_FREE] = "double free of ",
+  [WL_MISUSE_INTERIOR] = "pointer into the middle of a block: ",
+  [WL_MISUSE_NOT_ALLOCATED] = "pointer walloc never handed out (or freed long ago): ",
+  [WL_MISUSE_FOREIGN] = "pointer that is not walloc's memory: ",
+  [WL_MISUSE_CORRUPT] = "a free list is damaged (a write into freed memory?) at ",
+};
+
+void wl_misuse(wl_misuse_t what, const char *call, const void *p, const void *block, size_t size) {
+  wl_process_init();
+  wl_fetch_add(what == WL_MISUSE_DOUBLE_FREE ? &wl_stats.double_frees : &wl_stats.invalid_frees, 1);
+  bool abort = what == WL_MISUSE_CORRUPT || wl_option(WL_OPT_MISUSE_ABORT) != 0;
+  wl_out_t o;
+  wl_out_init(&o, 2);
+  wl_out_str(&o, "walloc: ");
+  wl_out_str(&o, call);
+  wl_out_str(&o, "(): ");
+  wl_out_str(&o, misuse_what[what]);
+  wl_out_hex(&o, (uintptr_t)p);
+  if (block != NULL) {
+    wl_out_str(&o, " (block of ");
+    wl_out_u64(&o, size, 0);
+    wl_out_str(&o, " bytes at ");
+    wl_out_hex(&o, (uintptr_t)block);
+    wl_out_char(&o, ')');
+  }
+  wl_out_str(&o, abort ? "; aborting\n" : "; ignored (WALLOC_MISUSE_ABORT=0)\n");
+  wl_out_flush(&o);
+  if (abort) wl_os_abort();
+}
+
 void wl_fatal(const char *msg, const void *p) {
   wl_process_init();
   if (WL_DEBUG > 0) {

@@ -20,6 +20,7 @@ static const char *const option_names[WL_OPT_COUNT] = { /* WALLOC_ + upper case 
   [WL_OPT_HUGE_CACHE] = "WALLOC_HUGE_CACHE",
   [WL_OPT_HUGE_CACHE_DELAY] = "WALLOC_HUGE_CACHE_DELAY",
   [WL_OPT_HUGE_PAGES] = "WALLOC_HUGE_PAGES",
+  [WL_OPT_MISUSE_ABORT] = "WALLOC_MISUSE_ABORT",
 };
 #endif
 

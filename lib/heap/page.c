@@ -92,7 +92,7 @@ void wl_page_stats_sync(wl_heap_t *heap, wl_page_t *page) {
   if (page->kind == WL_PAGE_LARGE) { /* one block: allocation counted by alloc.c, the free here */
     heap->stat_large_live += d_used;
   } else {
-    uint64_t d_allocs = page->allocs - page->allocs_synced;
+    uint32_t d_allocs = page->allocs - page->allocs_synced; /* mod 2^32: at most a page's blocks between syncs */
     if (d_allocs == 0 && d_used == 0) return;
     wl_bin_stats_t *bs = &wl_stats.bins[page->bin];
     if (d_allocs != 0) wl_fetch_add(&bs->allocs, d_allocs);
@@ -113,11 +113,20 @@ void wl_page_stats_sync(wl_heap_t *heap, wl_page_t *page) {
 /* ------------------------------------------------------------------------
    Free lists
    ------------------------------------------------------------------------ */
+/* The block check's multiplier for blocks of `size` bytes (heap.h,
+   wl_page_t): floor(2^64 / size) + 1. */
+static uint64_t div_magic(size_t size) {
+  uint64_t floor = UINT64_MAX / size + (wl_is_pow2(size) ? 1 : 0);
+  return floor + 1;
+}
+
 void wl_page_init(wl_heap_t *heap, wl_page_t *page, size_t block_size, size_t bin, bool is_zero) {
   size_t area_size;
   uint8_t *area = wl_page_area(page, &area_size);
-  page->start = area;
+  page->start_lo = (uint32_t)(uintptr_t)area;
   page->block_size = block_size;
+  page->div_magic = div_magic(block_size);
+  wl_store_relaxed(&page->free_limit, 0);
   page->bin = (uint8_t)bin;
   page->reserved = (uint32_t)(area_size / block_size);
   page->capacity = 0;
@@ -125,23 +134,46 @@ void wl_page_init(wl_heap_t *heap, wl_page_t *page, size_t block_size, size_t bi
   page->free = NULL;
   page->local_free = NULL;
   page->free_is_zero = is_zero;
-  page->flags = 0;
   wl_store_relaxed(&page->xthread_free, (uintptr_t)0);
   wl_store_release(&page->heap, heap);
-  wl_store_relaxed(&page->tid, heap->tid);
+  wl_page_set_owner(page, heap->tid, 0);
 }
 
+/* Initialise the next blocks of the page, free and tagged as free (so that a
+   free of one is a double free), and raise the block check's limit. */
 void wl_page_extend(wl_page_t *page) {
   size_t bsize = page->block_size;
   size_t n = wl_max(1, WL_EXTEND_BYTES / bsize);
   n = wl_min(n, page->reserved - page->capacity);
   if (n == 0) return;
-  uint8_t *first = page->start + (size_t)page->capacity * bsize;
+  uintptr_t tag = wl_free_tag(page);
+  uint8_t *first = wl_page_start(page) + (size_t)page->capacity * bsize;
   uint8_t *p = first;
-  for (size_t i = 1; i < n; i++, p += bsize) ((wl_block_t *)p)->next = (wl_block_t *)(p + bsize);
+  for (size_t i = 1; i < n; i++, p += bsize) {
+    ((wl_block_t *)p)->next = (wl_block_t *)(p + bsize);
+    wl_store_relaxed(&((wl_block_t *)p)->tag, tag);
+  }
   ((wl_block_t *)p)->next = page->free;
+  wl_store_relaxed(&((wl_block_t *)p)->tag, tag);
   page->free = (wl_block_t *)first;
   page->capacity += (uint32_t)n;
+  wl_store_relaxed(&page->free_limit, (uint64_t)page->capacity * wl_block_check_step(page));
+}
+
+/* The last block of a free list of the page, and its length; a list longer
+   than the page's blocks handed out (`most`) has a cycle or a foreign block
+   in it (the program wrote into a freed block, or freed one twice at the
+   same instant from two threads): reported, and the process stopped rather
+   than looping forever. */
+static wl_block_t *list_tail(wl_page_t *page, wl_block_t *head, uint32_t most, uint32_t *count) {
+  wl_block_t *tail = head;
+  uint32_t n = 1;
+  while (tail->next != NULL) {
+    tail = tail->next;
+    if (WL_UNLIKELY(++n > most)) wl_misuse(WL_MISUSE_CORRUPT, "malloc", tail, wl_page_start(page), page->block_size);
+  }
+  *count = n;
+  return tail;
 }
 
 void wl_page_collect(wl_page_t *page, bool force) {
@@ -149,22 +181,16 @@ void wl_page_collect(wl_page_t *page, bool force) {
   if (!WL_OS_ONE_THREAD && wl_delayed_ptr(tf) != NULL) { /* one thread: nothing is ever pushed there */
     while (!wl_cas_weak(&page->xthread_free, &tf, wl_delayed_make(NULL, wl_delayed_state(tf)))) {}
     wl_block_t *head = wl_delayed_ptr(tf);
-    wl_block_t *tail = head;
-    uint32_t count = 1;
-    while (tail->next != NULL) {
-      tail = tail->next;
-      count++;
-    }
+    uint32_t count;
+    wl_block_t *tail = list_tail(page, head, page->used, &count);
     tail->next = page->local_free;
     page->local_free = head;
-    wl_assert(page->used >= count);
     page->used -= count;
   }
   if (page->local_free != NULL && (page->free == NULL || force)) {
     if (page->free != NULL) {
-      wl_block_t *tail = page->local_free;
-      while (tail->next != NULL) tail = tail->next;
-      tail->next = page->free;
+      uint32_t count;
+      list_tail(page, page->local_free, page->capacity, &count)->next = page->free;
     }
     page->free = page->local_free;
     page->local_free = NULL;
@@ -173,8 +199,8 @@ void wl_page_collect(wl_page_t *page, bool force) {
 }
 
 uint8_t *wl_block_start(const wl_page_t *page, const void *p) {
-  size_t off = (size_t)((const uint8_t *)p - page->start);
-  return page->start + off - off % page->block_size;
+  size_t off = (size_t)((const uint8_t *)p - wl_page_start(page));
+  return wl_page_start(page) + off - off % page->block_size;
 }
 
 /* ------------------------------------------------------------------------
@@ -183,7 +209,7 @@ uint8_t *wl_block_start(const wl_page_t *page, const void *p) {
 void wl_page_to_full(wl_heap_t *heap, wl_page_t *page) {
   if (page->flags & WL_PAGE_IN_FULL) return;
   wl_page_queue_remove(heap, &heap->pages[page->bin], page);
-  page->flags |= WL_PAGE_IN_FULL;
+  wl_page_set_flags(page, page->flags | WL_PAGE_IN_FULL);
   wl_page_queue_push(heap, &heap->pages[WL_BIN_FULL], page);
   wl_page_set_delayed(page, WL_DELAYED_USE, false);
 }
@@ -192,7 +218,7 @@ void wl_page_unfull(wl_heap_t *heap, wl_page_t *page) {
   if (!(page->flags & WL_PAGE_IN_FULL) || page->kind == WL_PAGE_LARGE) return;
   wl_page_set_delayed(page, WL_DELAYED_NORMAL, false);
   wl_page_queue_remove(heap, &heap->pages[WL_BIN_FULL], page);
-  page->flags &= (uint8_t)~WL_PAGE_IN_FULL;
+  wl_page_set_flags(page, page->flags & (uint8_t)~WL_PAGE_IN_FULL);
   /* at the back: the page at the front keeps serving, and this one (which may
      have a single free block) is not taken and filled again at once */
   wl_page_queue_append(heap, &heap->pages[page->bin], page);
@@ -217,7 +243,7 @@ void wl_page_free(wl_heap_t *heap, wl_page_t *page) {
 static void large_cache_push(wl_heap_t *heap, wl_page_t *page) {
   page->next = heap->large_free;
   page->prev = NULL;
-  page->cached_at = heap->now;
+  page->cached_at = (uint32_t)heap->now;
   heap->large_free = page;
   heap->large_free_count++;
   heap->large_free_slices += page->slice_count;
@@ -232,7 +258,7 @@ void wl_large_cache_trim(wl_heap_t *heap, bool all) {
   while (*link != NULL) {
     wl_page_t *page = *link;
     bool keep = !all && count < WL_LARGE_CACHE_COUNT && slices + page->slice_count <= WL_LARGE_CACHE_SLICES &&
-                (delay < 0 || page->cached_at + delay > heap->now);
+                (delay < 0 || wl_clock_since(heap->now, page->cached_at) < delay);
     if (keep) {
       count++;
       slices += page->slice_count;
@@ -278,7 +304,7 @@ void wl_page_retire(wl_heap_t *heap, wl_page_t *page) {
     return;
   }
   if (page->flags & WL_PAGE_IN_FULL) wl_page_unfull(heap, page);
-  page->cached_at = heap->now;
+  page->cached_at = (uint32_t)heap->now;
   if (heap->retired_min > heap->retired_max) heap->retired_min = heap->retired_max = page->bin;
   else if (page->bin < heap->retired_min) heap->retired_min = page->bin;
   else if (page->bin > heap->retired_max) heap->retired_max = page->bin;
@@ -298,7 +324,7 @@ void wl_pages_retired_collect(wl_heap_t *heap, bool all) {
       next = page->next;
       if (page->used != 0) continue;
       bool alone = pq->first == page && page->next == NULL;
-      if (!alone && (all || delay < 0 || page->cached_at + delay <= heap->now)) {
+      if (!alone && (all || delay < 0 || wl_clock_since(heap->now, page->cached_at) >= delay)) {
         wl_page_free(heap, page);
       } else if (!alone) { /* not yet due: look again next time */
         if (bin < heap->retired_min) heap->retired_min = (uint8_t)bin;

@@ -6,8 +6,9 @@
  *
  * Invariants:
  *  - every slice of a segment (after the header slice) belongs to exactly one
- *    page or one free span; a page's descriptors all carry the byte offset back
- *    to its first descriptor; a free span's first and last descriptors do;
+ *    page or one free span, and page_map[i] points at the first descriptor
+ *    of the one slice i belongs to (page_map[0] at the header slice's own,
+ *    which never has an owner): the free path trusts it for any pointer;
  *  - two free spans are never adjacent (freeing coalesces);
  *  - a free span is in its owner heap's spans[count] queue, and bit count-1
  *    of heap->span_mask is set exactly when that queue is not empty;
@@ -139,18 +140,14 @@ static void span_queue_remove(wl_heap_t *heap, wl_page_t *span) {
   if (q->first == NULL) heap->span_mask &= ~((uint64_t)1 << (span->slice_count - 1));
 }
 
-/* Describe [idx, idx+count) as one free span (first and last descriptors). */
+/* Describe [idx, idx+count) as one free span: its first descriptor, and the
+   page map entries of all its slices. */
 static wl_page_t *span_init(wl_segment_t *seg, size_t idx, size_t count) {
   wl_page_t *first = &seg->slices[idx];
   memset(first, 0, sizeof *first);
   first->kind = WL_PAGE_SPAN;
   first->slice_count = (uint32_t)count;
-  if (count > 1) {
-    wl_page_t *last = &seg->slices[idx + count - 1];
-    last->kind = WL_PAGE_NONE;
-    last->slice_count = 0;
-    last->slice_offset = (uint32_t)((count - 1) * sizeof(wl_page_t));
-  }
+  for (size_t j = 0; j < count; j++) seg->page_map[idx + j] = first;
   return first;
 }
 
@@ -166,8 +163,7 @@ static void span_free(wl_heap_t *heap, wl_segment_t *seg, size_t idx, size_t cou
     }
   }
   if (idx > WL_SLICES_META) {
-    wl_page_t *last = &seg->slices[idx - 1];
-    wl_page_t *prev = (wl_page_t *)((uint8_t *)last - last->slice_offset);
+    wl_page_t *prev = seg->page_map[idx - 1];
     if (prev->kind == WL_PAGE_SPAN) {
       span_queue_remove(heap, prev);
       idx = wl_page_index(seg, prev);
@@ -177,14 +173,14 @@ static void span_free(wl_heap_t *heap, wl_segment_t *seg, size_t idx, size_t cou
   span_queue_push(heap, span_init(seg, idx, count));
 }
 
-/* Describe [idx, idx+count) as a page's slices. */
+/* Describe slices [idx+from, idx+count) as part of the page at idx. */
 static void page_slices_init(wl_segment_t *seg, size_t idx, size_t from, size_t count) {
   for (size_t j = from; j < count; j++) {
     wl_page_t *d = &seg->slices[idx + j];
     d->kind = WL_PAGE_NONE;
     d->slice_count = 0;
-    d->slice_offset = (uint32_t)(j * sizeof(wl_page_t));
     atomic_store_explicit(&d->tid, 0, memory_order_relaxed);
+    seg->page_map[idx + j] = &seg->slices[idx];
   }
 }
 
@@ -246,6 +242,7 @@ static bool segment_new(wl_heap_t *heap) {
     uint64_t n = wl_fetch_add(&wl_stats.segments, 1) + 1;
     uint64_t peak = wl_load_relaxed(&wl_stats.peak_segments);
     while (n > peak && !wl_cas_weak(&wl_stats.peak_segments, &peak, n)) {}
+    seg->page_map[0] = &seg->slices[0]; /* the header slice: kind NONE, no owner */
     segment_map_all(seg, WL_MAP_NORMAL);
   }
   seg->used = 0;

@@ -90,6 +90,8 @@ void walloc_heap_stats_get(walloc_heap_stats *out) {
   s.threads = wl_load_relaxed(&wl_stats.threads);
   s.threads_peak = wl_load_relaxed(&wl_stats.threads_peak);
   s.foreign_frees = wl_load_relaxed(&wl_stats.foreign_frees);
+  s.double_frees = wl_load_relaxed(&wl_stats.double_frees);
+  s.invalid_frees = wl_load_relaxed(&wl_stats.invalid_frees);
   memcpy(out, &s, size);
 }
 
@@ -122,6 +124,7 @@ void wl_stats_print(int fd) {
   row(&o, "given back", s.purged_bytes + s.released_bytes, "of it unmapped", s.released_bytes, true);
   row(&o, "segments", s.segments, "cached", s.segments_cached, false);
   row(&o, "abandoned", s.segments_abandoned, "reclaimed", s.segments_reclaimed, false);
+  row(&o, "double frees", s.double_frees, "invalid frees", s.invalid_frees, false);
   row(&o, "foreign frees", s.foreign_frees, "huge cache hits", s.huge_cache_hits, false);
   wl_out_str(&o, "  size class    allocations   live blocks   peak blocks    live bytes\n");
   for (size_t bin = 1; bin <= WL_BIN_MAX; bin++) {

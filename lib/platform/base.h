@@ -64,6 +64,25 @@ WL_INLINE size_t wl_max(size_t a, size_t b) { return a > b ? a : b; }
 #define wl_fetch_add(p, v)       atomic_fetch_add_explicit((p), (v), memory_order_relaxed)
 #define wl_fetch_sub(p, v)       atomic_fetch_sub_explicit((p), (v), memory_order_relaxed)
 
+/* A relaxed load that the compiler may fold into the compare using it: the
+   fast paths test several atomics once each (the segment map, a page's owner
+   and limit, a block's tag), and a relaxed atomic load is always a separate
+   move. On every machine walloc targets an aligned load of these sizes is
+   atomic either way. ThreadSanitizer builds keep the atomic load, so races
+   on these words stay visible to it. */
+#if defined(__SANITIZE_THREAD__)
+#define WL_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WL_TSAN 1
+#endif
+#endif
+#if defined(WL_TSAN)
+#define wl_load_racy(p)          wl_load_relaxed(p)
+#else
+#define wl_load_racy(p)          (*(const __typeof__(wl_load_relaxed(p)) *)(p))
+#endif
+
 /* A statistics counter written by one thread and read by any: relaxed load and
    store (plain moves on x86-64), never a locked read-modify-write. */
 typedef _Atomic(uint64_t) wl_counter_t;

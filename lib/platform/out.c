@@ -8,7 +8,7 @@
 
 #if (!(defined(__x86_64__) || defined(__aarch64__)) || !defined(__linux__)) && \
     !defined(__wasm__)
-__thread char wl_os_thread_anchor;
+__thread char wl_os_thread_anchor __attribute__((aligned(8))); /* an even address: platform.h */
 #endif
 
 void wl_out_init(wl_out_t *o, int fd) {

@@ -115,7 +115,9 @@ bool wl_os_thread_hooks_init(void (*on_thread_exit)(void *value),
    the thread exits. Must not allocate. */
 void wl_os_thread_register(void *value);
 
-/* A unique non-zero identifier of the calling thread, as cheap as possible. */
+/* A unique non-zero identifier of the calling thread, as cheap as possible.
+   Always even: the heap keeps a page flag in bit 0 of a stored id, so that
+   one compare tests both (heap.h, wl_page_t.tid). */
 #if defined(__x86_64__) && defined(__linux__)
 WL_INLINE uintptr_t wl_os_thread_id(void) {
   uintptr_t tid;
@@ -129,7 +131,7 @@ WL_INLINE uintptr_t wl_os_thread_id(void) {
   return tid;
 }
 #elif defined(__wasm__) && !defined(__EMSCRIPTEN_PTHREADS__)
-WL_INLINE uintptr_t wl_os_thread_id(void) { return 1; } /* one thread */
+WL_INLINE uintptr_t wl_os_thread_id(void) { return 2; } /* one thread (even, as every id) */
 #elif defined(__EMSCRIPTEN_PTHREADS__)
 /* Emscripten with pthreads: the thread's struct pthread, kept in a wasm
    global that is set before the thread's TLS block exists and stays set
