@@ -666,7 +666,15 @@ END_TEST
 typedef struct cancel_arg_s {
   walloc_asset_result r[3];
   size_t loaded;
+  atomic_bool flowing; /* bytes of the batch have arrived */
 } cancel_arg_t;
+
+static void note_flow(const char *path, size_t received, size_t total, void *arg) {
+  (void)path;
+  (void)received;
+  (void)total;
+  atomic_store((atomic_bool *)arg, true);
+}
 
 static void *load_endless(void *p) {
   cancel_arg_t *a = p;
@@ -686,12 +694,24 @@ static uint64_t tier_live(walloc_tier t) {
 }
 
 START_TEST(cancel_stops_loads_in_other_threads) {
-  use(test_options());
-  uint64_t scene = tier_live(WALLOC_TIER_SCENE), render = tier_live(WALLOC_TIER_RENDER);
   cancel_arg_t a;
+  memset(&a, 0, sizeof a);
+  atomic_init(&a.flowing, false);
+  walloc_asset_options o = test_options();
+  o.progress = note_flow;
+  o.progress_arg = &a.flowing;
+  use(o);
+  uint64_t scene = tier_live(WALLOC_TIER_SCENE), render = tier_live(WALLOC_TIER_RENDER);
   pthread_t t;
   pthread_create(&t, NULL, load_endless, &a);
-  sleep_ms(300);
+  /* Cancel once the batch is in flight (its first bytes arrived), not after
+     a fixed 300 ms as this test did: a cancel that comes before the thread
+     has called the load rightly leaves it alone, and on a loaded machine
+     under valgrind a fixed delay guarantees nothing. (The failures seen
+     that way were the loader's own: it read the cancel epoch only after
+     opening libcurl, which under valgrind took longer than 300 ms.) */
+  for (int i = 0; i < 60 * 100 && !atomic_load(&a.flowing); i++) sleep_ms(10);
+  ck_assert_msg(atomic_load(&a.flowing), "no byte of the batch arrived in 60 s");
   walloc_cancel_asset_loads();
   pthread_join(t, NULL);
   ck_assert_uint_eq(a.loaded, 0);

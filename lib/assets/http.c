@@ -21,8 +21,11 @@
  * in bytes_copied); more than max_size aborts the transfer.
  *
  * Cancellation: walloc_cancel_asset_loads bumps a global epoch; a transfer
- * belongs to the epoch its batch started in, and its callbacks and the
- * batch loop (which wakes at least every 50 ms) stop it when the epoch moves.
+ * belongs to the epoch its batch call saw on entry, and its callbacks and
+ * the batch loop (which wakes at least every 50 ms) stop it when the epoch
+ * moves. The epoch is read first thing in the call, before libcurl is
+ * opened (which takes long the first time): a cancel that comes while a
+ * call is under way stops it.
  *
  * Thread safety: a batch is driven by the calling thread alone; the multi
  * pool and the cancel epoch are the only shared state (a lock, an atomic).
@@ -557,6 +560,7 @@ WL_API size_t walloc_load_assets_batch(const walloc_asset_request *requests, siz
     wl_asset_error("walloc_load_assets_batch: requests is NULL");
     return 0;
   }
+  uint64_t epoch = wl_load_relaxed(&cancel_epoch); /* first: a cancel from here on stops this call */
   const char *why;
   walloc_status curl_st = wl_curl_load(&why);
   if (curl_st != WALLOC_OK) { /* cannot be opened: UNSUPPORTED; its set-up failed: IO */
@@ -567,7 +571,7 @@ WL_API size_t walloc_load_assets_batch(const walloc_asset_request *requests, siz
   batch_t b;
   memset(&b, 0, sizeof b);
   wl_asset_opts(&b.o);
-  b.epoch = wl_load_relaxed(&cancel_epoch);
+  b.epoch = epoch;
   b.n = count;
   b.x = wl_zalloc(count * sizeof *b.x);
   if (b.x == NULL || (b.m = multi_get(b.o.connections)) == NULL) {
