@@ -5,11 +5,15 @@
  *
  * The server is started once per test case by an unchecked fixture (in
  * the parent process; each test runs in a forked child) and killed at the
- * end. Its bodies are byte i = i % 251.
+ * end. Its bodies are byte i = i % 251. Issue 15 added "file kinds":
+ * file:// URLs naming a FIFO, a device, a directory or a socket are refused
+ * at once; each such load runs on a thread with a deadline, so a hang fails
+ * the test instead of blocking the run.
  */
 #include "test_common.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -17,6 +21,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -419,6 +425,155 @@ START_TEST(progress_reports_increasing_counts) {
   ck_assert(p.increasing);
   ck_assert_uint_eq(p.last, 500000);
   ck_assert_uint_eq(p.total, 0); /* unknown */
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+   file:// URLs that name no regular file: refused at once (issue 15: a
+   FIFO hung the load forever, whatever the timeout)
+   ------------------------------------------------------------------------ */
+#define LOAD_DEADLINE_S 10 /* the refusal is immediate; a load still blocked this long fails the test */
+
+typedef struct timed_load_s {
+  char url[320];
+  walloc_status st;
+  walloc_handle h;
+  char msg[512];
+  atomic_bool done;
+} timed_load_t;
+
+static void *timed_load_run(void *p) {
+  timed_load_t *t = p;
+  t->st = walloc_load_asset(t->url, WALLOC_ASSET_BINARY, &t->h);
+  snprintf(t->msg, sizeof t->msg, "%s", walloc_asset_last_error()); /* the message is per thread */
+  atomic_store(&t->done, true);
+  return NULL;
+}
+
+/* Loads url on another thread and fails the test, instead of hanging it,
+   when the load has not returned within LOAD_DEADLINE_S. */
+static walloc_status load_within_deadline(timed_load_t *t, const char *url) {
+  snprintf(t->url, sizeof t->url, "%s", url);
+  t->h = 1;
+  atomic_store(&t->done, false);
+  pthread_t th;
+  ck_assert_int_eq(pthread_create(&th, NULL, timed_load_run, t), 0);
+  for (int i = 0; i < LOAD_DEADLINE_S * 100 && !atomic_load(&t->done); i++) sleep_ms(10);
+  ck_assert_msg(atomic_load(&t->done), "loading %s still blocks after %d s", url, LOAD_DEADLINE_S);
+  pthread_join(th, NULL);
+  return t->st;
+}
+
+/* url must be refused with WALLOC_ERR_IO, a message naming its kind,
+   nothing registered, nothing allocated and no request made. */
+static void expect_refused_file(const char *url, const char *kind) {
+  timed_load_t t;
+  walloc_asset_stats s0 = stats();
+  size_t used = tier_used(WALLOC_TIER_SCENE);
+  walloc_status st = load_within_deadline(&t, url);
+  ck_assert_msg(st == WALLOC_ERR_IO, "%s: %s (%s)", url, walloc_status_str(st), t.msg);
+  ck_assert_uint_eq(t.h, WALLOC_NULL_HANDLE);
+  char want[64];
+  snprintf(want, sizeof want, "is %s, not a regular file", kind);
+  ck_assert_msg(strstr(t.msg, want) != NULL, "%s: message \"%s\" lacks \"%s\"", url, t.msg, want);
+  walloc_asset_metadata md;
+  ck_assert(!walloc_get_asset(url, &md));
+  ck_assert_uint_eq(tier_used(WALLOC_TIER_SCENE), used);
+  ck_assert_uint_eq(stats().requests, s0.requests);
+}
+
+/* A directory holding a FIFO, a regular file and symbolic links to both. */
+static char fdir[64];
+static char furl[160]; /* file://<fdir> */
+
+static void file_path(char *out, size_t n, const char *name) { snprintf(out, n, "%s/%s", fdir, name); }
+
+static void files_make(void) {
+  snprintf(fdir, sizeof fdir, "/tmp/walloc-files-XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(fdir));
+  snprintf(furl, sizeof furl, "file://%s", fdir);
+  char p[128], q[128];
+  file_path(p, sizeof p, "fifo");
+  ck_assert_int_eq(mkfifo(p, 0600), 0);
+  ck_assert_int_eq(symlink("fifo", (file_path(q, sizeof q, "link-to-fifo"), q)), 0);
+  file_path(p, sizeof p, "file.bin");
+  FILE *f = fopen(p, "wb");
+  ck_assert_ptr_nonnull(f);
+  for (int i = 0; i < 5000; i++) fputc(i % 251, f);
+  ck_assert_int_eq(fclose(f), 0);
+  ck_assert_int_eq(symlink("file.bin", (file_path(q, sizeof q, "link-to-file"), q)), 0);
+  walloc_asset_options o = test_options();
+  o.timeout_ms = 300;
+  o.max_size = MiB; /* the old loader read /dev/zero up to the maximum */
+  ck_assert_int_eq(walloc_set_asset_options(&o), WALLOC_OK);
+  ck_assert_int_eq(walloc_set_base_url(NULL), WALLOC_OK);
+  /* a regular file through a link still loads (and opens libcurl before the timed loads) */
+  char url[200];
+  snprintf(url, sizeof url, "%s/link-to-file", furl);
+  walloc_handle h;
+  ck_assert_int_eq(walloc_load_asset(url, WALLOC_ASSET_BINARY, &h), WALLOC_OK);
+  ck_assert(pattern_ok(h, 5000));
+}
+
+static void files_remove(void) {
+  static const char *const names[] = {"fifo", "link-to-fifo", "file.bin", "link-to-file", "socket"};
+  char p[128];
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+    file_path(p, sizeof p, names[i]);
+    unlink(p);
+  }
+  ck_assert_int_eq(rmdir(fdir), 0);
+}
+
+START_TEST(file_fifo_without_writer_refused) {
+  files_make();
+  char url[200];
+  static const char *const spellings[] = {
+      "%s/fifo", "%s/link-to-fifo", "%s/fi%%66o", /* percent-encoded: libcurl decodes it */
+      "%s/no-such-dir/../fifo",                  /* dot segments: libcurl removes them */
+  };
+  for (size_t i = 0; i < sizeof spellings / sizeof *spellings; i++) {
+    snprintf(url, sizeof url, spellings[i], furl);
+    expect_refused_file(url, "a FIFO");
+  }
+  snprintf(url, sizeof url, "file://localhost%s/fifo", fdir);
+  expect_refused_file(url, "a FIFO");
+  files_remove();
+}
+END_TEST
+
+START_TEST(file_fifo_with_stalled_writer_refused) {
+  files_make();
+  char p[128], url[200];
+  file_path(p, sizeof p, "fifo");
+  /* The writer: open for reading and writing (on Linux that never blocks
+     on a FIFO), 1000 bytes written, then nothing more while it stays open. */
+  int w = open(p, O_RDWR | O_NONBLOCK);
+  ck_assert_int_ge(w, 0);
+  static const uint8_t some[1000];
+  ck_assert_int_eq(write(w, some, sizeof some), (ssize_t)sizeof some);
+  snprintf(url, sizeof url, "%s/fifo", furl);
+  expect_refused_file(url, "a FIFO");
+  close(w);
+  files_remove();
+}
+END_TEST
+
+START_TEST(file_devices_directories_and_sockets_refused) {
+  files_make();
+  expect_refused_file("file:///dev/null", "a character device");
+  expect_refused_file("file:///dev/zero", "a character device");
+  expect_refused_file(furl, "a directory");
+  char p[128], url[200];
+  file_path(p, sizeof p, "socket");
+  int s = socket(AF_UNIX, SOCK_STREAM, 0);
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  snprintf(a.sun_path, sizeof a.sun_path, "%s", p);
+  ck_assert_int_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+  snprintf(url, sizeof url, "%s/socket", furl);
+  expect_refused_file(url, "a socket");
+  close(s);
+  files_remove();
 }
 END_TEST
 
@@ -928,6 +1083,8 @@ Suite *wl_test_suite(void) {
   tcase_add_test(tc, environment_sets_defaults);
   tcase_add_test(tc, tls_verification);
   suite_add_tcase(s, tc);
+  WL_TCASE(s, "file kinds", 60, file_fifo_without_writer_refused, file_fifo_with_stalled_writer_refused,
+           file_devices_directories_and_sockets_refused);
 #endif
   return s;
 }

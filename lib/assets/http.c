@@ -20,6 +20,9 @@
  * starts at 64 KiB and doubles, copying the bytes so far each time (counted
  * in bytes_copied); more than max_size aborts the transfer.
  *
+ * file:// URLs must name a regular file: anything else is refused before
+ * libcurl opens it (file_is_regular says why).
+ *
  * Cancellation: walloc_cancel_asset_loads bumps a global epoch; a transfer
  * belongs to the epoch its batch call saw on entry, and its callbacks and
  * the batch loop (which wakes at least every 50 ms) stop it when the epoch
@@ -261,6 +264,52 @@ static void fail_final(xfer_t *x) {
   wl_asset_error("%s", x->msg);
 }
 
+static const char *file_kind_name(wl_os_file_kind_t k) {
+  switch (k) {
+    case WL_OS_FILE_DIRECTORY: return "a directory";
+    case WL_OS_FILE_FIFO: return "a FIFO";
+    case WL_OS_FILE_CHAR_DEVICE: return "a character device";
+    case WL_OS_FILE_BLOCK_DEVICE: return "a block device";
+    case WL_OS_FILE_SOCKET: return "a socket";
+    default: return "an unusual kind of file";
+  }
+}
+
+/* A file:// URL must name a regular file; anything else is refused here,
+   at once, with WALLOC_ERR_IO. Refused rather than read with the timeout:
+   libcurl reads file:// URLs with blocking open() and read() calls inside
+   curl_multi_perform, where neither the timeout nor a cancel reaches, so a
+   FIFO without a writer blocks the load in open() forever, one whose writer
+   stalls in read(), and a device like /dev/zero never ends. Reading them
+   with the timeout would take a file reader of our own (non-blocking open,
+   poll) for inputs that have no length anyway; assets are files, and bytes
+   from a pipe can be placed with walloc_load_asset_zero_copy. The path
+   checked is libcurl's own parse of the URL (percent-decoding, dot
+   segments, a localhost host), so it is the file libcurl would open.
+   Left open: the check and libcurl's open are two lookups of the path, so
+   a path swapped for a FIFO in between (by whoever can write to its
+   directory) can still block. A URL libcurl cannot parse goes on, and
+   libcurl reports it. */
+static bool file_is_regular(xfer_t *x) {
+  if (strncasecmp(x->url, "file:", 5) != 0) return true;
+  CURLU *u = curl_url();
+  char *path = NULL;
+  wl_os_file_kind_t kind = WL_OS_FILE_REGULAR;
+  if (u == NULL) {
+    xfail(x, WALLOC_ERR_NOMEM, false, "%s: libcurl could not parse the URL (out of memory)", x->url);
+    return false;
+  }
+  if (curl_url_set(u, CURLUPART_URL, x->url, 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_PATH, &path, CURLU_URLDECODE) == CURLUE_OK)
+    kind = wl_os_file_kind(path);
+  if (kind != WL_OS_FILE_REGULAR && kind != WL_OS_FILE_NONE) /* missing: libcurl says "not found" */
+    xfail(x, WALLOC_ERR_IO, false, "%s: %s is %s, not a regular file: file:// URLs load regular files only",
+          x->url, path, file_kind_name(kind));
+  curl_free(path);
+  curl_url_cleanup(u);
+  return x->st == WALLOC_OK;
+}
+
 static void start(batch_t *b, xfer_t *x) {
   const wl_asset_opts_t *o = &b->o;
   x->h = WALLOC_NULL_HANDLE;
@@ -271,6 +320,10 @@ static void start(batch_t *b, xfer_t *x) {
   x->encoded = x->chunked = x->sized = x->transient = false;
   x->st = WALLOC_OK;
   x->msg[0] = x->errbuf[0] = 0;
+  if (!file_is_regular(x)) {
+    fail_final(x);
+    return;
+  }
   CURL *e = x->easy = curl_easy_init();
   if (e == NULL) {
     xfail(x, WALLOC_ERR_NOMEM, false, "%s: libcurl could not create a transfer", x->url);
