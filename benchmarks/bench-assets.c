@@ -7,14 +7,28 @@
  *           malloc'd buffers grown with realloc: the baseline
  *
  * Prints wall time, MB/s and (walloc modes) bytes copied per byte received.
+ *
+ * A fourth mode loads one big body into the default tiers (no walloc_init)
+ * and prints what it cost (run_assets.py --bodies):
+ *
+ *   body    BASE/ROUTE/SIZE.bin (ROUTE data: with a Content-Length; chunked
+ *           or gzip: without) as TYPE (binary: the scene tier; texture: the
+ *           render tier), after a small load that opens libcurl: status,
+ *           time, and what the load added: bytes copied after receiving, the
+ *           tier's peak (memory it has taken), what the tier then holds on
+ *           free lists, its allocations, and the process's peak RSS over its
+ *           RSS before
+ *
  * Every body is checked (byte i = i % 251) after the timed part.
  * Linked with libwalloc.a (malloc stays the C library's).
  *
  * usage: bench-assets batch|single|curl BASE [COUNT=1000] [CONNECTIONS=8] [SEED=1]
+ *        bench-assets body BASE ROUTE SIZE [binary|texture]
  */
 #include "walloc.h"
 
 #include <curl/curl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,9 +77,77 @@ static size_t on_write(char *data, size_t size, size_t n, void *arg) {
   return k;
 }
 
+/* A line of /proc/self/status in KiB ("VmRSS:", "VmHWM:"), 0 if missing. */
+static long status_kib(const char *name) {
+  char line[256];
+  long kib = 0;
+  FILE *f = fopen("/proc/self/status", "r");
+  while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+    if (strncmp(line, name, strlen(name)) == 0) kib = strtol(line + strlen(name), NULL, 10);
+  }
+  if (f != NULL) fclose(f);
+  return kib;
+}
+
+/* Starts a new peak RSS (VmHWM) at the current RSS; false if Linux refuses. */
+static bool peak_rss_restart(void) {
+  FILE *f = fopen("/proc/self/clear_refs", "w");
+  if (f == NULL) return false;
+  bool ok = fputs("5", f) >= 0;
+  return fclose(f) == 0 && ok;
+}
+
+/* One body into the default tiers. A refusal (the tier is full) is a
+   result and exits 0; a body that reads back wrong exits 1. */
+static int run_body(const char *base, const char *route, size_t size, const char *type) {
+  walloc_asset_type t = strcmp(type, "texture") == 0 ? WALLOC_ASSET_TEXTURE : WALLOC_ASSET_BINARY;
+  walloc_tier tier = t == WALLOC_ASSET_TEXTURE ? WALLOC_TIER_RENDER : WALLOC_TIER_SCENE;
+  walloc_asset_options o = {0};
+  o.timeout_ms = 600000;
+  walloc_set_asset_options(&o);
+  walloc_set_base_url(base);
+  char path[64];
+  walloc_handle h;
+  if (walloc_load_asset("data/16.bin", t, &h) != WALLOC_OK) { /* opens libcurl, sets the tiers up */
+    fprintf(stderr, "the first load failed: %s\n", walloc_asset_last_error());
+    return 1;
+  }
+  snprintf(path, sizeof path, "%s/%zu.bin", route, size);
+  walloc_asset_stats s0, s1;
+  walloc_tier_stats t0, t1;
+  walloc_asset_stats_get(&s0);
+  walloc_tier_stats_get(tier, &t0);
+  if (!peak_rss_restart()) fprintf(stderr, "/proc/self/clear_refs refused: the peak RSS is the process's\n");
+  long rss_before = status_kib("VmRSS:");
+  double start = now_s();
+  walloc_status st = walloc_load_asset(path, t, &h);
+  double secs = now_s() - start;
+  long rss_peak = status_kib("VmHWM:");
+  walloc_asset_stats_get(&s1);
+  walloc_tier_stats_get(tier, &t1);
+  printf("mode=body route=%s type=%s bytes=%zu status=%s seconds=%.3f copied=%llu tier_peak=%zu tier_free=%zu "
+         "tier_allocations=%llu peak_rss_added_kib=%ld\n",
+         route, type, size, st == WALLOC_OK ? "OK" : "refused", secs,
+         (unsigned long long)(s1.bytes_copied - s0.bytes_copied), t1.peak - t0.peak,
+         t1.free_list_bytes - t0.free_list_bytes, (unsigned long long)(t1.allocations - t0.allocations),
+         rss_peak > rss_before ? rss_peak - rss_before : 0);
+  if (st != WALLOC_OK) {
+    fprintf(stderr, "%s\n", walloc_asset_last_error());
+    return 0;
+  }
+  if (!check(walloc_handle_to_ptr(h), size)) {
+    fprintf(stderr, "FAILED: the body is wrong\n");
+    return 1;
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc >= 5 && strcmp(argv[1], "body") == 0)
+    return run_body(argv[2], argv[3], strtoull(argv[4], NULL, 10), argc > 5 ? argv[5] : "binary");
   if (argc < 3) {
-    fprintf(stderr, "usage: bench-assets batch|single|curl BASE [COUNT] [CONNECTIONS] [SEED]\n");
+    fprintf(stderr, "usage: bench-assets batch|single|curl BASE [COUNT] [CONNECTIONS] [SEED]\n"
+                    "       bench-assets body BASE ROUTE SIZE [binary|texture]\n");
     return 2;
   }
   const char *mode = argv[1], *base = argv[2];

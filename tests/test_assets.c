@@ -5,11 +5,17 @@
  *
  * The server is started once per test case by an unchecked fixture (in
  * the parent process; each test runs in a forked child) and killed at the
- * end. Its bodies are byte i = i % 251.
+ * end. Its bodies are byte i = i % 251. Issue 15 added two cases: "big
+ * bodies" (200 MiB with and without a Content-Length into the default
+ * tiers; skipped, saying so, under valgrind) and "file kinds" (file:// URLs
+ * naming a FIFO, a device, a directory or a socket are refused at once;
+ * each such load runs on a thread with a deadline, so a hang fails the
+ * test instead of blocking the run).
  */
 #include "test_common.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -17,6 +23,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -27,10 +35,21 @@
 #define WL_HAVE_CURL 0
 #endif
 
-static size_t tier_used(walloc_tier t) {
+static walloc_tier_stats tier_stats(walloc_tier t) {
   walloc_tier_stats s;
   ck_assert_int_eq(walloc_tier_stats_get(t, &s), WALLOC_OK);
-  return s.used;
+  return s;
+}
+
+static size_t tier_used(walloc_tier t) { return tier_stats(t).used; }
+
+#if WL_HAVE_CURL /* helpers of the load tests */
+/* Blocks alive in a tier. (Its `used` also counts what the tier lost to
+   window tails: the end of a thread's 64 KiB window that was too short for
+   the next block, and the rest of an exited thread's window.) */
+static uint64_t tier_live(walloc_tier t) {
+  walloc_tier_stats s = tier_stats(t);
+  return s.allocations - s.deallocations;
 }
 
 static walloc_asset_stats stats(void) {
@@ -39,11 +58,21 @@ static walloc_asset_stats stats(void) {
   return s;
 }
 
+/* 1024 periods of the pattern: bodies are compared a piece at a time with
+   memcmp (200 MiB bodies in well under a second). */
+static uint8_t periods[251 * 1024];
+static pthread_once_t periods_once = PTHREAD_ONCE_INIT;
+static void periods_fill(void) {
+  for (size_t i = 0; i < sizeof periods; i++) periods[i] = (uint8_t)(i % 251);
+}
+
 static bool pattern_ok(walloc_handle h, size_t n) {
+  pthread_once(&periods_once, periods_fill);
   const uint8_t *p = walloc_handle_to_ptr(h);
   if (p == NULL) return false;
-  for (size_t i = 0; i < n; i++) {
-    if (p[i] != (uint8_t)(i % 251)) return false;
+  for (size_t off = 0; off < n; off += sizeof periods) {
+    size_t k = n - off < sizeof periods ? n - off : sizeof periods;
+    if (memcmp(p + off, periods, k) != 0) return false;
   }
   return true;
 }
@@ -52,6 +81,7 @@ static void sleep_ms(long ms) {
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
   nanosleep(&ts, NULL);
 }
+#endif
 
 /* ------------------------------------------------------------------------
    Registry and zero-copy (every build)
@@ -301,14 +331,16 @@ START_TEST(chunked_and_gzip_loads) {
   use(test_options());
   walloc_handle h;
   walloc_asset_stats s0 = stats();
+  uint64_t allocations = tier_stats(WALLOC_TIER_RENDER).allocations;
   ck_assert_int_eq(walloc_load_asset("chunked/300000.bin", WALLOC_ASSET_MESH, &h), WALLOC_OK);
   ck_assert(pattern_ok(h, 300000));
   walloc_asset_metadata md;
   ck_assert(walloc_get_asset("chunked/300000.bin", &md));
   ck_assert_uint_eq(md.size, 300000);
   walloc_asset_stats s1 = stats();
-  ck_assert_uint_gt(s1.bytes_copied, s0.bytes_copied);               /* grown: 64 -> 128 -> 256 -> 512 KiB */
-  ck_assert_uint_lt(s1.bytes_copied - s0.bytes_copied, 512 * KiB);   /* less than the final block */
+  /* received outside the tier, placed once: one copy of each byte, one block */
+  ck_assert_uint_eq(s1.bytes_copied - s0.bytes_copied, 300000);
+  ck_assert_uint_eq(tier_stats(WALLOC_TIER_RENDER).allocations - allocations, 1);
   ck_assert_int_eq(walloc_load_asset("gzip/200000.bin", WALLOC_ASSET_JSON, &h), WALLOC_OK);
   ck_assert(pattern_ok(h, 200000));
   ck_assert(walloc_get_asset("gzip/200000.bin", &md));
@@ -419,6 +451,209 @@ START_TEST(progress_reports_increasing_counts) {
   ck_assert(p.increasing);
   ck_assert_uint_eq(p.last, 500000);
   ck_assert_uint_eq(p.total, 0); /* unknown */
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+   Big bodies: about 200 MiB into the default tiers, with and without a
+   Content-Length (issue 15: growing a tier block by doubling could not
+   load a chunked or compressed body of 128 to 256 MiB: "tier full")
+   ------------------------------------------------------------------------ */
+#define BIG ((size_t)200 << 20)
+
+/* The valgrind test setup (meson.build) sets CK_TIMEOUT_MULTIPLIER. */
+static bool under_valgrind(void) { return getenv("CK_TIMEOUT_MULTIPLIER") != NULL; }
+
+/* Loads path (BIG bytes) as type: it lands in `tier` as one block, reads
+   back right, and `copied` bytes were moved after being received; then
+   evicted, so the next big load finds the tier as this one did. */
+static void big_load(const char *path, walloc_asset_type type, walloc_tier tier, uint64_t copied) {
+  uint64_t allocations = tier_stats(tier).allocations;
+  walloc_asset_stats s0 = stats();
+  walloc_handle h;
+  walloc_status st = walloc_load_asset(path, type, &h);
+  ck_assert_msg(st == WALLOC_OK, "%s: %s (%s)", path, walloc_status_str(st), walloc_asset_last_error());
+  walloc_asset_metadata md;
+  ck_assert(walloc_get_asset(path, &md));
+  ck_assert_uint_eq(md.size, BIG);
+  ck_assert_int_eq(md.tier, tier);
+  ck_assert(pattern_ok(h, BIG));
+  ck_assert_uint_eq(stats().bytes_copied - s0.bytes_copied, copied);
+  ck_assert_uint_eq(tier_stats(tier).allocations - allocations, 1);
+  ck_assert(walloc_evict_asset(path));
+}
+
+START_TEST(big_bodies_load_into_default_tiers) {
+  if (under_valgrind()) {
+    fprintf(stderr, "skipped: big_bodies_load_into_default_tiers: five 200 MiB loads take many minutes under valgrind "
+                    "(which runs the Python server too); the release, ASan and TSan runs load them\n");
+    return;
+  }
+  walloc_asset_options o = test_options();
+  o.timeout_ms = 120000;
+  use(o);
+  char path[64];
+  /* without a length, into fresh tiers: received outside, placed once */
+  snprintf(path, sizeof path, "chunked/%zu.bin", BIG);
+  big_load(path, WALLOC_ASSET_BINARY, WALLOC_TIER_SCENE, BIG);
+  snprintf(path, sizeof path, "chunked/%zu.bin?render", BIG);
+  big_load(path, WALLOC_ASSET_TEXTURE, WALLOC_TIER_RENDER, BIG);
+  snprintf(path, sizeof path, "gzip/%zu.bin", BIG);
+  big_load(path, WALLOC_ASSET_BINARY, WALLOC_TIER_SCENE, BIG);
+  snprintf(path, sizeof path, "gzip/%zu.bin?render", BIG);
+  big_load(path, WALLOC_ASSET_TEXTURE, WALLOC_TIER_RENDER, BIG);
+  /* with a Content-Length: straight into its block, as before */
+  snprintf(path, sizeof path, "data/%zu.bin", BIG);
+  big_load(path, WALLOC_ASSET_BINARY, WALLOC_TIER_SCENE, 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+   file:// URLs that name no regular file: refused at once (issue 15: a
+   FIFO hung the load forever, whatever the timeout)
+   ------------------------------------------------------------------------ */
+#define LOAD_DEADLINE_S 10 /* the refusal is immediate; a load still blocked this long fails the test */
+
+typedef struct timed_load_s {
+  char url[320];
+  walloc_status st;
+  walloc_handle h;
+  char msg[512];
+  atomic_bool done;
+} timed_load_t;
+
+static void *timed_load_run(void *p) {
+  timed_load_t *t = p;
+  t->st = walloc_load_asset(t->url, WALLOC_ASSET_BINARY, &t->h);
+  snprintf(t->msg, sizeof t->msg, "%s", walloc_asset_last_error()); /* the message is per thread */
+  atomic_store(&t->done, true);
+  return NULL;
+}
+
+/* Loads url on another thread and fails the test, instead of hanging it,
+   when the load has not returned within LOAD_DEADLINE_S. */
+static walloc_status load_within_deadline(timed_load_t *t, const char *url) {
+  snprintf(t->url, sizeof t->url, "%s", url);
+  t->h = 1;
+  atomic_store(&t->done, false);
+  pthread_t th;
+  ck_assert_int_eq(pthread_create(&th, NULL, timed_load_run, t), 0);
+  for (int i = 0; i < LOAD_DEADLINE_S * 100 && !atomic_load(&t->done); i++) sleep_ms(10);
+  ck_assert_msg(atomic_load(&t->done), "loading %s still blocks after %d s", url, LOAD_DEADLINE_S);
+  pthread_join(th, NULL);
+  return t->st;
+}
+
+/* url must be refused with WALLOC_ERR_IO, a message naming its kind,
+   nothing registered, nothing allocated and no request made. */
+static void expect_refused_file(const char *url, const char *kind) {
+  timed_load_t t;
+  walloc_asset_stats s0 = stats();
+  size_t used = tier_used(WALLOC_TIER_SCENE);
+  walloc_status st = load_within_deadline(&t, url);
+  ck_assert_msg(st == WALLOC_ERR_IO, "%s: %s (%s)", url, walloc_status_str(st), t.msg);
+  ck_assert_uint_eq(t.h, WALLOC_NULL_HANDLE);
+  char want[64];
+  snprintf(want, sizeof want, "is %s, not a regular file", kind);
+  ck_assert_msg(strstr(t.msg, want) != NULL, "%s: message \"%s\" lacks \"%s\"", url, t.msg, want);
+  walloc_asset_metadata md;
+  ck_assert(!walloc_get_asset(url, &md));
+  ck_assert_uint_eq(tier_used(WALLOC_TIER_SCENE), used);
+  ck_assert_uint_eq(stats().requests, s0.requests);
+}
+
+/* A directory holding a FIFO, a regular file and symbolic links to both. */
+static char fdir[64];
+static char furl[160]; /* file://<fdir> */
+
+static void file_path(char *out, size_t n, const char *name) { snprintf(out, n, "%s/%s", fdir, name); }
+
+static void files_make(void) {
+  snprintf(fdir, sizeof fdir, "/tmp/walloc-files-XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(fdir));
+  snprintf(furl, sizeof furl, "file://%s", fdir);
+  char p[128], q[128];
+  file_path(p, sizeof p, "fifo");
+  ck_assert_int_eq(mkfifo(p, 0600), 0);
+  ck_assert_int_eq(symlink("fifo", (file_path(q, sizeof q, "link-to-fifo"), q)), 0);
+  file_path(p, sizeof p, "file.bin");
+  FILE *f = fopen(p, "wb");
+  ck_assert_ptr_nonnull(f);
+  for (int i = 0; i < 5000; i++) fputc(i % 251, f);
+  ck_assert_int_eq(fclose(f), 0);
+  ck_assert_int_eq(symlink("file.bin", (file_path(q, sizeof q, "link-to-file"), q)), 0);
+  walloc_asset_options o = test_options();
+  o.timeout_ms = 300;
+  o.max_size = MiB; /* the old loader read /dev/zero up to the maximum */
+  ck_assert_int_eq(walloc_set_asset_options(&o), WALLOC_OK);
+  ck_assert_int_eq(walloc_set_base_url(NULL), WALLOC_OK);
+  /* a regular file through a link still loads (and opens libcurl before the timed loads) */
+  char url[200];
+  snprintf(url, sizeof url, "%s/link-to-file", furl);
+  walloc_handle h;
+  ck_assert_int_eq(walloc_load_asset(url, WALLOC_ASSET_BINARY, &h), WALLOC_OK);
+  ck_assert(pattern_ok(h, 5000));
+}
+
+static void files_remove(void) {
+  static const char *const names[] = {"fifo", "link-to-fifo", "file.bin", "link-to-file", "socket"};
+  char p[128];
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+    file_path(p, sizeof p, names[i]);
+    unlink(p);
+  }
+  ck_assert_int_eq(rmdir(fdir), 0);
+}
+
+START_TEST(file_fifo_without_writer_refused) {
+  files_make();
+  char url[200];
+  static const char *const spellings[] = {
+      "%s/fifo", "%s/link-to-fifo", "%s/fi%%66o", /* percent-encoded: libcurl decodes it */
+      "%s/no-such-dir/../fifo",                  /* dot segments: libcurl removes them */
+  };
+  for (size_t i = 0; i < sizeof spellings / sizeof *spellings; i++) {
+    snprintf(url, sizeof url, spellings[i], furl);
+    expect_refused_file(url, "a FIFO");
+  }
+  snprintf(url, sizeof url, "file://localhost%s/fifo", fdir);
+  expect_refused_file(url, "a FIFO");
+  files_remove();
+}
+END_TEST
+
+START_TEST(file_fifo_with_stalled_writer_refused) {
+  files_make();
+  char p[128], url[200];
+  file_path(p, sizeof p, "fifo");
+  /* The writer: open for reading and writing (on Linux that never blocks
+     on a FIFO), 1000 bytes written, then nothing more while it stays open. */
+  int w = open(p, O_RDWR | O_NONBLOCK);
+  ck_assert_int_ge(w, 0);
+  static const uint8_t some[1000];
+  ck_assert_int_eq(write(w, some, sizeof some), (ssize_t)sizeof some);
+  snprintf(url, sizeof url, "%s/fifo", furl);
+  expect_refused_file(url, "a FIFO");
+  close(w);
+  files_remove();
+}
+END_TEST
+
+START_TEST(file_devices_directories_and_sockets_refused) {
+  files_make();
+  expect_refused_file("file:///dev/null", "a character device");
+  expect_refused_file("file:///dev/zero", "a character device");
+  expect_refused_file(furl, "a directory");
+  char p[128], url[200];
+  file_path(p, sizeof p, "socket");
+  int s = socket(AF_UNIX, SOCK_STREAM, 0);
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  snprintf(a.sun_path, sizeof a.sun_path, "%s", p);
+  ck_assert_int_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+  snprintf(url, sizeof url, "%s/socket", furl);
+  expect_refused_file(url, "a socket");
+  close(s);
+  files_remove();
 }
 END_TEST
 
@@ -602,7 +837,7 @@ START_TEST(batch_of_mixed_requests) {
   static char paths[N][48];
   walloc_asset_request q[N];
   walloc_asset_result r[N];
-  size_t used = tier_used(WALLOC_TIER_SCENE);
+  uint64_t live = tier_live(WALLOC_TIER_SCENE);
   for (int i = 0; i < N; i++) {
     switch (i % 6) {
       case 0: snprintf(paths[i], sizeof paths[i], "missing?%d", i); break;
@@ -655,18 +890,26 @@ START_TEST(batch_of_mixed_requests) {
   for (int i = 0; i < N; i++) {
     if (r[i].status == WALLOC_OK) ck_assert_uint_eq(r2[i].handle, r[i].handle);
   }
-  /* evicted, the tier is back where it was */
+  /* evicted, every block is back in the tier */
   const char *keys[N];
   for (int i = 0; i < N; i++) keys[i] = q[i].path;
   ck_assert_uint_eq(walloc_evict_assets_batch(keys, N), good - 1 + 8);
-  ck_assert_uint_eq(tier_used(WALLOC_TIER_SCENE), used);
+  ck_assert_uint_eq(tier_live(WALLOC_TIER_SCENE), live);
 }
 END_TEST
 
 typedef struct cancel_arg_s {
   walloc_asset_result r[3];
   size_t loaded;
+  atomic_bool flowing; /* bytes of the batch have arrived */
 } cancel_arg_t;
+
+static void note_flow(const char *path, size_t received, size_t total, void *arg) {
+  (void)path;
+  (void)received;
+  (void)total;
+  atomic_store((atomic_bool *)arg, true);
+}
 
 static void *load_endless(void *p) {
   cancel_arg_t *a = p;
@@ -677,21 +920,25 @@ static void *load_endless(void *p) {
   return NULL;
 }
 
-/* Blocks alive in a tier. (Its `used` would also count the rest of the
-   exited loader thread's window.) */
-static uint64_t tier_live(walloc_tier t) {
-  walloc_tier_stats s;
-  ck_assert_int_eq(walloc_tier_stats_get(t, &s), WALLOC_OK);
-  return s.allocations - s.deallocations;
-}
-
 START_TEST(cancel_stops_loads_in_other_threads) {
-  use(test_options());
-  uint64_t scene = tier_live(WALLOC_TIER_SCENE), render = tier_live(WALLOC_TIER_RENDER);
   cancel_arg_t a;
+  memset(&a, 0, sizeof a);
+  atomic_init(&a.flowing, false);
+  walloc_asset_options o = test_options();
+  o.progress = note_flow;
+  o.progress_arg = &a.flowing;
+  use(o);
+  uint64_t scene = tier_live(WALLOC_TIER_SCENE), render = tier_live(WALLOC_TIER_RENDER);
   pthread_t t;
   pthread_create(&t, NULL, load_endless, &a);
-  sleep_ms(300);
+  /* Cancel once the batch is in flight (its first bytes arrived), not after
+     a fixed 300 ms as this test did: a cancel that comes before the thread
+     has called the load rightly leaves it alone, and on a loaded machine
+     under valgrind a fixed delay guarantees nothing. (The failures seen
+     that way were the loader's own: it read the cancel epoch only after
+     opening libcurl, which under valgrind took longer than 300 ms.) */
+  for (int i = 0; i < 60 * 100 && !atomic_load(&a.flowing); i++) sleep_ms(10);
+  ck_assert_msg(atomic_load(&a.flowing), "no byte of the batch arrived in 60 s");
   walloc_cancel_asset_loads();
   pthread_join(t, NULL);
   ck_assert_uint_eq(a.loaded, 0);
@@ -908,6 +1155,13 @@ Suite *wl_test_suite(void) {
   tcase_add_test(tc, environment_sets_defaults);
   tcase_add_test(tc, tls_verification);
   suite_add_tcase(s, tc);
+  tc = tcase_create("big bodies"); /* five 200 MiB loads: a case of its own, with its own timeout */
+  tcase_set_timeout(tc, 300);
+  tcase_add_unchecked_fixture(tc, server_start, server_stop);
+  tcase_add_test(tc, big_bodies_load_into_default_tiers);
+  suite_add_tcase(s, tc);
+  WL_TCASE(s, "file kinds", 60, file_fifo_without_writer_refused, file_fifo_with_stalled_writer_refused,
+           file_devices_directories_and_sockets_refused);
 #endif
   return s;
 }

@@ -36,7 +36,8 @@ static void fail(walloc_status st, const char *fmt, ...) {
   X(global_init) X(easy_init) X(easy_setopt) X(easy_getinfo)            \
   X(easy_cleanup) X(easy_strerror) X(multi_init) X(multi_setopt)        \
   X(multi_add_handle) X(multi_remove_handle) X(multi_perform)           \
-  X(multi_poll) X(multi_info_read) X(multi_cleanup)
+  X(multi_poll) X(multi_info_read) X(multi_cleanup)                    \
+  X(url) X(url_set) X(url_get) X(url_cleanup) X(free)
 
 static const char *bind_all(void *lib) {
   void *sym;

@@ -33,6 +33,11 @@ typedef struct wl_curl_api_s {
   CURLMcode (*multi_poll)(CURLM *, struct curl_waitfd *, unsigned int, int timeout_ms, int *numfds);
   CURLMsg *(*multi_info_read)(CURLM *, int *left);
   CURLMcode (*multi_cleanup)(CURLM *);
+  CURLU *(*url)(void);
+  CURLUcode (*url_set)(CURLU *, CURLUPart, const char *, unsigned int flags);
+  CURLUcode (*url_get)(CURLU *, CURLUPart, char **, unsigned int flags);
+  void (*url_cleanup)(CURLU *);
+  void (*free)(void *);
 } wl_curl_api_t;
 
 extern wl_curl_api_t wl_curl;
@@ -61,5 +66,10 @@ walloc_status wl_curl_load(const char **reason);
 #define curl_multi_poll (wl_curl.multi_poll)
 #define curl_multi_info_read (wl_curl.multi_info_read)
 #define curl_multi_cleanup (wl_curl.multi_cleanup)
+#define curl_url (wl_curl.url)
+#define curl_url_set (wl_curl.url_set)
+#define curl_url_get (wl_curl.url_get)
+#define curl_url_cleanup (wl_curl.url_cleanup)
+#define curl_free (wl_curl.free)
 
 #endif

@@ -2,8 +2,10 @@
  *
  * Owns: a small pool of idle multi handles (each keeps its connection
  * cache, so consecutive loads reuse connections), the cancel epoch, and the
- * transfers of each load call. libcurl itself is opened by curl_dl.c on the
- * first load; its functions are called through that table.
+ * transfers of each load call with their spools (memory mapped from the OS,
+ * outside the tiers and the heap, for bodies of unknown length). libcurl
+ * itself is opened by curl_dl.c on the first load; its functions are
+ * called through that table.
  *
  * One core path: walloc_load_asset is a batch of one. A batch resolves each
  * request (cache hit, duplicate of an earlier request, bad path, or a
@@ -13,16 +15,32 @@
  * transfers go on. Each transfer ends in exactly one of: registered, or
  * failed with its block released and its easy handle cleaned up.
  *
- * Streaming: the body is written straight into a tier block. When the final
- * response's headers give Content-Length (and no Content-Encoding), the
- * header callback checks it against max_size and allocates the whole block
- * before the first byte arrives: no copy after that. Otherwise the block
- * starts at 64 KiB and doubles, copying the bytes so far each time (counted
- * in bytes_copied); more than max_size aborts the transfer.
+ * Streaming: when the final response's headers give Content-Length (and no
+ * Content-Encoding), or a file's size is known, the header callback checks
+ * it against max_size and allocates the whole tier block before the first
+ * byte arrives, and the body is written straight into it: no copy after
+ * that. Otherwise (chunked, compressed) the body is received outside the
+ * tiers, into a spool: pieces mapped from the OS for the transfer, 64 KiB
+ * doubling to 4 MiB, never moved; when the transfer has ended well, the
+ * body is placed once into a tier block of exactly its length (one copy,
+ * counted in bytes_copied), each piece unmapped as soon as it is copied.
+ * So the tier sees the one request it would see with a Content-Length:
+ * whatever loads with a length loads without one. (Growing a tier block
+ * instead, the first design, held the old block while taking the new one
+ * and left every smaller size on free lists the next size cannot use: a
+ * 200 MiB body fitted neither the default scene tier nor the render tier;
+ * docs/assets.md has the figures.) More than max_size aborts the transfer
+ * either way.
+ *
+ * file:// URLs must name a regular file: anything else is refused before
+ * libcurl opens it (file_is_regular says why).
  *
  * Cancellation: walloc_cancel_asset_loads bumps a global epoch; a transfer
- * belongs to the epoch its batch started in, and its callbacks and the
- * batch loop (which wakes at least every 50 ms) stop it when the epoch moves.
+ * belongs to the epoch its batch call saw on entry, and its callbacks and
+ * the batch loop (which wakes at least every 50 ms) stop it when the epoch
+ * moves. The epoch is read first thing in the call, before libcurl is
+ * opened (which takes long the first time): a cancel that comes while a
+ * call is under way stops it.
  *
  * Thread safety: a batch is driven by the calling thread alone; the multi
  * pool and the cancel epoch are the only shared state (a lock, an atomic).
@@ -36,7 +54,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define INITIAL_BLOCK ((size_t)64 << 10)  /* first block when the length is unknown */
 #define POLL_MS       50                  /* the batch loop's longest sleep (cancel latency) */
 #define MULTI_POOL    8                   /* idle multi handles kept */
 
@@ -54,10 +71,12 @@ typedef struct xfer_s {
   size_t dup_of;               /* index of the first request with this key, or SIZE_MAX */
   int64_t retry_at;
   CURL *easy;
-  /* the block being written */
+  /* the body: len bytes so far, written at ptr (cap bytes from body offset
+     base): the tier block when the length is known, else the spool's last piece */
   walloc_handle h;
   uint8_t *ptr;
-  size_t cap, len, expected;   /* expected: Content-Length, 0 if unknown */
+  size_t cap, len, base, expected; /* expected: Content-Length, 0 if unknown */
+  struct chunk_s *chunks, *last;   /* the spool's pieces, or NULL */
   /* the response being read */
   long code;
   int64_t clen;                /* Content-Length header, -1 if none */
@@ -100,11 +119,34 @@ static void xfail(xfer_t *x, walloc_status st, bool transient, const char *fmt, 
   va_end(ap);
 }
 
+/* A piece of the spool (a body of unknown length): a mapping of its own,
+   this header first. Pieces double from 64 KiB to 4 MiB, so a body needs
+   few of them and placing it holds at most one piece beyond the body. They
+   are never grown or moved: nothing is copied while receiving, and no
+   platform needs mremap for it. */
+typedef struct chunk_s {
+  struct chunk_s *next;
+  size_t size; /* of the mapping */
+} chunk_t;
+
+#define CHUNK_DATA  ((size_t)64)       /* the header, rounded to a cache line */
+#define CHUNK_FIRST ((size_t)64 << 10)
+#define CHUNK_MAX   ((size_t)4 << 20)
+
+static void spool_free(xfer_t *x) {
+  for (chunk_t *c = x->chunks, *next; c != NULL; c = next) {
+    next = c->next;
+    wl_os_release(c, c->size);
+  }
+  x->chunks = x->last = NULL;
+}
+
 static void release(xfer_t *x) {
+  spool_free(x);
   if (x->h != WALLOC_NULL_HANDLE) (void)walloc_deallocate(x->h);
   x->h = WALLOC_NULL_HANDLE;
   x->ptr = NULL;
-  x->cap = x->len = 0;
+  x->cap = x->len = x->base = 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -146,25 +188,76 @@ static bool size_known(xfer_t *x, int64_t len) {
   return block_new(x, (size_t)len, &x->h, &x->ptr, &x->cap);
 }
 
-/* The block must hold `need` bytes: move to a bigger one. */
-static bool grow(xfer_t *x, size_t need) {
-  size_t max = x->b->o.max_size;
-  if (need > max) {
-    xfail(x, WALLOC_ERR_NOMEM, false, "%s: the body is larger than the maximum asset size (%zu bytes)", x->url, max);
+/* ------------------------------------------------------------------------
+   Receiving: into the block, or into the spool and placed at the end
+   ------------------------------------------------------------------------ */
+
+/* One more piece of spool, for the bytes from x->len on. */
+static bool spool_add(xfer_t *x) {
+  size_t size = x->last == NULL ? CHUNK_FIRST : wl_min(x->last->size * 2, CHUNK_MAX);
+  wl_os_info_t os;
+  wl_os_init(&os);
+  chunk_t *c = wl_os_alloc(size, os.page_size, 0, NULL);
+  if (c == NULL) {
+    xfail(x, WALLOC_ERR_NOMEM, false, "%s: no memory to receive a body of unknown length (%zu bytes so far)",
+          x->url, x->len);
     return false;
   }
-  size_t cap = x->cap != 0 ? x->cap : INITIAL_BLOCK;
-  while (cap < need) cap *= 2;
-  if (cap > max) cap = max;
+  c->next = NULL;
+  c->size = size;
+  if (x->last != NULL) x->last->next = c;
+  else x->chunks = c;
+  x->last = c;
+  x->ptr = (uint8_t *)c + CHUNK_DATA;
+  x->cap = size - CHUNK_DATA;
+  x->base = x->len;
+  return true;
+}
+
+/* Append n bytes to the body. A block sized from the announced length is
+   never outgrown (libcurl stops at Content-Length; a file that grew is
+   refused); the spool takes another piece when its last one is full. */
+static bool put(xfer_t *x, const char *data, size_t n) {
+  while (n > 0) {
+    size_t used = x->len - x->base;
+    if (used == x->cap) {
+      if (x->h != WALLOC_NULL_HANDLE) {
+        xfail(x, WALLOC_ERR_IO, false, "%s: more than the %zu bytes announced arrived", x->url, x->expected);
+        return false;
+      }
+      if (!spool_add(x)) return false;
+      used = 0;
+    }
+    size_t k = wl_min(n, x->cap - used);
+    wl_memcpy(x->ptr + used, data, k);
+    x->len += k;
+    data += k;
+    n -= k;
+  }
+  return true;
+}
+
+/* The whole body is in the spool: place it into a tier block of its
+   length, unmapping each piece once it is copied. */
+static bool place(xfer_t *x) {
   walloc_handle h;
   uint8_t *ptr;
-  if (!block_new(x, cap, &h, &ptr, &cap)) return false;
-  if (x->len != 0) wl_memcpy(ptr, x->ptr, x->len);
+  size_t cap, off = 0;
+  if (!block_new(x, x->len, &h, &ptr, &cap)) return false;
+  while (x->chunks != NULL) {
+    chunk_t *c = x->chunks;
+    size_t k = wl_min(c->size - CHUNK_DATA, x->len - off);
+    wl_memcpy(ptr + off, (uint8_t *)c + CHUNK_DATA, k);
+    off += k;
+    x->chunks = c->next;
+    wl_os_release(c, c->size);
+  }
+  x->last = NULL;
   wl_asset_count(&wl_asset_counters.bytes_copied, x->len);
-  if (x->h != WALLOC_NULL_HANDLE) (void)walloc_deallocate(x->h);
   x->h = h;
   x->ptr = ptr;
   x->cap = cap;
+  x->base = 0;
   return true;
 }
 
@@ -232,9 +325,12 @@ static size_t on_write(char *data, size_t size, size_t nitems, void *arg) {
         !size_known(x, cl))
       return 0;
   }
-  if (n > x->cap - x->len && !grow(x, x->len + n)) return 0;
-  wl_memcpy(x->ptr + x->len, data, n);
-  x->len += n;
+  size_t max = x->b->o.max_size;
+  if (x->h == WALLOC_NULL_HANDLE && n > max - x->len) { /* unknown length: checked as it arrives */
+    xfail(x, WALLOC_ERR_NOMEM, false, "%s: the body is larger than the maximum asset size (%zu bytes)", x->url, max);
+    return 0;
+  }
+  if (!put(x, data, n)) return 0;
   wl_asset_count(&wl_asset_counters.bytes_received, n);
   if (x->b->o.progress != NULL) x->b->o.progress(x->key, x->len, x->expected, x->b->o.progress_arg);
   return n;
@@ -258,16 +354,67 @@ static void fail_final(xfer_t *x) {
   wl_asset_error("%s", x->msg);
 }
 
+static const char *file_kind_name(wl_os_file_kind_t k) {
+  switch (k) {
+    case WL_OS_FILE_DIRECTORY: return "a directory";
+    case WL_OS_FILE_FIFO: return "a FIFO";
+    case WL_OS_FILE_CHAR_DEVICE: return "a character device";
+    case WL_OS_FILE_BLOCK_DEVICE: return "a block device";
+    case WL_OS_FILE_SOCKET: return "a socket";
+    default: return "an unusual kind of file";
+  }
+}
+
+/* A file:// URL must name a regular file; anything else is refused here,
+   at once, with WALLOC_ERR_IO. Refused rather than read with the timeout:
+   libcurl reads file:// URLs with blocking open() and read() calls inside
+   curl_multi_perform, where neither the timeout nor a cancel reaches, so a
+   FIFO without a writer blocks the load in open() forever, one whose writer
+   stalls in read(), and a device like /dev/zero never ends. Reading them
+   with the timeout would take a file reader of our own (non-blocking open,
+   poll) for inputs that have no length anyway; assets are files, and bytes
+   from a pipe can be placed with walloc_load_asset_zero_copy. The path
+   checked is libcurl's own parse of the URL (percent-decoding, dot
+   segments, a localhost host), so it is the file libcurl would open.
+   Left open: the check and libcurl's open are two lookups of the path, so
+   a path swapped for a FIFO in between (by whoever can write to its
+   directory) can still block. A URL libcurl cannot parse goes on, and
+   libcurl reports it. */
+static bool file_is_regular(xfer_t *x) {
+  if (strncasecmp(x->url, "file:", 5) != 0) return true;
+  CURLU *u = curl_url();
+  char *path = NULL;
+  wl_os_file_kind_t kind = WL_OS_FILE_REGULAR;
+  if (u == NULL) {
+    xfail(x, WALLOC_ERR_NOMEM, false, "%s: libcurl could not parse the URL (out of memory)", x->url);
+    return false;
+  }
+  if (curl_url_set(u, CURLUPART_URL, x->url, 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_PATH, &path, CURLU_URLDECODE) == CURLUE_OK)
+    kind = wl_os_file_kind(path);
+  if (kind != WL_OS_FILE_REGULAR && kind != WL_OS_FILE_NONE) /* missing: libcurl says "not found" */
+    xfail(x, WALLOC_ERR_IO, false, "%s: %s is %s, not a regular file: file:// URLs load regular files only",
+          x->url, path, file_kind_name(kind));
+  curl_free(path);
+  curl_url_cleanup(u);
+  return x->st == WALLOC_OK;
+}
+
 static void start(batch_t *b, xfer_t *x) {
   const wl_asset_opts_t *o = &b->o;
   x->h = WALLOC_NULL_HANDLE;
   x->ptr = NULL;
-  x->cap = x->len = x->expected = 0;
+  x->chunks = x->last = NULL;
+  x->cap = x->len = x->base = x->expected = 0;
   x->code = x->http = 0;
   x->clen = -1;
   x->encoded = x->chunked = x->sized = x->transient = false;
   x->st = WALLOC_OK;
   x->msg[0] = x->errbuf[0] = 0;
+  if (!file_is_regular(x)) {
+    fail_final(x);
+    return;
+  }
   CURL *e = x->easy = curl_easy_init();
   if (e == NULL) {
     xfail(x, WALLOC_ERR_NOMEM, false, "%s: libcurl could not create a transfer", x->url);
@@ -364,6 +511,7 @@ static void finish(batch_t *b, xfer_t *x, CURLcode rc) {
   curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->http);
   detach(b, x);
   classify(x, rc);
+  if (x->st == WALLOC_OK && x->chunks != NULL) (void)place(x);
   if (x->st != WALLOC_OK) {
     release(x);
     if (x->transient && x->attempt < b->o.retries) {
@@ -557,6 +705,7 @@ WL_API size_t walloc_load_assets_batch(const walloc_asset_request *requests, siz
     wl_asset_error("walloc_load_assets_batch: requests is NULL");
     return 0;
   }
+  uint64_t epoch = wl_load_relaxed(&cancel_epoch); /* first: a cancel from here on stops this call */
   const char *why;
   walloc_status curl_st = wl_curl_load(&why);
   if (curl_st != WALLOC_OK) { /* cannot be opened: UNSUPPORTED; its set-up failed: IO */
@@ -567,7 +716,7 @@ WL_API size_t walloc_load_assets_batch(const walloc_asset_request *requests, siz
   batch_t b;
   memset(&b, 0, sizeof b);
   wl_asset_opts(&b.o);
-  b.epoch = wl_load_relaxed(&cancel_epoch);
+  b.epoch = epoch;
   b.n = count;
   b.x = wl_zalloc(count * sizeof *b.x);
   if (b.x == NULL || (b.m = multi_get(b.o.connections)) == NULL) {

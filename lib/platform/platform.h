@@ -157,6 +157,15 @@ int wl_os_dup(int fd, int min);
 /* Current resident set size in bytes and, in *peak, the peak (0 if unknown). */
 size_t wl_os_rss(size_t *peak);
 
+/* What `path` names, following symbolic links (a stat, never an open: opening
+   a FIFO can block and opening a device can act on it). WL_OS_FILE_NONE when
+   it cannot be looked up (missing, no permission). Never allocates. */
+typedef enum wl_os_file_kind_e {
+  WL_OS_FILE_NONE, WL_OS_FILE_REGULAR, WL_OS_FILE_DIRECTORY, WL_OS_FILE_FIFO,
+  WL_OS_FILE_CHAR_DEVICE, WL_OS_FILE_BLOCK_DEVICE, WL_OS_FILE_SOCKET, WL_OS_FILE_OTHER
+} wl_os_file_kind_t;
+wl_os_file_kind_t wl_os_file_kind(const char *path);
+
 /* Stop the process (used by fatal errors and failed assertions). */
 __attribute__((noreturn)) void wl_os_abort(void);
 

@@ -1,6 +1,6 @@
 /* posix.c: the parts of the platform layer every POSIX-like target shares
- * (Linux and Emscripten): the environment and writing to a descriptor.
- * Neither allocates, locks or changes errno.
+ * (Linux and Emscripten): the environment, writing to a descriptor and what
+ * a path names. None of them allocates, locks or changes errno.
  *
  * On Emscripten, environ is built by a constructor (which allocates): before
  * it, or when it is empty, every variable reads as unset.
@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -32,4 +33,19 @@ void wl_os_write(int fd, const char *buf, size_t len) {
     len -= (size_t)w;
   }
   errno = saved;
+}
+
+wl_os_file_kind_t wl_os_file_kind(const char *path) {
+  int saved = errno;
+  struct stat st;
+  int rc = stat(path, &st);
+  errno = saved;
+  if (rc != 0) return WL_OS_FILE_NONE;
+  if (S_ISREG(st.st_mode)) return WL_OS_FILE_REGULAR;
+  if (S_ISDIR(st.st_mode)) return WL_OS_FILE_DIRECTORY;
+  if (S_ISFIFO(st.st_mode)) return WL_OS_FILE_FIFO;
+  if (S_ISCHR(st.st_mode)) return WL_OS_FILE_CHAR_DEVICE;
+  if (S_ISBLK(st.st_mode)) return WL_OS_FILE_BLOCK_DEVICE;
+  if (S_ISSOCK(st.st_mode)) return WL_OS_FILE_SOCKET;
+  return WL_OS_FILE_OTHER;
 }
