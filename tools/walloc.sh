@@ -5,12 +5,12 @@
 #
 #   tools/walloc.sh demo    build, then run sqlite3 on a real workload under
 #                           walloc and show walloc's statistics (the main job)
-#   tools/walloc.sh test    every test: release build (unit, stress, real
-#                           programs, symbols, header), valgrind, debug checks,
-#                           ASan+UBSan and TSan builds, and the WebAssembly
-#                           build, single-threaded and pthreads (Emscripten,
-#                           tests under node, the demo page in headless
-#                           Chromium). What CI runs.
+#   tools/walloc.sh test    every test: release build (unit, stress, fuzzers,
+#                           real programs, symbols, header), valgrind, debug
+#                           checks, ASan+UBSan (with libFuzzer) and TSan
+#                           builds, and the WebAssembly build, single-threaded
+#                           and pthreads (Emscripten, tests under node, the
+#                           demo page in headless Chromium). What CI runs.
 #   tools/walloc.sh bench   the benchmark driver against glibc, jemalloc,
 #                           mimalloc and tcmalloc (not part of CI)
 #   tools/walloc.sh deps [bench]   only install what is missing
