@@ -1,10 +1,10 @@
 /* fuzz_tiers.c: drives random sequences of the tiered API and checks its
  * invariants against a model.
  *
- * Built as a libFuzzer target when the compiler supports -fsanitize=fuzzer
- * (clang), and otherwise with the small driver at the end, which feeds it
- * pseudo-random inputs from a seed: `fuzz-tiers [RUNS] [SEED]`. Either way
- * the test suite runs it for a bounded time.
+ * Built as a libFuzzer target when the compiler has libFuzzer (clang), and
+ * otherwise with the standalone driver (tests/fuzz_driver.c), which feeds it
+ * pseudo-random inputs from a seed: `fuzz-tiers RUNS [SEED]`. Either way
+ * the test suite runs it for a bounded time (tests/meson.build).
  *
  * Invariants checked:
  *  - a handle the model says is live reads back exactly what was last
@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "walloc.h"
 
 #define SLOTS 64
@@ -55,23 +56,6 @@ static void fail(const char *what, int i) {
   fprintf(stderr, "fuzz-tiers: invariant broken: %s (slot %d, handle %llx)\n", what, i,
           (unsigned long long)(i >= 0 ? model[i].h : 0));
   abort();
-}
-
-typedef struct reader {
-  const uint8_t *p;
-  size_t n;
-} reader;
-
-static uint64_t take(reader *r, unsigned bytes) {
-  uint64_t v = 0;
-  for (unsigned i = 0; i < bytes; i++) {
-    v = v << 8 | (r->n > 0 ? *r->p : 0);
-    if (r->n > 0) {
-      r->p++;
-      r->n--;
-    }
-  }
-  return v;
 }
 
 static bool block_holds(walloc_handle h, size_t size, uint8_t fill) {
@@ -128,10 +112,8 @@ static void tier_reclaimed(int tier, bool all) {
   }
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  reader r = {data, size};
+  fuzz_reader r = {data, size};
   /* every input starts from empty tiers */
   for (int t = 0; t < 3; t++) walloc_reset_tier((walloc_tier)t);
   for (int i = 0; i < SLOTS; i++) {
@@ -140,8 +122,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   memset(graves, 0, sizeof graves);
   while (r.n > 0) {
-    unsigned op = (unsigned)take(&r, 1) % 10;
-    int i = (int)(take(&r, 1) % SLOTS);
+    unsigned op = (unsigned)fuzz_take(&r, 1) % 10;
+    int i = (int)(fuzz_take(&r, 1) % SLOTS);
     model_slot *m = &model[i];
     if (op == 6) memset(graves, 0, sizeof graves); /* a reset may legitimately hand their blocks out again */
     switch (op) {
@@ -152,12 +134,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
           bury(m->h);
         }
         forget(i);
-        int tier = (int)(take(&r, 1) % 4);
-        size_t n = (size_t)take(&r, 2) << (take(&r, 1) % 6); /* up to ~2 MiB */
+        int tier = (int)(fuzz_take(&r, 1) % 4);
+        size_t n = (size_t)fuzz_take(&r, 2) << (fuzz_take(&r, 1) % 6); /* up to ~2 MiB */
         walloc_handle h = walloc_allocate(n, (walloc_tier)tier);
         if (h == WALLOC_NULL_HANDLE) break; /* a full tier is allowed */
         allocations++;
-        uint8_t fill = (uint8_t)take(&r, 1);
+        uint8_t fill = (uint8_t)fuzz_take(&r, 1);
         void *p = walloc_handle_to_ptr(h);
         if (p == NULL) fail("fresh handle has no pointer", -1);
         memset(p, fill, n);
@@ -179,10 +161,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         break;
       case 3: { /* write a new fill through the API, in two bounded pieces */
         if (!m->h || !m->live || m->size == 0) break;
-        uint8_t fill = (uint8_t)take(&r, 1);
+        uint8_t fill = (uint8_t)fuzz_take(&r, 1);
         uint8_t *buf = malloc(m->size);
         memset(buf, fill, m->size);
-        size_t cut = (size_t)take(&r, 2) % m->size;
+        size_t cut = (size_t)fuzz_take(&r, 2) % m->size;
         if (walloc_write_data(m->h, 0, buf, cut) != WALLOC_OK ||
             walloc_write_data(m->h, cut, buf + cut, m->size - cut) != WALLOC_OK) {
           fail("bounded write refused", i);
@@ -212,8 +194,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         break;
       case 6: { /* reset or compact a tier */
-        int tier = (int)(take(&r, 1) % 3);
-        uint64_t how = take(&r, 3);
+        int tier = (int)(fuzz_take(&r, 1) % 3);
+        uint64_t how = fuzz_take(&r, 3);
         if (how % 4 == 0) {
           if (walloc_reset_tier((walloc_tier)tier) != WALLOC_OK) fail("reset", -1);
           tier_reclaimed(tier, true);
@@ -227,7 +209,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         break;
       }
       case 7: { /* forged handles: a live one with bits flipped, or noise */
-        walloc_handle forged = m->h ? m->h ^ ((uint64_t)1 << (take(&r, 1) % 64)) : take(&r, 8);
+        walloc_handle forged = m->h ? m->h ^ ((uint64_t)1 << (fuzz_take(&r, 1) % 64)) : fuzz_take(&r, 8);
         uint8_t b[4];
         walloc_status st = walloc_read_data(forged, 0, b, sizeof b);
         if (st != WALLOC_OK && st != WALLOC_ERR_STALE && st != WALLOC_ERR_INVALID && st != WALLOC_ERR_BOUNDS) {
@@ -235,11 +217,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         /* a flipped generation bit may name the same live block (still valid
            in that generation): only the offset and version identify it */
-        walloc_deallocate(take(&r, 8) | ((uint64_t)1 << 62)); /* noise: never a live handle here */
+        walloc_deallocate(fuzz_take(&r, 8) | ((uint64_t)1 << 62)); /* noise: never a live handle here */
         break;
       }
       case 8: { /* bulk copy between two live blocks, then both hold the source fill */
-        int j = (int)(take(&r, 1) % SLOTS);
+        int j = (int)(fuzz_take(&r, 1) % SLOTS);
         if (i == j || !m->h || !m->live || !model[j].h || !model[j].live) break;
         size_t n = m->size < model[j].size ? m->size : model[j].size;
         walloc_copy_op op = {model[j].h, 0, m->h, 0, n};
@@ -267,24 +249,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   return 0;
 }
-
-#ifndef WL_LIBFUZZER
-/* Without libFuzzer: RUNS pseudo-random inputs of 1 to 4 KiB from SEED. */
-int main(int argc, char **argv) {
-  long runs = argc > 1 ? atol(argv[1]) : 2000;
-  uint64_t seed = argc > 2 ? strtoull(argv[2], NULL, 0) : 0x5eed;
-  static uint8_t buf[4096];
-  for (long run = 0; run < runs; run++) {
-    size_t n = 1 + (size_t)(seed % sizeof buf);
-    for (size_t i = 0; i < n; i++) {
-      seed ^= seed << 13;
-      seed ^= seed >> 7;
-      seed ^= seed << 17;
-      buf[i] = (uint8_t)seed;
-    }
-    LLVMFuzzerTestOneInput(buf, n);
-  }
-  printf("fuzz-tiers: %ld inputs, invariants held\n", runs);
-  return 0;
-}
-#endif

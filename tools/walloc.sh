@@ -5,12 +5,12 @@
 #
 #   tools/walloc.sh demo    build, then run sqlite3 on a real workload under
 #                           walloc and show walloc's statistics (the main job)
-#   tools/walloc.sh test    every test: release build (unit, stress, real
-#                           programs, symbols, header), valgrind, debug checks,
-#                           ASan+UBSan and TSan builds, and the WebAssembly
-#                           build, single-threaded and pthreads (Emscripten,
-#                           tests under node, the demo page in headless
-#                           Chromium). What CI runs.
+#   tools/walloc.sh test    every test: release build (unit, stress, fuzzers,
+#                           real programs, symbols, header), valgrind, debug
+#                           checks, ASan+UBSan (with libFuzzer) and TSan
+#                           builds, and the WebAssembly build, single-threaded
+#                           and pthreads (Emscripten, tests under node, the
+#                           demo page in headless Chromium). What CI runs.
 #   tools/walloc.sh bench   the benchmark driver against glibc, jemalloc,
 #                           mimalloc and tcmalloc (not part of CI)
 #   tools/walloc.sh deps [bench]   only install what is missing
@@ -71,6 +71,24 @@ run_tests() { # name dir meson-test-args...
   fi
 }
 
+# fuzz_counts DIR [libfuzzer]: print how many inputs each fuzzer of DIR's
+# last `meson test` ran (its "fuzz summary:" line: meson shows a passing
+# test's output only in its log), and fail when a fuzzer has no such line or,
+# with `libfuzzer`, when one ran the standalone driver instead of libFuzzer
+# (that build's clang has libFuzzer: the probe in tests/meson.build must find it).
+fuzz_counts() {
+  local dir=$1 want=${2:-} lines expected got
+  lines=$(grep -h '^fuzz summary: ' "$dir/meson-logs/testlog.txt" || true)
+  expected=$(meson test -C "$dir" --list --suite fuzz 2>/dev/null | grep -c ' / fuzz-' || true)
+  got=$(grep -c . <<<"$lines" || true)
+  log "fuzzers in $dir: inputs run"
+  [ -z "$lines" ] || printf '%s\n' "$lines"
+  if [ "$got" -ne "$expected" ] || { [ "$want" = libfuzzer ] && grep -q 'standalone driver' <<<"$lines"; }; then
+    echo "-- fuzz counts ($dir): FAILED ($got summary lines for $expected fuzzers${want:+, all from libFuzzer})"
+    failures+=("fuzz counts ($dir)")
+  fi
+}
+
 cmd_demo() {
   install_missing "${build_packages[@]}"
   log "building walloc (release) in build/"
@@ -99,7 +117,8 @@ cmd_test() {
 
   log "release build (build/)"
   setup build --buildtype=release -Ddebug_checks=false -Doverride=true
-  run_tests "release: unit, threads, stress, programs, symbols, header" build
+  run_tests "release: unit, threads, stress, fuzzers (standalone driver), programs, symbols, header" build
+  fuzz_counts build
 
   run_tests "valgrind (memcheck) on the walloc_ API suites (assets too: about 15 s)" build --setup valgrind
 
@@ -107,15 +126,21 @@ cmd_test() {
   # here the load calls must answer WALLOC_ERR_UNSUPPORTED.
   log "debug-checks build without libcurl (build-debug/)"
   setup build-debug --buildtype=debug -Ddebug_checks=true -Doverride=true -Dbenchmarks=false -Dcurl=disabled
-  run_tests "debug checks (no libcurl): unit, stress, death tests, assets, programs" build-debug
+  run_tests "debug checks (no libcurl): unit, stress, death tests, assets, fuzzers, programs" build-debug
+  fuzz_counts build-debug
 
   log "ASan+UBSan build (build-asan/, clang)"
   CC=clang CXX=clang++ setup build-asan --buildtype=debugoptimized -Db_sanitize=address,undefined \
     -Db_lundef=false -Ddebug_checks=true -Doverride=false -Dbenchmarks=false
   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    run_tests "ASan+UBSan: threads, stress, death tests, tiers, lifetimes, memcpy, libFuzzer" build-asan \
-    --suite threads --suite stress --suite misuse --suite sizeclass --suite tiers --suite memcpy --suite fuzz \
+    run_tests "ASan+UBSan: threads, stress, misuse, tiers, lifetimes, memcpy" build-asan \
+    --suite threads --suite stress --suite misuse --suite tiers --suite memcpy \
     --suite lifetimes --suite frame --suite pool
+  # The fuzzers, libFuzzer's here: 40 s each on its committed corpus
+  # (tests/fuzz/corpus/) and what earlier runs of this tree found.
+  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    run_tests "ASan+UBSan: libFuzzer" build-asan --suite fuzz
+  fuzz_counts build-asan libfuzzer
   # Assets with LeakSanitizer on: a failed load must leave no curl handle behind.
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     run_tests "ASan+UBSan+LSan: assets" build-asan --suite assets

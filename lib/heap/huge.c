@@ -87,7 +87,10 @@ void *wl_huge_alloc(size_t size, size_t align, bool zero) {
     offset = WL_HUGE_ALIGN;
     map_value = WL_MAP_HUGE_PREV;
   }
-  size_t need = wl_align_up(offset + size, page);
+  /* at least one byte: a mapping of exactly `offset` bytes would put the
+     block just past its end, in someone else's memory (for HUGE_PREV the next
+     4 MiB, whose map byte this allocation would then overwrite) */
+  size_t need = wl_align_up(offset + wl_max(size, 1), page);
   wl_segment_t *seg = map_value == WL_MAP_HUGE && offset == WL_HUGE_HEADER ? cache_take(need) : NULL;
   bool is_zero = false;
   if (seg != NULL) {
