@@ -5,13 +5,14 @@
  * Each scenario runs in a forked child, in a thread of its own (so its heap
  * starts empty: every size class it asks for after the fill needs a fresh
  * page), under a limit set with setrlimit: RLIMIT_AS (address space, as
- * `ulimit -v` sets it), at what the child uses now plus a headroom. The
+ * `ulimit -v` sets it) or RLIMIT_DATA (private writable memory, which is what
+ * a tier's commit asks for), at what the child uses now plus a headroom. The
  * scenario fills the headroom until the OS refuses, gives everything back
  * with free, and then asks for more: small, large (1 MiB)
- * and huge (40 MiB) blocks must be served at once, not after a purge delay
- * or a malloc_trim. python3 under LD_PRELOAD=libwalloc.so and a 200 MB
- * address-space limit must recover from a MemoryError as it does under
- * glibc (the scenario of issue 15).
+ * and huge (40 MiB) blocks, tiers and contexts must be served at once, not
+ * after a purge delay or a malloc_trim. python3 under
+ * LD_PRELOAD=libwalloc.so and a 200 MB address-space limit must recover from
+ * a MemoryError as it does under glibc (the scenario of issue 15).
  * The suite runs with WALLOC_PURGE_DELAY=1000 (tests/meson.build): retired
  * pages then wait a second before they go back by themselves, so a request
  * right after the fill finds them held; with the default 10 ms, whether it
@@ -284,6 +285,65 @@ START_TEST(heap_caches_given_back) {
 END_TEST
 
 /* ------------------------------------------------------------------------
+   Tiers (and a context in one)
+   ------------------------------------------------------------------------ */
+static walloc_status tiers_init(size_t memory) {
+  walloc_config c;
+  memset(&c, 0, sizeof c);
+  c.tier_memory = memory;
+  return walloc_init(&c);
+}
+
+/* The tiers' reservation, asked for right after the heap gave everything back. */
+static const char *tiers_set_up_after_fill(void) {
+  const char *e = fill_and_free(1000);
+  if (e != NULL) return e;
+  if (tiers_init(32 * MiB) != WALLOC_OK) return "walloc_init(32 MiB of tiers) right after everything was freed: refused";
+  walloc_handle h = walloc_allocate(4 * KiB, WALLOC_TIER_ENTITY);
+  if (h == WALLOC_NULL_HANDLE || !usable(walloc_handle_to_ptr(h), 4 * KiB, 7)) return "walloc_allocate failed";
+  return NULL;
+}
+
+/* A tier's commit (private writable memory, RLIMIT_DATA) after the heap
+   took all of it: tier blocks, then a context's. */
+static const char *tier_commit_after_fill(void) {
+  const char *e = fill_and_free(1000);
+  if (e != NULL) return e;
+  for (int i = 0; i < 1024; i++) { /* 8 MiB: two commit chunks */
+    walloc_handle h = walloc_allocate(8 * KiB, WALLOC_TIER_RENDER);
+    if (h == WALLOC_NULL_HANDLE) return i == 0 ? "walloc_allocate right after everything was freed: refused" : "walloc_allocate failed later";
+    if (!usable(walloc_handle_to_ptr(h), 8 * KiB, (uint32_t)i)) return "a tier block is not usable";
+  }
+  return NULL;
+}
+
+/* The context exists before the fill, so its first chunk needs tier memory
+   only (its records are inside it), no heap block. */
+static const char *context_after_fill(void) {
+  walloc_context *ctx = walloc_context_create(WALLOC_TIER_SCENE, NULL);
+  if (ctx == NULL) return "walloc_context_create failed";
+  const char *e = fill_and_free(1000);
+  if (e != NULL) return e;
+  for (int i = 0; i < 512; i++) { /* 8 MiB: two commit chunks of the scene tier */
+    walloc_handle h = walloc_context_allocate(ctx, 16 * KiB);
+    if (h == WALLOC_NULL_HANDLE) return "walloc_context_allocate right after everything was freed: refused";
+    if (!usable(walloc_handle_to_ptr(h), 16 * KiB, (uint32_t)i)) return "a context block is not usable";
+  }
+  walloc_context_release(ctx);
+  return NULL;
+}
+
+START_TEST(tiers_after_fill) {
+  SKIP_UNLESS_LIMITS_WORK();
+  RUN_LIMITED(RLIMIT_AS, HEADROOM, tiers_set_up_after_fill);
+  /* set up before the limit: the reservation is not data, its commits are */
+  ck_assert_int_eq(tiers_init(64 * MiB), WALLOC_OK);
+  RUN_LIMITED(RLIMIT_DATA, HEADROOM, tier_commit_after_fill);
+  RUN_LIMITED(RLIMIT_DATA, HEADROOM, context_after_fill);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
    python3: the scenario of issue 15
    ------------------------------------------------------------------------ */
 #ifndef WL_LIBWALLOC
@@ -363,6 +423,7 @@ END_TEST
 Suite *wl_test_suite(void) {
   Suite *s = suite_create("pressure");
   WL_TCASE(s, "heap", 240, heap_small_after_fill, heap_large_after_fill, heap_huge_after_fill, heap_caches_given_back);
+  WL_TCASE(s, "tiers", 240, tiers_after_fill);
   WL_TCASE(s, "python", 300, python_recovers_from_memory_error);
   return s;
 }
