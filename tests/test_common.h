@@ -180,13 +180,16 @@ static inline bool check_handle(walloc_handle h, size_t n, uint32_t seed) {
   return p != NULL && wl_test_check(p, n, seed) == n;
 }
 
-/* Address space walloc's heap holds from the OS. */
-static inline uint64_t wl_test_mapped_bytes(void) {
+/* walloc's heap statistics now (exact for the calling thread's blocks). */
+static inline walloc_heap_stats wl_test_heap_stats(void) {
   walloc_heap_stats s;
   memset(&s, 0, sizeof s);
   s.size = sizeof s;
   walloc_heap_stats_get(&s);
-  return s.mapped_bytes;
+  return s;
 }
+
+/* Address space walloc's heap holds from the OS. */
+static inline uint64_t wl_test_mapped_bytes(void) { return wl_test_heap_stats().mapped_bytes; }
 
 #endif

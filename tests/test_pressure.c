@@ -8,15 +8,18 @@
  * `ulimit -v` sets it) or RLIMIT_DATA (private writable memory, which is what
  * a tier's commit asks for), at what the child uses now plus a headroom. The
  * scenario fills the headroom until the OS refuses, gives everything back
- * with free, and then asks for more: small, large (1 MiB)
- * and huge (40 MiB) blocks, tiers and contexts must be served at once, not
- * after a purge delay or a malloc_trim. python3 under
+ * with free (or ends the frame), and then asks for more: small, large (1 MiB)
+ * and huge (40 MiB) blocks, tiers, contexts, frames and pools must be served
+ * at once, not after a purge delay or a malloc_trim. python3 under
  * LD_PRELOAD=libwalloc.so and a 200 MB address-space limit must recover from
  * a MemoryError as it does under glibc (the scenario of issue 15).
  * The suite runs with WALLOC_PURGE_DELAY=1000 (tests/meson.build): retired
  * pages then wait a second before they go back by themselves, so a request
  * right after the fill finds them held; with the default 10 ms, whether it
  * did depended on the clock (python3 runs with the default).
+ * walloc_collect(true) gives back the same caches; three cases check the
+ * layers' part of it without a limit (idle frame chunks, pools' empty
+ * magazines, and giving back while other threads use both).
  *
  * Not run under the sanitizers (their shadow memory is terabytes of address
  * space) or valgrind (its own memory would count against the limits): the
@@ -27,6 +30,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -344,6 +348,174 @@ START_TEST(tiers_after_fill) {
 END_TEST
 
 /* ------------------------------------------------------------------------
+   Lifetimes: frames and pools
+   ------------------------------------------------------------------------ */
+/* A frame's chunks, mapped right after the heap gave everything back. */
+static const char *frame_after_fill(void) {
+  const char *e = fill_and_free(1000);
+  if (e != NULL) return e;
+  walloc_frame_begin();
+  for (int i = 0; i < 16; i++) {
+    void *p = walloc_frame_alloc(512 * KiB, 64);
+    if (!usable(p, 512 * KiB, (uint32_t)i)) return "walloc_frame_alloc right after everything was freed: NULL";
+  }
+  walloc_frame_end();
+  return NULL;
+}
+
+/* The chunks a frame keeps for the next one go back when the heap needs them. */
+static const char *heap_after_frame_fill(void) {
+  const char *e;
+  walloc_frame_begin();
+  size_t n = 0;
+  while (walloc_frame_alloc(256 * KiB, 16) != NULL) {
+    if (++n * 256 * KiB > 2 * HEADROOM) return "the frame was not refused at the limit";
+  }
+  if (n == 0) return "the frame got nothing";
+  ballast();
+  walloc_frame_end();
+  e = ask_for(40 * MiB, 0, "malloc(40 MiB) after a frame filled memory and ended: NULL");
+  if (e != NULL) return e;
+  walloc_frame_begin(); /* frames still work */
+  void *q = walloc_frame_alloc(64 * KiB, 16);
+  if (!usable(q, 64 * KiB, 9)) return "walloc_frame_alloc after the chunks went back: NULL";
+  walloc_frame_end();
+  return NULL;
+}
+
+/* A pool's slabs, mapped right after the heap gave everything back. The
+   pool and this thread's cache of it (its magazine) exist before the fill,
+   so what comes after asks for slabs only, no heap block. */
+static const char *pool_after_fill(void) {
+  walloc_pool *pool = walloc_pool_create(64, 0);
+  if (pool == NULL || walloc_pool_alloc(pool) == NULL) return "walloc_pool_create failed";
+  const char *e = fill_and_free(1000);
+  if (e != NULL) return e;
+  for (int i = 0; i < 65536; i++) { /* 4 MiB of objects */
+    void *o = walloc_pool_alloc(pool);
+    if (o == NULL) return i == 0 ? "walloc_pool_alloc right after everything was freed: NULL" : "walloc_pool_alloc failed later";
+    memset(o, i, 64);
+  }
+  return NULL;
+}
+
+START_TEST(lifetimes_after_fill) {
+  SKIP_UNLESS_LIMITS_WORK();
+  RUN_LIMITED(RLIMIT_AS, HEADROOM, frame_after_fill);
+  RUN_LIMITED(RLIMIT_AS, HEADROOM, heap_after_frame_fill);
+  RUN_LIMITED(RLIMIT_AS, HEADROOM, pool_after_fill);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+   walloc_collect(true): the layers' caches, without a limit
+   ------------------------------------------------------------------------ */
+static walloc_frame_stats frame_stats(void) {
+  walloc_frame_stats s;
+  memset(&s, 0, sizeof s);
+  walloc_frame_stats_get(&s);
+  return s;
+}
+
+START_TEST(collect_releases_idle_frame_chunks) {
+  walloc_frame_begin();
+  for (int i = 0; i < 16; i++) ck_assert_ptr_nonnull(walloc_frame_alloc(256 * KiB, 16));
+  walloc_frame_end();
+  size_t chunks = frame_stats().chunks;
+  ck_assert_uint_ge(chunks, 3);
+  uint64_t mapped = wl_test_mapped_bytes();
+  walloc_collect(true);
+  ck_assert_uint_eq(frame_stats().chunks, 0);
+  ck_assert_uint_le(wl_test_mapped_bytes() + 4 * MiB, mapped);
+  /* inside a frame, the chunks it uses stay, with their contents */
+  walloc_frame_begin();
+  void *p = walloc_frame_alloc(900 * KiB, 16);
+  ck_assert_ptr_nonnull(p);
+  wl_test_fill(p, 900 * KiB, 10);
+  chunks = frame_stats().chunks;
+  walloc_collect(true);
+  ck_assert_uint_eq(frame_stats().chunks, chunks);
+  ck_assert_uint_eq(wl_test_check(p, 900 * KiB, 10), 900 * KiB);
+  void *q = walloc_frame_alloc(64, 16);
+  ck_assert_ptr_nonnull(q);
+  walloc_frame_end();
+}
+END_TEST
+
+/* Freeing 64 magazines' worth and allocating it again leaves the emptied
+   magazines (2 KiB each, from the heap) in the pool's depot. */
+START_TEST(collect_frees_pools_empty_magazines) {
+  enum { N = 64 * 256 }; /* 64-byte objects: 256 to a magazine */
+  static void *objs[N];
+  walloc_pool *pool = walloc_pool_create(64, 0);
+  ck_assert_ptr_nonnull(pool);
+  for (int round = 0; round < 2; round++) {
+    for (int i = 0; i < N; i++) ck_assert_ptr_nonnull(objs[i] = walloc_pool_alloc(pool));
+    if (round == 0) {
+      for (int i = 0; i < N; i++) walloc_pool_free(pool, objs[i]);
+    }
+  }
+  walloc_collect(false); /* the heap's own state settled: only the magazines differ below */
+  uint64_t before = wl_test_heap_stats().live_bytes;
+  walloc_collect(true);
+  uint64_t after = wl_test_heap_stats().live_bytes;
+  ck_assert_msg(after + 32 * 2064 <= before, "live bytes %llu before walloc_collect(true), %llu after",
+                (unsigned long long)before, (unsigned long long)after);
+  for (int i = 0; i < N; i++) walloc_pool_free(pool, objs[i]); /* the pool still works */
+  for (int i = 0; i < N; i++) ck_assert_ptr_nonnull(objs[i] = walloc_pool_alloc(pool));
+  walloc_pool_destroy(pool);
+}
+END_TEST
+
+/* Giving back while other threads use what it touches: pools' depots (their
+   magazines cross threads), huge blocks (the huge cache), frames and the
+   heap. Worker 0 gives back, 200 times; the others work until it is done.
+   Checked for data races under TSan; contents must survive. */
+static walloc_pool *shared_pool;
+static atomic_int collecting;
+
+static void *collector_or_user(void *arg) {
+  uint32_t seed = (uint32_t)(uintptr_t)arg;
+  if (seed == 0) {
+    for (int k = 0; k < 200; k++) {
+      walloc_collect(true);
+      if (ask_for(5 * MiB, 0, "") != NULL) return (void *)1; /* a huge block through the emptied caches */
+    }
+    atomic_store(&collecting, 0);
+    return NULL;
+  }
+  enum { N = 2000 };
+  static _Thread_local void *objs[N];
+  for (int round = 0; atomic_load(&collecting) != 0 || round < 20; round++) {
+    for (int i = 0; i < N; i++) {
+      if ((objs[i] = walloc_pool_alloc(shared_pool)) == NULL) return (void *)2;
+      memset(objs[i], (int)(seed + (uint32_t)i), 64);
+    }
+    if (ask_for(3 * MiB, 0, "") != NULL) return (void *)3;
+    walloc_frame_begin();
+    void *f = walloc_frame_alloc(300 * KiB, 16);
+    if (!usable(f, 300 * KiB, seed)) return (void *)4;
+    walloc_frame_end();
+    for (int i = 0; i < N; i++) {
+      uint8_t *o = objs[i];
+      if (o[8] != (uint8_t)(seed + (uint32_t)i) || o[63] != (uint8_t)(seed + (uint32_t)i)) return (void *)5;
+      walloc_pool_free(shared_pool, o);
+    }
+  }
+  return NULL;
+}
+
+START_TEST(collect_while_other_threads_work) {
+  WL_WASM_SKIP_THREADS();
+  shared_pool = walloc_pool_create(64, 0);
+  ck_assert_ptr_nonnull(shared_pool);
+  atomic_store(&collecting, 1);
+  wl_test_run_workers(4, collector_or_user, "worker (0 gives back)");
+  walloc_pool_destroy(shared_pool);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
    python3: the scenario of issue 15
    ------------------------------------------------------------------------ */
 #ifndef WL_LIBWALLOC
@@ -424,6 +596,9 @@ Suite *wl_test_suite(void) {
   Suite *s = suite_create("pressure");
   WL_TCASE(s, "heap", 240, heap_small_after_fill, heap_large_after_fill, heap_huge_after_fill, heap_caches_given_back);
   WL_TCASE(s, "tiers", 240, tiers_after_fill);
+  WL_TCASE(s, "lifetimes", 240, lifetimes_after_fill);
+  WL_TCASE(s, "collect", 120, collect_releases_idle_frame_chunks, collect_frees_pools_empty_magazines,
+           collect_while_other_threads_work);
   WL_TCASE(s, "python", 300, python_recovers_from_memory_error);
   return s;
 }
