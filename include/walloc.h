@@ -50,7 +50,10 @@ WALLOC_EXPORT bool walloc_owns(const void *ptr);                               /
 
 /* Give free memory back to the operating system now (force), or only what is
    due (purge delay elapsed). Also settles other threads' pending frees to the
-   caller's heap and adopts the memory of exited threads. */
+   caller's heap and adopts the memory of exited threads. force also gives
+   back what the layers above the heap cache: the calling thread's frame
+   chunks no frame in progress uses, pools' empty magazines (as when the OS
+   refuses memory). */
 WALLOC_EXPORT void walloc_collect(bool force);
 
 /* ------------------------------------------------------------------------

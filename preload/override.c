@@ -116,7 +116,7 @@ WL_API int malloc_trim(size_t pad) {
   WL_UNUSED(pad);
   uint64_t before = wl_load_relaxed(&wl_stats.purged) + wl_load_relaxed(&wl_stats.released);
   wl_heap_t *heap = wl_heap_get_or_init();
-  if (heap != NULL) wl_heap_collect(heap, true);
+  if (heap != NULL) wl_give_back(heap); /* every layer's caches, as walloc_collect(true) */
   return wl_load_relaxed(&wl_stats.purged) + wl_load_relaxed(&wl_stats.released) > before;
 }
 

@@ -8,6 +8,9 @@
  * huge ones to a mapping of their own (huge.c).
  * Errors follow the C library: NULL with errno ENOMEM for sizes that cannot
  * be served; EINVAL is decided by the entry points that take an alignment.
+ * When the OS refuses memory, wl_malloc_slow and the aligned huge path give
+ * back what every layer caches and try once more before they answer ENOMEM
+ * (pressure.c).
  */
 #include "heap.h"
 
@@ -76,9 +79,8 @@ WL_NOINLINE void *wl_malloc_slow(size_t size, wl_heap_t *heap, bool zero) {
   }
   void *p = size <= WL_LARGE_MAX ? large_alloc(heap, size, zero) : wl_huge_alloc(size, WL_MIN_ALIGN, zero);
   if (p != NULL) return p;
-nomem:
-  errno = ENOMEM;
-  return NULL;
+nomem: /* give back what every layer caches, try once more, else ENOMEM (pressure.c) */
+  return wl_malloc_refused(size, heap, zero);
 }
 
 void *wl_malloc(size_t size) { return wl_malloc_fast(size); }
@@ -120,6 +122,7 @@ void *wl_aligned(size_t align, size_t size, bool zero) {
       wl_heap_t *heap = wl_heap_get_or_init();
       if (heap != NULL) wl_heap_maintenance(heap);
       void *p = wl_huge_alloc(size, align, zero);
+      if (p == NULL && wl_give_back(heap != NULL ? heap : &wl_heap_empty)) p = wl_huge_alloc(size, align, zero);
       if (p == NULL) errno = ENOMEM;
       return p;
     }

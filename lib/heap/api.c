@@ -25,7 +25,10 @@ WL_API void *walloc_aligned_alloc(size_t alignment, size_t size) {
   return wl_aligned(alignment, size, false);
 }
 
+/* force: what every layer caches goes back, as when the OS refuses memory (pressure.c). */
 WL_API void walloc_collect(bool force) {
   wl_heap_t *heap = wl_heap_get_or_init();
-  if (heap != NULL) wl_heap_collect(heap, force);
+  if (heap == NULL) return;
+  if (force) wl_give_back(heap);
+  else wl_heap_collect(heap, false);
 }

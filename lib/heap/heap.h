@@ -516,6 +516,25 @@ void wl_heap_maintenance(wl_heap_t *heap);
 void *wl_heap_runtime_alloc(size_t align, size_t size); /* never reads a thread-local */
 #endif
 
+/* pressure.c: when the OS refuses memory, every layer gives back what it
+   caches and the request is tried once more. Layers above the heap add a
+   callback (once; at most WL_GIVE_BACK_MAX in all) that gives back what
+   they cache; it runs on the refused thread, never allocates, and takes
+   locks only with wl_lock_try. */
+#define WL_GIVE_BACK_MAX 8
+typedef void (*wl_give_back_fn)(void);
+bool wl_give_back_add(wl_give_back_fn fn);  /* false when there is no room */
+/* Runs the callbacks, then collects `heap` (the calling thread's own, or
+   &wl_heap_empty when it has none; NULL: read it) with force and empties
+   the global caches. False when called from inside a callback: then nothing
+   was done, and retrying is pointless. */
+bool wl_give_back(wl_heap_t *heap);
+/* wl_malloc_slow's failure end: gives back, runs wl_malloc_slow once more,
+   and answers NULL with ENOMEM if that fails too. heap may be NULL. */
+void *wl_malloc_refused(size_t size, wl_heap_t *heap, bool zero);
+/* wl_segment_os_alloc, once more after wl_give_back when refused. */
+wl_segment_t *wl_segment_os_alloc_retry(size_t size, size_t align, size_t offset, bool *is_zero);
+
 /* alloc.c */
 void *wl_malloc(size_t size);
 void *wl_malloc_slow(size_t size, wl_heap_t *heap, bool zero); /* size first: malloc's register */

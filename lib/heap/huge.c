@@ -13,7 +13,8 @@
  * takes the smallest cached mapping that is large enough and gives back the
  * surplus at its end. An entry is unmapped once it has waited longer than
  * WALLOC_HUGE_CACHE_DELAY (100 ms: faulting in a big block again costs far
- * more than keeping it a little longer), or when the cache overflows. realloc grows a huge block in
+ * more than keeping it a little longer), when the cache overflows, or when
+ * the OS refuses memory (pressure.c). realloc grows a huge block in
  * place when the address space after it is free, and otherwise moves its pages
  * with wl_os_remap (mremap), so big buffers are never copied.
  * Thread safety: any thread may free or reallocate any huge block; the cache
@@ -156,7 +157,9 @@ void wl_huge_free(wl_segment_t *seg, void *p) {
 
 void wl_huge_cache_collect(int64_t now, bool force) {
   if (wl_option(WL_OPT_HUGE_CACHE) <= 0) return;
-  if (wl_load_relaxed(&cache_count) == 0 || !wl_lock_try(&huge_lock)) return;
+  if (wl_load_relaxed(&cache_count) == 0) return;
+  if (force) wl_lock(&huge_lock); /* trim or memory pressure: none may be skipped (no caller holds it) */
+  else if (!wl_lock_try(&huge_lock)) return;
   wl_segment_t *release = NULL;
   for (wl_segment_t **link = &cache_first; *link != NULL;) {
     wl_segment_t *seg = *link;

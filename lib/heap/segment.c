@@ -2,7 +2,8 @@
  *
  * Owns: the segment map (ownership test), the free spans of every heap, the
  * purging of free memory after a delay, the global cache of empty segments
- * and the global list of abandoned segments.
+ * (emptied when the OS refuses memory, pressure.c) and the global list of
+ * abandoned segments.
  *
  * Invariants:
  *  - every slice of a segment (after the header slice) belongs to exactly one
@@ -272,7 +273,9 @@ static void segment_release(wl_heap_t *heap, wl_segment_t *seg) {
 
 void wl_segment_cache_collect(int64_t now, bool force) {
   if (wl_option(WL_OPT_SEGMENT_CACHE) <= 0) return; /* nothing is ever cached (wasm: folds away) */
-  if (wl_load_relaxed(&cache_count) == 0 || !wl_lock_try(&cache_lock)) return;
+  if (wl_load_relaxed(&cache_count) == 0) return;
+  if (force) wl_lock(&cache_lock); /* trim or memory pressure: none may be skipped (no caller holds it) */
+  else if (!wl_lock_try(&cache_lock)) return;
   wl_segment_t *release = NULL;
   long delay = wl_option(WL_OPT_PURGE_DELAY);
   for (wl_segment_t **link = &cache_first; *link != NULL;) {

@@ -22,6 +22,12 @@
  * that allocates and so stays. All chunks go when the thread exits (heap
  * thread-exit hook), also in the middle of a frame.
  *
+ * Memory pressure (lib/heap/pressure.c): when the OS refuses memory to this
+ * thread, or walloc_collect(true) or malloc_trim runs on it, the chunks no
+ * frame in progress uses go back to the OS (the give-back callback); a
+ * refused chunk is mapped once more after that give-back. Other threads'
+ * chunks are theirs (thread-local) and stay.
+ *
  * Statistics: bytes (consumed, alignment padding included) and allocations
  * of the current frame, or of the last ended one between frames; peak_bytes
  * over all frames; chunks held now (dedicated ones included).
@@ -40,7 +46,8 @@
  * after the frame is an ASan error.
  *
  * Thread safety: everything here is the calling thread's own (TLS); no lock
- * and no atomic instruction except the once-only hook registration.
+ * and no atomic instruction except the once-only hook and callback
+ * registrations.
  */
 #include "lifetimes.h"
 
@@ -126,10 +133,30 @@ static void frame_thread_exit(void) {
 
 static const wl_heap_hooks_t frame_hooks = {frame_thread_exit, NULL, NULL, NULL};
 
+/* Memory pressure: the calling thread's regular chunks that the frame in
+   progress has not allocated from (all of them between frames). No lock,
+   no allocation: the thread's own state, consistent wherever the thread
+   asks for memory (frame_alloc_slow maps a chunk only between its steps). */
+static void frame_give_back(void) {
+  wl_frame_thread_t *t = &wl_frame_self;
+  wl_frame_chunk_t **link = &t->chunks;
+  while (*link != NULL) {
+    wl_frame_chunk_t *c = *link;
+    if (c == t->chunk || (t->in_frame && c->last_frame == t->frame)) { /* in use */
+      link = &c->next;
+      continue;
+    }
+    *link = c->next;
+    chunk_release(c);
+    t->regular--;
+  }
+}
+
 static WL_NOINLINE void frame_register(wl_frame_thread_t *t) {
   wl_process_init();
   wl_heap_get_or_init(); /* the heap's thread-exit hook is what releases this thread's chunks */
   wl_heap_hooks_add_once(&hooks_added, &frame_hooks, "frame: no room for the thread-exit hook");
+  if (!wl_give_back_add(frame_give_back)) wl_error("frame: no room for the give-back callback", NULL);
   t->registered = true;
 }
 
@@ -239,7 +266,7 @@ WL_INLINE uintptr_t bump(uintptr_t cur, uintptr_t end, size_t size, size_t align
 }
 
 static wl_frame_chunk_t *chunk_map(size_t size) {
-  wl_frame_chunk_t *c = (wl_frame_chunk_t *)wl_segment_os_alloc(size, wl_os.page_size, 0, NULL);
+  wl_frame_chunk_t *c = (wl_frame_chunk_t *)wl_segment_os_alloc_retry(size, wl_os.page_size, 0, NULL);
   if (c == NULL) return NULL;
   c->next = NULL;
   c->size = size;

@@ -65,6 +65,14 @@
  * sizes or alignments above 1 TiB with WALLOC_ERR_NOMEM. Slabs start at
  * 64 KiB and double up to 1 MiB (or hold one object, for big ones).
  *
+ * Memory pressure (lib/heap/pressure.c): when the OS refuses memory, or
+ * walloc_collect(true) or malloc_trim runs, the depots' empty magazines go
+ * back to the heap (the give-back callback, with try-locks only: the
+ * refused caller may hold the registry's lock or a shard's); a refused slab
+ * (or slab-map leaf) is mapped once more after that give-back. Slabs stay
+ * until their pool is destroyed, as do full magazines (their objects are
+ * the pool's) and the magazines in threads' caches (thread-local).
+ *
  * Thread safety: caches and their magazines are the thread's own; a depot
  * shard's lists behind its lock; the loose list, slabs and carving behind
  * the pool's lock; no two of these are held at once. The registry
@@ -216,6 +224,7 @@ static bool slab_map_set(uintptr_t base, size_t size, wl_pool_slab_t *value) {
       if (value == NULL) continue;
       size_t bytes = WL_POOL_LEAF * sizeof(wl_slab_entry_t);
       wl_slab_entry_t *fresh = wl_os_alloc(bytes, wl_os.page_size, 0, NULL); /* reads as zero */
+      if (fresh == NULL && wl_give_back(NULL)) fresh = wl_os_alloc(bytes, wl_os.page_size, 0, NULL);
       if (fresh == NULL) return false;
       if (wl_cas_strong(&slab_map[top], &leaf, fresh)) leaf = fresh;
       else wl_os_release(fresh, bytes); /* leaf now holds the winner's */
@@ -240,7 +249,7 @@ static void slab_release(wl_pool_slab_t *slab) {
 static bool slab_new(walloc_pool *pool) {
   size_t size = pool->next_slab;
   size_t align = wl_max(WL_POOL_REGION, pool->align);
-  wl_pool_slab_t *slab = (wl_pool_slab_t *)wl_segment_os_alloc(size, align, 0, NULL);
+  wl_pool_slab_t *slab = (wl_pool_slab_t *)wl_segment_os_alloc_retry(size, align, 0, NULL);
   if (slab == NULL) return false;
   slab->pool = pool;
   slab->size = size;
@@ -509,8 +518,35 @@ static void pool_fork_child(void) {
 static const wl_heap_hooks_t pool_hooks = {pool_thread_exit, pool_fork_prepare, pool_fork_parent,
                                            pool_fork_child};
 
+/* Memory pressure: the depots' empty magazines of every live pool, freed.
+   Only try-locks: the caller whose memory was refused may hold the
+   registry's lock (walloc_pool_create grows it) or a shard's; what is busy
+   is skipped. */
+static void pool_give_back(void) {
+  if (!wl_lock_try(&registry_lock)) return;
+  wl_pool_mag_t *drop = NULL;
+  for (uint32_t i = 0; i < slots_top; i++) {
+    walloc_pool *pool = slots[i].pool;
+    for (int h = 0; pool != NULL && h < WL_POOL_HOMES; h++) {
+      wl_pool_shard_t *s = &pool->shards[h];
+      if (wl_load_relaxed(&s->empty_count) == 0 || !wl_lock_try(&s->lock)) continue;
+      for (wl_pool_mag_t *m; (m = shard_get_empty(s)) != NULL;) {
+        m->next = drop;
+        drop = m;
+      }
+      wl_unlock(&s->lock);
+    }
+  }
+  wl_unlock(&registry_lock);
+  for (wl_pool_mag_t *next; drop != NULL; drop = next) {
+    next = drop->next;
+    wl_free(drop);
+  }
+}
+
 static void hooks_once(void) {
   wl_heap_hooks_add_once(&hooks_added, &pool_hooks, "pool: no room for the thread-exit hook");
+  if (!wl_give_back_add(pool_give_back)) wl_error("pool: no room for the give-back callback", NULL);
 }
 
 /* The calling thread's cache for pool, reset if it belongs to a destroyed

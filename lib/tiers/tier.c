@@ -10,6 +10,11 @@
  * Thread safety: claims are compare-and-swap on top; commits, resets and
  * compactions take the tier's lock; a reset publishes under `seq` so that
  * handle validation (handle.c) sees a consistent generation and limit list.
+ * Memory pressure: a refused reservation or commit is tried once more after
+ * every layer gave back what it caches (pressure.c). The tiers themselves
+ * give nothing back there: their reservation is their capacity, and free
+ * blocks stay on their lists. A set-up refused even then is not tried
+ * again: the tiers answer WALLOC_ERR_NOMEM from then on.
  */
 #include "tiers.h"
 
@@ -175,6 +180,26 @@ wl_tier_ctx_t *wl_tier_thread_ctx(unsigned tier) {
 /* ------------------------------------------------------------------------
    Set-up: one reservation for the tiers, one for their slot tables
    ------------------------------------------------------------------------ */
+/* The generation limits', the tiers' and the slot tables' reservations:
+   all three, or none and false. */
+static bool reserve_all(size_t limits_bytes, size_t total, size_t slots_total, uint8_t **limits, uint8_t **base,
+                        uint8_t **slots) {
+  *limits = wl_os_reserve(limits_bytes, wl_os.page_size);
+  if (*limits == NULL) return false;
+  *base = wl_os_reserve(total, WL_TIER_COMMIT_CHUNK);
+  if (*base == NULL) {
+    wl_os_release(*limits, limits_bytes);
+    return false;
+  }
+  *slots = slots_total != 0 ? wl_os_reserve(slots_total, wl_os.page_size) : NULL;
+  if (slots_total != 0 && *slots == NULL) {
+    wl_os_release(*base, total);
+    wl_os_release(*limits, limits_bytes);
+    return false;
+  }
+  return true;
+}
+
 static walloc_status tiers_setup(const walloc_config *cfg) {
   wl_tier_layout_t l;
   walloc_status st = layout_resolve(cfg, &l);
@@ -190,17 +215,10 @@ static walloc_status tiers_setup(const walloc_config *cfg) {
     slots_total += slot_bytes[i];
   }
   size_t limits_bytes = WL_TIERS * WL_GEN_LIMITS * sizeof(wl_gen_limit_t);
-  uint8_t *limits = wl_os_reserve(limits_bytes, wl_os.page_size);
-  if (limits == NULL) return WALLOC_ERR_NOMEM;
-  uint8_t *base = wl_os_reserve(total, WL_TIER_COMMIT_CHUNK);
-  if (base == NULL) {
-    wl_os_release(limits, limits_bytes);
-    return WALLOC_ERR_NOMEM;
-  }
-  uint8_t *slots = slots_total != 0 ? wl_os_reserve(slots_total, wl_os.page_size) : NULL;
-  if (slots_total != 0 && slots == NULL) {
-    wl_os_release(base, total);
-    wl_os_release(limits, limits_bytes);
+  uint8_t *limits, *base, *slots;
+  /* refused: what every layer caches goes back, and once more (pressure.c) */
+  if (!reserve_all(limits_bytes, total, slots_total, &limits, &base, &slots) &&
+      !(wl_give_back(NULL) && reserve_all(limits_bytes, total, slots_total, &limits, &base, &slots))) {
     return WALLOC_ERR_NOMEM;
   }
   /* where addresses fit a handle's offset (wasm32), offsets count from 0:
@@ -263,8 +281,7 @@ WL_API walloc_status walloc_init(const walloc_config *config) {
 /* ------------------------------------------------------------------------
    Claims and commits
    ------------------------------------------------------------------------ */
-static bool tier_commit(wl_tier_t *t, uint64_t upto) {
-  if (WL_LIKELY(upto <= wl_load_acquire(&t->committed))) return true;
+static bool tier_commit_once(wl_tier_t *t, uint64_t upto) {
   bool ok = true;
   wl_lock(&t->lock);
   uint64_t have = wl_load_relaxed(&t->committed);
@@ -278,6 +295,13 @@ static bool tier_commit(wl_tier_t *t, uint64_t upto) {
   }
   wl_unlock(&t->lock);
   return ok;
+}
+
+static bool tier_commit(wl_tier_t *t, uint64_t upto) {
+  if (WL_LIKELY(upto <= wl_load_acquire(&t->committed))) return true;
+  /* refused: what every layer caches goes back (not under the tier's lock),
+     and once more (pressure.c) */
+  return tier_commit_once(t, upto) || (wl_give_back(NULL) && tier_commit_once(t, upto));
 }
 
 bool wl_tier_claim(wl_tier_t *t, size_t size, uint64_t *off, uint64_t *epoch) {
