@@ -278,6 +278,40 @@ static void *ring_member(void *arg) {
   return NULL;
 }
 
+/* Huge blocks grown by realloc move with mremap, which frees their old
+   range at once; other threads map new huge blocks meanwhile, often right
+   there. A move must not clear the ownership map byte of a block mapped
+   there since (it did: realloc and free of that block then said "not
+   walloc's memory", and now abort). Each thread doubles two buffers from
+   64 KiB to 64 MiB in turns and shrinks them to 1 MiB, as vectors do
+   (benchmarks/bench-realloc.c, where this was found). A stress test: it
+   caught the bug in about one run in eight; test_huge.c pins it down. */
+static void *double_two_buffers(void *arg) {
+  (void)arg;
+  for (int round = 0; round < 8; round++) {
+    unsigned char *b[2] = {NULL, NULL};
+    for (size_t n = 64 * KiB; n <= 64 * MiB; n *= 2) {
+      for (int j = 0; j < 2; j++) {
+        unsigned char *q = realloc(b[j], n);
+        if (q == NULL || !walloc_owns(q)) return (void *)1;
+        if (n > 64 * KiB && q[n / 2 - 1] != (unsigned char)(j + round)) return (void *)2;
+        q[n - 1] = (unsigned char)(j + round);
+        b[j] = q;
+      }
+    }
+    for (int j = 0; j < 2; j++) {
+      unsigned char *q = realloc(b[j], MiB);
+      if (q == NULL || !walloc_owns(q)) return (void *)3;
+      free(q);
+    }
+  }
+  return NULL;
+}
+START_TEST(huge_reallocs_move_while_others_map) {
+  wl_test_run_workers(6, double_two_buffers, "doubling thread");
+}
+END_TEST
+
 START_TEST(many_threads_free_each_other) {
   pthread_barrier_init(&ring_barrier, NULL, RING_THREADS);
   wl_test_run_workers(RING_THREADS, ring_member, "ring member");
@@ -298,7 +332,8 @@ END_TEST
 
 Suite *wl_test_suite(void) {
   Suite *s = suite_create("threads");
-  WL_TCASE(s, "cross-thread", 120, cross_thread_free, owner_allocates_other_thread_frees, many_threads_free_each_other);
+  WL_TCASE(s, "cross-thread", 120, cross_thread_free, owner_allocates_other_thread_frees, many_threads_free_each_other,
+           huge_reallocs_move_while_others_map);
   WL_TCASE(s, "thread-exit", 120, thread_exit_hands_memory_over);
 #ifndef WL_SANITIZED
   WL_TCASE(s, "fork", 120, fork_in_threaded_process);

@@ -196,11 +196,17 @@ static wl_segment_t *huge_remap(wl_segment_t *seg, size_t need) {
      part is usable (over a PROT_NONE target it keeps it inaccessible). */
   void *dst = wl_os_alloc(need, WL_HUGE_ALIGN, 0, NULL);
   if (dst == NULL) return NULL;
+  /* The move frees the old range at once, and another thread may map a
+     block there before this one goes on: the old map byte is cleared
+     before the move (and set again if it fails), never after, or it would
+     be that block's byte. The block being moved is the caller's, so no
+     one looks it up meanwhile. */
+  wl_segment_map_set(seg, WL_MAP_NONE);
   if (!wl_in_map((uintptr_t)dst, need) || !wl_os_remap(seg, seg->mapped_size, dst, need)) {
+    wl_segment_map_set(seg, WL_MAP_HUGE);
     wl_os_release(dst, need);
     return NULL;
   }
-  wl_segment_map_set(seg, WL_MAP_NONE);
   wl_segment_t *moved = dst;
   wl_stats_mapped((int64_t)need - (int64_t)moved->mapped_size);
   moved->mapped_base = moved;
