@@ -448,6 +448,167 @@ START_TEST(fallback_tier_is_the_general_heap) {
 END_TEST
 
 /* ------------------------------------------------------------------------
+   Forged fallback handles (issue 15, item 4): a fallback handle names a
+   slot of the tier layer's own table, so nothing the caller can write or
+   point at makes walloc read or write outside a live fallback block.
+   ------------------------------------------------------------------------ */
+#define FALLBACK_BIT ((uint64_t)1 << 63)
+#define ALIGN_UP(x, a) (((x) + (a) - 1) & ~(uintptr_t)((a) - 1))
+
+/* Every call on a forged handle is refused, and says so with a status. */
+static void assert_refused(walloc_handle h) {
+  uint8_t buf[64];
+  memset(buf, 0xAB, sizeof buf);
+  walloc_status st = walloc_read_data(h, 0, buf, 1);
+  ck_assert_msg(st == WALLOC_ERR_STALE || st == WALLOC_ERR_INVALID, "read through %llx: %s",
+                (unsigned long long)h, walloc_status_str(st));
+  st = walloc_write_data(h, 0, buf, sizeof buf);
+  ck_assert_msg(st == WALLOC_ERR_STALE || st == WALLOC_ERR_INVALID, "write through %llx: %s",
+                (unsigned long long)h, walloc_status_str(st));
+  ck_assert_ptr_null(walloc_handle_to_ptr(h));
+  ck_assert_uint_eq(walloc_handle_size(h), 0);
+  ck_assert_int_ne(walloc_deallocate(h), WALLOC_OK);
+}
+
+/* Canary blocks: a few heap blocks of a known pattern around the test's
+   own, checked at the end: a forged handle must not have written them. */
+enum { CANARIES = 32 };
+static void *canary[CANARIES];
+static void canaries_place_from(int first, size_t size) {
+  for (int i = first; i < CANARIES; i++) {
+    canary[i] = walloc_malloc(size);
+    ck_assert_ptr_nonnull(canary[i]);
+    wl_test_fill(canary[i], size, 900u + (uint32_t)i);
+  }
+}
+static void canaries_place(size_t size) { canaries_place_from(0, size); }
+static void canaries_check(size_t size) {
+  for (int i = 0; i < CANARIES; i++) {
+    ck_assert_msg(wl_test_check(canary[i], size, 900u + (uint32_t)i) == size, "canary %d was written", i);
+    walloc_free(canary[i]);
+  }
+}
+
+START_TEST(forged_fallback_address_handles_are_refused) {
+  /* the old layout: bit 63, a 16-bit nonce at 47, an address; every nonce
+     of a few, over addresses of every kind */
+  canaries_place(64);
+  int local = 0;
+  void *small = walloc_malloc(64), *medium = walloc_malloc(100 * KiB);
+  walloc_handle real = walloc_allocate(200, WALLOC_TIER_FALLBACK);
+  uint8_t *real_p = walloc_handle_to_ptr(real);
+  fill_handle(real, 200, 5);
+  void *freed = walloc_malloc(64);
+  walloc_free(freed);
+  uint8_t *huge = walloc_malloc(3 * MiB); /* its 4 MiB map entry ends in unmapped space */
+  ck_assert_ptr_nonnull(huge);
+  uintptr_t addrs[] = {ALIGN_UP((uintptr_t)huge + 3 * MiB + 64 * KiB, 64 * KiB), (uintptr_t)huge, (uintptr_t)huge + MiB,
+                       (uintptr_t)&local, (uintptr_t)small, (uintptr_t)small + 16, (uintptr_t)medium + 4096,
+                       (uintptr_t)freed, (uintptr_t)real_p - 16, (uintptr_t)real_p, (uintptr_t)real_p - 32,
+                       0x10000, 0x7ff000000000u & (((uint64_t)1 << 47) - 1), 16, (uintptr_t)canary[3]};
+  for (size_t a = 0; a < sizeof addrs / sizeof *addrs; a++) {
+    for (uint64_t nonce = 0; nonce < 4; nonce++) {
+      walloc_handle h = FALLBACK_BIT | nonce << 47 | (uint64_t)(addrs[a] & (((uint64_t)1 << 47) - 1));
+      if (h == real) continue;
+      assert_refused(h);
+    }
+    /* a pointer that is not a fallback block's start has no handle */
+    if (addrs[a] + 16 != (uintptr_t)real_p) ck_assert_uint_eq(walloc_ptr_to_handle((void *)(addrs[a] + 16)), WALLOC_NULL_HANDLE);
+  }
+  ck_assert(check_handle(real, 200, 5));
+  ck_assert_uint_eq(walloc_ptr_to_handle(real_p), real);
+  ck_assert_int_eq(walloc_deallocate(real), WALLOC_OK);
+  canaries_check(64);
+  walloc_free(small);
+  walloc_free(medium);
+  walloc_free(huge);
+}
+END_TEST
+
+START_TEST(caller_written_header_is_not_a_block) {
+  /* 16 bytes written by the caller into an ordinary block: the old header
+     (magic "WaLL", state nonce << 1 | 1, size 2^40), then a write of 4 KiB
+     through the handle it would make: the neighbours must not change */
+  canaries_place(64);
+  walloc_free(canary[CANARIES / 2]); /* the fake block sits among them */
+  uint8_t *fake = walloc_malloc(64);
+  canaries_place_from(CANARIES / 2, 64);
+  ck_assert_ptr_nonnull(fake);
+  for (uint32_t nonce = 0; nonce < 4; nonce++) {
+    uint32_t hdr[4] = {0x57614c4cu, nonce << 1 | 1u, 0, 1u << 8}; /* size 2^40, little-endian */
+    memcpy(fake, hdr, sizeof hdr);
+    walloc_handle h = FALLBACK_BIT | (uint64_t)nonce << 47 | (uint64_t)((uintptr_t)fake & (((uint64_t)1 << 47) - 1));
+    static uint8_t big[4096];
+    memset(big, 0x5A, sizeof big);
+    ck_assert_int_ne(walloc_write_data(h, 0, big, sizeof big), WALLOC_OK);
+    ck_assert_int_ne(walloc_read_data(h, 0, big, sizeof big), WALLOC_OK);
+    assert_refused(h);
+    ck_assert_uint_eq(walloc_ptr_to_handle(fake + 16), WALLOC_NULL_HANDLE);
+  }
+  /* the same block holding a real fallback handle (what the new header
+     holds): the pointer is not that block's, so it has no handle */
+  walloc_handle real = walloc_allocate(64, WALLOC_TIER_FALLBACK);
+  memcpy(fake, &real, sizeof real);
+  memcpy(fake + 8, &real, sizeof real);
+  ck_assert_uint_eq(walloc_ptr_to_handle(fake + 16), WALLOC_NULL_HANDLE);
+  ck_assert_uint_eq(walloc_ptr_to_handle(fake + 8), WALLOC_NULL_HANDLE);
+  ck_assert_uint_eq(walloc_ptr_to_handle(walloc_handle_to_ptr(real)), real);
+  canaries_check(64);
+  walloc_free(fake);
+}
+END_TEST
+
+START_TEST(huge_block_tails_are_refused) {
+  /* a huge block (3 MiB) maps less than the 4 MiB of its map entry: the
+     addresses after its end are not walloc's memory, and may be unmapped */
+  walloc_handle big = walloc_allocate(3 * MiB, WALLOC_TIER_FALLBACK);
+  ck_assert_uint_ne(big, WALLOC_NULL_HANDLE);
+  uint8_t *p = walloc_handle_to_ptr(big);
+  void *raw = walloc_malloc(3 * MiB);
+  ck_assert_ptr_nonnull(raw);
+  uintptr_t ends[] = {(uintptr_t)p + 3 * MiB, (uintptr_t)raw + 3 * MiB};
+  for (int e = 0; e < 2; e++) {
+    uintptr_t granule = ends[e] & ~(uintptr_t)(4 * MiB - 1);
+    for (uintptr_t a = ALIGN_UP(ends[e], 4096); a < granule + 4 * MiB; a += 64 * KiB) {
+      for (uint64_t nonce = 0; nonce < 2; nonce++) {
+        assert_refused(FALLBACK_BIT | nonce << 47 | (uint64_t)(a & (((uint64_t)1 << 47) - 1)));
+      }
+      ck_assert_uint_eq(walloc_ptr_to_handle((void *)(a + 16)), WALLOC_NULL_HANDLE);
+      ck_assert_uint_eq(walloc_ptr_to_handle((void *)(a + 4096)), WALLOC_NULL_HANDLE);
+    }
+  }
+  ck_assert_uint_eq(walloc_handle_size(big), 3 * MiB);
+  ck_assert_int_eq(walloc_deallocate(big), WALLOC_OK);
+  assert_refused(big);
+  walloc_free(raw);
+}
+END_TEST
+
+START_TEST(fallback_handles_never_come_back) {
+  /* the old 16-bit nonce wrapped: after 65,536 fallback allocations, one
+     that got the first one's block (a huge block comes back from the huge
+     cache at the same address each time) made the first handle valid
+     again, reading its new owner's data */
+  walloc_handle first = walloc_allocate(3 * MiB, WALLOC_TIER_FALLBACK);
+  ck_assert_uint_ne(first, WALLOC_NULL_HANDLE);
+  ck_assert_int_eq(walloc_deallocate(first), WALLOC_OK);
+  walloc_handle prev = first;
+  for (long i = 1; i <= 70000; i++) { /* (no assertion per round: Check sends each to its parent) */
+    walloc_handle h = walloc_allocate(3 * MiB, WALLOC_TIER_FALLBACK);
+    uint32_t v = (uint32_t)i, got = 0;
+    if (h == WALLOC_NULL_HANDLE || walloc_write_data(h, 0, &v, sizeof v) != WALLOC_OK) ck_abort_msg("allocation %ld", i);
+    if (walloc_read_data(first, 0, &got, sizeof got) != WALLOC_ERR_STALE) {
+      ck_abort_msg("after %ld allocations the first handle reads the block of allocation %u", i, got);
+    }
+    if (walloc_read_data(prev, 0, &got, sizeof got) != WALLOC_ERR_STALE) ck_abort_msg("allocation %ld: previous", i);
+    if (walloc_deallocate(h) != WALLOC_OK) ck_abort_msg("deallocation %ld", i);
+    prev = h;
+  }
+  assert_refused(first);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
    Threads
    ------------------------------------------------------------------------ */
 enum { WORKERS = 8, ROUNDS = 4000 };
@@ -555,6 +716,8 @@ Suite *wl_test_suite(void) {
            environment_configures_tiers);
   WL_TCASE(s, "capacity", 60, full_tier_returns_null_and_reset_recovers, growth_keeps_handles_valid,
            batch_allocation, bulk_copy_checks_every_operation, fallback_tier_is_the_general_heap);
+  WL_TCASE(s, "forged", 60, forged_fallback_address_handles_are_refused, caller_written_header_is_not_a_block,
+           huge_block_tails_are_refused, fallback_handles_never_come_back);
   WL_TCASE(s, "threads", 120, threads_share_a_tier, windows_outstanding_across_reset);
   return s;
 }
