@@ -13,6 +13,16 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define UNDER_VALGRIND() (RUNNING_ON_VALGRIND != 0)
+#endif
+#endif
+#ifndef UNDER_VALGRIND
+#define UNDER_VALGRIND() false
+#endif
+
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 
@@ -342,6 +352,20 @@ START_TEST(bad_configurations_are_refused) {
 #endif
   walloc_config c4 = {1000, {0, 0, 0}, {0, 0, 0}};
   ck_assert_int_eq(walloc_init(&c4), WALLOC_ERR_INVALID); /* too small */
+  walloc_config c5 = {1 * MiB - 1, {0, 0, 0}, {0, 0, 0}};
+  ck_assert_int_eq(walloc_init(&c5), WALLOC_ERR_INVALID); /* below 1 MiB */
+  walloc_config c6 = {0, {100, 100, 100}, {0, 0, 0}};
+  ck_assert_int_eq(walloc_init(&c6), WALLOC_ERR_INVALID); /* 300 % */
+  walloc_config c7 = {0, {101, 0, 0}, {0, 0, 0}};
+  ck_assert_int_eq(walloc_init(&c7), WALLOC_ERR_INVALID);
+  walloc_config c8 = {4 * MiB, {1, 1, 98}, {0, 0, 0}};
+  ck_assert_int_eq(walloc_init(&c8), WALLOC_ERR_INVALID); /* 1 % of 4 MiB is less than one 64 KiB window */
+  walloc_config c9 = {0, {0, 0, 0}, {0, 8192, 0}};
+  ck_assert_int_eq(walloc_init(&c9), WALLOC_ERR_INVALID); /* alignment above 4096 */
+#if SIZE_MAX > UINT32_MAX
+  walloc_config c10 = {((size_t)64 << 30) + 64 * KiB, {0, 0, 0}, {0, 0, 0}};
+  ck_assert_int_eq(walloc_init(&c10), WALLOC_ERR_INVALID); /* a handle's offset addresses 64 GiB */
+#endif
   walloc_config ok = {32 * MiB, {25, 25, 50}, {0, 0, 0}};
   ck_assert_int_eq(walloc_init(&ok), WALLOC_OK); /* the refusals changed nothing */
   ck_assert_uint_ge(tier_stats(WALLOC_TIER_ENTITY).capacity, 15 * MiB);
@@ -355,6 +379,119 @@ START_TEST(environment_configures_tiers) {
   ck_assert_uint_le(r, 7 * MiB);
   ck_assert_uint_ge(e, 44 * MiB);
   ck_assert_uint_le(r + e + tier_stats(WALLOC_TIER_SCENE).capacity, 64 * MiB);
+}
+END_TEST
+
+/* WALLOC_TIERS values that parse but are out of range (issue 15, item 8):
+   refused with a report on stderr, and the tiers work with the defaults. */
+static size_t total_capacity(void) {
+  return tier_stats(WALLOC_TIER_RENDER).capacity + tier_stats(WALLOC_TIER_SCENE).capacity +
+         tier_stats(WALLOC_TIER_ENTITY).capacity;
+}
+
+static void allocate_in_every_tier(void) {
+  for (int t = 0; t < 3; t++) {
+    walloc_handle h = walloc_allocate(1000, arena_tiers[t]);
+    ck_assert_msg(h != WALLOC_NULL_HANDLE, "tier %d: %s", t, walloc_status_str(walloc_last_status()));
+    fill_handle(h, 1000, (uint32_t)t);
+    ck_assert(check_handle(h, 1000, (uint32_t)t));
+    ck_assert_int_eq(walloc_deallocate(h), WALLOC_OK);
+  }
+}
+
+static void env_is_refused(const char *value, const char *why) {
+  setenv("WALLOC_TIERS", value, 1);
+  char want[160];
+  snprintf(want, sizeof want, "walloc: WALLOC_TIERS=%s refused (%s); the tiers use the defaults: ", value, why);
+  ck_assert_msg(wl_test_stderr_has(allocate_in_every_tier, want), "no report: %s", want);
+#if defined(__EMSCRIPTEN__)
+  ck_assert_uint_le(total_capacity(), 32 * MiB);
+#else
+  ck_assert_uint_le(total_capacity(), 1024 * MiB);
+#endif
+  ck_assert_uint_gt(total_capacity(), 900 * (total_capacity() >> 30 ? MiB : KiB)); /* the default total */
+  ck_assert_uint_eq(tier_stats(WALLOC_TIER_RENDER).capacity * 100 / total_capacity(), 50);
+}
+
+#if SIZE_MAX > UINT32_MAX
+#define MEMORY_RANGE "the memory must be from 1M to 64G"
+#else
+#define MEMORY_RANGE "the memory must be from 1M to 4G-1"
+#endif
+
+START_TEST(environment_1k_is_refused) { env_is_refused("1K", MEMORY_RANGE); }
+END_TEST
+
+START_TEST(environment_shares_over_100_are_refused) {
+  env_is_refused("1G:100,100,100", "the shares must add up to 1..100 %");
+}
+END_TEST
+
+START_TEST(environment_share_over_100_is_refused) {
+  env_is_refused("64M:101,0,0", "a share is above 100 %");
+}
+END_TEST
+
+START_TEST(environment_garbage_is_refused) { env_is_refused("lots", "not <memory>[:<render>,<scene>,<entity>]"); }
+END_TEST
+
+START_TEST(environment_64g_is_the_limit) {
+#if SIZE_MAX > UINT32_MAX
+  /* docs/tiers.md: at most 64 GiB, what a handle's 36-bit offset addresses */
+  if (UNDER_VALGRIND()) { /* its address space holds less: the tiers say so and take the defaults */
+    printf("skipped: environment_64g_is_the_limit under valgrind (it cannot reserve 64 GiB); "
+           "testing the report of a refused reservation instead\n");
+    env_is_refused("64G", "cannot reserve that much");
+    return;
+  }
+  setenv("WALLOC_TIERS", "64G", 1);
+  ck_assert(!wl_test_stderr_has(allocate_in_every_tier, "WALLOC_TIERS"));
+  ck_assert_uint_gt(total_capacity(), 63 * 1024 * MiB);
+  ck_assert_uint_le(total_capacity(), 64 * 1024 * MiB);
+#else
+  env_is_refused("64G", MEMORY_RANGE); /* a 32-bit size_t cannot say it */
+#endif
+}
+END_TEST
+
+START_TEST(environment_above_64g_is_refused) {
+  env_is_refused(SIZE_MAX > UINT32_MAX ? "65G" : "4G", MEMORY_RANGE);
+}
+END_TEST
+
+START_TEST(config_of_64g_reaches_the_last_offset) {
+#if SIZE_MAX > UINT32_MAX
+  /* 64 GiB, nearly all of it entity with 4 KiB granules (small slot
+     tables): blocks of 32, 16, 8, 4 and 2 GiB end less than 1 GiB short of
+     2^36, so their handles use every offset bit; each block's first and
+     last bytes go in and out through its handle (4 pages touched each) */
+  walloc_config cfg = {(size_t)64 << 30, {1, 1, 98}, {0, 0, 4096}};
+  if (UNDER_VALGRIND()) {
+    printf("skipped: config_of_64g_reaches_the_last_offset under valgrind (it cannot reserve 64 GiB)\n");
+    ck_assert_int_eq(walloc_init(&cfg), WALLOC_ERR_NOMEM);
+    return;
+  }
+  ck_assert_int_eq(walloc_init(&cfg), WALLOC_OK);
+  ck_assert_uint_le(total_capacity(), (size_t)64 << 30);
+  for (size_t gib = 32; gib >= 2; gib /= 2) {
+    walloc_handle h = walloc_allocate(gib << 30, WALLOC_TIER_ENTITY);
+    ck_assert_msg(h != WALLOC_NULL_HANDLE, "%zu GiB: %s", gib, walloc_status_str(walloc_last_status()));
+    ck_assert_uint_eq(walloc_handle_size(h), gib << 30);
+    uint64_t ends[2] = {0x1234567800u + gib, 0x8765432100u + gib}, back[2] = {0, 0};
+    ck_assert_int_eq(walloc_write_data(h, 0, &ends[0], 8), WALLOC_OK);
+    ck_assert_int_eq(walloc_write_data(h, (gib << 30) - 8, &ends[1], 8), WALLOC_OK);
+    ck_assert_int_eq(walloc_read_data(h, 0, &back[0], 8), WALLOC_OK);
+    ck_assert_int_eq(walloc_read_data(h, (gib << 30) - 8, &back[1], 8), WALLOC_OK);
+    ck_assert_mem_eq(ends, back, sizeof ends);
+    uint8_t *p = walloc_handle_to_ptr(h);
+    ck_assert_uint_eq(walloc_ptr_to_handle(p), h);
+    ck_assert_mem_eq(p + (gib << 30) - 8, &ends[1], 8);
+    if (gib == 2) ck_assert_uint_gt((h & (((uint64_t)1 << 36) - 1)) + (gib << 30), (uint64_t)63 << 30); /* the top */
+  }
+#else
+  walloc_config cfg = {SIZE_MAX, {0, 0, 0}, {0, 0, 0}};
+  ck_assert_int_eq(walloc_init(&cfg), WALLOC_ERR_NOMEM); /* in range, but more than linear memory holds */
+#endif
 }
 END_TEST
 
@@ -714,6 +851,9 @@ Suite *wl_test_suite(void) {
            compaction_with_growing_prefixes, double_deallocation_is_stale, free_lists_recycle_by_class);
   WL_TCASE(s, "errors", 60, bounds_are_checked, bad_input_never_crashes, bad_configurations_are_refused,
            environment_configures_tiers);
+  WL_TCASE(s, "configuration", 60, environment_1k_is_refused, environment_shares_over_100_are_refused,
+           environment_share_over_100_is_refused, environment_garbage_is_refused,
+           environment_64g_is_the_limit, environment_above_64g_is_refused, config_of_64g_reaches_the_last_offset);
   WL_TCASE(s, "capacity", 60, full_tier_returns_null_and_reset_recovers, growth_keeps_handles_valid,
            batch_allocation, bulk_copy_checks_every_operation, fallback_tier_is_the_general_heap);
   WL_TCASE(s, "forged", 60, forged_fallback_address_handles_are_refused, caller_written_header_is_not_a_block,
