@@ -808,6 +808,59 @@ START_TEST(threads_share_a_tier) {
 }
 END_TEST
 
+/* Fallback handles from many threads at once (the table is lock-free): each
+   worker's blocks keep their bytes, its deallocated handles stay stale, and
+   of the workers racing to deallocate the same handles exactly one wins
+   each. */
+enum { SHARED = 512 };
+static walloc_handle shared_fb[SHARED];
+static _Atomic(int) shared_wins;
+static pthread_barrier_t shared_start;
+
+static void *fallback_worker(void *arg) {
+  uint32_t id = (uint32_t)(uintptr_t)arg;
+  uint64_t rng = id * 104729 + 3;
+  walloc_handle live[32] = {0}, dead[32] = {0};
+  size_t size[32];
+  for (int r = 0; r < ROUNDS; r++) {
+    int i = (int)(wl_test_rand(&rng) % 32);
+    if (live[i] != 0) {
+      if (!check_handle(live[i], size[i], id * 1000 + (uint32_t)i)) return (void *)1;
+      if (walloc_deallocate(live[i]) != WALLOC_OK) return (void *)2;
+      dead[i] = live[i];
+    }
+    if (dead[i] != 0 && walloc_handle_to_ptr(dead[i]) != NULL) return (void *)3; /* never valid again */
+    size[i] = 1 + wl_test_rand(&rng) % 3000;
+    live[i] = walloc_allocate(size[i], WALLOC_TIER_FALLBACK);
+    if (live[i] == WALLOC_NULL_HANDLE) return (void *)4;
+    fill_handle(live[i], size[i], id * 1000 + (uint32_t)i);
+  }
+  pthread_barrier_wait(&shared_start); /* all at once, on the same handles */
+  for (int k = 0; k < SHARED; k++) {
+    walloc_status st = walloc_deallocate(shared_fb[(k + (int)(id % 2) * 7) % SHARED]);
+    if (st == WALLOC_OK) atomic_fetch_add(&shared_wins, 1);
+    else if (st != WALLOC_ERR_STALE) return (void *)5;
+  }
+  for (int i = 0; i < 32; i++) {
+    if (!check_handle(live[i], size[i], id * 1000 + (uint32_t)i) || walloc_deallocate(live[i]) != WALLOC_OK) {
+      return (void *)6;
+    }
+  }
+  return NULL;
+}
+
+START_TEST(fallback_handles_across_threads) {
+  WL_WASM_SKIP_THREADS();
+  for (int k = 0; k < SHARED; k++) shared_fb[k] = walloc_allocate(64, WALLOC_TIER_FALLBACK);
+  pthread_barrier_init(&shared_start, NULL, WORKERS);
+  wl_test_run_workers(WORKERS, fallback_worker, "fallback worker");
+  pthread_barrier_destroy(&shared_start);
+  int wins = atomic_load(&shared_wins);
+  ck_assert_int_eq(wins, SHARED);
+  for (int k = 0; k < SHARED; k++) ck_assert_ptr_null(walloc_handle_to_ptr(shared_fb[k]));
+}
+END_TEST
+
 /* A thread keeps a window open across a reset by another thread: its next
    allocation must not land in memory handed out after the reset. */
 static walloc_handle before_reset, after_reset;
@@ -858,6 +911,6 @@ Suite *wl_test_suite(void) {
            batch_allocation, bulk_copy_checks_every_operation, fallback_tier_is_the_general_heap);
   WL_TCASE(s, "forged", 60, forged_fallback_address_handles_are_refused, caller_written_header_is_not_a_block,
            huge_block_tails_are_refused, fallback_handles_never_come_back);
-  WL_TCASE(s, "threads", 120, threads_share_a_tier, windows_outstanding_across_reset);
+  WL_TCASE(s, "threads", 120, threads_share_a_tier, windows_outstanding_across_reset, fallback_handles_across_threads);
   return s;
 }
