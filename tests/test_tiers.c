@@ -403,13 +403,19 @@ static void env_is_refused(const char *value, const char *why) {
   setenv("WALLOC_TIERS", value, 1);
   char want[160];
   snprintf(want, sizeof want, "walloc: WALLOC_TIERS=%s refused (%s); the tiers use the defaults: ", value, why);
-  ck_assert_msg(wl_test_stderr_has(allocate_in_every_tier, want), "no report: %s", want);
-#if defined(__EMSCRIPTEN__)
-  ck_assert_uint_le(total_capacity(), 32 * MiB);
+#if defined(__EMSCRIPTEN__) /* the report cannot be read back there (test_common.h): the rest is checked */
+  printf("skipped: reading back \"%s\" (stderr is not captured under Emscripten)\n", want);
+  allocate_in_every_tier();
 #else
-  ck_assert_uint_le(total_capacity(), 1024 * MiB);
+  ck_assert_msg(wl_test_stderr_has(allocate_in_every_tier, want), "no report: %s", want);
 #endif
-  ck_assert_uint_gt(total_capacity(), 900 * (total_capacity() >> 30 ? MiB : KiB)); /* the default total */
+#if defined(__EMSCRIPTEN__)
+  const size_t defaults = 32 * MiB;
+#else
+  const size_t defaults = 1024 * MiB;
+#endif
+  ck_assert_uint_le(total_capacity(), defaults); /* the default total */
+  ck_assert_uint_gt(total_capacity(), defaults / 8 * 7);
   ck_assert_uint_eq(tier_stats(WALLOC_TIER_RENDER).capacity * 100 / total_capacity(), 50);
 }
 
@@ -642,7 +648,7 @@ START_TEST(forged_fallback_address_handles_are_refused) {
   uintptr_t addrs[] = {ALIGN_UP((uintptr_t)huge + 3 * MiB + 64 * KiB, 64 * KiB), (uintptr_t)huge, (uintptr_t)huge + MiB,
                        (uintptr_t)&local, (uintptr_t)small, (uintptr_t)small + 16, (uintptr_t)medium + 4096,
                        (uintptr_t)freed, (uintptr_t)real_p - 16, (uintptr_t)real_p, (uintptr_t)real_p - 32,
-                       0x10000, 0x7ff000000000u & (((uint64_t)1 << 47) - 1), 16, (uintptr_t)canary[3]};
+                       0x10000, (uintptr_t)0x7ff000000000ull, 16, (uintptr_t)canary[3]};
   for (size_t a = 0; a < sizeof addrs / sizeof *addrs; a++) {
     for (uint64_t nonce = 0; nonce < 4; nonce++) {
       walloc_handle h = FALLBACK_BIT | nonce << 47 | (uint64_t)(addrs[a] & (((uint64_t)1 << 47) - 1));
