@@ -1,10 +1,13 @@
 /* tier.c: the three arena tiers: configuration, the reservation and its
  * growth, windows, reset and compaction, statistics.
  *
- * Owns: wl_tiers (one reservation for all tiers, one for their slot
+ * Owns: the configuration and its limits (walloc_init's struct over
+ * WALLOC_TIERS over the defaults; a bad WALLOC_TIERS is reported and left
+ * out), wl_tiers (one reservation for all tiers, one for their slot
  * tables), the generation bookkeeping that makes stale handles detectable,
  * and the registry of per-thread contexts that statistics sum.
- * Invariants: top <= capacity; committed >= every claimed byte; within a
+ * Invariants: every handle offset of the layout fits 36 bits (the tiers
+ * end by 2^36); top <= capacity; committed >= every claimed byte; within a
  * generation, blocks handed out lie below top; the limit list holds
  * increasing limits for increasing generations, all >= reset_gen.
  * Thread safety: claims are compare-and-swap on top; commits, resets and
