@@ -13,6 +13,16 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define UNDER_VALGRIND() (RUNNING_ON_VALGRIND != 0)
+#endif
+#endif
+#ifndef UNDER_VALGRIND
+#define UNDER_VALGRIND() false
+#endif
+
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 
@@ -342,6 +352,20 @@ START_TEST(bad_configurations_are_refused) {
 #endif
   walloc_config c4 = {1000, {0, 0, 0}, {0, 0, 0}};
   ck_assert_int_eq(walloc_init(&c4), WALLOC_ERR_INVALID); /* too small */
+  walloc_config c5 = {1 * MiB - 1, {0, 0, 0}, {0, 0, 0}};
+  ck_assert_int_eq(walloc_init(&c5), WALLOC_ERR_INVALID); /* below 1 MiB */
+  walloc_config c6 = {0, {100, 100, 100}, {0, 0, 0}};
+  ck_assert_int_eq(walloc_init(&c6), WALLOC_ERR_INVALID); /* 300 % */
+  walloc_config c7 = {0, {101, 0, 0}, {0, 0, 0}};
+  ck_assert_int_eq(walloc_init(&c7), WALLOC_ERR_INVALID);
+  walloc_config c8 = {4 * MiB, {1, 1, 98}, {0, 0, 0}};
+  ck_assert_int_eq(walloc_init(&c8), WALLOC_ERR_INVALID); /* 1 % of 4 MiB is less than one 64 KiB window */
+  walloc_config c9 = {0, {0, 0, 0}, {0, 8192, 0}};
+  ck_assert_int_eq(walloc_init(&c9), WALLOC_ERR_INVALID); /* alignment above 4096 */
+#if SIZE_MAX > UINT32_MAX
+  walloc_config c10 = {((size_t)64 << 30) + 64 * KiB, {0, 0, 0}, {0, 0, 0}};
+  ck_assert_int_eq(walloc_init(&c10), WALLOC_ERR_INVALID); /* a handle's offset addresses 64 GiB */
+#endif
   walloc_config ok = {32 * MiB, {25, 25, 50}, {0, 0, 0}};
   ck_assert_int_eq(walloc_init(&ok), WALLOC_OK); /* the refusals changed nothing */
   ck_assert_uint_ge(tier_stats(WALLOC_TIER_ENTITY).capacity, 15 * MiB);
@@ -355,6 +379,125 @@ START_TEST(environment_configures_tiers) {
   ck_assert_uint_le(r, 7 * MiB);
   ck_assert_uint_ge(e, 44 * MiB);
   ck_assert_uint_le(r + e + tier_stats(WALLOC_TIER_SCENE).capacity, 64 * MiB);
+}
+END_TEST
+
+/* WALLOC_TIERS values that parse but are out of range (issue 15, item 8):
+   refused with a report on stderr, and the tiers work with the defaults. */
+static size_t total_capacity(void) {
+  return tier_stats(WALLOC_TIER_RENDER).capacity + tier_stats(WALLOC_TIER_SCENE).capacity +
+         tier_stats(WALLOC_TIER_ENTITY).capacity;
+}
+
+static void allocate_in_every_tier(void) {
+  for (int t = 0; t < 3; t++) {
+    walloc_handle h = walloc_allocate(1000, arena_tiers[t]);
+    ck_assert_msg(h != WALLOC_NULL_HANDLE, "tier %d: %s", t, walloc_status_str(walloc_last_status()));
+    fill_handle(h, 1000, (uint32_t)t);
+    ck_assert(check_handle(h, 1000, (uint32_t)t));
+    ck_assert_int_eq(walloc_deallocate(h), WALLOC_OK);
+  }
+}
+
+static void env_is_refused(const char *value, const char *why) {
+  setenv("WALLOC_TIERS", value, 1);
+  char want[160];
+  snprintf(want, sizeof want, "walloc: WALLOC_TIERS=%s refused (%s); the tiers use the defaults: ", value, why);
+#if defined(__EMSCRIPTEN__) /* the report cannot be read back there (test_common.h): the rest is checked */
+  printf("skipped: reading back \"%s\" (stderr is not captured under Emscripten)\n", want);
+  allocate_in_every_tier();
+#else
+  ck_assert_msg(wl_test_stderr_has(allocate_in_every_tier, want), "no report: %s", want);
+#endif
+#if defined(__EMSCRIPTEN__)
+  const size_t defaults = 32 * MiB;
+#else
+  const size_t defaults = 1024 * MiB;
+#endif
+  ck_assert_uint_le(total_capacity(), defaults); /* the default total */
+  ck_assert_uint_gt(total_capacity(), defaults / 8 * 7);
+  ck_assert_uint_eq(tier_stats(WALLOC_TIER_RENDER).capacity * 100 / total_capacity(), 50);
+}
+
+#if SIZE_MAX > UINT32_MAX
+#define MEMORY_RANGE "the memory must be from 1M to 64G"
+#else
+#define MEMORY_RANGE "the memory must be from 1M to 4G-1"
+#endif
+
+START_TEST(environment_1k_is_refused) { env_is_refused("1K", MEMORY_RANGE); }
+END_TEST
+
+START_TEST(environment_shares_over_100_are_refused) {
+  env_is_refused("1G:100,100,100", "the shares must add up to 1..100 %");
+}
+END_TEST
+
+START_TEST(environment_share_over_100_is_refused) {
+  env_is_refused("64M:101,0,0", "a share is above 100 %");
+}
+END_TEST
+
+START_TEST(environment_garbage_is_refused) { env_is_refused("lots", "not <memory>[:<render>,<scene>,<entity>]"); }
+END_TEST
+
+START_TEST(environment_64g_is_the_limit) {
+#if SIZE_MAX > UINT32_MAX
+  /* docs/tiers.md: at most 64 GiB, what a handle's 36-bit offset addresses */
+  if (UNDER_VALGRIND()) { /* its address space holds less: the tiers say so and take the defaults */
+    printf("skipped: environment_64g_is_the_limit under valgrind (it cannot reserve 64 GiB); "
+           "testing the report of a refused reservation instead\n");
+    env_is_refused("64G", "cannot reserve that much");
+    return;
+  }
+  setenv("WALLOC_TIERS", "64G", 1);
+  ck_assert(!wl_test_stderr_has(allocate_in_every_tier, "WALLOC_TIERS"));
+  ck_assert_uint_gt(total_capacity(), 63 * 1024 * MiB);
+  ck_assert_uint_le(total_capacity(), 64 * 1024 * MiB);
+#else
+  env_is_refused("64G", MEMORY_RANGE); /* a 32-bit size_t cannot say it */
+#endif
+}
+END_TEST
+
+START_TEST(environment_above_64g_is_refused) {
+  env_is_refused(SIZE_MAX > UINT32_MAX ? "65G" : "4G", MEMORY_RANGE);
+}
+END_TEST
+
+START_TEST(config_of_64g_reaches_the_last_offset) {
+#if SIZE_MAX > UINT32_MAX
+  /* 64 GiB, nearly all of it entity with 4 KiB granules (small slot
+     tables): blocks of 32, 16, 8, 4 and 2 GiB end less than 1 GiB short of
+     2^36, so their handles use every offset bit; each block's first and
+     last bytes go in and out through its handle (4 pages touched each) */
+  walloc_config cfg = {(size_t)64 << 30, {1, 1, 98}, {0, 0, 4096}};
+  if (UNDER_VALGRIND()) {
+    printf("skipped: config_of_64g_reaches_the_last_offset under valgrind (it cannot reserve 64 GiB)\n");
+    ck_assert_int_eq(walloc_init(&cfg), WALLOC_ERR_NOMEM);
+    return;
+  }
+  ck_assert_int_eq(walloc_init(&cfg), WALLOC_OK);
+  ck_assert_uint_le(total_capacity(), (size_t)64 << 30);
+  for (size_t gib = 32; gib >= 2; gib /= 2) {
+    walloc_handle h = walloc_allocate(gib << 30, WALLOC_TIER_ENTITY);
+    ck_assert_msg(h != WALLOC_NULL_HANDLE, "%zu GiB: %s", gib, walloc_status_str(walloc_last_status()));
+    ck_assert_uint_eq(walloc_handle_size(h), gib << 30);
+    uint64_t ends[2] = {0x1234567800u + gib, 0x8765432100u + gib}, back[2] = {0, 0};
+    ck_assert_int_eq(walloc_write_data(h, 0, &ends[0], 8), WALLOC_OK);
+    ck_assert_int_eq(walloc_write_data(h, (gib << 30) - 8, &ends[1], 8), WALLOC_OK);
+    ck_assert_int_eq(walloc_read_data(h, 0, &back[0], 8), WALLOC_OK);
+    ck_assert_int_eq(walloc_read_data(h, (gib << 30) - 8, &back[1], 8), WALLOC_OK);
+    ck_assert_mem_eq(ends, back, sizeof ends);
+    uint8_t *p = walloc_handle_to_ptr(h);
+    ck_assert_uint_eq(walloc_ptr_to_handle(p), h);
+    ck_assert_mem_eq(p + (gib << 30) - 8, &ends[1], 8);
+    if (gib == 2) ck_assert_uint_gt((h & (((uint64_t)1 << 36) - 1)) + (gib << 30), (uint64_t)63 << 30); /* the top */
+  }
+#else
+  walloc_config cfg = {SIZE_MAX, {0, 0, 0}, {0, 0, 0}};
+  ck_assert_int_eq(walloc_init(&cfg), WALLOC_ERR_NOMEM); /* in range, but more than linear memory holds */
+#endif
 }
 END_TEST
 
@@ -448,6 +591,172 @@ START_TEST(fallback_tier_is_the_general_heap) {
 END_TEST
 
 /* ------------------------------------------------------------------------
+   Forged fallback handles (issue 15, item 4): a fallback handle names a
+   slot of the tier layer's own table, so nothing the caller can write or
+   point at makes walloc read or write outside a live fallback block.
+   ------------------------------------------------------------------------ */
+#define FALLBACK_BIT ((uint64_t)1 << 63)
+#define ALIGN_UP(x, a) (((x) + (a) - 1) & ~(uintptr_t)((a) - 1))
+
+/* Every call on a forged handle is refused, and says so with a status. */
+static void assert_refused(walloc_handle h) {
+  uint8_t buf[64];
+  memset(buf, 0xAB, sizeof buf);
+  walloc_status st = walloc_read_data(h, 0, buf, 1);
+  ck_assert_msg(st == WALLOC_ERR_STALE || st == WALLOC_ERR_INVALID, "read through %llx: %s",
+                (unsigned long long)h, walloc_status_str(st));
+  st = walloc_write_data(h, 0, buf, sizeof buf);
+  ck_assert_msg(st == WALLOC_ERR_STALE || st == WALLOC_ERR_INVALID, "write through %llx: %s",
+                (unsigned long long)h, walloc_status_str(st));
+  ck_assert_ptr_null(walloc_handle_to_ptr(h));
+  ck_assert_uint_eq(walloc_handle_size(h), 0);
+  ck_assert_int_ne(walloc_deallocate(h), WALLOC_OK);
+}
+
+/* Canary blocks: a few heap blocks of a known pattern around the test's
+   own, checked at the end: a forged handle must not have written them. */
+enum { CANARIES = 32 };
+static void *canary[CANARIES];
+static void canaries_place_from(int first, size_t size) {
+  for (int i = first; i < CANARIES; i++) {
+    canary[i] = walloc_malloc(size);
+    ck_assert_ptr_nonnull(canary[i]);
+    wl_test_fill(canary[i], size, 900u + (uint32_t)i);
+  }
+}
+static void canaries_place(size_t size) { canaries_place_from(0, size); }
+static void canaries_check(size_t size) {
+  for (int i = 0; i < CANARIES; i++) {
+    ck_assert_msg(wl_test_check(canary[i], size, 900u + (uint32_t)i) == size, "canary %d was written", i);
+    walloc_free(canary[i]);
+  }
+}
+
+START_TEST(forged_fallback_address_handles_are_refused) {
+  /* the old layout: bit 63, a 16-bit nonce at 47, an address; every nonce
+     of a few, over addresses of every kind */
+  canaries_place(64);
+  int local = 0;
+  void *small = walloc_malloc(64), *medium = walloc_malloc(100 * KiB);
+  walloc_handle real = walloc_allocate(200, WALLOC_TIER_FALLBACK);
+  uint8_t *real_p = walloc_handle_to_ptr(real);
+  fill_handle(real, 200, 5);
+  void *freed = walloc_malloc(64);
+  walloc_free(freed);
+  uint8_t *huge = walloc_malloc(3 * MiB); /* its 4 MiB map entry ends in unmapped space */
+  ck_assert_ptr_nonnull(huge);
+  uintptr_t addrs[] = {ALIGN_UP((uintptr_t)huge + 3 * MiB + 64 * KiB, 64 * KiB), (uintptr_t)huge, (uintptr_t)huge + MiB,
+                       (uintptr_t)&local, (uintptr_t)small, (uintptr_t)small + 16, (uintptr_t)medium + 4096,
+                       (uintptr_t)freed, (uintptr_t)real_p - 16, (uintptr_t)real_p, (uintptr_t)real_p - 32,
+                       0x10000, (uintptr_t)0x7ff000000000ull, 16, (uintptr_t)canary[3]};
+  for (size_t a = 0; a < sizeof addrs / sizeof *addrs; a++) {
+    for (uint64_t nonce = 0; nonce < 4; nonce++) {
+      walloc_handle h = FALLBACK_BIT | nonce << 47 | (uint64_t)(addrs[a] & (((uint64_t)1 << 47) - 1));
+      if (h == real) continue;
+      assert_refused(h);
+    }
+    /* a pointer that is not a fallback block's start has no handle */
+    if (addrs[a] + 16 != (uintptr_t)real_p) ck_assert_uint_eq(walloc_ptr_to_handle((void *)(addrs[a] + 16)), WALLOC_NULL_HANDLE);
+  }
+  ck_assert(check_handle(real, 200, 5));
+  ck_assert_uint_eq(walloc_ptr_to_handle(real_p), real);
+  ck_assert_int_eq(walloc_deallocate(real), WALLOC_OK);
+  canaries_check(64);
+  walloc_free(small);
+  walloc_free(medium);
+  walloc_free(huge);
+}
+END_TEST
+
+START_TEST(caller_written_header_is_not_a_block) {
+  /* 16 bytes written by the caller into an ordinary block: the old header
+     (magic "WaLL", state nonce << 1 | 1, size 2^40), then a write of 4 KiB
+     through the handle it would make: the neighbours must not change */
+  canaries_place(64);
+  walloc_free(canary[CANARIES / 2]); /* the fake block sits among them */
+  uint8_t *fake = walloc_malloc(64);
+  canaries_place_from(CANARIES / 2, 64);
+  ck_assert_ptr_nonnull(fake);
+  for (uint32_t nonce = 0; nonce < 4; nonce++) {
+    uint32_t hdr[4] = {0x57614c4cu, nonce << 1 | 1u, 0, 1u << 8}; /* size 2^40, little-endian */
+    memcpy(fake, hdr, sizeof hdr);
+    walloc_handle h = FALLBACK_BIT | (uint64_t)nonce << 47 | (uint64_t)((uintptr_t)fake & (((uint64_t)1 << 47) - 1));
+    static uint8_t big[4096];
+    memset(big, 0x5A, sizeof big);
+    ck_assert_int_ne(walloc_write_data(h, 0, big, sizeof big), WALLOC_OK);
+    ck_assert_int_ne(walloc_read_data(h, 0, big, sizeof big), WALLOC_OK);
+    assert_refused(h);
+    ck_assert_uint_eq(walloc_ptr_to_handle(fake + 16), WALLOC_NULL_HANDLE);
+  }
+  /* the same block holding a real fallback handle (what the new header
+     holds): the pointer is not that block's, so it has no handle */
+  walloc_handle real = walloc_allocate(64, WALLOC_TIER_FALLBACK);
+  memcpy(fake, &real, sizeof real);
+  memcpy(fake + 8, &real, sizeof real);
+  ck_assert_uint_eq(walloc_ptr_to_handle(fake + 16), WALLOC_NULL_HANDLE);
+  ck_assert_uint_eq(walloc_ptr_to_handle(fake + 8), WALLOC_NULL_HANDLE);
+  ck_assert_uint_eq(walloc_ptr_to_handle(walloc_handle_to_ptr(real)), real);
+  canaries_check(64);
+  walloc_free(fake);
+}
+END_TEST
+
+START_TEST(huge_block_tails_are_refused) {
+  /* a huge block (3 MiB) maps less than the 4 MiB of its map entry: the
+     addresses after its end are not walloc's memory, and may be unmapped */
+  walloc_handle big = walloc_allocate(3 * MiB, WALLOC_TIER_FALLBACK);
+  ck_assert_uint_ne(big, WALLOC_NULL_HANDLE);
+  uint8_t *p = walloc_handle_to_ptr(big);
+  void *raw = walloc_malloc(3 * MiB);
+  ck_assert_ptr_nonnull(raw);
+  uintptr_t ends[] = {(uintptr_t)p + 3 * MiB, (uintptr_t)raw + 3 * MiB};
+  for (int e = 0; e < 2; e++) {
+    uintptr_t granule = ends[e] & ~(uintptr_t)(4 * MiB - 1);
+    for (uintptr_t a = ALIGN_UP(ends[e], 4096); a < granule + 4 * MiB; a += 64 * KiB) {
+      for (uint64_t nonce = 0; nonce < 2; nonce++) {
+        assert_refused(FALLBACK_BIT | nonce << 47 | (uint64_t)(a & (((uint64_t)1 << 47) - 1)));
+      }
+      ck_assert_uint_eq(walloc_ptr_to_handle((void *)(a + 16)), WALLOC_NULL_HANDLE);
+      ck_assert_uint_eq(walloc_ptr_to_handle((void *)(a + 4096)), WALLOC_NULL_HANDLE);
+    }
+  }
+  ck_assert_uint_eq(walloc_handle_size(big), 3 * MiB);
+  ck_assert_int_eq(walloc_deallocate(big), WALLOC_OK);
+  assert_refused(big);
+  walloc_free(raw);
+}
+END_TEST
+
+START_TEST(fallback_handles_never_come_back) {
+  /* the old 16-bit nonce wrapped: after 65,536 fallback allocations, one
+     that got the first one's block (a huge block comes back from the huge
+     cache at the same address each time) made the first handle valid
+     again, reading its new owner's data */
+  walloc_handle first = walloc_allocate(3 * MiB, WALLOC_TIER_FALLBACK);
+  ck_assert_uint_ne(first, WALLOC_NULL_HANDLE);
+  ck_assert_int_eq(walloc_deallocate(first), WALLOC_OK);
+  walloc_handle prev = first;
+  /* (no assertion per round: Check sends each to its parent; and the stale
+     reads every 16 allocations, which any wrap at a power of two from 16 up
+     meets, since debug builds report each refused call on stderr) */
+  for (long i = 1; i <= 70000; i++) {
+    walloc_handle h = walloc_allocate(3 * MiB, WALLOC_TIER_FALLBACK);
+    uint32_t v = (uint32_t)i, got = 0;
+    if (h == WALLOC_NULL_HANDLE || walloc_write_data(h, 0, &v, sizeof v) != WALLOC_OK) ck_abort_msg("allocation %ld", i);
+    if (i % 16 == 0 && walloc_read_data(first, 0, &got, sizeof got) != WALLOC_ERR_STALE) {
+      ck_abort_msg("after %ld allocations the first handle reads the block of allocation %u", i, got);
+    }
+    if (i % 16 == 1 && walloc_read_data(prev, 0, &got, sizeof got) != WALLOC_ERR_STALE) {
+      ck_abort_msg("allocation %ld: previous", i);
+    }
+    if (walloc_deallocate(h) != WALLOC_OK) ck_abort_msg("deallocation %ld", i);
+    prev = h;
+  }
+  assert_refused(first);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
    Threads
    ------------------------------------------------------------------------ */
 enum { WORKERS = 8, ROUNDS = 4000 };
@@ -510,6 +819,59 @@ START_TEST(threads_share_a_tier) {
 }
 END_TEST
 
+/* Fallback handles from many threads at once (the table is lock-free): each
+   worker's blocks keep their bytes, its deallocated handles stay stale, and
+   of the workers racing to deallocate the same handles exactly one wins
+   each. */
+enum { SHARED = 512 };
+static walloc_handle shared_fb[SHARED];
+static _Atomic(int) shared_wins;
+static pthread_barrier_t shared_start;
+
+static void *fallback_worker(void *arg) {
+  uint32_t id = (uint32_t)(uintptr_t)arg;
+  uint64_t rng = id * 104729 + 3;
+  walloc_handle live[32] = {0}, dead[32] = {0};
+  size_t size[32];
+  for (int r = 0; r < ROUNDS; r++) {
+    int i = (int)(wl_test_rand(&rng) % 32);
+    if (live[i] != 0) {
+      if (!check_handle(live[i], size[i], id * 1000 + (uint32_t)i)) return (void *)1;
+      if (walloc_deallocate(live[i]) != WALLOC_OK) return (void *)2;
+      dead[i] = live[i];
+    }
+    if (r % 16 == 0 && dead[i] != 0 && walloc_handle_to_ptr(dead[i]) != NULL) return (void *)3; /* never valid again */
+    size[i] = 1 + wl_test_rand(&rng) % 3000;
+    live[i] = walloc_allocate(size[i], WALLOC_TIER_FALLBACK);
+    if (live[i] == WALLOC_NULL_HANDLE) return (void *)4;
+    fill_handle(live[i], size[i], id * 1000 + (uint32_t)i);
+  }
+  pthread_barrier_wait(&shared_start); /* all at once, on the same handles */
+  for (int k = 0; k < SHARED; k++) {
+    walloc_status st = walloc_deallocate(shared_fb[(k + (int)(id % 2) * 7) % SHARED]);
+    if (st == WALLOC_OK) atomic_fetch_add(&shared_wins, 1);
+    else if (st != WALLOC_ERR_STALE) return (void *)5;
+  }
+  for (int i = 0; i < 32; i++) {
+    if (!check_handle(live[i], size[i], id * 1000 + (uint32_t)i) || walloc_deallocate(live[i]) != WALLOC_OK) {
+      return (void *)6;
+    }
+  }
+  return NULL;
+}
+
+START_TEST(fallback_handles_across_threads) {
+  WL_WASM_SKIP_THREADS();
+  for (int k = 0; k < SHARED; k++) shared_fb[k] = walloc_allocate(64, WALLOC_TIER_FALLBACK);
+  pthread_barrier_init(&shared_start, NULL, WORKERS);
+  wl_test_run_workers(WORKERS, fallback_worker, "fallback worker");
+  pthread_barrier_destroy(&shared_start);
+  int wins = atomic_load(&shared_wins);
+  ck_assert_int_eq(wins, SHARED);
+  for (int k = 0; k < SHARED; k++) ck_assert_ptr_null(walloc_handle_to_ptr(shared_fb[k]));
+}
+END_TEST
+
 /* A thread keeps a window open across a reset by another thread: its next
    allocation must not land in memory handed out after the reset. */
 static walloc_handle before_reset, after_reset;
@@ -553,8 +915,13 @@ Suite *wl_test_suite(void) {
            compaction_with_growing_prefixes, double_deallocation_is_stale, free_lists_recycle_by_class);
   WL_TCASE(s, "errors", 60, bounds_are_checked, bad_input_never_crashes, bad_configurations_are_refused,
            environment_configures_tiers);
+  WL_TCASE(s, "configuration", 60, environment_1k_is_refused, environment_shares_over_100_are_refused,
+           environment_share_over_100_is_refused, environment_garbage_is_refused,
+           environment_64g_is_the_limit, environment_above_64g_is_refused, config_of_64g_reaches_the_last_offset);
   WL_TCASE(s, "capacity", 60, full_tier_returns_null_and_reset_recovers, growth_keeps_handles_valid,
            batch_allocation, bulk_copy_checks_every_operation, fallback_tier_is_the_general_heap);
-  WL_TCASE(s, "threads", 120, threads_share_a_tier, windows_outstanding_across_reset);
+  WL_TCASE(s, "forged", 60, forged_fallback_address_handles_are_refused, caller_written_header_is_not_a_block,
+           huge_block_tails_are_refused, fallback_handles_never_come_back);
+  WL_TCASE(s, "threads", 120, threads_share_a_tier, windows_outstanding_across_reset, fallback_handles_across_threads);
   return s;
 }

@@ -1,70 +1,15 @@
-/* handle.c: from a handle to a block, and back; fallback-tier blocks.
+/* handle.c: from a handle to a block, and back.
  *
  * Owns: the validation every handle goes through before walloc touches the
  * memory it names (tier by offset, granule alignment, the slot entry's
  * allocated bit and version, then the generation check under the tier's
- * sequence counter), and the general-heap blocks of the fallback tier, which
- * carry a 16-byte header (magic, state with a nonce, size) so that a freed
- * or reused one is told apart from a live one.
+ * sequence counter); fallback handles (bit 63) go to fallback.c, which
+ * checks them against its own table.
  * Thread safety: validation only reads; the answers race with a concurrent
  * deallocation or reset of the same block exactly as the caller's own use
  * would (the caller holds a handle another thread is retiring).
  */
 #include "tiers.h"
-
-#define WL_FB_MAGIC 0x57614c4cu /* "WaLL" */
-
-typedef struct wl_fb_header_s {
-  uint32_t magic;
-  _Atomic(uint32_t) state;  /* nonce << 1 | allocated */
-  uint64_t size;
-} wl_fb_header_t;
-_Static_assert(sizeof(wl_fb_header_t) == 16, "fallback header keeps 16-byte alignment");
-
-static _Atomic(uint32_t) fb_nonce;
-
-/* ------------------------------------------------------------------------
-   Fallback blocks: the general heap with a header
-   ------------------------------------------------------------------------ */
-walloc_handle wl_fallback_alloc(size_t size) {
-  if (size > WL_MAX_ALLOC - sizeof(wl_fb_header_t)) return WALLOC_NULL_HANDLE;
-  wl_fb_header_t *h = wl_malloc(sizeof *h + size);
-  if (h == NULL) return WALLOC_NULL_HANDLE;
-  uint32_t nonce = (atomic_fetch_add_explicit(&fb_nonce, 1, memory_order_relaxed) & 0xFFFFu);
-  h->magic = WL_FB_MAGIC;
-  h->size = size;
-  wl_store_release(&h->state, nonce << 1 | 1u);
-  return WL_HANDLE_FALLBACK | ((uint64_t)nonce << WL_FB_NONCE_SHIFT) | (uint64_t)(uintptr_t)h;
-}
-
-static walloc_status fb_resolve(walloc_handle handle, wl_block_ref_t *ref, wl_fb_header_t **hdr) {
-  uintptr_t addr = (uintptr_t)(handle & WL_FB_ADDR_MASK);
-  uint32_t nonce = (uint32_t)((handle >> WL_FB_NONCE_SHIFT) & 0xFFFFu);
-  if ((addr & 15) != 0) return WALLOC_ERR_INVALID;
-  if (!wl_owns((void *)addr)) return WALLOC_ERR_STALE; /* freed and gone, or never walloc's */
-  wl_fb_header_t *h = (wl_fb_header_t *)addr;
-  if (h->magic != WL_FB_MAGIC || wl_load_acquire(&h->state) != (nonce << 1 | 1u)) return WALLOC_ERR_STALE;
-  ref->tier = NULL;
-  ref->ptr = (uint8_t *)(h + 1);
-  ref->size = (size_t)h->size;
-  ref->off = 0;
-  ref->gen = 0;
-  ref->slot = 0;
-  *hdr = h;
-  return WALLOC_OK;
-}
-
-walloc_status wl_fallback_free(walloc_handle handle) {
-  wl_block_ref_t ref;
-  wl_fb_header_t *h;
-  walloc_status st = fb_resolve(handle, &ref, &h);
-  if (st != WALLOC_OK) return st;
-  uint32_t live = wl_load_relaxed(&h->state);
-  if (!wl_cas_strong(&h->state, &live, live & ~1u)) return WALLOC_ERR_STALE; /* freed meanwhile */
-  wl_budget_refund(WALLOC_TIER_FALLBACK, ref.size);
-  wl_free(h);
-  return WALLOC_OK;
-}
 
 /* ------------------------------------------------------------------------
    Tier blocks
@@ -106,10 +51,7 @@ bool wl_tier_range_valid(wl_tier_t *t, uint64_t gen, uint64_t off, size_t size, 
 
 walloc_status wl_handle_resolve(walloc_handle handle, wl_block_ref_t *ref) {
   if (handle == WALLOC_NULL_HANDLE) return WALLOC_ERR_INVALID;
-  if (handle & WL_HANDLE_FALLBACK) {
-    wl_fb_header_t *h;
-    return fb_resolve(handle, ref, &h);
-  }
+  if (handle & WL_HANDLE_FALLBACK) return wl_fallback_resolve(handle, ref);
   if (wl_load_acquire(&wl_tiers.state) != 2) return WALLOC_ERR_INVALID;
   wl_tier_t *t = tier_of(handle & WL_HANDLE_OFF_MASK);
   if (t == NULL) return WALLOC_ERR_INVALID;
@@ -172,11 +114,5 @@ WL_API walloc_handle walloc_ptr_to_handle(const void *ptr) {
       return wl_handle_resolve(h, &ref) == WALLOC_OK ? h : WALLOC_NULL_HANDLE; /* live in this generation */
     }
   }
-  /* a fallback block: its header sits just before */
-  if ((p & 15) != 0 || p < sizeof(wl_fb_header_t)) return WALLOC_NULL_HANDLE;
-  wl_fb_header_t *h = (wl_fb_header_t *)(p - sizeof(wl_fb_header_t));
-  if (!wl_owns(h) || h->magic != WL_FB_MAGIC) return WALLOC_NULL_HANDLE;
-  uint32_t state = wl_load_acquire(&h->state);
-  if (!(state & 1u)) return WALLOC_NULL_HANDLE;
-  return WL_HANDLE_FALLBACK | ((uint64_t)(state >> 1) << WL_FB_NONCE_SHIFT) | (uint64_t)(uintptr_t)h;
+  return wl_fallback_handle_of(p); /* a fallback block, or nothing */
 }

@@ -1,10 +1,13 @@
 /* tier.c: the three arena tiers: configuration, the reservation and its
  * growth, windows, reset and compaction, statistics.
  *
- * Owns: wl_tiers (one reservation for all tiers, one for their slot
+ * Owns: the configuration and its limits (walloc_init's struct over
+ * WALLOC_TIERS over the defaults; a bad WALLOC_TIERS is reported and left
+ * out), wl_tiers (one reservation for all tiers, one for their slot
  * tables), the generation bookkeeping that makes stale handles detectable,
  * and the registry of per-thread contexts that statistics sum.
- * Invariants: top <= capacity; committed >= every claimed byte; within a
+ * Invariants: every handle offset of the layout fits 36 bits (the tiers
+ * end by 2^36); top <= capacity; committed >= every claimed byte; within a
  * generation, blocks handed out lie below top; the limit list holds
  * increasing limits for increasing generations, all >= reset_gen.
  * Thread safety: claims are compare-and-swap on top; commits, resets and
@@ -14,7 +17,9 @@
  * every layer gave back what it caches (pressure.c). The tiers themselves
  * give nothing back there: their reservation is their capacity, and free
  * blocks stay on their lists. A set-up refused even then is not tried
- * again: the tiers answer WALLOC_ERR_NOMEM from then on.
+ * again (but for a WALLOC_TIERS too big to reserve, which is reported and
+ * followed by one set-up with the defaults): the tiers answer
+ * WALLOC_ERR_NOMEM from then on.
  */
 #include "tiers.h"
 
@@ -48,8 +53,21 @@ static const size_t default_align[WL_TIERS] = {128, 64, 8};
 /* ------------------------------------------------------------------------
    Configuration: walloc_init's struct, else WALLOC_TIERS, else defaults.
    WALLOC_TIERS=<memory>[:<render>,<scene>,<entity>], memory with an
-   optional K, M or G suffix: WALLOC_TIERS=2G:60,30,10.
+   optional K, M or G suffix: WALLOC_TIERS=2G:60,30,10. A value that does
+   not parse or is out of range is reported on stderr (always: without it
+   every tier allocation would fail with no word why) and the defaults are
+   used; a walloc_config out of range is WALLOC_ERR_INVALID.
    ------------------------------------------------------------------------ */
+#define WL_TIER_MIN_MEMORY ((uint64_t)1 << 20)
+/* Every handle offset must fit its 36 bits; a 32-bit size_t says less. */
+#define WL_TIER_LIMIT (SIZE_MAX < WL_TIER_MAX_MEMORY ? (uint64_t)SIZE_MAX : WL_TIER_MAX_MEMORY)
+
+typedef struct wl_tier_layout_s {
+  size_t memory;
+  unsigned percent[WL_TIERS];
+  size_t align[WL_TIERS];
+} wl_tier_layout_t;
+
 static const char *parse_number(const char *s, uint64_t *out) {
   uint64_t v = 0;
   if (*s < '0' || *s > '9') return NULL;
@@ -61,58 +79,88 @@ static const char *parse_number(const char *s, uint64_t *out) {
   return s;
 }
 
-static bool parse_env(size_t *memory, unsigned percent[WL_TIERS]) {
-  const char *s = wl_os_getenv("WALLOC_TIERS");
-  if (s == NULL || *s == 0) return true;
-  uint64_t v;
-  if ((s = parse_number(s, &v)) == NULL) return false;
-  int shift = *s == 'K' || *s == 'k' ? 10 : *s == 'M' || *s == 'm' ? 20 : *s == 'G' || *s == 'g' ? 30 : 0;
-  if (shift != 0) s++;
-  if (v > (UINT64_MAX >> shift)) return false;
-  *memory = (size_t)(v << shift);
-  if (*s == 0) return true;
-  if (*s++ != ':') return false;
+static const char *const memory_range = SIZE_MAX < WL_TIER_MAX_MEMORY ? "the memory must be from 1M to 4G-1"
+                                                                      : "the memory must be from 1M to 64G";
+
+/* NULL when l is a layout the tiers can take, else why not. */
+static const char *layout_refusal(const wl_tier_layout_t *l) {
+  if (l->memory < WL_TIER_MIN_MEMORY || l->memory > WL_TIER_LIMIT) return memory_range;
+  unsigned sum = 0;
   for (int i = 0; i < WL_TIERS; i++) {
-    if ((s = parse_number(s, &v)) == NULL || v > 100) return false;
-    percent[i] = (unsigned)v;
-    if (i < WL_TIERS - 1 && *s++ != ',') return false;
+    if (l->percent[i] > 100) return "a share is above 100 %";
+    sum += l->percent[i];
+    if (!wl_is_pow2(l->align[i]) || l->align[i] > 4096) return "alignments are powers of two up to 4096";
   }
-  return *s == 0;
+  if (sum == 0 || sum > 100) return "the shares must add up to 1..100 %";
+  for (int i = 0; i < WL_TIERS; i++) {
+    if (l->percent[i] != 0 && l->memory / 100 * l->percent[i] < WL_TIER_WINDOW) {
+      return "a share gives its tier less than 64K";
+    }
+  }
+  return NULL;
 }
 
-typedef struct wl_tier_layout_s {
-  size_t memory;
-  unsigned percent[WL_TIERS];
-  size_t align[WL_TIERS];
-} wl_tier_layout_t;
+/* Read WALLOC_TIERS over the defaults in l: NULL when it is absent or
+   good, else why it was refused (l unchanged). */
+static const char *layout_from_env(const char *s, wl_tier_layout_t *l) {
+  static const char *const syntax = "not <memory>[:<render>,<scene>,<entity>]";
+  wl_tier_layout_t e = *l;
+  uint64_t v;
+  if ((s = parse_number(s, &v)) == NULL) return syntax;
+  int shift = *s == 'K' || *s == 'k' ? 10 : *s == 'M' || *s == 'm' ? 20 : *s == 'G' || *s == 'g' ? 30 : 0;
+  if (shift != 0) s++;
+  if (v > (WL_TIER_LIMIT >> shift)) return memory_range;
+  e.memory = (size_t)(v << shift);
+  if (*s != 0) {
+    if (*s++ != ':') return syntax;
+    for (int i = 0; i < WL_TIERS; i++) {
+      if ((s = parse_number(s, &v)) == NULL) return syntax;
+      e.percent[i] = v > 100 ? 101 : (unsigned)v;
+      if (i < WL_TIERS - 1 && *s++ != ',') return syntax;
+    }
+    if (*s != 0) return syntax;
+    if ((e.percent[0] | e.percent[1] | e.percent[2]) == 0) memcpy(e.percent, default_percent, sizeof e.percent);
+  }
+  const char *why = layout_refusal(&e);
+  if (why == NULL) *l = e;
+  return why;
+}
 
-static walloc_status layout_resolve(const walloc_config *cfg, wl_tier_layout_t *l) {
-  l->memory = 0;
-  memset(l->percent, 0, sizeof l->percent);
-  if (!parse_env(&l->memory, l->percent)) {
-    wl_error("WALLOC_TIERS is not <memory>[:<render>,<scene>,<entity>]; using defaults", NULL);
-    l->memory = 0;
-    memset(l->percent, 0, sizeof l->percent);
+static _Atomic(int) env_refused; /* reported already: a process says it once */
+
+static void report_env(const char *value, const char *why) {
+  if (atomic_exchange(&env_refused, 1) != 0) return;
+  wl_out_t o;
+  wl_out_init(&o, 2);
+  wl_out_str(&o, "walloc: WALLOC_TIERS=");
+  wl_out_str(&o, value);
+  wl_out_str(&o, " refused (");
+  wl_out_str(&o, why);
+  wl_out_str(&o, "); the tiers use the defaults: ");
+  wl_out_size(&o, WL_TIER_DEFAULT_MEMORY, 0);
+  wl_out_str(&o, ", shares 50,30,20 %\n");
+  wl_out_flush(&o);
+}
+
+/* The layout for cfg (NULL: none), over WALLOC_TIERS when use_env, over the
+   defaults. A bad WALLOC_TIERS is reported (once) and left out. */
+static walloc_status layout_resolve(const walloc_config *cfg, bool use_env, wl_tier_layout_t *l) {
+  l->memory = WL_TIER_DEFAULT_MEMORY;
+  memcpy(l->percent, default_percent, sizeof l->percent);
+  memcpy(l->align, default_align, sizeof l->align);
+  const char *env = use_env ? wl_os_getenv("WALLOC_TIERS") : NULL;
+  if (env != NULL && *env != 0) {
+    const char *why = layout_from_env(env, l);
+    if (why != NULL) report_env(env, why);
   }
   if (cfg != NULL && cfg->tier_memory != 0) l->memory = cfg->tier_memory;
   if (cfg != NULL && (cfg->tier_percent[0] | cfg->tier_percent[1] | cfg->tier_percent[2]) != 0) {
     memcpy(l->percent, cfg->tier_percent, sizeof l->percent);
   }
-  if (l->memory == 0) l->memory = WL_TIER_DEFAULT_MEMORY;
-  unsigned sum = 0;
-  if ((l->percent[0] | l->percent[1] | l->percent[2]) == 0) memcpy(l->percent, default_percent, sizeof l->percent);
-  for (int i = 0; i < WL_TIERS; i++) {
-    if (l->percent[i] > 100) return WALLOC_ERR_INVALID;
-    sum += l->percent[i];
-    l->align[i] = cfg != NULL && cfg->tier_alignment[i] != 0 ? cfg->tier_alignment[i] : default_align[i];
-    if (!wl_is_pow2(l->align[i]) || l->align[i] > 4096) return WALLOC_ERR_INVALID;
+  for (int i = 0; cfg != NULL && i < WL_TIERS; i++) {
+    if (cfg->tier_alignment[i] != 0) l->align[i] = cfg->tier_alignment[i];
   }
-  if (sum == 0 || sum > 100) return WALLOC_ERR_INVALID;
-  const uint64_t max_memory = WL_TIER_MAX_MEMORY - 4 * WL_TIER_COMMIT_CHUNK; /* above 32-bit size_t's range */
-  if (l->memory > max_memory || l->memory < ((size_t)1 << 20)) {
-    return WALLOC_ERR_INVALID;
-  }
-  return WALLOC_OK;
+  return layout_refusal(l) == NULL ? WALLOC_OK : WALLOC_ERR_INVALID;
 }
 
 /* ------------------------------------------------------------------------
@@ -200,16 +248,27 @@ static bool reserve_all(size_t limits_bytes, size_t total, size_t slots_total, u
   return true;
 }
 
-static walloc_status tiers_setup(const walloc_config *cfg) {
+static walloc_status tiers_setup(const walloc_config *cfg, bool use_env) {
   wl_tier_layout_t l;
-  walloc_status st = layout_resolve(cfg, &l);
+  walloc_status st = layout_resolve(cfg, use_env, &l);
   if (st != WALLOC_OK) return st;
   wl_process_init();
-  size_t caps[WL_TIERS], offsets[WL_TIERS], slot_bytes[WL_TIERS], total = 0, slots_total = 0;
+  size_t caps[WL_TIERS], offsets[WL_TIERS], slot_bytes[WL_TIERS], slots_total = 0;
+  /* Tiers start on 4 MiB boundaries (whole commit chunks), unless that
+     padding would take the last handle offset past its 36 bits (a total
+     near 64 GiB): then on 64 KiB ones, and the tiers end by 2^36. */
+  uint64_t end = 0;
+  for (size_t pad = WL_TIER_COMMIT_CHUNK;; pad = WL_TIER_WINDOW) {
+    end = 0;
+    for (int i = 0; i < WL_TIERS; i++) {
+      caps[i] = wl_align_down(l.memory / 100 * l.percent[i], WL_TIER_WINDOW);
+      offsets[i] = (size_t)end;
+      end += (caps[i] + (uint64_t)pad - 1) & ~(uint64_t)(pad - 1);
+    }
+    if (end <= WL_TIER_LIMIT || pad == WL_TIER_WINDOW) break;
+  }
+  size_t total = (size_t)end;
   for (int i = 0; i < WL_TIERS; i++) {
-    caps[i] = wl_align_down(l.memory / 100 * l.percent[i], WL_TIER_WINDOW);
-    offsets[i] = total;
-    total += wl_align_up(caps[i], WL_TIER_COMMIT_CHUNK);
     size_t granule = wl_max(WL_TIER_MIN_GRANULE, l.align[i]);
     slot_bytes[i] = wl_align_up(caps[i] / granule * sizeof(wl_slot_t), wl_os.page_size);
     slots_total += slot_bytes[i];
@@ -255,7 +314,13 @@ walloc_status wl_tiers_ensure(void) {
   wl_lock(&init_lock);
   walloc_status st = WALLOC_OK;
   if (wl_load_relaxed(&wl_tiers.state) == 0) {
-    st = tiers_setup(NULL);
+    st = tiers_setup(NULL, true);
+    const char *env = wl_os_getenv("WALLOC_TIERS");
+    if (st != WALLOC_OK && env != NULL && *env != 0 && !wl_load_relaxed(&env_refused)) {
+      /* WALLOC_TIERS in range, but more than this process can reserve */
+      report_env(env, "cannot reserve that much");
+      st = tiers_setup(NULL, false);
+    }
     wl_store_release(&wl_tiers.state, st == WALLOC_OK ? 2 : 3);
   } else if (wl_load_relaxed(&wl_tiers.state) == 3) {
     st = WALLOC_ERR_NOMEM;
@@ -270,7 +335,7 @@ WL_API walloc_status walloc_init(const walloc_config *config) {
   if (wl_load_relaxed(&wl_tiers.state) == 2) {
     st = WALLOC_ERR_INVALID; /* already set up (explicitly or by a first allocation) */
   } else {
-    st = tiers_setup(config);
+    st = tiers_setup(config, true);
     if (st == WALLOC_OK) wl_store_release(&wl_tiers.state, 2);
   }
   wl_unlock(&init_lock);

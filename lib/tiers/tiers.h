@@ -16,8 +16,10 @@
  * Handle (64 bits):
  *   63        62..57    56..36        35..0
  *   fallback  version   generation    offset from wl_tiers.base
- * A fallback handle (bit 63) names a general-heap block instead: bits 62..47
- * are a nonce and 46..0 the address of a 16-byte header before the data.
+ * A fallback handle (bit 63) names a general-heap block instead, through
+ * the fallback tier's own table (fallback.c): bits 62..28 are the entry's
+ * generation and 27..0 its index. Nothing in a fallback handle is an
+ * address, so resolving one reads only walloc's table.
  *
  * Stale detection: each tier counts generations; a reset or a compaction
  * ends one. A handle carries the generation it was made in; it is valid
@@ -52,8 +54,10 @@
 #define WL_HANDLE_VER_SHIFT     57
 #define WL_HANDLE_VER_MASK      ((uint64_t)63)
 #define WL_HANDLE_FALLBACK      ((uint64_t)1 << 63)
-#define WL_FB_ADDR_MASK         (((uint64_t)1 << 47) - 1)
-#define WL_FB_NONCE_SHIFT       47
+#define WL_FB_SLOT_BITS         28                   /* fallback handle: table entry */
+#define WL_FB_SLOT_MASK         (((uint64_t)1 << WL_FB_SLOT_BITS) - 1)
+#define WL_FB_GEN_SHIFT         WL_FB_SLOT_BITS      /* then the entry's generation, up to bit 62 */
+#define WL_FB_GEN_MASK          (((uint64_t)1 << (63 - WL_FB_SLOT_BITS)) - 1)
 
 #define WL_TIER_MIN_GRANULE     32
 #define WL_TIER_WINDOW          ((size_t)64 << 10)   /* a thread's bump window */
@@ -198,8 +202,12 @@ walloc_status wl_handle_resolve(walloc_handle h, wl_block_ref_t *ref);
 /* wl_handle_resolve for a public call: a failure sets walloc_last_status
    and, in debug builds, says `what` on stderr. */
 walloc_status wl_handle_use(walloc_handle h, wl_block_ref_t *ref, const char *what);
+
+/* fallback.c: general-heap blocks behind handles (bit 63) */
 walloc_handle wl_fallback_alloc(size_t size);
 walloc_status wl_fallback_free(walloc_handle h);
+walloc_status wl_fallback_resolve(walloc_handle h, wl_block_ref_t *ref);
+walloc_handle wl_fallback_handle_of(uintptr_t p); /* of the block whose data starts at p, or null */
 
 bool wl_tier_range_valid(wl_tier_t *t, uint64_t gen, uint64_t off, size_t size, uint64_t *now);
 
