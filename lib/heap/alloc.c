@@ -176,9 +176,12 @@ void *wl_realloc(void *p, size_t size) {
     if (v != WL_MAP_NONE && wl_live_block_size(p, NULL) != 0) return wl_huge_realloc(wl_huge_header(p, v), p, size);
   } else {
     wl_page_t *page = wl_page_of(wl_segment_of(p), p);
-    size_t usable = wl_live_block_size(p, NULL);
+    size_t usable = wl_page_live_size(page, p); /* small and medium blocks, inline */
+    if (usable == 0 && page->kind == WL_PAGE_LARGE) {
+      usable = wl_live_block_size(p, NULL);
+      if (usable != 0 && large_resize(page, size)) return p;
+    }
     if (usable != 0) {
-      if (page->kind == WL_PAGE_LARGE && large_resize(page, size)) return p;
       if (size <= usable && size >= usable / 2) return p; /* fits, and not much smaller: keep it */
       return realloc_move(p, usable, size);
     }

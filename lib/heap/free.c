@@ -129,7 +129,10 @@ size_t wl_live_block_size(const void *p, const char *call) {
     else misuse = (const uint8_t *)p > block && (const uint8_t *)p < block + size ? WL_MISUSE_INTERIOR
                                                                                  : WL_MISUSE_NOT_ALLOCATED;
   } else {
-    misuse = block_misuse(wl_page_of(wl_segment_of(p), p), p, true, &block, &size);
+    wl_page_t *page = wl_page_of(wl_segment_of(p), p);
+    size = wl_page_live_size(page, p);
+    if (WL_LIKELY(size != 0)) return size;
+    misuse = block_misuse(page, p, true, &block, &size);
     if (misuse < 0) return size;
   }
   if (call != NULL) wl_misuse((wl_misuse_t)misuse, call, p, block, size);

@@ -337,6 +337,14 @@ WL_INLINE uintptr_t wl_free_tag(const wl_page_t *page) { return (uintptr_t)page;
 WL_INLINE bool wl_block_is_free(const wl_page_t *page, const void *p) {
   return wl_load_racy(&((const wl_block_t *)p)->tag) == wl_free_tag(page);
 }
+/* The usable size of the live small or medium block starting at p, or 0
+   when p is not one (a large or huge block, or misuse: the caller asks
+   wl_live_block_size, which tells them apart). The realloc path's check. */
+WL_INLINE size_t wl_page_live_size(const wl_page_t *page, const void *p) {
+  bool ok = (page->kind == WL_PAGE_SMALL || page->kind == WL_PAGE_MEDIUM) && wl_block_check(page, p) &&
+            !wl_block_is_free(page, p);
+  return ok ? page->block_size : 0;
+}
 /* Clock differences of 32-bit time stamps (page->cached_at): wrap-safe. */
 WL_INLINE int64_t wl_clock_since(int64_t now, uint32_t then) { return (int64_t)(uint32_t)((uint32_t)now - then); }
 
