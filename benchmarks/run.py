@@ -376,6 +376,46 @@ def callgrind_count(valgrind, fastpath, preload, n, size, timeout):
         return total, main_self_cost(outf), served, repro_command(cmd, preload)
 
 
+def run_cg_workloads(sel, allocs, paths, bindir, timeout, log):
+    """Total instructions of each workload (quick arguments) under each allocator,
+    counted by callgrind (all threads; valgrind runs them one at a time). Workloads
+    that wait for time (bench-peak-rss) or spin count what the scheduling gives."""
+    valgrind = _which("valgrind")
+    if not valgrind:
+        raise SystemExit("--cg-workloads: valgrind not found")
+    problems, rows = [], []
+    base = "walloc-base" if "walloc-base" in allocs else ("glibc" if "glibc" in allocs else allocs[0])
+    for w in sel:
+        argv = [str(bindir / PROGRAM.get(w, w))] + WORKLOADS[w][1]
+        counts = {}
+        for a in allocs:
+            env = env_without_preload()
+            if paths[a]:
+                env["LD_PRELOAD"] = paths[a]
+            with tempfile.TemporaryDirectory(prefix="walloc-cgw-") as tmp:
+                outf = os.path.join(tmp, "callgrind.out")
+                cmd = [valgrind, "--tool=callgrind", "--callgrind-out-file=" + outf] + argv
+                try:
+                    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+                    total = parse_callgrind_total(outf) if p.returncode == 0 else None
+                except subprocess.TimeoutExpired:
+                    total = None
+                if total is None:
+                    problems.append("%s under %s: callgrind run failed: %s" % (w, a, repro_command(cmd, paths[a])))
+                counts[a] = total
+                log("callgrind %-22s %-11s %s" % (w, a, total))
+        row = [w]
+        for a in allocs:
+            v = counts.get(a)
+            row.append("**FAILED**" if v is None else
+                       "%.1f M (%.3fx)" % (v / 1e6, v / counts[base]) if counts.get(base) else "%.1f M" % (v / 1e6))
+        rows.append(row)
+    md = [md_table(["workload"] + allocs, rows), "",
+          "Total instructions of the whole process (start-up and the workload's own checks included), "
+          "ratios to %s." % base]
+    return "\n".join(md), problems
+
+
 def main_self_cost(outf):
     """Instructions executed in bench-fastpath's main() itself (the loop), from
     callgrind_annotate; None when that is not available."""
@@ -534,6 +574,9 @@ def main():
     ap.add_argument("--timing", action="store_true", help="with --callgrind: also run the timed workloads")
     ap.add_argument("--cg-n", default="100000,200000", help="the two loop counts for --callgrind")
     ap.add_argument("--cg-sizes", default="16,32,64,256", help="sizes for --callgrind")
+    ap.add_argument("--cg-workloads", action="store_true",
+                    help="also count the instructions of each selected workload (its --quick arguments) "
+                    "under callgrind: repeatable where wall times on a shared machine are not")
     ap.add_argument("-v", "--verbose", action="store_true", help="print each run's summary line")
     args = ap.parse_args()
 
@@ -591,7 +634,7 @@ def main():
             sel.append(w)
     else:
         sel = list(WORKLOADS)
-    do_timing = not args.callgrind or args.timing
+    do_timing = not (args.callgrind or args.cg_workloads) or args.timing
     reps = args.reps if args.reps else (1 if args.quick else 5)
 
     helper = None if args.direct else str(bindir / SPAWN_HELPER)
@@ -688,6 +731,12 @@ def main():
             wargs = WORKLOADS[w][1] if args.quick else WORKLOADS[w][0]
             md.append("- `%s %s`: %s" % (w, " ".join(wargs), WORKLOADS[w][2]))
         md.append("")
+
+    if args.cg_workloads:
+        cg_md, problems = run_cg_workloads(sel, allocs, paths, bindir, args.timeout * 20, log)
+        md += ["## Instructions per workload (callgrind, --quick arguments)", "", cg_md, ""]
+        for p in problems:
+            failures.append(("callgrind workloads", "", p, "", ""))
 
     if args.callgrind:
         fastpath = str(bindir / "bench-fastpath")

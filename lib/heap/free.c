@@ -157,15 +157,28 @@ static bool list_contains(const wl_block_t *list, const void *p) {
   return false;
 }
 
-void wl_free_generic(void *p, wl_page_t *page) {
+/* The report of a bad free of p (page: its descriptor): `what`, or when
+   it is -1, whatever block_misuse finds. Out of line, so that the free paths
+   keep no state for it. */
+static WL_COLD WL_NOINLINE void free_misuse(void *p, const wl_page_t *page, int what) {
   const uint8_t *block;
   size_t size;
+  int found = block_misuse(page, p, true, &block, &size);
+  misuse_free((wl_misuse_t)(what >= 0 ? what : found >= 0 ? found : WL_MISUSE_DOUBLE_FREE), p, block, size);
+}
+
+void wl_free_generic(void *p, wl_page_t *page) {
   bool owner = wl_page_owner(page) == wl_os_thread_id() || WL_OS_ONE_THREAD;
-  int misuse = block_misuse(page, p, owner, &block, &size);
-  wl_assert_expensive(misuse >= 0 || !owner ||
+  /* a block of a small or medium page (the owner's in a full page, or
+     another thread's), or a large block: anything else is misuse, and so is
+     a block the owner finds free (another thread exchanges the tag below) */
+  bool ok = page->kind == WL_PAGE_SMALL || page->kind == WL_PAGE_MEDIUM
+                ? wl_block_check(page, p)
+                : page->kind == WL_PAGE_LARGE && (uint8_t *)p == wl_page_start(page) && page->used != 0;
+  wl_assert_expensive(!ok || !owner || wl_block_is_free(page, p) ||
                       (!list_contains(page->free, p) && !list_contains(page->local_free, p)));
-  if (WL_UNLIKELY(misuse >= 0)) {
-    misuse_free((wl_misuse_t)misuse, p, block, size);
+  if (WL_UNLIKELY(!ok || (owner && wl_block_is_free(page, p)))) {
+    free_misuse(p, page, -1);
     return;
   }
   wl_block_t *b = (wl_block_t *)p;
@@ -179,7 +192,7 @@ void wl_free_generic(void *p, wl_page_t *page) {
   /* Another thread's block: the tag is looked at only here, exchanged, so
      that of two racing frees exactly one goes on. */
   if (atomic_exchange_explicit(&b->tag, wl_free_tag(page), memory_order_relaxed) == wl_free_tag(page)) {
-    misuse_free(WL_MISUSE_DOUBLE_FREE, p, block, size);
+    free_misuse(p, page, WL_MISUSE_DOUBLE_FREE);
     return;
   }
   free_remote(page, b);
