@@ -376,10 +376,12 @@ def callgrind_count(valgrind, fastpath, preload, n, size, timeout):
         return total, main_self_cost(outf), served, repro_command(cmd, preload)
 
 
-def run_cg_workloads(sel, allocs, paths, bindir, timeout, log):
+def run_cg_workloads(sel, allocs, paths, bindir, timeout, reps, log):
     """Total instructions of each workload (quick arguments) under each allocator,
-    counted by callgrind (all threads; valgrind runs them one at a time). Workloads
-    that wait for time (bench-peak-rss) or spin count what the scheduling gives."""
+    counted by callgrind (all threads; valgrind runs them one at a time): the median
+    of `reps` runs, the allocators interleaved. Threaded workloads vary by about 1 %
+    with the scheduling; workloads that wait for time (bench-peak-rss) count what
+    the waiting gives."""
     valgrind = _which("valgrind")
     if not valgrind:
         raise SystemExit("--cg-workloads: valgrind not found")
@@ -387,23 +389,26 @@ def run_cg_workloads(sel, allocs, paths, bindir, timeout, log):
     base = "walloc-base" if "walloc-base" in allocs else ("glibc" if "glibc" in allocs else allocs[0])
     for w in sel:
         argv = [str(bindir / PROGRAM.get(w, w))] + WORKLOADS[w][1]
-        counts = {}
-        for a in allocs:
-            env = env_without_preload()
-            if paths[a]:
-                env["LD_PRELOAD"] = paths[a]
-            with tempfile.TemporaryDirectory(prefix="walloc-cgw-") as tmp:
-                outf = os.path.join(tmp, "callgrind.out")
-                cmd = [valgrind, "--tool=callgrind", "--callgrind-out-file=" + outf] + argv
-                try:
-                    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
-                    total = parse_callgrind_total(outf) if p.returncode == 0 else None
-                except subprocess.TimeoutExpired:
-                    total = None
-                if total is None:
-                    problems.append("%s under %s: callgrind run failed: %s" % (w, a, repro_command(cmd, paths[a])))
-                counts[a] = total
-                log("callgrind %-22s %-11s %s" % (w, a, total))
+        runs = {a: [] for a in allocs}
+        for rep in range(reps):
+            for a in allocs:
+                env = env_without_preload()
+                if paths[a]:
+                    env["LD_PRELOAD"] = paths[a]
+                with tempfile.TemporaryDirectory(prefix="walloc-cgw-") as tmp:
+                    outf = os.path.join(tmp, "callgrind.out")
+                    cmd = [valgrind, "--tool=callgrind", "--callgrind-out-file=" + outf] + argv
+                    try:
+                        p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+                        total = parse_callgrind_total(outf) if p.returncode == 0 else None
+                    except subprocess.TimeoutExpired:
+                        total = None
+                    if total is None:
+                        problems.append("%s under %s: callgrind run failed: %s" % (w, a, repro_command(cmd, paths[a])))
+                    else:
+                        runs[a].append(total)
+                    log("callgrind %-22s rep %d %-11s %s" % (w, rep + 1, a, total))
+        counts = {a: statistics.median(v) if len(v) == reps else None for a, v in runs.items()}
         row = [w]
         for a in allocs:
             v = counts.get(a)
@@ -412,7 +417,7 @@ def run_cg_workloads(sel, allocs, paths, bindir, timeout, log):
         rows.append(row)
     md = [md_table(["workload"] + allocs, rows), "",
           "Total instructions of the whole process (start-up and the workload's own checks included), "
-          "ratios to %s." % base]
+          "median of %d runs, ratios to %s." % (reps, base)]
     return "\n".join(md), problems
 
 
@@ -733,7 +738,7 @@ def main():
         md.append("")
 
     if args.cg_workloads:
-        cg_md, problems = run_cg_workloads(sel, allocs, paths, bindir, args.timeout * 20, log)
+        cg_md, problems = run_cg_workloads(sel, allocs, paths, bindir, args.timeout * 20, args.cg_reps, log)
         md += ["## Instructions per workload (callgrind, --quick arguments)", "", cg_md, ""]
         for p in problems:
             failures.append(("callgrind workloads", "", p, "", ""))
