@@ -124,7 +124,7 @@ static void frame_thread_exit(void) {
   memset(t, 0, sizeof *t);
 }
 
-static const wl_heap_hooks_t frame_hooks = {frame_thread_exit, NULL, NULL, NULL};
+static const wl_heap_hooks_t frame_hooks = {frame_thread_exit, NULL};
 
 static WL_NOINLINE void frame_register(wl_frame_thread_t *t) {
   wl_process_init();
