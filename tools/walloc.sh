@@ -113,9 +113,9 @@ cmd_test() {
   CC=clang CXX=clang++ setup build-asan --buildtype=debugoptimized -Db_sanitize=address,undefined \
     -Db_lundef=false -Ddebug_checks=true -Doverride=false -Dbenchmarks=false
   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    run_tests "ASan+UBSan: threads, stress, death tests, tiers, lifetimes, memcpy, libFuzzer" build-asan \
+    run_tests "ASan+UBSan: threads, stress, death tests, tiers, lifetimes, memcpy, libFuzzer, fork" build-asan \
     --suite threads --suite stress --suite debug --suite sizeclass --suite tiers --suite memcpy --suite fuzz \
-    --suite lifetimes --suite frame --suite pool
+    --suite lifetimes --suite frame --suite pool --suite fork
   # Assets with LeakSanitizer on: a failed load must leave no curl handle behind.
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     run_tests "ASan+UBSan+LSan: assets" build-asan --suite assets
@@ -123,8 +123,9 @@ cmd_test() {
   log "TSan build (build-tsan/, clang)"
   CC=clang CXX=clang++ setup build-tsan --buildtype=debugoptimized -Db_sanitize=thread \
     -Db_lundef=false -Doverride=false -Dbenchmarks=false
-  TSAN_OPTIONS=halt_on_error=1 run_tests "TSan: threads, stress, tiers, lifetimes, assets" build-tsan \
-    --suite threads --suite stress --suite tiers --suite lifetimes --suite frame --suite pool --suite assets
+  TSAN_OPTIONS=halt_on_error=1 run_tests "TSan: threads, stress, tiers, lifetimes, assets, fork" build-tsan \
+    --suite threads --suite stress --suite tiers --suite lifetimes --suite frame --suite pool --suite assets \
+    --suite fork
 
   # Emscripten's emcc runs node tools that need acorn, which Debian installs
   # under /usr/share/nodejs: without NODE_PATH optimized wasm builds fail.
