@@ -36,7 +36,10 @@ WL_LOCK_STATIC(hooks_lock, WL_LEVEL_HEAP); /* serialises wl_heap_hooks_add_once 
 
 #define WL_META_CHUNK ((size_t)256 << 10)
 
-static const wl_heap_hooks_t *hooks[WL_HEAP_HOOKS];
+/* A slot is counted before it is filled: readers skip one still NULL (its
+   hooks are not in yet for them). Atomic: a thread may exit, or fork, while
+   another adds hooks. */
+static _Atomic(const wl_heap_hooks_t *) hooks[WL_HEAP_HOOKS];
 static _Atomic(int) hooks_count;
 
 bool wl_heap_hooks_add(const wl_heap_hooks_t *h) {
@@ -45,7 +48,7 @@ bool wl_heap_hooks_add(const wl_heap_hooks_t *h) {
     atomic_fetch_sub(&hooks_count, 1);
     return false;
   }
-  hooks[n] = h;
+  wl_store_release(&hooks[n], h);
   return true;
 }
 
@@ -65,7 +68,8 @@ void wl_heap_hooks_add_once(_Atomic(int) *state, const wl_heap_hooks_t *h, const
 
 #define FOR_EACH_HOOK(field)                                      \
   for (int i_ = 0; i_ < wl_load_acquire(&hooks_count); i_++) {    \
-    if (hooks[i_] != NULL && hooks[i_]->field != NULL) hooks[i_]->field(); \
+    const wl_heap_hooks_t *h_ = wl_load_acquire(&hooks[i_]);      \
+    if (h_ != NULL && h_->field != NULL) h_->field();             \
   }
 
 /* ------------------------------------------------------------------------
