@@ -683,31 +683,23 @@ START_TEST(fork_child_finishes_a_parked_foreign_free) {
 }
 END_TEST
 
-START_TEST(fork_heap) { fork_while_threads_run(L_HEAP); }
+/* One case per layer (Check's loop index _i), and all of them at once. */
+static const unsigned one_layer[] = {L_HEAP, L_TIERS, L_SCOPES, L_CONTEXTS, L_POOLS, L_RINGS, L_REGISTRY, L_LOADS};
+
+START_TEST(fork_while_one_layer_runs) { fork_while_threads_run(one_layer[_i]); }
 END_TEST
-START_TEST(fork_tiers) { fork_while_threads_run(L_TIERS); }
-END_TEST
-START_TEST(fork_scopes_frames) { fork_while_threads_run(L_SCOPES); }
-END_TEST
-START_TEST(fork_contexts) { fork_while_threads_run(L_CONTEXTS); }
-END_TEST
-START_TEST(fork_pools) { fork_while_threads_run(L_POOLS); }
-END_TEST
-START_TEST(fork_rings) { fork_while_threads_run(L_RINGS); }
-END_TEST
-START_TEST(fork_registry) { fork_while_threads_run(L_REGISTRY); }
-END_TEST
-START_TEST(fork_asset_loads) { fork_while_threads_run(L_LOADS); }
-END_TEST
-START_TEST(fork_every_layer) { fork_while_threads_run(L_ALL); }
+
+START_TEST(fork_while_every_layer_runs) { fork_while_threads_run(L_ALL); }
 END_TEST
 
 Suite *wl_test_suite(void) {
   Suite *s = suite_create("fork");
   /* each case in a process of its own (Check forks), so each starts clean */
   WL_TCASE(s, "heap", 120, fork_child_finishes_a_parked_foreign_free);
-  WL_TCASE(s, "one layer", 900, fork_heap, fork_tiers, fork_scopes_frames, fork_contexts, fork_pools, fork_rings,
-           fork_registry, fork_asset_loads);
-  WL_TCASE(s, "every layer", 900, fork_every_layer);
+  TCase *tc = tcase_create("one layer");
+  tcase_set_timeout(tc, 900);
+  tcase_add_loop_test(tc, fork_while_one_layer_runs, 0, (int)(sizeof one_layer / sizeof *one_layer));
+  suite_add_tcase(s, tc);
+  WL_TCASE(s, "every layer", 900, fork_while_every_layer_runs);
   return s;
 }
