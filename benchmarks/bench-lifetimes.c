@@ -14,6 +14,14 @@
  *                 compare with malloc-frame
  *   scope-enter   N times per round: enter a scope, allocate one 64-byte
  *                 block, leave (ns per enter + allocate + leave)
+ *   ring          each round every thread begins a frame in its own ring
+ *                 (entity tier, 8 MiB), allocates the frame mode's objects
+ *                 with walloc_ring_allocate (each touched through its
+ *                 handle) and retires the previous frame: the ring's locked
+ *                 allocation path
+ *   context       each round every thread allocates the frame mode's objects
+ *                 from its own context (entity tier, each touched through its
+ *                 handle), then resets it: the context's locked path
  *
  * The malloc modes are run under LD_PRELOAD of the allocator to compare
  * (benchmarks/run_lifetimes.py). Linked with libwalloc.a, which does not
@@ -22,13 +30,16 @@
  * Prints ns per object (allocation plus its share of the release) of the
  * slowest thread.
  *
- * usage: bench-lifetimes frame|malloc-frame|pool|malloc-pool [N=10000] [ROUNDS=300] [THREADS=1] [SIZE=64]
+ * usage: bench-lifetimes frame|malloc-frame|pool|malloc-pool|scope|scope-enter|ring|context
+ *                        [N=10000] [ROUNDS=300] [THREADS=1] [SIZE=64]
  */
 #include "bench_common.h"
 #include "walloc.h"
 
-enum { MODE_FRAME, MODE_MALLOC_FRAME, MODE_POOL, MODE_MALLOC_POOL, MODE_SCOPE, MODE_SCOPE_ENTER, MODES };
-static const char *mode_names[] = {"frame", "malloc-frame", "pool", "malloc-pool", "scope", "scope-enter"};
+enum { MODE_FRAME, MODE_MALLOC_FRAME, MODE_POOL, MODE_MALLOC_POOL, MODE_SCOPE, MODE_SCOPE_ENTER, MODE_RING,
+       MODE_CONTEXT, MODES };
+static const char *mode_names[] = {"frame", "malloc-frame", "pool", "malloc-pool",
+                                   "scope", "scope-enter",  "ring", "context"};
 
 typedef struct {
   long id, n, rounds, size;
@@ -56,9 +67,13 @@ static void *life_worker(void *arg) {
   rng_t r;
   rng_seed(&r, 9000 + (uint64_t)a->id);
   for (long i = 0; i < a->n; i++) {
-    sizes[i] = a->mode == MODE_FRAME || a->mode == MODE_MALLOC_FRAME || a->mode == MODE_SCOPE
-                   ? (size_t)rng_range(&r, 16, 256)
-                   : (size_t)a->size;
+    sizes[i] = a->mode == MODE_POOL || a->mode == MODE_MALLOC_POOL ? (size_t)a->size
+                                                                   : (size_t)rng_range(&r, 16, 256);
+  }
+  walloc_ring *ring = a->mode == MODE_RING ? walloc_ring_create(WALLOC_TIER_ENTITY, (size_t)8 << 20) : NULL;
+  walloc_context *ctx = a->mode == MODE_CONTEXT ? walloc_context_create(WALLOC_TIER_ENTITY, NULL) : NULL;
+  if ((a->mode == MODE_RING && ring == NULL) || (a->mode == MODE_CONTEXT && ctx == NULL)) {
+    bench_fail("ring or context creation failed");
   }
   pthread_barrier_wait(&start_barrier);
   double t0 = now_s();
@@ -87,6 +102,19 @@ static void *life_worker(void *arg) {
       walloc_scope_leave(scope);
       break;
     }
+    case MODE_RING:
+    case MODE_CONTEXT:
+      if (ring != NULL && walloc_ring_begin_frame(ring, (uint64_t)f + 1) != WALLOC_OK) bench_fail("begin_frame");
+      for (long i = 0; i < a->n; i++) {
+        walloc_handle h = ring != NULL ? walloc_ring_allocate(ring, sizes[i]) : walloc_context_allocate(ctx, sizes[i]);
+        ptrs[i] = (unsigned char *)walloc_handle_to_ptr(h);
+        if (ptrs[i] == NULL) bench_fail("round %ld: allocation %ld failed", f, i);
+        touch(ptrs[i], sizes[i], i);
+      }
+      for (long i = 0; i < a->n; i++) check(ptrs[i], sizes[i], i, f);
+      if (ring != NULL) walloc_ring_retire(ring, (uint64_t)f); /* the previous frame */
+      else walloc_context_reset(ctx);
+      break;
     case MODE_SCOPE_ENTER:
       for (long i = 0; i < a->n; i++) {
         walloc_scope *scope = walloc_scope_enter(WALLOC_TIER_ENTITY, 0);
@@ -121,13 +149,16 @@ static void *life_worker(void *arg) {
     }
   }
   a->seconds = now_s() - t0;
+  if (ring != NULL) walloc_ring_destroy(ring);
+  if (ctx != NULL) walloc_context_release(ctx);
   free(sizes);
   free(ptrs);
   return NULL;
 }
 
 int main(int argc, char **argv) {
-  const char *usage = "frame|malloc-frame|pool|malloc-pool|scope|scope-enter [N=10000] [ROUNDS=300] [THREADS=1] [SIZE=64]";
+  const char *usage =
+      "frame|malloc-frame|pool|malloc-pool|scope|scope-enter|ring|context [N=10000] [ROUNDS=300] [THREADS=1] [SIZE=64]";
   usage_if_help(argc, argv, usage);
   int mode = -1;
   for (int m = 0; argc >= 2 && m < MODES; m++) {

@@ -133,9 +133,9 @@ cmd_test() {
   CC=clang CXX=clang++ setup build-asan --buildtype=debugoptimized -Db_sanitize=address,undefined \
     -Db_lundef=false -Ddebug_checks=true -Doverride=false -Dbenchmarks=false
   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    run_tests "ASan+UBSan: threads, stress, misuse, tiers, lifetimes, memcpy" build-asan \
+    run_tests "ASan+UBSan: threads, stress, misuse, tiers, lifetimes, memcpy, fork" build-asan \
     --suite threads --suite stress --suite misuse --suite tiers --suite memcpy \
-    --suite lifetimes --suite frame --suite pool
+    --suite lifetimes --suite frame --suite pool --suite fork
   # The fuzzers, libFuzzer's here: 40 s each on its committed corpus
   # (tests/fuzz/corpus/) and what earlier runs of this tree found.
   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
@@ -148,8 +148,9 @@ cmd_test() {
   log "TSan build (build-tsan/, clang)"
   CC=clang CXX=clang++ setup build-tsan --buildtype=debugoptimized -Db_sanitize=thread \
     -Db_lundef=false -Doverride=false -Dbenchmarks=false
-  TSAN_OPTIONS=halt_on_error=1 run_tests "TSan: threads, stress, tiers, lifetimes, assets" build-tsan \
-    --suite threads --suite stress --suite misuse --suite tiers --suite lifetimes --suite frame --suite pool --suite assets
+  TSAN_OPTIONS=halt_on_error=1 run_tests "TSan: threads, stress, misuse, tiers, lifetimes, assets, fork" build-tsan \
+    --suite threads --suite stress --suite misuse --suite tiers --suite lifetimes --suite frame --suite pool --suite assets \
+    --suite fork
 
   # Emscripten's emcc runs node tools that need acorn, which Debian installs
   # under /usr/share/nodejs: without NODE_PATH optimized wasm builds fail.

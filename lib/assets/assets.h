@@ -22,6 +22,11 @@
 #define WL_HAVE_CURL 0
 #endif
 
+/* Lock level (platform.h): the registry, the settings and the connection
+   pool call only the tiers and the heap while held, never each other. */
+#define WL_LEVEL_ASSETS (WL_LEVEL_TIERS_TOP + 1)
+_Static_assert(WL_LEVEL_ASSETS < WL_LOCK_LEVELS, "a level for the assets");
+
 #define WL_ASSET_ERROR_MAX 512  /* bytes of walloc_asset_last_error, with the terminator */
 #define WL_ASSET_UA_MAX    128
 

@@ -44,6 +44,13 @@
  *
  * Thread safety: a batch is driven by the calling thread alone; the multi
  * pool and the cancel epoch are the only shared state (a lock, an atomic).
+ * fork: no lock of ours is held across a transfer; the multi pool's lock
+ * and the one around curl_easy_init (easy_new) are registered, so a child
+ * finds the pool whole and libcurl's global lock free. A transfer another
+ * thread was running is that thread's (its handles are never in the pool
+ * while in use): the child never sees it. libcurl's own state beyond that
+ * (TLS libraries, resolver threads) is libcurl's: its documentation asks
+ * that handles not be shared across fork, and walloc never does.
  */
 #include "assets.h"
 
@@ -98,7 +105,8 @@ typedef struct batch_s {
 } batch_t;
 
 static _Atomic(uint64_t) cancel_epoch;
-static wl_lock_t pool_lock = WL_LOCK_INIT;
+WL_LOCK_STATIC(pool_lock, WL_LEVEL_ASSETS);
+WL_LOCK_STATIC(easy_lock, WL_LEVEL_ASSETS);
 static CURLM *pool[MULTI_POOL];
 static int pool_n;
 
@@ -261,6 +269,18 @@ static bool place(xfer_t *x) {
   return true;
 }
 
+/* curl_easy_init takes libcurl's global lock (a spin lock, for its one-time
+   set-up), which libcurl leaves as it was in a fork child: a child forked
+   while another thread was inside would spin there at its first load. Under
+   a registered lock fork waits for it instead. Nothing slow happens inside:
+   libcurl is set up already (curl_dl.c), so it only allocates the handle. */
+static CURL *easy_new(void) {
+  wl_lock(&easy_lock);
+  CURL *e = curl_easy_init();
+  wl_unlock(&easy_lock);
+  return e;
+}
+
 /* ------------------------------------------------------------------------
    libcurl callbacks
    ------------------------------------------------------------------------ */
@@ -415,7 +435,7 @@ static void start(batch_t *b, xfer_t *x) {
     fail_final(x);
     return;
   }
-  CURL *e = x->easy = curl_easy_init();
+  CURL *e = x->easy = easy_new();
   if (e == NULL) {
     xfail(x, WALLOC_ERR_NOMEM, false, "%s: libcurl could not create a transfer", x->url);
     fail_final(x);

@@ -19,7 +19,7 @@
 
 wl_asset_counters_t wl_asset_counters;
 
-static wl_lock_t opts_lock = WL_LOCK_INIT;
+WL_LOCK_STATIC(opts_lock, WL_LEVEL_ASSETS);
 static wl_asset_opts_t opts;       /* settings in force */
 static wl_asset_opts_t env_opts;   /* defaults with the environment applied */
 static pthread_once_t opts_once = PTHREAD_ONCE_INIT;

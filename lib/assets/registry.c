@@ -5,14 +5,17 @@
  * the metadata, all in the internal heap; and, through the metadata, the
  * tier blocks of the registered assets: eviction (or a replacing load)
  * deallocates them, so their handles go stale.
- * Thread safety: one reader-writer lock over the table, so lookups
- * (walloc_get_asset, the cache check of a load) run side by side while a
- * load registers or an eviction removes. Blocks are deallocated after the
- * lock is dropped. Loads never hold the lock while they fetch.
+ * Thread safety: one lock over the table (a registered wl_lock_t, so a
+ * fork child finds the table whole, never mid-growth), held for a lookup or
+ * a change and nothing more: a hash chain walk and a copy of the metadata,
+ * or a table growth (an allocation). Blocks are deallocated after the lock
+ * is dropped. Loads never hold it while they fetch. Lookups take turns; the
+ * reader-writer lock this replaced (outside the locks fork takes) cost more
+ * per lookup than the turns do: 58 against 22 to 40 ns for one thread, 69
+ * to 89 against 42 to 73 ns each for two (two cores).
  */
 #include "assets.h"
 
-#include <pthread.h>
 #include <string.h>
 
 typedef struct entry_s {
@@ -22,7 +25,7 @@ typedef struct entry_s {
   char key[];
 } entry_t;
 
-static pthread_rwlock_t reg_lock = PTHREAD_RWLOCK_INITIALIZER;
+WL_LOCK_STATIC(reg_lock, WL_LEVEL_ASSETS);
 static entry_t **buckets;   /* nbuckets chains (a power of two), or NULL while empty */
 static size_t nbuckets, nentries;
 
@@ -40,7 +43,7 @@ static entry_t **slot_of(const char *key, uint64_t hash) {
   return p;
 }
 
-/* Room for one more entry: doubles the table past a load of 1. Under the write lock. */
+/* Room for one more entry: doubles the table past a load of 1. Under the lock. */
 static bool reserve_one(void) {
   if (nentries < nbuckets) return true;
   size_t n = nbuckets == 0 ? 64 : nbuckets * 2;
@@ -88,7 +91,7 @@ WL_API bool walloc_register_asset(const char *key, const walloc_asset_metadata *
   uint64_t hash = key_hash(key);
   entry_t *e = entry_new(key, hash, metadata);
   if (e == NULL) return false;
-  pthread_rwlock_wrlock(&reg_lock);
+  wl_lock(&reg_lock);
   entry_t **p = slot_of(key, hash);
   bool added = (p == NULL || *p == NULL) && reserve_one();
   if (added) {
@@ -96,7 +99,7 @@ WL_API bool walloc_register_asset(const char *key, const walloc_asset_metadata *
     *p = e;
     nentries++;
   }
-  pthread_rwlock_unlock(&reg_lock);
+  wl_unlock(&reg_lock);
   if (!added) wl_free(e);
   return added;
 }
@@ -104,25 +107,25 @@ WL_API bool walloc_register_asset(const char *key, const walloc_asset_metadata *
 WL_API bool walloc_get_asset(const char *key, walloc_asset_metadata *out) {
   if (key == NULL || out == NULL) return false;
   uint64_t hash = key_hash(key);
-  pthread_rwlock_rdlock(&reg_lock);
+  wl_lock(&reg_lock);
   entry_t **p = slot_of(key, hash);
   bool found = p != NULL && *p != NULL;
   if (found) *out = (*p)->md;
-  pthread_rwlock_unlock(&reg_lock);
+  wl_unlock(&reg_lock);
   return found;
 }
 
 /* Unlink key's entry and return it (NULL if absent). */
 static entry_t *take(const char *key) {
   uint64_t hash = key_hash(key);
-  pthread_rwlock_wrlock(&reg_lock);
+  wl_lock(&reg_lock);
   entry_t **p = slot_of(key, hash), *e = NULL;
   if (p != NULL && *p != NULL) {
     e = *p;
     *p = e->next;
     nentries--;
   }
-  pthread_rwlock_unlock(&reg_lock);
+  wl_unlock(&reg_lock);
   return e;
 }
 
@@ -155,7 +158,7 @@ bool wl_registry_store(const char *key, walloc_asset_metadata *md, bool replace)
   entry_t *e = entry_new(key, hash, md);
   walloc_handle drop = WALLOC_NULL_HANDLE;
   bool ok = true;
-  pthread_rwlock_wrlock(&reg_lock);
+  wl_lock(&reg_lock);
   entry_t **p = slot_of(key, hash);
   if (p != NULL && *p != NULL) {
     if (replace || !wl_asset_handle_live((*p)->md.handle)) {
@@ -174,7 +177,7 @@ bool wl_registry_store(const char *key, walloc_asset_metadata *md, bool replace)
     drop = md->handle;
     ok = false;
   }
-  pthread_rwlock_unlock(&reg_lock);
+  wl_unlock(&reg_lock);
   wl_free(e);
   release_block(drop);
   return ok;

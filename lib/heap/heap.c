@@ -1,4 +1,5 @@
-/* heap.c: thread heaps: creation, the thread-exit hand-over, collection, fork.
+/* heap.c: thread heaps: creation, the thread-exit hand-over, collection,
+ * and the repair a fork child needs.
  *
  * Owns: the thread-local heap pointer, the memory heaps themselves live in
  * (taken from the OS in chunks, recycled when threads exit, never from
@@ -24,17 +25,21 @@ wl_heap_t wl_heap_empty = {
 
 __thread wl_heap_t *wl_heap_tls __attribute__((tls_model("initial-exec"))) = &wl_heap_empty;
 
-static wl_lock_t heaps_lock = WL_LOCK_INIT;
+WL_LOCK_STATIC(heaps_lock, WL_LEVEL_HEAP);
 static wl_heap_t *heaps_recycled;   /* heaps of exited threads, ready for reuse (heaps_lock) */
 #if !WL_OS_ONE_THREAD
 static uint8_t *meta_chunk;
 static size_t meta_left;
 #endif
-static _Atomic(int) hooks_state;    /* 0 none, 1 installing, 2 done */
+static _Atomic(int) os_hooks_done;  /* the thread-exit key and fork handlers are installed */
+WL_LOCK_STATIC(hooks_lock, WL_LEVEL_HEAP); /* serialises wl_heap_hooks_add_once */
 
 #define WL_META_CHUNK ((size_t)256 << 10)
 
-static const wl_heap_hooks_t *hooks[WL_HEAP_HOOKS];
+/* A slot is counted before it is filled: readers skip one still NULL (its
+   hooks are not in yet for them). Atomic: a thread may exit, or fork, while
+   another adds hooks. */
+static _Atomic(const wl_heap_hooks_t *) hooks[WL_HEAP_HOOKS];
 static _Atomic(int) hooks_count;
 
 bool wl_heap_hooks_add(const wl_heap_hooks_t *h) {
@@ -43,24 +48,28 @@ bool wl_heap_hooks_add(const wl_heap_hooks_t *h) {
     atomic_fetch_sub(&hooks_count, 1);
     return false;
   }
-  hooks[n] = h;
+  wl_store_release(&hooks[n], h);
   return true;
 }
 
+/* Under a lock rather than a spin on *state: a thread that waited for
+   another to finish adding would wait forever in a fork child where that
+   other thread does not exist; fork takes the lock, so the child finds the
+   hooks added or not. */
 void wl_heap_hooks_add_once(_Atomic(int) *state, const wl_heap_hooks_t *h, const char *what) {
-  if (WL_LIKELY(wl_load_acquire(state) == 2)) return;
-  int expect = 0;
-  if (wl_cas_strong(state, &expect, 1)) {
+  if (WL_LIKELY(wl_load_acquire(state) != 0)) return;
+  wl_lock(&hooks_lock);
+  if (wl_load_relaxed(state) == 0) {
     if (!wl_heap_hooks_add(h)) wl_error(what, NULL);
-    wl_store_release(state, 2);
-  } else {
-    while (wl_load_acquire(state) != 2) wl_os_yield(); /* another thread is adding them */
+    wl_store_release(state, 1);
   }
+  wl_unlock(&hooks_lock);
 }
 
 #define FOR_EACH_HOOK(field)                                      \
   for (int i_ = 0; i_ < wl_load_acquire(&hooks_count); i_++) {    \
-    if (hooks[i_] != NULL && hooks[i_]->field != NULL) hooks[i_]->field(); \
+    const wl_heap_hooks_t *h_ = wl_load_acquire(&hooks[i_]);      \
+    if (h_ != NULL && h_->field != NULL) h_->field();             \
   }
 
 /* ------------------------------------------------------------------------
@@ -130,16 +139,12 @@ static void heap_init(wl_heap_t *heap) {
 /* ------------------------------------------------------------------------
    Thread start and exit
    ------------------------------------------------------------------------ */
+/* The platform installs them once, however many threads ask at the same
+   time (and again in a child forked meanwhile); the C library may allocate
+   there: this thread's heap already works. */
 static void install_hooks(void) {
-  int expect = 0;
-  if (atomic_compare_exchange_strong(&hooks_state, &expect, 1)) {
-    /* the C library may allocate here: this thread's heap already works */
-    wl_os_thread_hooks_init(wl_heap_thread_done, wl_heap_fork_prepare, wl_heap_fork_parent,
-                            wl_heap_fork_child);
-    wl_store_release(&hooks_state, 2);
-  } else {
-    while (wl_load_acquire(&hooks_state) != 2) wl_os_yield();
-  }
+  wl_os_thread_hooks_init(wl_heap_thread_done, wl_heap_fork_child);
+  wl_store_release(&os_hooks_done, 1);
 }
 
 wl_heap_t *wl_heap_get_or_init(void) {
@@ -156,7 +161,7 @@ wl_heap_t *wl_heap_get_or_init(void) {
   while (n > peak && !wl_cas_weak(&wl_stats.threads_peak, &peak, n)) {}
   wl_fetch_add(&wl_stats.heaps_created, 1);
   wl_heap_tls = heap;
-  if (!WL_OS_ONE_THREAD && wl_load_acquire(&hooks_state) != 2) install_hooks(); /* one thread: no hooks */
+  if (!WL_OS_ONE_THREAD && !wl_load_acquire(&os_hooks_done)) install_hooks(); /* one thread: no hooks */
   wl_os_thread_register(heap);
   return heap;
 }
@@ -170,7 +175,7 @@ wl_heap_t *wl_heap_get_or_init(void) {
    from one heap shared under a lock, reached without any thread-local. Its
    id is its own address, which no thread has: every free of its blocks takes
    the cross-thread path, and it collects them on its next allocation. */
-static wl_lock_t runtime_lock = WL_LOCK_INIT;
+WL_LOCK_STATIC(runtime_lock, WL_LEVEL_HEAP_RUNTIME);
 static wl_heap_t *runtime_heap;
 
 void *wl_heap_runtime_alloc(size_t align, size_t size) {
@@ -361,32 +366,33 @@ void wl_heap_adopt_page(wl_heap_t *heap, wl_page_t *page) {
 }
 
 /* ------------------------------------------------------------------------
-   fork: the child keeps only the forking thread. The other threads' heaps
-   may have been in the middle of an operation when fork copied them, so the
-   child never touches them: their memory stays where it is (copy-on-write,
-   so it costs the child nothing unless touched).
-   Frees of their blocks in the child go onto the pages' atomic lists, which
-   is safe whatever state the heap was in. The global lists are consistent
-   because prepare took their locks.
+   fork: the child keeps only the forking thread. Every lock was taken
+   before fork (platform.h), so the global lists are whole. The other
+   threads' heaps may have been in the middle of an operation when fork
+   copied them, so the child never touches them: their memory stays where
+   it is (copy-on-write, so it costs the child nothing unless touched), and
+   the child frees their blocks onto the pages' atomic lists, which is safe
+   whatever state the heap was in.
+   One lock-free hand-over can leave the forking thread waiting: a foreign
+   free that found one of its full pages parks the page in FREEING while it
+   pushes the block onto the owner's delayed list (free.c). The owner waits
+   for FREEING to end before it touches the page again; in the child the
+   freeing thread is gone, so the repair ends it as that thread would have:
+   the block is on the delayed list already (collected as usual), or the
+   push never happened (that block is lost to the child, one block).
    ------------------------------------------------------------------------ */
-void wl_heap_fork_prepare(void) {
-  FOR_EACH_HOOK(fork_prepare);
-  wl_lock(&heaps_lock);
-  wl_segment_fork_prepare();
-  wl_huge_fork_prepare();
-}
-
-void wl_heap_fork_parent(void) {
-  wl_huge_fork_parent();
-  wl_segment_fork_parent();
-  wl_unlock(&heaps_lock);
-  FOR_EACH_HOOK(fork_parent);
+static void page_fork_repair_fn(wl_heap_t *heap, wl_page_t *page, void *arg) {
+  WL_UNUSED(heap);
+  WL_UNUSED(arg);
+  uintptr_t tf = wl_load_relaxed(&page->xthread_free);
+  if (wl_delayed_state(tf) == WL_DELAYED_FREEING) {
+    wl_store_relaxed(&page->xthread_free, wl_delayed_make(wl_delayed_ptr(tf), WL_DELAYED_NORMAL));
+  }
 }
 
 void wl_heap_fork_child(void) {
-  wl_huge_fork_child();
-  wl_segment_fork_child();
-  wl_lock_reset(&heaps_lock);
-  wl_store_relaxed(&wl_stats.threads, wl_heap_tls != &wl_heap_empty ? 1 : 0);
+  wl_heap_t *heap = wl_heap_tls;
+  if (!WL_OS_ONE_THREAD && heap != &wl_heap_empty) heap_foreach_page(heap, page_fork_repair_fn, NULL);
+  wl_store_relaxed(&wl_stats.threads, heap != &wl_heap_empty ? 1 : 0);
   FOR_EACH_HOOK(fork_child);
 }

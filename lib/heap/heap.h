@@ -42,6 +42,14 @@
 
 #include "../platform/platform.h"
 
+/* Lock levels (platform.h, "Locks, and fork"): a thread holding a lock
+   takes only locks of lower levels. The heap's locks guard lists and call
+   only the platform while held; process set-up sits below them because
+   reports (wl_error) may run it under any of them. */
+#define WL_LEVEL_HEAP_INIT    (WL_LEVEL_PLATFORM + 1) /* process set-up (init.c) */
+#define WL_LEVEL_HEAP         (WL_LEVEL_PLATFORM + 2) /* heap list, hooks, segment cache, abandoned list, huge cache */
+#define WL_LEVEL_HEAP_RUNTIME (WL_LEVEL_PLATFORM + 3) /* Emscripten's runtime heap: allocates under its lock */
+
 /* ------------------------------------------------------------------------
    Geometry
    ------------------------------------------------------------------------ */
@@ -463,9 +471,6 @@ void wl_segment_abandon(wl_heap_t *heap, wl_segment_t *seg);
 bool wl_segment_reclaim_one(wl_heap_t *heap);
 void wl_segments_purge(wl_heap_t *heap, int64_t now, bool force);
 void wl_segment_cache_collect(int64_t now, bool force);
-void wl_segment_fork_prepare(void);
-void wl_segment_fork_parent(void);
-void wl_segment_fork_child(void);
 wl_segment_t *wl_segment_os_alloc(size_t size, size_t align, size_t offset, bool *is_zero);
 void wl_segment_os_release(void *base, size_t size);
 WL_INLINE uint8_t *wl_page_area(const wl_page_t *page, size_t *size) {
@@ -496,13 +501,14 @@ wl_page_t *wl_page_find(wl_heap_t *heap, size_t size);
 uint8_t *wl_block_start(const wl_page_t *page, const void *p);
 
 /* heap.c */
-/* Upper layers hook into thread exit and fork through callbacks (the heap
-   owns the pthread key and the atfork handlers). At most WL_HEAP_HOOKS. */
+/* Upper layers hook into thread exit and the fork child through callbacks
+   (the heap installs the thread-exit key and the fork handlers). Locks need
+   no hook: fork takes and releases every registered lock by itself
+   (platform.h); fork_child repairs other state in the child, while every
+   lock is still held (it must take none). At most WL_HEAP_HOOKS. */
 #define WL_HEAP_HOOKS 8
 typedef struct wl_heap_hooks_s {
   void (*thread_exit)(void);
-  void (*fork_prepare)(void);
-  void (*fork_parent)(void);
   void (*fork_child)(void);
 } wl_heap_hooks_t;
 bool wl_heap_hooks_add(const wl_heap_hooks_t *hooks);
@@ -516,8 +522,6 @@ void wl_heap_collect(wl_heap_t *heap, bool force);
 void wl_heap_abandon(wl_heap_t *heap);
 void wl_heap_adopt_page(wl_heap_t *heap, wl_page_t *page);
 void wl_heap_thread_done(void *value);
-void wl_heap_fork_prepare(void);
-void wl_heap_fork_parent(void);
 void wl_heap_fork_child(void);
 void wl_heap_maintenance(wl_heap_t *heap);
 #if defined(__EMSCRIPTEN_PTHREADS__)
@@ -569,9 +573,6 @@ void wl_huge_free(wl_segment_t *seg, void *p);
 void *wl_huge_realloc(wl_segment_t *seg, void *p, size_t size);
 wl_segment_t *wl_huge_header(const void *p, unsigned map_value);
 void wl_huge_cache_collect(int64_t now, bool force);
-void wl_huge_fork_prepare(void);
-void wl_huge_fork_parent(void);
-void wl_huge_fork_child(void);
 
 /* stats.c */
 void wl_stats_live_add(int64_t bytes);

@@ -28,7 +28,7 @@
 #define WL_HUGE_CACHE_BYTES ((size_t)128 << 20)
 #define WL_HUGE_CACHE_ENTRY ((size_t)64 << 20)
 
-static wl_lock_t huge_lock = WL_LOCK_INIT;
+WL_LOCK_STATIC(huge_lock, WL_LEVEL_HEAP);
 static wl_segment_t *cache_first; /* most recently freed first */
 static _Atomic(size_t) cache_count; /* read without the lock only as a hint */
 static size_t cache_bytes;
@@ -240,7 +240,3 @@ void *wl_huge_realloc(wl_segment_t *seg, void *p, size_t size) {
   wl_huge_free(seg, p);
   return q;
 }
-
-void wl_huge_fork_prepare(void) { wl_lock(&huge_lock); }
-void wl_huge_fork_parent(void) { wl_unlock(&huge_lock); }
-void wl_huge_fork_child(void) { wl_lock_reset(&huge_lock); }

@@ -10,7 +10,7 @@
 
 wl_os_info_t wl_os;
 _Atomic(int) wl_process_ready;
-static wl_lock_t init_lock = WL_LOCK_INIT;
+WL_LOCK_STATIC(init_lock, WL_LEVEL_HEAP_INIT);
 
 void wl_process_init(void) {
   if (WL_LIKELY(wl_load_acquire(&wl_process_ready))) return;

@@ -24,11 +24,11 @@
 
 _Atomic(uint8_t) wl_segment_map[WL_MAP_ENTRIES];
 
-static wl_lock_t cache_lock = WL_LOCK_INIT;
+WL_LOCK_STATIC(cache_lock, WL_LEVEL_HEAP);
 static wl_segment_t *cache_first;
 static _Atomic(size_t) cache_count; /* read without the lock only as a hint */
 
-static wl_lock_t abandoned_lock = WL_LOCK_INIT;
+WL_LOCK_STATIC(abandoned_lock, WL_LEVEL_HEAP);
 static wl_segment_t *abandoned_first;
 static _Atomic(size_t) abandoned_count;
 
@@ -454,20 +454,4 @@ bool wl_segment_reclaim_one(wl_heap_t *heap) {
   /* Adopting may free pages and so the segment itself: touch nothing after. */
   for (size_t k = 0; k < npages; k++) wl_heap_adopt_page(heap, pages[k]);
   return true;
-}
-
-/* ------------------------------------------------------------------------
-   fork
-   ------------------------------------------------------------------------ */
-void wl_segment_fork_prepare(void) {
-  wl_lock(&abandoned_lock);
-  wl_lock(&cache_lock);
-}
-void wl_segment_fork_parent(void) {
-  wl_unlock(&cache_lock);
-  wl_unlock(&abandoned_lock);
-}
-void wl_segment_fork_child(void) {
-  wl_lock_reset(&cache_lock);
-  wl_lock_reset(&abandoned_lock);
 }

@@ -12,7 +12,11 @@
  * reported in debug builds.
  * Thread safety: allocation takes the context's lock; the tree (create,
  * release, reset, the tier-reset observer) changes under one tree lock,
- * taken before any context's lock.
+ * taken before any context's lock. Both are registered locks (platform.h),
+ * so a fork child finds the tree and every context as the last call left
+ * them. A context's lock leaves the registry, which takes no lock under
+ * another, after the tree lock is dropped: contexts that go are unlinked
+ * under it and freed after it (the `doomed` lists below).
  */
 #include "lifetimes.h"
 
@@ -30,7 +34,7 @@ struct walloc_context {
   bool zombie;                    /* unreferenced, kept for its blocks or children (counted in zombies) */
 };
 
-static wl_lock_t tree_lock = WL_LOCK_INIT;
+WL_LOCK_STATIC(tree_lock, WL_LEVEL_LIFETIMES_TOP);
 static walloc_context *roots;     /* contexts without a parent */
 static _Atomic(int) observer_set;
 static _Atomic(size_t) zombies;   /* tier resets only walk the tree when there are some */
@@ -43,9 +47,11 @@ static void unlink_ctx(walloc_context *c) {
   if (c->next != NULL) c->next->prev = c->prev;
 }
 
-/* tree_lock held: free c if nothing refers to it and it owns nothing, then
-   its parent, whose reference it held, in turn. */
-static void try_destroy(walloc_context *c) {
+/* tree_lock held: remove c from the tree if nothing refers to it and it
+   owns nothing, then its parent, whose reference it held, in turn. Removed
+   contexts go on *doomed (through `next`), for doomed_free once the tree
+   lock is dropped. */
+static void try_destroy(walloc_context *c, walloc_context **doomed) {
   while (c != NULL && wl_load_relaxed(&c->refs) == 0) {
     if (c->children != NULL || wl_load_relaxed(&c->mem.used) != 0) { /* stays until a reset */
       if (!c->zombie) {
@@ -58,25 +64,36 @@ static void try_destroy(walloc_context *c) {
     walloc_context *parent = c->parent;
     unlink_ctx(c);
     c->magic = 0;
-    wl_free(c);
+    c->next = *doomed;
+    *doomed = c;
     if (parent == NULL) return;
     wl_fetch_sub(&parent->refs, 1);
     c = parent;
   }
 }
 
+/* With no lock held: free what try_destroy removed. */
+static void doomed_free(walloc_context *doomed) {
+  while (doomed != NULL) {
+    walloc_context *next = doomed->next;
+    wl_lock_fini(&doomed->lock);
+    wl_free(doomed);
+    doomed = next;
+  }
+}
+
 /* tree_lock held: release the blocks of c and of every descendant, and
    remove the descendants nobody references. */
-static void reset_tree(walloc_context *c) {
+static void reset_tree(walloc_context *c, walloc_context **doomed) {
   wl_lock(&c->lock);
   wl_owner_release(&c->mem, NULL);
   wl_unlock(&c->lock);
   for (walloc_context *k = c->children, *next; k != NULL; k = next) {
     wl_fetch_add(&k->refs, 1); /* hold k while its subtree goes */
-    reset_tree(k);
+    reset_tree(k, doomed);
     wl_fetch_sub(&k->refs, 1);
     next = k->next;
-    try_destroy(k);             /* c is held by our caller: the walk stops at it */
+    try_destroy(k, doomed);     /* c is held by our caller: the walk stops at it */
   }
 }
 
@@ -84,13 +101,13 @@ static void reset_tree(walloc_context *c) {
    took, and the unreferenced ones that owned only those go. Referenced
    contexts notice dead chunks by themselves (owner.c) and forget them when
    released, so a reset costs nothing here unless unreferenced ones wait. */
-static void forget_tree(walloc_context *c, unsigned tier) {
+static void forget_tree(walloc_context *c, unsigned tier, walloc_context **doomed) {
   for (walloc_context *k = c->children, *next; k != NULL; k = next) {
     wl_fetch_add(&k->refs, 1);
-    forget_tree(k, tier);
+    forget_tree(k, tier, doomed);
     wl_fetch_sub(&k->refs, 1);
     next = k->next;
-    try_destroy(k);
+    try_destroy(k, doomed);
   }
   if (c->mem.tier == tier) {
     wl_lock(&c->lock);
@@ -101,22 +118,18 @@ static void forget_tree(walloc_context *c, unsigned tier) {
 
 static void tier_reset_observer(unsigned tier) {
   if (wl_load_relaxed(&zombies) == 0) return;
+  walloc_context *doomed = NULL;
   wl_lock(&tree_lock);
   for (walloc_context *r = roots, *next; r != NULL; r = next) {
     wl_fetch_add(&r->refs, 1);
-    forget_tree(r, tier);
+    forget_tree(r, tier, &doomed);
     wl_fetch_sub(&r->refs, 1);
     next = r->next;
-    try_destroy(r);
+    try_destroy(r, &doomed);
   }
   wl_unlock(&tree_lock);
+  doomed_free(doomed);
 }
-
-/* fork: the tree lock is held across it, so the child's tree is whole */
-static void fork_prepare(void) { wl_lock(&tree_lock); }
-static void fork_parent(void) { wl_unlock(&tree_lock); }
-static void fork_child(void) { wl_lock_reset(&tree_lock); }
-static const wl_heap_hooks_t context_hooks = {NULL, fork_prepare, fork_parent, fork_child};
 
 /* A context the caller may use (a live reference), else NULL. */
 static walloc_context *ctx_check(walloc_context *c, const char *what) {
@@ -141,10 +154,7 @@ WL_API walloc_context *walloc_context_create(walloc_tier tier, walloc_context *p
     return NULL;
   }
   int set = 0;
-  if (wl_cas_strong(&observer_set, &set, 1)) {
-    wl_store_release(&wl_tier_reset_observer, tier_reset_observer);
-    wl_heap_hooks_add(&context_hooks);
-  }
+  if (wl_cas_strong(&observer_set, &set, 1)) wl_store_release(&wl_tier_reset_observer, tier_reset_observer);
   walloc_context *c = wl_zalloc(sizeof *c);
   if (c == NULL) {
     wl_fail(WALLOC_ERR_NOMEM, "walloc_context_create: no memory for the context");
@@ -152,7 +162,7 @@ WL_API walloc_context *walloc_context_create(walloc_tier tier, walloc_context *p
   }
   c->magic = CTX_MAGIC;
   wl_store_relaxed(&c->refs, 1);
-  wl_lock_reset(&c->lock);
+  wl_lock_init(&c->lock, WL_LEVEL_LIFETIMES);
   wl_owner_init(&c->mem, (unsigned)tier);
   wl_lock(&tree_lock);
   c->parent = parent;
@@ -173,6 +183,7 @@ WL_API walloc_context *walloc_context_retain(walloc_context *ctx) {
 
 WL_API void walloc_context_release(walloc_context *ctx) {
   if (ctx_check(ctx, "walloc_context_release: not a live context (released too often?)") == NULL) return;
+  walloc_context *doomed = NULL;
   wl_lock(&tree_lock);
   if (wl_load_relaxed(&ctx->refs) != 0 && wl_fetch_sub(&ctx->refs, 1) == 1) {
     wl_lock(&ctx->lock);
@@ -182,9 +193,10 @@ WL_API void walloc_context_release(walloc_context *ctx) {
       wl_report("walloc_context_release: the last reference is gone but the context still owns blocks; "
                 "they stay until its parent or its tier is reset", ctx);
     }
-    try_destroy(ctx);
+    try_destroy(ctx, &doomed);
   }
   wl_unlock(&tree_lock);
+  doomed_free(doomed);
 }
 
 WL_API walloc_handle walloc_context_allocate(walloc_context *ctx, size_t size) {
@@ -199,7 +211,9 @@ WL_API walloc_handle walloc_context_allocate(walloc_context *ctx, size_t size) {
 
 WL_API void walloc_context_reset(walloc_context *ctx) {
   if (ctx_check(ctx, "walloc_context_reset: not a live context") == NULL) return;
+  walloc_context *doomed = NULL;
   wl_lock(&tree_lock);
-  reset_tree(ctx);
+  reset_tree(ctx, &doomed);
   wl_unlock(&tree_lock);
+  doomed_free(doomed);
 }

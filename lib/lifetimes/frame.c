@@ -131,7 +131,7 @@ static void frame_thread_exit(void) {
   memset(t, 0, sizeof *t);
 }
 
-static const wl_heap_hooks_t frame_hooks = {frame_thread_exit, NULL, NULL, NULL};
+static const wl_heap_hooks_t frame_hooks = {frame_thread_exit, NULL};
 
 /* Memory pressure: the calling thread's regular chunks that the frame in
    progress has not allocated from (all of them between frames). No lock,

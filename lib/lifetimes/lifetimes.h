@@ -15,6 +15,12 @@
 
 #include "../tiers/tiers.h"
 
+/* Lock levels (platform.h): a context's, a ring's, a pool's and a depot
+   shard's lock call the tiers and the heap while held; the context tree and
+   the pool registry take those. */
+#define WL_LEVEL_LIFETIMES     (WL_LEVEL_TIERS_TOP + 1) /* each context, ring, pool, depot shard */
+#define WL_LEVEL_LIFETIMES_TOP (WL_LEVEL_TIERS_TOP + 2) /* the context tree, the pool registry */
+
 /* Failures and reports go through the tiers' status.c. */
 WL_INLINE void wl_lifetime_fail(walloc_status st, const char *what) { wl_fail(st, what); }
 WL_INLINE void wl_lifetime_report(const char *what, const void *p) { wl_report(what, p); }

@@ -77,7 +77,9 @@
  * shard's lists behind its lock; the loose list, slabs and carving behind
  * the pool's lock; no two of these are held at once. The registry
  * (indices, generations, the flush at thread exit) is behind registry_lock,
- * taken before any pool or shard lock (fork takes them all in that order).
+ * taken before any pool or shard lock. All are registered locks (platform.h:
+ * fork takes them all, so a child finds every list whole); a pool's locks
+ * are registered when it is made and leave when it is destroyed.
  * walloc_pool_destroy must not race with use of the same pool (as free
  * must not race with use of the block); it may race with thread exits,
  * which flush caches under the registry lock only into live pools.
@@ -192,7 +194,7 @@ typedef struct wl_pool_slot_s {
   uint32_t next_free;        /* free list of slots: index + 1, 0 ends */
 } wl_pool_slot_t;
 
-static wl_lock_t registry_lock = WL_LOCK_INIT;
+WL_LOCK_STATIC(registry_lock, WL_LEVEL_LIFETIMES_TOP);
 static wl_pool_slot_t *slots;
 static uint32_t slots_cap, slots_top, slots_free;
 static uintptr_t pool_secret;
@@ -465,7 +467,7 @@ static void cache_drop(wl_pool_cache_t *c) {
 }
 
 /* ------------------------------------------------------------------------
-   Threads: caches, their flush at exit, fork
+   Threads: caches, and their flush at exit
    ------------------------------------------------------------------------ */
 static void pool_thread_exit(void) {
   wl_pool_thread_t *t = &wl_pool_self;
@@ -487,36 +489,7 @@ static void pool_thread_exit(void) {
   memset(t, 0, sizeof *t);
 }
 
-static void pool_fork_prepare(void) {
-  wl_lock(&registry_lock);
-  for (uint32_t i = 0; i < slots_top; i++) {
-    walloc_pool *pool = slots[i].pool;
-    if (pool == NULL) continue;
-    wl_lock(&pool->lock);
-    for (int h = 0; h < WL_POOL_HOMES; h++) wl_lock(&pool->shards[h].lock);
-  }
-}
-static void pool_fork_parent(void) {
-  for (uint32_t i = 0; i < slots_top; i++) {
-    walloc_pool *pool = slots[i].pool;
-    if (pool == NULL) continue;
-    for (int h = 0; h < WL_POOL_HOMES; h++) wl_unlock(&pool->shards[h].lock);
-    wl_unlock(&pool->lock);
-  }
-  wl_unlock(&registry_lock);
-}
-static void pool_fork_child(void) {
-  for (uint32_t i = 0; i < slots_top; i++) {
-    walloc_pool *pool = slots[i].pool;
-    if (pool == NULL) continue;
-    for (int h = 0; h < WL_POOL_HOMES; h++) wl_lock_reset(&pool->shards[h].lock);
-    wl_lock_reset(&pool->lock);
-  }
-  wl_lock_reset(&registry_lock);
-}
-
-static const wl_heap_hooks_t pool_hooks = {pool_thread_exit, pool_fork_prepare, pool_fork_parent,
-                                           pool_fork_child};
+static const wl_heap_hooks_t pool_hooks = {pool_thread_exit, NULL};
 
 /* Memory pressure: the depots' empty magazines of every live pool, freed.
    Only try-locks: the caller whose memory was refused may hold the
@@ -611,6 +584,8 @@ WL_API walloc_pool *walloc_pool_create(size_t object_size, size_t align) {
     wl_lifetime_fail(WALLOC_ERR_NOMEM, "walloc_pool_create: no memory for the pool");
     return NULL;
   }
+  wl_lock_init(&pool->lock, WL_LEVEL_LIFETIMES);
+  for (int h = 0; h < WL_POOL_HOMES; h++) wl_lock_init(&pool->shards[h].lock, WL_LEVEL_LIFETIMES);
   pool->object_size = size;
   pool->align = align;
   pool->shift = (unsigned)wl_ctz64(size);
@@ -923,5 +898,7 @@ WL_API void walloc_pool_destroy(walloc_pool *pool) {
   }
   wl_pool_thread_t *t = &wl_pool_self;
   if (i < t->cap) cache_drop(&t->caches[i]); /* other threads' go when they next see the generation */
+  wl_lock_fini(&pool->lock);
+  for (int h = 0; h < WL_POOL_HOMES; h++) wl_lock_fini(&pool->shards[h].lock);
   wl_free(pool);
 }

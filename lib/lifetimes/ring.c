@@ -10,7 +10,8 @@
  * Blocks carry slot entries (allocated, owned, version + 1 over the last
  * block at that offset): retiring a frame clears them, so its handles go
  * stale.
- * Thread safety: every call takes the ring's lock.
+ * Thread safety: every call takes the ring's lock (registered: a fork
+ * child finds the ring as the last call left it, never mid-allocation).
  */
 #include "lifetimes.h"
 
@@ -98,7 +99,7 @@ WL_API walloc_ring *walloc_ring_create(walloc_tier tier, size_t bytes) {
     return NULL;
   }
   r->size = wl_tier_class_size(r->cls);
-  wl_lock_reset(&r->lock);
+  wl_lock_init(&r->lock, WL_LEVEL_LIFETIMES);
   r->magic = RING_MAGIC;
   return r;
 }
@@ -199,6 +200,7 @@ WL_API void walloc_ring_destroy(walloc_ring *ring) {
     wl_tier_block_give(r->tier, r->cls, r->base, r->gen);
   }
   wl_unlock(&r->lock);
+  wl_lock_fini(&r->lock);
   wl_free(r->frames);
   wl_free(r);
 }

@@ -56,7 +56,7 @@ static void thread_exit(void) {
   me->cached = 0;
 }
 
-static const wl_heap_hooks_t scope_hooks = {thread_exit, NULL, NULL, NULL};
+static const wl_heap_hooks_t scope_hooks = {thread_exit, NULL};
 
 static void hooks_once(scope_thread_t *me) {
   me->hooked = true;

@@ -156,22 +156,51 @@ int64_t wl_os_clock_ms(void) {
 
 void wl_os_yield(void) { sched_yield(); }
 
+/* Thread exit and fork. Installed once with pthread_once, which the C
+   library restarts in a child forked while it was under way (the thread
+   running it is not there). Such a child may find the fork handlers
+   registered already: it inherits `atfork_done` from the parent whenever
+   they ran for its fork (prepare sets it), so they are never registered
+   twice, which would make the next fork's prepare wait for itself. */
 static pthread_key_t thread_key;
 static bool thread_key_ok;
+static bool hooks_ok;
+static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
+static _Atomic(bool) atfork_done;
+static void (*_Atomic thread_exit_hook)(void *);
+static void (*_Atomic fork_child_hook)(void);
 
-bool wl_os_thread_hooks_init(void (*on_thread_exit)(void *), void (*prepare)(void),
-                             void (*parent)(void), void (*child)(void)) {
+static void atfork_prepare(void) {
+  wl_store_relaxed(&atfork_done, true);
+  wl_locks_fork_prepare();
+}
+
+static void atfork_child(void) {
+  void (*repair)(void) = wl_load_acquire(&fork_child_hook);
+  if (repair != NULL) repair(); /* while every lock is still held: nothing moves */
+  wl_locks_fork_child();
+}
+
+static void hooks_install(void) {
+  if (!thread_key_ok) thread_key_ok = pthread_key_create(&thread_key, wl_load_acquire(&thread_exit_hook)) == 0;
+  if (!wl_load_relaxed(&atfork_done)) {
+    wl_store_relaxed(&atfork_done, pthread_atfork(atfork_prepare, wl_locks_fork_parent, atfork_child) == 0);
+  }
+  hooks_ok = thread_key_ok && wl_load_relaxed(&atfork_done);
+}
+
+bool wl_os_thread_hooks_init(void (*on_thread_exit)(void *), void (*on_fork_child)(void)) {
   int saved = errno;
-  thread_key_ok = pthread_key_create(&thread_key, on_thread_exit) == 0;
-  bool ok = thread_key_ok && pthread_atfork(prepare, parent, child) == 0;
+  wl_store_release(&thread_exit_hook, on_thread_exit);
+  wl_store_release(&fork_child_hook, on_fork_child);
+  pthread_once(&hooks_once, hooks_install);
   errno = saved;
-  return ok;
+  return hooks_ok;
 }
 
 void wl_os_thread_register(void *value) {
   if (thread_key_ok) pthread_setspecific(thread_key, value);
 }
-
 
 int wl_os_dup(int fd, int min) {
   int saved = errno;

@@ -14,7 +14,8 @@
  *             (the contents become undefined, or zero where the platform says so);
  *   release   give the address range back entirely.
  * None of these functions allocates memory from the heap, prints, or takes a
- * lock that the heap also takes.
+ * lock that the heap also takes. The lock every layer uses, and the registry
+ * of all of them that makes fork safe, are here too (lock.c).
  */
 #ifndef WL_PLATFORM_H
 #define WL_PLATFORM_H
@@ -92,23 +93,25 @@ int64_t wl_os_clock_ms(void);
 /* Let another thread run (used by spin locks). */
 void wl_os_yield(void);
 
-/* Register `fn` to run with the thread's registered value when a thread exits,
-   and the process-wide fork handlers. Called once, after the heap can serve
+/* Register `on_thread_exit` to run with the thread's registered value when
+   a thread exits, and install the fork handlers: they take and release
+   every registered lock (lock.c), and in the child run `on_fork_child`
+   first (repairs of state other than locks), before the locks are released.
+   Installs once however many threads call it at once (also in a child
+   forked while it was under way); called after the heap can serve
    allocations (the C library may allocate here). Returns false on failure. */
 #if defined(__wasm__) && !defined(__EMSCRIPTEN_PTHREADS__)
 #define WL_OS_ONE_THREAD 1   /* no thread ever exits, so no heap is ever abandoned */
 /* Single-threaded wasm: one thread, which never exits before the program,
-   and no fork. Inline no-ops, so the thread-exit and fork handlers they are
-   given are not referenced and leave the module (about 2 KiB). */
-WL_INLINE bool wl_os_thread_hooks_init(void (*on_thread_exit)(void *value),
-                                       void (*prepare)(void), void (*parent)(void), void (*child)(void)) {
-  (void)on_thread_exit; (void)prepare; (void)parent; (void)child;
+   and no fork. An inline no-op, so the handlers it is given are not
+   referenced and leave the module (about 2 KiB). */
+WL_INLINE bool wl_os_thread_hooks_init(void (*on_thread_exit)(void *value), void (*on_fork_child)(void)) {
+  (void)on_thread_exit; (void)on_fork_child;
   return true;
 }
 #else
 #define WL_OS_ONE_THREAD 0
-bool wl_os_thread_hooks_init(void (*on_thread_exit)(void *value),
-                             void (*prepare)(void), void (*parent)(void), void (*child)(void));
+bool wl_os_thread_hooks_init(void (*on_thread_exit)(void *value), void (*on_fork_child)(void));
 #endif
 
 /* Register `value` as the current thread's; on_thread_exit(value) runs when
@@ -170,21 +173,112 @@ wl_os_file_kind_t wl_os_file_kind(const char *path);
 __attribute__((noreturn)) void wl_os_abort(void);
 
 /* ------------------------------------------------------------------------
-   A small lock for rare paths (segment cache, thread list): spins briefly,
-   then yields. No allocation, statically initialised with WL_LOCK_INIT, and a
-   fork child may reset it with wl_lock_reset.
-   ------------------------------------------------------------------------ */
-typedef struct wl_lock_s { _Atomic(int) held; } wl_lock_t;
-#define WL_LOCK_INIT { 0 }
+   Locks, and fork (lock.c)
 
-WL_INLINE bool wl_lock_try(wl_lock_t *l) {
+   Every lock in walloc is a wl_lock_t: it spins briefly, then yields, and
+   never allocates. Each has a level. A thread that holds a lock of level L
+   takes only locks of lower levels, never a second one of level L: levels
+   rise with the layers (each layer's private header names its own, above
+   those of the layers it calls), so a layer may call down while it holds
+   its locks, and never up.
+
+   Every lock is registered where it is made, and fork takes them all:
+   - a static lock is defined with WL_LOCK_STATIC (the definition comes
+     with a constructor that registers it when the library loads), or, when
+     it lives inside a static struct, initialised with WL_LOCK_INIT and
+     registered by a WL_LOCK_REGISTER beside the struct;
+   - a lock inside an object made at run time gets its level from
+     wl_lock_init when the object is made, which registers it, and leaves
+     the registry with wl_lock_fini before the object is freed.
+   There is no other way to give a lock its level, and a lock without one
+   (zeroed or finished) fails an assertion at its first use in debug builds,
+   where every lock taken is also checked against the order above.
+
+   fork (the handlers lib/platform installs with wl_os_thread_hooks_init):
+   prepare takes the registry's lock, then every registered lock, from the
+   highest level down, waiting for whoever holds one to finish; the parent
+   releases them all; the child first runs the upper layers' repairs (state
+   other than locks that the vanished threads may have left mid-way), then
+   releases them all. So the child finds every locked structure as the last
+   holder left it, whole: an operation another thread had under way either
+   finished before fork or had not started.
+
+   Rules that keep fork from waiting forever: register and unregister with
+   no lock held (the registry's lock is above every level); never hold a
+   lock across a call that can block (I/O, waiting for another thread);
+   never fork from a callback walloc runs (a budget's soft limit, an asset
+   load's progress), since the forking thread may hold a lock then.
+   ------------------------------------------------------------------------ */
+#define WL_LOCK_LEVELS    16 /* levels 1 .. 15; the registry's own lock is above them all */
+#define WL_LEVEL_PLATFORM 1  /* wasm's memory bump */
+
+typedef struct wl_lock_s {
+  _Atomic(int) held;
+  uint32_t level;                /* 1 .. WL_LOCK_LEVELS - 1; 0: not registered (a bug) */
+  struct wl_lock_s *next, *prev; /* its place on its level's list in the registry */
+} wl_lock_t;
+
+#define WL_LOCK_INIT(level) { 0, (level), NULL, NULL }
+
+#if defined(__wasm__)
+#define WL_OS_FORK 0 /* no fork: nothing to register */
+#define WL_LOCK_REGISTER(name, lock) _Static_assert(1, #name)
+#else
+#define WL_OS_FORK 1
+#define WL_LOCK_REGISTER(name, lock)                                     \
+  __attribute__((constructor)) static void name(void) { wl_lock_register(lock); } \
+  _Static_assert(1, #name)
+#endif
+/* A static lock of the given level, registered: WL_LOCK_STATIC(huge_lock, WL_LEVEL_HEAP); */
+#define WL_LOCK_STATIC(name, level)            \
+  static wl_lock_t name = WL_LOCK_INIT(level); \
+  WL_LOCK_REGISTER(name##_register, &name)
+
+/* Puts a static lock (its level set by WL_LOCK_INIT) in the registry: the
+   constructor WL_LOCK_REGISTER defines calls it. */
+void wl_lock_register(wl_lock_t *l);
+/* An object's lock: unheld, of `level`, registered. With no lock held. */
+void wl_lock_init(wl_lock_t *l, unsigned level);
+/* Before the object is freed, with no lock held (l itself unheld). */
+void wl_lock_fini(wl_lock_t *l);
+
+/* The fork handlers' work (installed by wl_os_thread_hooks_init). */
+void wl_locks_fork_prepare(void);
+void wl_locks_fork_parent(void);
+void wl_locks_fork_child(void);
+
+/* Debug builds check the order of every lock taken (bit L: this thread
+   holds a lock of level L). Not on Emscripten with pthreads, where the
+   runtime allocates (under a lock) before the thread's locals exist. */
+#if WL_DEBUG >= 2 && !defined(__EMSCRIPTEN_PTHREADS__)
+#define WL_LOCK_CHECK 1
+extern __thread uint32_t wl_lock_held __attribute__((tls_model("initial-exec")));
+void wl_lock_misuse(const wl_lock_t *l, const char *what);
+WL_INLINE void wl_lock_check(const wl_lock_t *l, bool blocking) {
+  if (l->level == 0 || l->level > WL_LOCK_LEVELS) wl_lock_misuse(l, "a lock that is not registered (no level)");
+  if (blocking && (wl_lock_held & ((2u << l->level) - 1)) != 0) {
+    wl_lock_misuse(l, "a lock taken while one of its level or below is held (lock order)");
+  }
+}
+WL_INLINE void wl_lock_note(const wl_lock_t *l, bool held) {
+  if (held) wl_lock_held |= 1u << l->level;
+  else wl_lock_held &= ~(1u << l->level);
+}
+#else
+#define WL_LOCK_CHECK 0
+WL_INLINE void wl_lock_check(const wl_lock_t *l, bool blocking) { WL_UNUSED(l); WL_UNUSED(blocking); }
+WL_INLINE void wl_lock_note(const wl_lock_t *l, bool held) { WL_UNUSED(l); WL_UNUSED(held); }
+#endif
+
+/* The lock itself, without the checks (lock.c and the functions below). */
+WL_INLINE bool wl_lock_try_raw(wl_lock_t *l) {
   int expect = 0;
   return wl_load_relaxed(&l->held) == 0 &&
          atomic_compare_exchange_strong_explicit(&l->held, &expect, 1, memory_order_acquire,
                                                  memory_order_relaxed);
 }
-WL_INLINE void wl_lock(wl_lock_t *l) {
-  for (unsigned spin = 0; !wl_lock_try(l); spin++) {
+WL_INLINE void wl_lock_raw(wl_lock_t *l) {
+  for (unsigned spin = 0; !wl_lock_try_raw(l); spin++) {
     if (spin >= 16) wl_os_yield();
     else
 #if defined(__x86_64__) || defined(__i386__)
@@ -194,8 +288,23 @@ WL_INLINE void wl_lock(wl_lock_t *l) {
 #endif
   }
 }
-WL_INLINE void wl_unlock(wl_lock_t *l) { atomic_store_explicit(&l->held, 0, memory_order_release); }
-WL_INLINE void wl_lock_reset(wl_lock_t *l) { atomic_store_explicit(&l->held, 0, memory_order_relaxed); }
+WL_INLINE void wl_unlock_raw(wl_lock_t *l) { atomic_store_explicit(&l->held, 0, memory_order_release); }
+
+WL_INLINE bool wl_lock_try(wl_lock_t *l) {
+  wl_lock_check(l, false);
+  bool got = wl_lock_try_raw(l);
+  if (got) wl_lock_note(l, true);
+  return got;
+}
+WL_INLINE void wl_lock(wl_lock_t *l) {
+  wl_lock_check(l, true);
+  wl_lock_raw(l);
+  wl_lock_note(l, true);
+}
+WL_INLINE void wl_unlock(wl_lock_t *l) {
+  wl_lock_note(l, false);
+  wl_unlock_raw(l);
+}
 
 /* ------------------------------------------------------------------------
    Output without allocation (out.c): a fixed buffer formatter.

@@ -61,7 +61,7 @@ typedef struct free_range_s {
   struct free_range_s *next; /* higher address */
 } free_range_t;
 
-static wl_lock_t mem_lock = WL_LOCK_INIT;
+WL_LOCK_STATIC(mem_lock, WL_LEVEL_PLATFORM);
 static uintptr_t bump;         /* first address never handed out; 0 before the first call */
 static free_range_t *free_first;
 
@@ -257,12 +257,18 @@ void wl_os_yield(void) { sched_yield(); }
 #ifdef __EMSCRIPTEN_PTHREADS__
 static pthread_key_t thread_key;
 static bool thread_key_ok;
+static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
+static void (*_Atomic thread_exit_hook)(void *);
 
-bool wl_os_thread_hooks_init(void (*on_thread_exit)(void *), void (*prepare)(void),
-                             void (*parent)(void), void (*child)(void)) {
-  WL_UNUSED(prepare); WL_UNUSED(parent); WL_UNUSED(child); /* no fork on wasm */
+static void hooks_install(void) {
+  thread_key_ok = pthread_key_create(&thread_key, wl_load_acquire(&thread_exit_hook)) == 0;
+}
+
+bool wl_os_thread_hooks_init(void (*on_thread_exit)(void *), void (*on_fork_child)(void)) {
+  WL_UNUSED(on_fork_child); /* no fork on wasm */
   int saved = errno;
-  thread_key_ok = pthread_key_create(&thread_key, on_thread_exit) == 0;
+  wl_store_release(&thread_exit_hook, on_thread_exit);
+  pthread_once(&hooks_once, hooks_install);
   errno = saved;
   return thread_key_ok;
 }

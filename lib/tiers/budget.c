@@ -28,7 +28,7 @@ typedef struct wl_budget_s {
 } wl_budget_t;
 
 static wl_budget_t budgets[WALLOC_TIER_COUNT];
-static wl_lock_t budget_lock = WL_LOCK_INIT; /* serialises walloc_set_budget */
+WL_LOCK_STATIC(budget_lock, WL_LEVEL_TIERS_TOP); /* serialises walloc_set_budget */
 
 walloc_status wl_budget_charge(unsigned tier, size_t bytes) {
   wl_budget_t *b = &budgets[tier];

@@ -20,6 +20,9 @@
  * again (but for a WALLOC_TIERS too big to reserve, which is reported and
  * followed by one set-up with the defaults): the tiers answer
  * WALLOC_ERR_NOMEM from then on.
+ * Every lock here is registered (platform.h), so a fork child never finds
+ * a reset half published (seq odd) nor the thread registry mid-change; its
+ * fork_child repair keeps only the forking thread in the registry.
  */
 #include "tiers.h"
 
@@ -27,13 +30,18 @@
 
 /* Before set-up, generations read as UINT64_MAX so that no thread's window
    (epoch 0) matches and every allocation takes the slow path. */
-wl_tiers_t wl_tiers = {.tier = {[0 ... WL_TIERS - 1] = {.gen = UINT64_MAX, .granule_shift = 5}}};
+wl_tiers_t wl_tiers = {.tier = {[0 ... WL_TIERS - 1] = {.gen = UINT64_MAX, .granule_shift = 5,
+                                                        .lock = WL_LOCK_INIT(WL_LEVEL_TIERS)}}};
+_Static_assert(WL_TIERS == 3, "one registration per tier lock");
+WL_LOCK_REGISTER(tier0_lock, &wl_tiers.tier[0].lock);
+WL_LOCK_REGISTER(tier1_lock, &wl_tiers.tier[1].lock);
+WL_LOCK_REGISTER(tier2_lock, &wl_tiers.tier[2].lock);
 __thread wl_tier_thread_t wl_tier_self __attribute__((tls_model("initial-exec")));
 
 _Atomic(wl_tier_observer_fn) wl_tier_reset_observer;
 
-static wl_lock_t init_lock = WL_LOCK_INIT;
-static wl_lock_t threads_lock = WL_LOCK_INIT;
+WL_LOCK_STATIC(init_lock, WL_LEVEL_TIERS);
+WL_LOCK_STATIC(threads_lock, WL_LEVEL_TIERS);
 static wl_tier_thread_t *threads_first;
 
 static const unsigned default_percent[WL_TIERS] = {50, 30, 20};
@@ -184,22 +192,10 @@ static void thread_exit(void) {
   wl_unlock(&threads_lock);
 }
 
-static void fork_prepare(void) {
-  wl_lock(&init_lock);
-  wl_lock(&threads_lock);
-  for (int i = 0; i < WL_TIERS; i++) wl_lock(&wl_tiers.tier[i].lock);
-}
-static void fork_parent(void) {
-  for (int i = WL_TIERS - 1; i >= 0; i--) wl_unlock(&wl_tiers.tier[i].lock);
-  wl_unlock(&threads_lock);
-  wl_unlock(&init_lock);
-}
 /* In the child only this thread exists: the others' contexts leave the
-   registry (their counts stay out of the statistics, as their threads do). */
+   registry (their counts stay out of the statistics, as their threads do).
+   fork holds threads_lock meanwhile, so the list is whole. */
 static void fork_child(void) {
-  for (int i = 0; i < WL_TIERS; i++) wl_lock_reset(&wl_tiers.tier[i].lock);
-  wl_lock_reset(&threads_lock);
-  wl_lock_reset(&init_lock);
   threads_first = NULL;
   wl_tier_thread_t *self = &wl_tier_self;
   if (self->registered) {
@@ -208,7 +204,7 @@ static void fork_child(void) {
   }
 }
 
-static const wl_heap_hooks_t tier_hooks = {thread_exit, fork_prepare, fork_parent, fork_child};
+static const wl_heap_hooks_t tier_hooks = {thread_exit, fork_child};
 
 wl_tier_ctx_t *wl_tier_thread_ctx(unsigned tier) {
   wl_tier_thread_t *self = &wl_tier_self;

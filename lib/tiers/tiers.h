@@ -45,6 +45,12 @@
 
 #include <string.h>
 
+/* Lock levels (platform.h): set-up, each tier's lock and the thread
+   registry call only the heap and the platform while held; walloc_set_budget
+   reads the statistics (the registry) under the budget lock. */
+#define WL_LEVEL_TIERS     (WL_LEVEL_HEAP_RUNTIME + 1) /* set-up, each tier, the thread registry */
+#define WL_LEVEL_TIERS_TOP (WL_LEVEL_HEAP_RUNTIME + 2) /* budgets */
+
 #define WL_TIERS                3                    /* arena tiers; FALLBACK is the heap */
 #define WL_HANDLE_OFF_BITS      36
 #define WL_HANDLE_OFF_MASK      (((uint64_t)1 << WL_HANDLE_OFF_BITS) - 1)
