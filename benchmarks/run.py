@@ -582,6 +582,9 @@ def main():
     ap.add_argument("--cg-workloads", action="store_true",
                     help="also count the instructions of each selected workload (its --quick arguments) "
                     "under callgrind: repeatable where wall times on a shared machine are not")
+    ap.add_argument("--cg-reps", type=int, default=3,
+                    help="runs per workload and allocator for --cg-workloads; the median is shown (threaded "
+                    "workloads vary by about 1 %% from run to run with the scheduling; default 3)")
     ap.add_argument("-v", "--verbose", action="store_true", help="print each run's summary line")
     args = ap.parse_args()
 
