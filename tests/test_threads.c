@@ -292,7 +292,7 @@ static void *double_two_buffers(void *arg) {
     unsigned char *b[2] = {NULL, NULL};
     for (size_t n = 64 * KiB; n <= 64 * MiB; n *= 2) {
       for (int j = 0; j < 2; j++) {
-        unsigned char *q = realloc(b[j], n);
+        unsigned char *q = walloc_realloc(b[j], n);
         if (q == NULL || !walloc_owns(q)) return (void *)1;
         if (n > 64 * KiB && q[n / 2 - 1] != (unsigned char)(j + round)) return (void *)2;
         q[n - 1] = (unsigned char)(j + round);
@@ -300,9 +300,9 @@ static void *double_two_buffers(void *arg) {
       }
     }
     for (int j = 0; j < 2; j++) {
-      unsigned char *q = realloc(b[j], MiB);
+      unsigned char *q = walloc_realloc(b[j], MiB);
       if (q == NULL || !walloc_owns(q)) return (void *)3;
-      free(q);
+      walloc_free(q);
     }
   }
   return NULL;
