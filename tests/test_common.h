@@ -56,6 +56,39 @@ static inline bool wl_test_stderr_has(void (*fn)(void), const char *want) {
   return wl_test_stderr_has_arg(wl_test_call_, (void *)fn, want);
 }
 
+/* Which sanitizer this test was built with (GCC says it with a macro, clang
+   with __has_feature): WL_TEST_ASAN, WL_TEST_TSAN, and WL_TEST_SANITIZED for
+   any of them. The sanitizer builds leave malloc to the sanitizer. */
+#if defined(__SANITIZE_ADDRESS__)
+#define WL_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define WL_TEST_ASAN 1
+#endif
+#endif
+#ifndef WL_TEST_ASAN
+#define WL_TEST_ASAN 0
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define WL_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WL_TEST_TSAN 1
+#endif
+#endif
+#ifndef WL_TEST_TSAN
+#define WL_TEST_TSAN 0
+#endif
+#if defined(__has_feature)
+#if __has_feature(memory_sanitizer)
+#define WL_TEST_MSAN 1
+#endif
+#endif
+#ifndef WL_TEST_MSAN
+#define WL_TEST_MSAN 0
+#endif
+#define WL_TEST_SANITIZED (WL_TEST_ASAN || WL_TEST_TSAN || WL_TEST_MSAN)
+
 /* WebAssembly: ends the running test as skipped, printing "skipped: <case>:
    <test>:<i> (reason)" (tests/wasm_check). For what the single-threaded wasm
    build cannot do (threads, fork, mmap); nothing natively. */

@@ -511,6 +511,12 @@ static void child_loads(void) {
   step("loads: walloc_set_asset_options");
   walloc_asset_options o = {0};
   CHILD_CHECK(walloc_set_asset_options(&o) == WALLOC_OK, "walloc_set_asset_options refused");
+  /* libcurl allocates with malloc, which the sanitizer builds leave to the
+     sanitizer; ASan's allocator (GCC 12's libasan, clang 14's) takes no
+     lock around fork, so a child forked while the loader thread was inside
+     it hangs in curl_easy_init (seen once in 1,800 forks in CI). walloc's
+     locks on that path are tested in the other builds. */
+  if (WL_TEST_SANITIZED) return; /* said by shared_setup */
   step("loads: walloc_load_asset of a missing file:// URL");
   char url[128];
   snprintf(url, sizeof url, "%s.missing", file_url);
@@ -605,6 +611,8 @@ static void shared_setup(unsigned layers) {
   ck_assert_msg(st == WALLOC_OK, "file:// load: %s", walloc_asset_last_error());
   ck_assert(walloc_evict_asset(file_url));
   loads_work = true;
+  if (WL_TEST_SANITIZED)
+    printf("skipped: fork: the children's file:// loads (under a sanitizer libcurl's malloc is the sanitizer's, not fork-safe)\n");
 }
 
 static void fork_while_threads_run(unsigned layers) {

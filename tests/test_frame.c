@@ -13,17 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TEST_ASAN 1
-#endif
-#endif
-#ifndef TEST_ASAN
-#define TEST_ASAN 0
-#endif
-#if TEST_ASAN
+#if WL_TEST_ASAN
 #include <sanitizer/asan_interface.h>
 #endif
 
@@ -358,7 +348,7 @@ END_TEST
 /* ------------------------------------------------------------------------
    Use after the frame: the debug poison check, or ASan
    ------------------------------------------------------------------------ */
-#if WL_DEBUG > 0 && !TEST_ASAN
+#if WL_DEBUG > 0 && !WL_TEST_ASAN
 #define stderr_has wl_test_stderr_has
 
 static void write_after_end(void) {
@@ -389,7 +379,7 @@ START_TEST(write_after_frame_end_is_reported) {
 END_TEST
 #endif
 
-#if TEST_ASAN
+#if WL_TEST_ASAN
 START_TEST(ended_frame_memory_is_poisoned_for_asan) {
   walloc_frame_begin();
   uint8_t *p = walloc_frame_alloc(64, 16);
@@ -415,10 +405,10 @@ Suite *wl_test_suite(void) {
            stats_follow_the_frame, nesting_and_stray_end_are_tolerated);
   WL_TCASE(s, "memory", 120, steady_memory_over_1000_frames, growth_beyond_1mib_chunks, trimming_after_a_spike);
   WL_TCASE(s, "threads", 120, frames_in_eight_threads, thread_exit_releases_chunks);
-#if WL_DEBUG > 0 && !TEST_ASAN
+#if WL_DEBUG > 0 && !WL_TEST_ASAN
   WL_TCASE(s, "debug", 30, write_after_frame_end_is_reported);
 #endif
-#if TEST_ASAN
+#if WL_TEST_ASAN
   WL_TCASE(s, "asan", 30, ended_frame_memory_is_poisoned_for_asan);
 #endif
   return s;

@@ -41,20 +41,10 @@
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define WL_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
-#define WL_SANITIZED 1
-#endif
-#endif
-#ifndef WL_SANITIZED
-#define WL_SANITIZED 0
-#endif
 
 /* Why the limits cannot be used in this run, or NULL. */
 static const char *limits_unusable(void) {
-  if (WL_SANITIZED) return "the sanitizers reserve terabytes of shadow memory: an address-space limit cannot hold";
+  if (WL_TEST_SANITIZED) return "the sanitizers reserve terabytes of shadow memory: an address-space limit cannot hold";
   const char *pre = getenv("LD_PRELOAD");
   if (pre != NULL && strstr(pre, "vgpreload") != NULL) return "valgrind's own memory would count against the limits";
   return NULL;
