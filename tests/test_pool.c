@@ -18,14 +18,6 @@
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 
-static uint64_t mapped_bytes(void) {
-  walloc_heap_stats s;
-  memset(&s, 0, sizeof s);
-  s.size = sizeof s;
-  walloc_heap_stats_get(&s);
-  return s.mapped_bytes;
-}
-
 static int cmp_ptr(const void *a, const void *b) {
   uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
   return x < y ? -1 : x > y;
@@ -121,7 +113,7 @@ START_TEST(freed_objects_are_reused) {
   enum { N = 5000 };
   static void *ptrs[N];
   for (int i = 0; i < N; i++) ck_assert_ptr_nonnull(ptrs[i] = walloc_pool_alloc(pool));
-  uint64_t m = mapped_bytes();
+  uint64_t m = wl_test_mapped_bytes();
   for (int round = 0; round < 50; round++) {
     for (int i = 0; i < N; i++) walloc_pool_free(pool, ptrs[i]);
     for (int i = 0; i < N; i++) {
@@ -129,7 +121,7 @@ START_TEST(freed_objects_are_reused) {
       ck_assert_ptr_nonnull(ptrs[i]);
       memset(ptrs[i], round, 200);
     }
-    ck_assert_uint_le(mapped_bytes(), m);
+    ck_assert_uint_le(wl_test_mapped_bytes(), m);
   }
   ck_assert(disjoint(ptrs, N, 200));
   walloc_pool_destroy(pool);
@@ -257,7 +249,7 @@ START_TEST(objects_freed_by_another_thread) {
   uint64_t m0 = 0;
   for (int run = 0; run < 2; run++) { /* a short run first: the threads' heaps map their segments */
     produced = run == 0 ? 2000 : PRODUCED;
-    if (run == 1) m0 = mapped_bytes();
+    if (run == 1) m0 = wl_test_mapped_bytes();
     pthread_t p, c;
     pthread_create(&c, NULL, consumer, NULL);
     pthread_create(&p, NULL, producer, NULL);
@@ -268,7 +260,7 @@ START_TEST(objects_freed_by_another_thread) {
     ck_assert_ptr_null(rc);
   }
   /* objects came back to the producer: 300000 objects did not need 14 MiB of slabs */
-  ck_assert_uint_le(mapped_bytes(), m0 + 4 * MiB);
+  ck_assert_uint_le(wl_test_mapped_bytes(), m0 + 4 * MiB);
   walloc_pool_destroy(shared_pool);
 }
 END_TEST
@@ -381,11 +373,11 @@ START_TEST(magazines_cross_threads) {
   uint64_t m0 = 0;
   for (int run = 0; run < 2; run++) { /* a short run first: the threads' heaps map their segments */
     ring_rounds = run == 0 ? 3 : RING_ROUNDS;
-    if (run == 1) m0 = mapped_bytes();
+    if (run == 1) m0 = wl_test_mapped_bytes();
     wl_test_run_workers(RING_THREADS, ring_worker, "thread");
   }
   /* 400 rounds of 2800 live objects (200 KiB) did not keep mapping slabs */
-  ck_assert_msg(mapped_bytes() <= m0 + 2 * MiB, "mapped %llu, %llu before", (unsigned long long)mapped_bytes(),
+  ck_assert_msg(wl_test_mapped_bytes() <= m0 + 2 * MiB, "mapped %llu, %llu before", (unsigned long long)wl_test_mapped_bytes(),
                 (unsigned long long)m0);
   /* everything came back (the exits flushed the magazines): distinct objects */
   enum { N = RING_THREADS * RING_BATCH };
@@ -407,7 +399,7 @@ START_TEST(destroy_releases_everything) {
     for (int i = 0; i < 100; i++) walloc_pool_free(p, walloc_pool_alloc(p));
     walloc_pool_destroy(p);
   }
-  uint64_t m0 = mapped_bytes();
+  uint64_t m0 = wl_test_mapped_bytes();
   uint64_t rng = 5;
   for (int round = 0; round < 3000; round++) {
     size_t size = 1 + (size_t)(wl_test_rand(&rng) % 3000);
@@ -424,8 +416,8 @@ START_TEST(destroy_releases_everything) {
     }
     (void)keep; /* live objects go with the pool */
     walloc_pool_destroy(p);
-    ck_assert_msg(mapped_bytes() <= m0 + MiB, "round %d: mapped %llu, %llu before", round,
-                  (unsigned long long)mapped_bytes(), (unsigned long long)m0);
+    ck_assert_msg(wl_test_mapped_bytes() <= m0 + MiB, "round %d: mapped %llu, %llu before", round,
+                  (unsigned long long)wl_test_mapped_bytes(), (unsigned long long)m0);
   }
 }
 END_TEST
@@ -539,7 +531,7 @@ START_TEST(thread_exit_flushes_caches) {
   pthread_t t;
   pthread_create(&t, NULL, use_and_exit, NULL);
   pthread_join(t, NULL);
-  uint64_t m0 = mapped_bytes();
+  uint64_t m0 = wl_test_mapped_bytes();
   /* 400 threads each leave objects in their cache: without the flush at
      exit that is 400 x 32+ KiB lost, and new slabs every few threads */
   for (int i = 0; i < 400; i++) {
@@ -548,7 +540,7 @@ START_TEST(thread_exit_flushes_caches) {
     pthread_join(t, &ret);
     ck_assert_ptr_null(ret);
   }
-  ck_assert_msg(mapped_bytes() <= m0 + 4 * MiB, "mapped %llu, %llu before", (unsigned long long)mapped_bytes(),
+  ck_assert_msg(wl_test_mapped_bytes() <= m0 + 4 * MiB, "mapped %llu, %llu before", (unsigned long long)wl_test_mapped_bytes(),
                 (unsigned long long)m0);
   walloc_pool_destroy(exit_pool);
 }
