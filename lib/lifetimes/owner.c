@@ -35,7 +35,7 @@ static bool chunk_live(wl_tier_t *t, wl_chunk_t *c) {
 static void chunk_give(unsigned tier, wl_chunk_t *c) {
   wl_tier_t *t = &wl_tiers.tier[tier];
   if (!chunk_live(t, c)) return;
-  if (c->cur > c->begin) wl_tier_slots_release(t, c->begin, c->cur - c->begin);
+  if (c->cur > c->begin) wl_tier_slots_release(tier, c->gen, c->begin, c->cur - c->begin);
   wl_tier_block_give(tier, c->cls, c->off, c->gen);
 }
 
@@ -172,7 +172,7 @@ void wl_owner_release(wl_owner_t *o, wl_chunk_cache_t *cache) {
   for (uint32_t i = o->n; i-- > 0;) {
     wl_chunk_t *c = &o->chunks[i];
     if (cache != NULL && c->cls == chunk_class() && chunk_live(&wl_tiers.tier[o->tier], c)) {
-      if (c->cur > c->begin) wl_tier_slots_release(&wl_tiers.tier[o->tier], c->begin, c->cur - c->begin);
+      if (c->cur > c->begin) wl_tier_slots_release(o->tier, c->gen, c->begin, c->cur - c->begin);
       c->begin = c->cur;
       if (cache_put(cache, c)) continue;
     }

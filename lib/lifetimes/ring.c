@@ -47,17 +47,16 @@ static bool ring_live(walloc_ring *r) {
 /* Clear the slot entries of the ring bytes [from, to) (counters). */
 static void ring_clear(walloc_ring *r, uint64_t from, uint64_t to) {
   if (to <= from) return;
-  wl_tier_t *t = &wl_tiers.tier[r->tier];
   if (to - from >= r->size) {
-    wl_tier_slots_release(t, r->base, r->size);
+    wl_tier_slots_release(r->tier, r->gen, r->base, r->size);
     return;
   }
   uint64_t a = from % r->size, b = to % r->size;
   if (a < b) {
-    wl_tier_slots_release(t, r->base + a, b - a);
+    wl_tier_slots_release(r->tier, r->gen, r->base + a, b - a);
   } else {
-    wl_tier_slots_release(t, r->base + a, r->size - a);
-    if (b > 0) wl_tier_slots_release(t, r->base, b);
+    wl_tier_slots_release(r->tier, r->gen, r->base + a, r->size - a);
+    if (b > 0) wl_tier_slots_release(r->tier, r->gen, r->base, b);
   }
 }
 

@@ -24,7 +24,7 @@ typedef struct wl_budget_s {
   _Atomic(walloc_budget_fn) fn;
   _Atomic(void *) arg;
   _Atomic(uint8_t) soft_armed;
-  _Atomic(uint8_t) on;               /* a limit is set (the arena tiers copy it to wl_tier_t.budgeted) */
+  _Atomic(uint8_t) on;               /* a limit is set (the arena tiers copy it to WL_TIER_SLOW_BUDGET) */
 } wl_budget_t;
 
 static wl_budget_t budgets[WALLOC_TIER_COUNT];
@@ -96,7 +96,11 @@ WL_API walloc_status walloc_set_budget(walloc_tier tier, size_t soft_limit, size
   wl_store_relaxed(&b->used, used);
   wl_store_relaxed(&b->soft_armed, 1); /* the next charge above the soft limit calls back */
   wl_store_release(&b->on, (uint8_t)on);
-  if (tier < WL_TIERS) wl_store_release(&wl_tiers.tier[tier].budgeted, (uint32_t)on); /* the fast path's copy */
+  if (tier < WL_TIERS) { /* the fast path's copy */
+    _Atomic(uint32_t) *slow = &wl_tiers.tier[tier].slow;
+    if (on) atomic_fetch_or_explicit(slow, WL_TIER_SLOW_BUDGET, memory_order_release);
+    else atomic_fetch_and_explicit(slow, ~WL_TIER_SLOW_BUDGET, memory_order_release);
+  }
   wl_unlock(&budget_lock);
   return WALLOC_OK;
 }
