@@ -1079,6 +1079,63 @@ START_TEST(reset_racing_allocation) {
 }
 END_TEST
 
+/* walloc_set_budget changes a tier's soft-limit callback and its argument
+   while other threads' charges cross the soft limit (each holds one block
+   at a time: use goes up and down across it, and every crossing calls
+   back). Every call must come with its own callback's argument; the old
+   pair or the new one, never half of each. */
+enum { BUDGETERS = 2, BUDGET_MS = 2000 };
+static int token_a, token_b;
+static _Atomic(long) budget_calls, budget_mismatches;
+static _Atomic(int) budget_stop;
+
+static void budget_note(void *arg, void *want) {
+  atomic_fetch_add_explicit(&budget_calls, 1, memory_order_relaxed);
+  if (arg != want) atomic_fetch_add(&budget_mismatches, 1);
+}
+static void budget_a(walloc_tier t, size_t used, size_t limit, void *arg) {
+  (void)t, (void)used, (void)limit;
+  budget_note(arg, &token_a);
+}
+static void budget_b(walloc_tier t, size_t used, size_t limit, void *arg) {
+  (void)t, (void)used, (void)limit;
+  budget_note(arg, &token_b);
+}
+
+static void *budget_charger(void *arg) {
+  (void)arg;
+  while (!atomic_load_explicit(&budget_stop, memory_order_relaxed)) {
+    walloc_handle h = walloc_allocate(64, WALLOC_TIER_ENTITY); /* charged: crosses the soft limit now and then */
+    if (h == WALLOC_NULL_HANDLE || walloc_deallocate(h) != WALLOC_OK) return (void *)1;
+  }
+  return NULL;
+}
+
+START_TEST(budget_callback_changes_with_its_argument) {
+  WL_WASM_SKIP_THREADS();
+  size_t soft = tier_stats(WALLOC_TIER_ENTITY).used + 64; /* one charger's block: under; two: over */
+  ck_assert_int_eq(walloc_set_budget(WALLOC_TIER_ENTITY, soft, 0, budget_a, &token_a), WALLOC_OK);
+  pthread_t t[BUDGETERS];
+  for (int i = 0; i < BUDGETERS; i++) ck_assert_int_eq(pthread_create(&t[i], NULL, budget_charger, NULL), 0);
+  double start = now_ms();
+  for (unsigned k = 0; now_ms() - start < BUDGET_MS && atomic_load(&budget_mismatches) == 0; k++) {
+    walloc_status st = k % 3 == 0   ? walloc_set_budget(WALLOC_TIER_ENTITY, soft, 0, budget_a, &token_a)
+                       : k % 3 == 1 ? walloc_set_budget(WALLOC_TIER_ENTITY, soft, 0, budget_b, &token_b)
+                                    : walloc_set_budget(WALLOC_TIER_ENTITY, soft, 0, NULL, NULL);
+    ck_assert_int_eq(st, WALLOC_OK);
+  }
+  atomic_store(&budget_stop, 1);
+  for (int i = 0; i < BUDGETERS; i++) {
+    void *ret;
+    pthread_join(t[i], &ret);
+    ck_assert_msg(ret == NULL, "charger %d: an allocation or deallocation failed", i);
+  }
+  ck_assert_msg(atomic_load(&budget_mismatches) == 0, "%ld of %ld soft-limit calls came with another callback's "
+                "argument", atomic_load(&budget_mismatches), atomic_load(&budget_calls));
+  ck_assert_int_gt(atomic_load(&budget_calls), 1000); /* the race was run */
+}
+END_TEST
+
 Suite *wl_test_suite(void) {
   Suite *s = suite_create("tiers");
   WL_TCASE(s, "basics", 60, init_once_and_defaults, first_allocation_sets_up_lazily, alignment_of_each_tier,
@@ -1095,6 +1152,7 @@ Suite *wl_test_suite(void) {
   WL_TCASE(s, "forged", 60, forged_fallback_address_handles_are_refused, caller_written_header_is_not_a_block,
            huge_block_tails_are_refused, fallback_handles_never_come_back);
   WL_TCASE(s, "threads", 120, threads_share_a_tier, windows_outstanding_across_reset, fallback_handles_across_threads);
-  WL_TCASE(s, "races", 120, reset_racing_deallocation, reset_racing_allocation);
+  WL_TCASE(s, "races", 120, reset_racing_deallocation, reset_racing_allocation,
+           budget_callback_changes_with_its_argument);
   return s;
 }
