@@ -991,10 +991,22 @@ static void race_check_and_drop(unsigned id, race_block_t *b) {
   b->h = WALLOC_NULL_HANDLE;
 }
 
+/* A reset of the entity tier, counted (see race_no_reset_since). */
+static void race_reset(void) {
+  atomic_fetch_add(&race.started, 1);
+  walloc_status st = walloc_reset_tier(WALLOC_TIER_ENTITY);
+  atomic_fetch_add(&race.finished, 1);
+  if (st != WALLOC_OK) race_fail("walloc_reset_tier: %s", walloc_status_str(st));
+}
+
 static void race_allocate(unsigned id, race_block_t *b, size_t size, uint32_t seed) {
   uint64_t started = atomic_load(&race.started);
   uint64_t resets = atomic_load(&race.finished) == started ? started : UINT64_MAX;
   walloc_handle h = walloc_allocate(size, WALLOC_TIER_ENTITY);
+  if (h == WALLOC_NULL_HANDLE && walloc_last_status() == WALLOC_ERR_NOMEM) {
+    race_reset(); /* the tier is full (on wasm it has 6 MiB): a frame ends */
+    return;
+  }
   if (h == WALLOC_NULL_HANDLE) {
     race_fail("thread %u: walloc_allocate(%zu): %s", id, size, walloc_status_str(walloc_last_status()));
     return;
@@ -1019,12 +1031,7 @@ static void *race_worker(void *arg) {
     race_block_t *k = &b[wl_test_rand(&rng) % RACE_SLOTS];
     if (k->h != WALLOC_NULL_HANDLE) race_check_and_drop(id, k);
     race_allocate(id, k, wl_test_rand(&rng) % 2 ? 1000 : 20000, seed);
-    if (wl_test_rand(&rng) % RESET_ONE_IN == 0) {
-      atomic_fetch_add(&race.started, 1);
-      walloc_status st = walloc_reset_tier(WALLOC_TIER_ENTITY);
-      atomic_fetch_add(&race.finished, 1);
-      if (st != WALLOC_OK) race_fail("walloc_reset_tier: %s", walloc_status_str(st));
-    }
+    if (wl_test_rand(&rng) % RESET_ONE_IN == 0) race_reset();
     atomic_fetch_add_explicit(&race.thread[id].laps, 1, memory_order_relaxed);
   }
   atomic_store(&race.thread[id].laps, UINT64_MAX); /* returned: the watchdog stops watching */
