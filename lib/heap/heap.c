@@ -214,7 +214,12 @@ void *wl_heap_runtime_alloc(size_t align, size_t size) {
 void wl_heap_thread_done(void *value) {
   wl_heap_t *heap = value;
   if (heap == NULL || heap == &wl_heap_empty || !heap->in_use) return;
-  FOR_EACH_HOOK(thread_exit);
+  /* newest first: a module's hook may still call the modules it was
+     added after (scopes give chunks back to the tiers), never the reverse */
+  for (int i = wl_load_acquire(&hooks_count) - 1; i >= 0; i--) {
+    const wl_heap_hooks_t *h = wl_load_acquire(&hooks[i]);
+    if (h != NULL && h->thread_exit != NULL) h->thread_exit();
+  }
   if (wl_heap_tls == heap) wl_heap_tls = &wl_heap_empty;
   wl_heap_abandon(heap);
 }

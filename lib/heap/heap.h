@@ -505,7 +505,10 @@ uint8_t *wl_block_start(const wl_page_t *page, const void *p);
    (the heap installs the thread-exit key and the fork handlers). Locks need
    no hook: fork takes and releases every registered lock by itself
    (platform.h); fork_child repairs other state in the child, while every
-   lock is still held (it must take none). At most WL_HEAP_HOOKS. */
+   lock is still held (it must take none). At thread exit the hooks run
+   newest first, so a hook may call into modules that added theirs before
+   it (add yours after setting up what your hook calls: scopes ensure the
+   tiers first). At most WL_HEAP_HOOKS. */
 #define WL_HEAP_HOOKS 8
 typedef struct wl_heap_hooks_s {
   void (*thread_exit)(void);

@@ -189,6 +189,7 @@ static void thread_exit(void) {
   else threads_first = self->next;
   if (self->next != NULL) self->next->prev = self->prev;
   memset(self, 0, sizeof *self);
+  self->exited = true;
   wl_unlock(&threads_lock);
 }
 
@@ -208,6 +209,9 @@ static const wl_heap_hooks_t tier_hooks = {thread_exit, fork_child};
 
 wl_tier_ctx_t *wl_tier_thread_register(unsigned tier) {
   wl_tier_thread_t *self = &wl_tier_self;
+  /* the heap runs thread-exit hooks newest first, and every module that
+     calls the tiers from its hook added it after the tiers' */
+  wl_assert(!self->exited);
   if (!self->registered) {
     wl_heap_get_or_init(); /* the heap's thread-exit hook is what folds this thread's counts */
     wl_lock(&threads_lock);

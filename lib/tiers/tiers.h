@@ -168,6 +168,7 @@ typedef struct wl_tier_thread_s {
   wl_tier_ctx_t ctx[WL_TIERS];
   struct wl_tier_thread_s *next, *prev;
   bool registered;
+  bool exited;                      /* thread_exit ran: registering again would leave a dead thread listed */
 } wl_tier_thread_t;
 
 typedef struct wl_tiers_s {
