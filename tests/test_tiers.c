@@ -1143,6 +1143,55 @@ START_TEST(budget_callback_changes_with_its_argument) {
 }
 END_TEST
 
+/* A program's own thread-specific data destructor (its key made after
+   walloc's, so it runs after walloc's thread-exit hooks) deallocates and
+   allocates tier blocks: the tiers take the thread in again, and must take
+   it out again before it is gone. A thread left listed would be found
+   again by the next thread, which reuses its stack and so its
+   thread-locals: the list gets a cycle, and the statistics (which walk it)
+   never return (the case's timeout), or the list a dangling node (ASan). */
+static pthread_key_t late_key;
+
+static void late_destructor(void *v) {
+  walloc_handle h = (walloc_handle)(uintptr_t)v;
+  ck_assert_int_eq(walloc_deallocate(h), WALLOC_OK);
+  walloc_handle again = walloc_allocate(64, WALLOC_TIER_SCENE);
+  ck_assert(again != WALLOC_NULL_HANDLE);
+  ck_assert_int_eq(walloc_deallocate(again), WALLOC_OK);
+}
+
+static void *late_thread(void *arg) {
+  (void)arg;
+  walloc_handle h = walloc_allocate(64, WALLOC_TIER_SCENE);
+  ck_assert(h != WALLOC_NULL_HANDLE);
+  ck_assert_int_eq(pthread_setspecific(late_key, (void *)(uintptr_t)h), 0);
+  return NULL;
+}
+
+START_TEST(tier_calls_from_a_late_thread_destructor) {
+  WL_WASM_SKIP_THREADS();
+  walloc_handle first = walloc_allocate(64, WALLOC_TIER_SCENE); /* walloc's key exists before ours */
+  ck_assert(first != WALLOC_NULL_HANDLE);
+  ck_assert_int_eq(pthread_key_create(&late_key, late_destructor), 0);
+  walloc_tier_stats before;
+  walloc_tier_stats_get(WALLOC_TIER_SCENE, &before);
+  for (int i = 0; i < 50; i++) {
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, late_thread, NULL), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    walloc_tier_stats st;
+    walloc_tier_stats_get(WALLOC_TIER_SCENE, &st); /* walks the registered threads */
+  }
+  walloc_tier_stats after;
+  walloc_tier_stats_get(WALLOC_TIER_SCENE, &after);
+  /* every thread's two allocations and deallocations are counted, once */
+  ck_assert_uint_eq(after.allocations - before.allocations, 100);
+  ck_assert_uint_eq(after.deallocations - before.deallocations, 100);
+  ck_assert_int_eq(walloc_deallocate(first), WALLOC_OK);
+  pthread_key_delete(late_key);
+}
+END_TEST
+
 Suite *wl_test_suite(void) {
   Suite *s = suite_create("tiers");
   WL_TCASE(s, "basics", 60, init_once_and_defaults, first_allocation_sets_up_lazily, alignment_of_each_tier,
@@ -1158,7 +1207,8 @@ Suite *wl_test_suite(void) {
            batch_allocation, bulk_copy_checks_every_operation, fallback_tier_is_the_general_heap);
   WL_TCASE(s, "forged", 60, forged_fallback_address_handles_are_refused, caller_written_header_is_not_a_block,
            huge_block_tails_are_refused, fallback_handles_never_come_back);
-  WL_TCASE(s, "threads", 120, threads_share_a_tier, windows_outstanding_across_reset, fallback_handles_across_threads);
+  WL_TCASE(s, "threads", 120, threads_share_a_tier, windows_outstanding_across_reset, fallback_handles_across_threads,
+           tier_calls_from_a_late_thread_destructor);
   WL_TCASE(s, "races", 120, reset_racing_deallocation, reset_racing_allocation,
            budget_callback_changes_with_its_argument);
   return s;

@@ -209,9 +209,18 @@ static const wl_heap_hooks_t tier_hooks = {thread_exit, fork_child};
 
 wl_tier_ctx_t *wl_tier_thread_register(unsigned tier) {
   wl_tier_thread_t *self = &wl_tier_self;
-  /* the heap runs thread-exit hooks newest first, and every module that
-     calls the tiers from its hook added it after the tiers' */
-  wl_assert(!self->exited);
+  if (WL_UNLIKELY(self->exited)) {
+    /* A call after this thread's exit hook: from a thread-specific data
+       destructor the program's (it runs after the heap's), when the heap
+       has let the thread's heap go: wl_heap_get_or_init below gives the
+       thread a new one, whose exit runs the hooks again and takes this
+       registration back out. Not from another module's exit hook: the heap
+       runs them newest first, and every module that calls the tiers from
+       its hook added it after the tiers' (it would stay listed after the
+       thread is gone). */
+    wl_assert(wl_heap_tls == &wl_heap_empty);
+    self->exited = false;
+  }
   if (!self->registered) {
     wl_heap_get_or_init(); /* the heap's thread-exit hook is what folds this thread's counts */
     wl_lock(&threads_lock);
