@@ -10,12 +10,47 @@ ns per object with each figure's speed-up over glibc malloc + free.
 
 usage: python3 benchmarks/run_lifetimes.py [--build build] [--walloc PATH] [--reps 5]
                                            [--n 10000] [--rounds 300] [--size 64]
+       python3 benchmarks/run_lifetimes.py --callgrind [--baseline-build OLD] [--n 4096]
+
+--callgrind counts instructions per object instead of timing, as
+run_tiers.py --callgrind does: the frame, scope, ring, context and pool
+modes of this build (and of --baseline-build), and malloc-frame under each
+allocator, one thread.
 """
 import argparse
 import os
+import re
+import subprocess
 import time
 
-from preload import add_common_args, allocators, context_lines, emit, interleaved, run
+from preload import (add_callgrind_args, add_common_args, allocators, callgrind_lines, callgrind_per_object,
+                     context_lines, emit, interleaved, run)
+
+CG_MODES = ["frame", "scope", "ring", "context", "pool"]
+
+
+def callgrind_report(args, allocs):
+    """Instructions per object of each mode, and of malloc-frame under each allocator."""
+    builds = [("", args.build)] + ([(", baseline build", args.baseline_build)] if args.baseline_build else [])
+
+    def cmd(build, mode):
+        exe = os.path.join(build, "benchmarks", "bench-lifetimes")
+        return lambda rounds: [exe, mode, str(args.n), str(rounds), "1", str(args.size)]
+
+    def modes_of(build):  # an earlier build may predate some modes: its usage line names those it has
+        exe = os.path.join(build, "benchmarks", "bench-lifetimes")
+        p = subprocess.run([exe], capture_output=True, text=True)
+        return set(re.split(r"[|\s]", p.stdout + p.stderr))
+
+    have = {build: modes_of(build) for _, build in builds}
+    rows = [(f"walloc {mode}{tag}", build) + (callgrind_per_object(cmd(build, mode), args.cg_frames, args.n)
+                                              if mode in have[build] else (None, "(no such mode in that build)"))
+            for mode in CG_MODES for tag, build in builds]
+    rows += [(f"{a} malloc-frame", lib or "(no preload)") +
+             callgrind_per_object(cmd(args.build, "malloc-frame"), args.cg_frames, args.n, lib)
+             for a, lib in allocs.items()]
+    return callgrind_lines(args.cg_frames, args.n, f"rounds of {args.n} objects (16-256 bytes; pool: "
+                           f"{args.size} bytes)", rows)
 
 
 def main():
@@ -26,10 +61,14 @@ def main():
     ap.add_argument("--n", type=int, default=10000)
     ap.add_argument("--rounds", type=int, default=300)
     ap.add_argument("--size", type=int, default=64)
+    add_callgrind_args(ap)
     args = ap.parse_args()
     exe = os.path.join(args.build, "benchmarks", "bench-lifetimes")
     walloc = os.path.abspath(args.walloc or os.path.join(args.build, "libwalloc.so"))
     allocs = allocators(walloc)
+    if args.callgrind:
+        emit(callgrind_report(args, allocs), args.out)
+        return
     threads_all = os.cpu_count() or 2
     workloads = ["frame", "scope", "pool"]
     baseline = {"frame": "frame", "scope": "frame", "pool": "pool"}  # the malloc mode each compares with

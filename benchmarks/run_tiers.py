@@ -9,12 +9,38 @@ speed-up of the tier over each malloc+free.
 
 usage: python3 benchmarks/run_tiers.py [--build build] [--walloc PATH]
                                         [--reps 5] [--n 10000] [--frames 300]
+       python3 benchmarks/run_tiers.py --callgrind [--baseline-build OLD] [--n 4096]
+
+--callgrind counts instructions instead of timing (repeatable where times on
+a shared machine are not): per object = (I(2F) - I(F)) / (F * N) with
+F = --cg-frames frames of N objects on one thread, so start-up and set-up
+cancel out; for `bench-frame tier` of this build (and of --baseline-build,
+an earlier commit's build directory, for a change's cost) and for `bench-frame
+malloc` under each allocator.
 """
 import argparse
 import os
 import time
 
-from preload import add_common_args, allocators, context_lines, emit, interleaved, run
+from preload import (add_callgrind_args, add_common_args, allocators, callgrind_lines, callgrind_per_object,
+                     context_lines, emit, interleaved, run)
+
+
+def callgrind_report(args, allocs):
+    """Instructions per object, tier and malloc+free, one thread."""
+    builds = [("walloc tier alloc + reset", args.build)]
+    if args.baseline_build:
+        builds.append(("walloc tier alloc + reset, baseline build", args.baseline_build))
+
+    def cmd(build, mode):
+        exe = os.path.join(build, "benchmarks", "bench-frame")
+        return lambda frames: [exe, mode, str(args.n), str(frames), "1"]
+
+    rows = [(name, build) + callgrind_per_object(cmd(build, "tier"), args.cg_frames, args.n)
+            for name, build in builds]
+    rows += [(f"{a} malloc + free", lib or "(no preload)") +
+             callgrind_per_object(cmd(args.build, "malloc"), args.cg_frames, args.n, lib) for a, lib in allocs.items()]
+    return callgrind_lines(args.cg_frames, args.n, f"frames of {args.n} objects of 16-256 bytes", rows)
 
 
 def main():
@@ -24,10 +50,14 @@ def main():
     add_common_args(ap, repo)
     ap.add_argument("--n", type=int, default=50000)
     ap.add_argument("--frames", type=int, default=200)
+    add_callgrind_args(ap)
     args = ap.parse_args()
     exe = os.path.join(args.build, "benchmarks", "bench-frame")
     walloc = os.path.abspath(args.walloc or os.path.join(args.build, "libwalloc.so"))
     allocs = allocators(walloc)
+    if args.callgrind:
+        emit(callgrind_report(args, allocs), args.out)
+        return
     threads_all = os.cpu_count() or 2
     variants = ["tier"] + [f"malloc/{a}" for a in allocs]
     load_before = os.getloadavg()[0]
