@@ -5,9 +5,7 @@
  * the blocks handed out (allocated | owned); everywhere else in the chunk
  * the allocated bit is clear, so a handle into it reads as stale.
  * Thread safety: none here; scopes are used by their thread only, contexts
- * call in under their lock. A block's slot entry is written in a guarded
- * section of the chunk's generation (tiers.h), so a reset of the tier by
- * another thread never finds it half written.
+ * call in under their lock.
  */
 #include "lifetimes.h"
 
@@ -37,7 +35,7 @@ static bool chunk_live(wl_tier_t *t, wl_chunk_t *c) {
 static void chunk_give(unsigned tier, wl_chunk_t *c) {
   wl_tier_t *t = &wl_tiers.tier[tier];
   if (!chunk_live(t, c)) return;
-  if (c->cur > c->begin) wl_tier_slots_release(tier, c->gen, c->begin, c->cur - c->begin);
+  if (c->cur > c->begin) wl_tier_slots_release(t, c->begin, c->cur - c->begin);
   wl_tier_block_give(tier, c->cls, c->off, c->gen);
 }
 
@@ -144,28 +142,6 @@ have:;
   return slot;
 }
 
-/* The chunk for a block of class cls when the last one will not do (full,
-   taken by a reset, moved by a compaction, or a big block's own): true
-   inside a guarded section of its generation. Chunks are found outside a
-   section (a new one may wait for a reset under way). */
-static WL_NOINLINE wl_chunk_t *chunk_for(wl_owner_t *o, wl_tier_ctx_t *x, unsigned cls, wl_chunk_cache_t *cache,
-                                         walloc_status *st) {
-  wl_tier_t *t = &wl_tiers.tier[o->tier];
-  size_t bs = wl_tier_class_size(cls);
-  wl_chunk_t *c;
-  do {
-    if (bs > WL_OWNER_BLOCK_MAX) {
-      if ((c = chunk_new(o, cls, NULL, st)) == NULL) return NULL;
-    } else {
-      c = o->n != 0 ? &o->chunks[o->n - 1] : NULL;
-      if (c == NULL || c->cur + bs > c->end || !chunk_live(t, c)) {
-        if ((c = chunk_new(o, chunk_class(), cache, st)) == NULL) return NULL;
-      }
-    }
-  } while (!wl_tier_enter_gen(t, x, c->gen)); /* a reset or compaction since: chunk_live looks again */
-  return c;
-}
-
 walloc_handle wl_owner_alloc(wl_owner_t *o, size_t size, wl_chunk_cache_t *cache, walloc_status *st) {
   wl_tier_t *t = &wl_tiers.tier[o->tier];
   if (size > t->capacity) {
@@ -174,21 +150,20 @@ walloc_handle wl_owner_alloc(wl_owner_t *o, size_t size, wl_chunk_cache_t *cache
   }
   unsigned cls = wl_tier_class(t, size);
   size_t bs = wl_tier_class_size(cls);
-  wl_tier_ctx_t *x = wl_tier_thread_ctx(o->tier);
-  wl_chunk_t *c = o->n != 0 ? &o->chunks[o->n - 1] : NULL;
-  /* the last chunk, of the tier's generation (a dead chunk's never is) */
-  wl_tier_enter(x);
-  if (WL_UNLIKELY(bs > WL_OWNER_BLOCK_MAX || c == NULL || c->cur + bs > c->end ||
-                  c->gen != wl_load_acquire(&t->gen))) {
-    wl_tier_leave(x);
-    if ((c = chunk_for(o, x, cls, cache, st)) == NULL) return WALLOC_NULL_HANDLE;
+  wl_chunk_t *c;
+  if (bs > WL_OWNER_BLOCK_MAX) {
+    if ((c = chunk_new(o, cls, NULL, st)) == NULL) return WALLOC_NULL_HANDLE;
+  } else {
+    c = o->n != 0 ? &o->chunks[o->n - 1] : NULL;
+    if (c == NULL || c->cur + bs > c->end || !chunk_live(t, c)) {
+      if ((c = chunk_new(o, chunk_class(), cache, st)) == NULL) return WALLOC_NULL_HANDLE;
+    }
   }
   uint64_t off = c->cur;
   c->cur += bs;
   wl_slot_t *slot = &t->slots[off >> t->granule_shift];
   unsigned version = (wl_slot_version(wl_load_relaxed(slot)) + 1) & 63u;
   wl_store_release(slot, (uint16_t)(wl_slot_make(true, version, cls) | WL_SLOT_OWNED));
-  wl_tier_leave(x);
   wl_store_relaxed(&o->used, wl_load_relaxed(&o->used) + bs);
   return wl_handle_make(t, off, c->gen, version);
 }
@@ -197,7 +172,7 @@ void wl_owner_release(wl_owner_t *o, wl_chunk_cache_t *cache) {
   for (uint32_t i = o->n; i-- > 0;) {
     wl_chunk_t *c = &o->chunks[i];
     if (cache != NULL && c->cls == chunk_class() && chunk_live(&wl_tiers.tier[o->tier], c)) {
-      if (c->cur > c->begin) wl_tier_slots_release(o->tier, c->gen, c->begin, c->cur - c->begin);
+      if (c->cur > c->begin) wl_tier_slots_release(&wl_tiers.tier[o->tier], c->begin, c->cur - c->begin);
       c->begin = c->cur;
       if (cache_put(cache, c)) continue;
     }

@@ -12,9 +12,6 @@
  * stale.
  * Thread safety: every call takes the ring's lock (registered: a fork
  * child finds the ring as the last call left it, never mid-allocation).
- * An allocation writes its slot entry in a guarded section of the ring's
- * generation (tiers.h): a reset of the tier by another thread comes before
- * (the ring is stale) or after, never half way.
  */
 #include "lifetimes.h"
 
@@ -50,28 +47,18 @@ static bool ring_live(walloc_ring *r) {
 /* Clear the slot entries of the ring bytes [from, to) (counters). */
 static void ring_clear(walloc_ring *r, uint64_t from, uint64_t to) {
   if (to <= from) return;
+  wl_tier_t *t = &wl_tiers.tier[r->tier];
   if (to - from >= r->size) {
-    wl_tier_slots_release(r->tier, r->gen, r->base, r->size);
+    wl_tier_slots_release(t, r->base, r->size);
     return;
   }
   uint64_t a = from % r->size, b = to % r->size;
   if (a < b) {
-    wl_tier_slots_release(r->tier, r->gen, r->base + a, b - a);
+    wl_tier_slots_release(t, r->base + a, b - a);
   } else {
-    wl_tier_slots_release(r->tier, r->gen, r->base + a, r->size - a);
-    if (b > 0) wl_tier_slots_release(r->tier, r->gen, r->base, b);
+    wl_tier_slots_release(t, r->base + a, r->size - a);
+    if (b > 0) wl_tier_slots_release(t, r->base, b);
   }
-}
-
-/* Under the ring's lock: is it live? Then true inside a guarded section of
-   its generation (tiers.h; a dead ring's generation is never the tier's,
-   and a compaction that kept the ring moves r->gen: look again). */
-static bool ring_enter(walloc_ring *r) {
-  wl_tier_ctx_t *x = wl_tier_thread_ctx(r->tier);
-  while (!wl_tier_enter_gen(&wl_tiers.tier[r->tier], x, r->gen)) {
-    if (!ring_live(r)) return false;
-  }
-  return true;
 }
 
 static walloc_ring *ring_check(walloc_ring *r, const char *what) {
@@ -159,10 +146,9 @@ WL_API walloc_handle walloc_ring_allocate(walloc_ring *ring, size_t size) {
   wl_lock(&r->lock);
   if (!r->in_frame) {
     st = WALLOC_ERR_INVALID;
-  } else if (!ring_enter(r)) {
+  } else if (!ring_live(r)) {
     st = WALLOC_ERR_STALE;
   } else if (size > r->size) {
-    wl_tier_leave(&wl_tier_self.ctx[r->tier]);
     st = WALLOC_ERR_NOMEM;
   } else {
     unsigned cls = wl_tier_class(t, size);
@@ -180,7 +166,6 @@ WL_API walloc_handle walloc_ring_allocate(walloc_ring *ring, size_t size) {
       wl_store_release(slot, (uint16_t)(wl_slot_make(true, version, cls) | WL_SLOT_OWNED));
       h = wl_handle_make(t, off, r->gen, version);
     }
-    wl_tier_leave(&wl_tier_self.ctx[r->tier]);
   }
   wl_unlock(&r->lock);
   if (h == WALLOC_NULL_HANDLE) {

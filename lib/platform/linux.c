@@ -6,10 +6,8 @@
  * downward, so after the first aligned one most are aligned too) and, when that
  * misses, over-mapping by the alignment and trimming both ends. Purging is
  * MADV_DONTNEED, after which private anonymous memory reads as zero; RSS drops at
- * once, which is what users watch. The barrier in every thread
- * (wl_os_thread_barrier, for the tiers' resets) is membarrier(2)'s private
- * expedited command. Every function keeps errno as it found it: the malloc
- * family decides what errno a caller sees.
+ * once, which is what users watch. Every function keeps errno as it found it:
+ * the malloc family decides what errno a caller sees.
  */
 #define _GNU_SOURCE
 #include "platform.h"
@@ -22,7 +20,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -171,43 +168,6 @@ int64_t wl_os_clock_ms(void) {
 }
 
 void wl_os_yield(void) { sched_yield(); }
-
-/* membarrier(2) commands, as in linux/membarrier.h (which old systems lack) */
-#define WL_MEMBARRIER_PRIVATE_EXPEDITED          (1 << 3)
-#define WL_MEMBARRIER_REGISTER_PRIVATE_EXPEDITED (1 << 4)
-
-static bool membarrier_cmd(int cmd) {
-#ifdef SYS_membarrier
-  return syscall(SYS_membarrier, cmd, 0, 0) == 0;
-#else
-  WL_UNUSED(cmd);
-  return false;
-#endif
-}
-
-/* Linux 4.14 and later, unless a sandbox refuses the call. */
-bool wl_os_thread_barrier_init(void) {
-  int saved = errno;
-  bool ok = membarrier_cmd(WL_MEMBARRIER_REGISTER_PRIVATE_EXPEDITED) &&
-            membarrier_cmd(WL_MEMBARRIER_PRIVATE_EXPEDITED);
-  errno = saved;
-  return ok;
-}
-
-/* After a successful init the call cannot fail (a fork child inherits the
-   registration; one is made again if a kernel ever says otherwise). Going
-   on without the barrier would let other threads' stores land after the
-   caller reused their memory: stop instead. */
-void wl_os_thread_barrier(void) {
-  int saved = errno;
-  if (!membarrier_cmd(WL_MEMBARRIER_PRIVATE_EXPEDITED) &&
-      !(membarrier_cmd(WL_MEMBARRIER_REGISTER_PRIVATE_EXPEDITED) && membarrier_cmd(WL_MEMBARRIER_PRIVATE_EXPEDITED))) {
-    static const char msg[] = "walloc: membarrier(2) failed after it had worked: cannot order other threads\n";
-    wl_os_write(2, msg, sizeof msg - 1);
-    abort();
-  }
-  errno = saved;
-}
 
 /* Thread exit and fork. Installed once with pthread_once, which the C
    library restarts in a child forked while it was under way (the thread

@@ -93,23 +93,6 @@ int64_t wl_os_clock_ms(void);
 /* Let another thread run (used by spin locks). */
 void wl_os_yield(void);
 
-/* The other half of a fence that threads leave out: a full memory barrier
-   in every thread of the process (Linux: membarrier(2), private expedited).
-   When it returns, every store another thread made before the point where
-   the barrier reached it is visible to the caller, and every load that
-   thread makes after that point sees what the caller stored before the
-   call. So a frequent path may order its store before a later load with a
-   compiler barrier alone, as long as the rare path that depends on that
-   order (a store, then loads of the other threads' stores) calls this in
-   between. Costs a system call and an interrupt of each CPU that runs a
-   thread of the process: for rare events.
-   wl_os_thread_barrier_init says once whether it works here (it registers
-   the process; a fork child inherits that); when it says false,
-   wl_os_thread_barrier must not be called and the frequent path needs real
-   fences. Never allocates; keeps errno. */
-bool wl_os_thread_barrier_init(void);
-void wl_os_thread_barrier(void);
-
 /* Register `on_thread_exit` to run with the thread's registered value when
    a thread exits, and install the fork handlers: they take and release
    every registered lock (lock.c), and in the child run `on_fork_child`

@@ -22,8 +22,6 @@
  * - Threads: without -pthread, one thread (id 1), thread-exit hooks never
  *   run. With -pthread (__EMSCRIPTEN_PTHREADS__) a pthread key runs the exit
  *   hook, and the thread id is a thread-local's address. There is no fork.
- *   The barrier in every thread is a no-op: wasm's atomic accesses are
- *   sequentially consistent already.
  * - Output is write(2) (Emscripten's fd_write), the clock CLOCK_MONOTONIC,
  *   the environment Emscripten's (mostly empty under node and browsers).
  * Every function keeps errno as it found it.
@@ -255,12 +253,6 @@ int64_t wl_os_clock_ms(void) {
 }
 
 void wl_os_yield(void) { sched_yield(); }
-
-/* WebAssembly's atomic instructions are sequentially consistent, and the
-   paths that leave fences out use atomic accesses (with a compiler barrier
-   between them): nothing is left to order. With one thread, nothing at all. */
-bool wl_os_thread_barrier_init(void) { return true; }
-void wl_os_thread_barrier(void) {}
 
 #ifdef __EMSCRIPTEN_PTHREADS__
 static pthread_key_t thread_key;

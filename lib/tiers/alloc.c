@@ -8,21 +8,12 @@
  * Deallocation validates the handle, flips the block's slot entry to free
  * with a compare-and-swap (so a second deallocation fails with
  * WALLOC_ERR_STALE) and pushes the block onto its class's free list.
- * Invariant: every write here into a slot table, a free list or a block
- * happens inside a guarded section (tiers.h) whose generation is the one
- * the block was found in (the window's, the claim's, the node's, the
- * handle's); a block found in a generation that ended before the section
- * began is left alone (a claim or a pop), or looked up again (a
- * deallocation: a compaction may have kept it). The fast path's section
- * has no fence (the reset's thread barrier stands in for it), so the fast
- * path is off where that barrier is missing (WL_TIER_SLOW_FENCED).
  *
  * Free lists are Treiber stacks whose head packs a 28-bit tag with the
  * offset + 1 of the first block; the tag changes on every push and pop, so
  * a head that was popped and pushed back meanwhile (ABA) fails the swap.
- * A node remembers the generation it was pushed in; a reset empties the
- * lists once every push of the generation it ends is over, so only a pop
- * that raced with the reset finds an older one, and drops it.
+ * A node remembers the generation it was pushed in; a pop that finds an
+ * older one (pushed by a deallocation racing with a reset) drops it.
  */
 #include "tiers.h"
 
@@ -50,13 +41,10 @@ WL_API walloc_handle walloc_allocate(size_t size, walloc_tier tier) {
   if (WL_LIKELY((unsigned)tier < WL_TIERS && size <= WL_TIER_DIRECT)) {
     wl_tier_t *t = &wl_tiers.tier[tier];
     wl_tier_ctx_t *c = &wl_tier_self.ctx[tier];
-    /* a guarded section with a compiler barrier only (see the top) */
-    wl_store_relaxed(&c->busy, 1);
-    atomic_signal_fence(memory_order_seq_cst);
     uint64_t epoch = wl_load_relaxed(&c->epoch);
     /* a window of the current generation: this thread has seen the set-up,
        so the tier's plain fields below are safe to read */
-    if (WL_LIKELY(epoch == wl_load_relaxed(&t->gen) && !wl_load_relaxed(&t->slow))) {
+    if (WL_LIKELY(epoch == wl_load_relaxed(&t->gen) && !wl_load_relaxed(&t->budgeted))) {
       unsigned cls = wl_tier_class(t, size);
       size_t bs = wl_tier_class_size(cls);
       uint64_t cur = wl_load_relaxed(&c->cur);
@@ -64,19 +52,16 @@ WL_API walloc_handle walloc_allocate(size_t size, walloc_tier tier) {
                     (wl_load_relaxed(&t->free_heads[cls]) & WL_HANDLE_OFF_MASK) == 0)) {
         wl_store_relaxed(&c->cur, cur + bs);
         wl_store_relaxed(&t->slots[cur >> t->granule_shift], wl_slot_make(true, 0, cls));
-        wl_tier_leave(c);
         ctx_count(&c->allocations);
         return wl_handle_make(t, cur, epoch, 0);
       }
     }
-    wl_tier_leave(c);
   }
   if ((unsigned)tier >= WL_TIERS) return tier == WALLOC_TIER_FALLBACK ? fallback_alloc(size) : invalid_tier();
   return wl_tier_alloc_slow((unsigned)tier, size);
 }
 
-/* Pop a block of class cls: its offset and the generation it was pushed
-   in, or false.
+/* Pop a block of class cls, or return false.
    Reading a node's link races, by design, with the thread that popped the
    node first and now writes its data there: the value read is then stale
    and the tagged compare-and-swap rejects it. ThreadSanitizer cannot know
@@ -96,72 +81,53 @@ static bool free_pop(wl_tier_t *t, unsigned cls, uint64_t *off_out, uint64_t *ge
       return false;
     }
     wl_tier_node_t *node = (wl_tier_node_t *)(t->start + off);
-    /* plain (uninstrumented) reads: stale if we lose the race; if we win,
-       the node stayed on the list (the tag) and they are its own */
+    /* a plain (uninstrumented) read: stale if we lose the race */
     uint64_t next = *(volatile uint64_t *)(void *)&node->next & WL_HANDLE_OFF_MASK;
-    uint64_t gen = *(volatile uint64_t *)&node->gen;
     uint64_t want = (((head >> WL_HANDLE_OFF_BITS) + 1) << WL_HANDLE_OFF_BITS) | next;
     if (!wl_cas_weak(&t->free_heads[cls], &head, want)) continue;
+    uint64_t gen = wl_load_acquire(&t->gen);
+    if (node->gen != gen) { /* pushed by a deallocation that raced with a reset: not ours to reuse */
+      head = wl_load_acquire(&t->free_heads[cls]);
+      continue;
+    }
+    wl_fetch_sub(&t->free_bytes, bs);
     *off_out = off;
-    *gen_out = gen; /* read before the swap: once ours, a reset may already have given the memory out again */
+    *gen_out = gen;
     return true;
   }
 }
 
-/* The next block of bs bytes in the thread's window, or the first of a new
-   window: true inside a section of its generation *gen, false when the
-   tier is full. */
-static bool window_next(wl_tier_t *t, wl_tier_ctx_t *c, size_t bs, uint64_t *off, uint64_t *gen) {
-  for (;;) {
-    wl_tier_enter(c);
-    uint64_t cur = wl_load_relaxed(&c->cur);
-    *gen = wl_load_relaxed(&c->epoch);
-    if (*gen == wl_load_relaxed(&t->gen) && cur + bs <= wl_load_relaxed(&c->end)) {
-      wl_store_relaxed(&c->cur, cur + bs);
-      *off = cur;
-      return true;
-    }
-    wl_tier_leave(c);
-    size_t want = WL_TIER_WINDOW;
-    if (!wl_tier_claim(t, want, off, gen)) { /* nearly full: claim just this block */
-      want = bs;
-      if (!wl_tier_claim(t, want, off, gen)) return false;
-    }
-    if (!wl_tier_enter_gen(t, c, *gen)) continue; /* claimed in a generation that ended: not ours */
-    wl_tier_slots_clear(t, *off, want);
-    wl_store_relaxed(&c->epoch, *gen);
-    wl_store_relaxed(&c->end, *off + want);
-    wl_store_relaxed(&c->cur, *off + bs);
-    return true;
-  }
-}
-
-/* A block of class cls in the tier's current generation: a recycled one, a
-   directly claimed one (big ones, or when window is false), or the next in
-   the thread's window. With mark its slot entry says allocated (with
-   *version, the version its handle takes); without, the caller (an owner)
-   writes the entries. */
-static bool block_get(wl_tier_t *t, wl_tier_ctx_t *c, unsigned cls, bool window, bool mark, uint64_t *off_out,
+/* A block of class cls: a recycled one, a directly claimed one (big ones,
+   or when window is false), or the next in the thread's window. *version is
+   the version its handle takes; its slot entry is not written. */
+static bool block_get(wl_tier_t *t, wl_tier_ctx_t *c, unsigned cls, bool window, uint64_t *off_out,
                       uint64_t *gen_out, unsigned *version) {
   size_t bs = wl_tier_class_size(cls);
   uint64_t off, gen;
-  for (;;) {
+  if (free_pop(t, cls, &off, &gen)) {
+    *version = (wl_slot_version(wl_load_relaxed(&t->slots[off >> t->granule_shift])) + 1) & 63u;
+  } else if (bs > WL_TIER_DIRECT || !window) {
+    if (!wl_tier_claim(t, bs, &off, &gen)) return false;
+    wl_tier_slots_clear(t, off, bs);
     *version = 0;
-    if (free_pop(t, cls, &off, &gen)) {
-      if (!wl_tier_enter_gen(t, c, gen)) continue; /* pushed before a reset: gone with its generation */
-      wl_fetch_sub(&t->free_bytes, bs);
-      *version = (wl_slot_version(wl_load_relaxed(&t->slots[off >> t->granule_shift])) + 1) & 63u;
-    } else if (bs > WL_TIER_DIRECT || !window) {
-      if (!wl_tier_claim(t, bs, &off, &gen)) return false;
-      if (!wl_tier_enter_gen(t, c, gen)) continue; /* claimed in a generation that ended: not ours */
-      wl_tier_slots_clear(t, off, bs);
-    } else if (!window_next(t, c, bs, &off, &gen)) {
-      return false;
+  } else {
+    uint64_t cur = wl_load_relaxed(&c->cur);
+    if (wl_load_relaxed(&c->epoch) != wl_load_acquire(&t->gen) || cur + bs > wl_load_relaxed(&c->end)) {
+      size_t want = WL_TIER_WINDOW;
+      if (!wl_tier_claim(t, want, &off, &gen)) { /* nearly full: claim just this block */
+        want = bs;
+        if (!wl_tier_claim(t, want, &off, &gen)) return false;
+      }
+      wl_tier_slots_clear(t, off, want);
+      wl_store_relaxed(&c->epoch, gen);
+      wl_store_relaxed(&c->end, off + want);
+      cur = off;
     }
-    break; /* inside a section of generation gen */
+    wl_store_relaxed(&c->cur, cur + bs);
+    off = cur;
+    gen = wl_load_relaxed(&c->epoch);
+    *version = 0;
   }
-  if (mark) wl_store_release(&t->slots[off >> t->granule_shift], wl_slot_make(true, *version, cls));
-  wl_tier_leave(c);
   *off_out = off;
   *gen_out = gen;
   return true;
@@ -186,11 +152,12 @@ walloc_handle wl_tier_alloc_slow(unsigned tier, size_t size) {
   }
   uint64_t off, gen;
   unsigned version;
-  if (!block_get(t, c, cls, true, true, &off, &gen, &version)) {
+  if (!block_get(t, c, cls, true, &off, &gen, &version)) {
     wl_budget_refund(tier, bs);
     wl_fail(WALLOC_ERR_NOMEM, NULL); /* a full tier is an answer, not a misuse */
     return WALLOC_NULL_HANDLE;
   }
+  wl_store_release(&t->slots[off >> t->granule_shift], wl_slot_make(true, version, cls));
   ctx_count(&c->allocations);
   return wl_handle_make(t, off, gen, version);
 }
@@ -203,7 +170,7 @@ walloc_status wl_tier_block_take(unsigned tier, unsigned cls, uint64_t *off, uin
   if (cls >= WL_TIER_CLASSES || bs > t->capacity) return WALLOC_ERR_NOMEM;
   if (wl_budget_charge(tier, bs) != WALLOC_OK) return WALLOC_ERR_BUDGET;
   unsigned version;
-  if (!block_get(t, wl_tier_thread_ctx(tier), cls, false, false, off, gen, &version)) {
+  if (!block_get(t, wl_tier_thread_ctx(tier), cls, false, off, gen, &version)) {
     wl_budget_refund(tier, bs);
     return WALLOC_ERR_NOMEM;
   }
@@ -211,10 +178,10 @@ walloc_status wl_tier_block_take(unsigned tier, unsigned cls, uint64_t *off, uin
 }
 
 /* Push the free block at off (its slot entry already says free) onto its
-   class's list, inside a section of generation gen. */
+   class's list; gen is the generation it was validated in. */
 static void free_push(wl_tier_t *t, unsigned cls, uint64_t off, uint64_t gen) {
   wl_tier_node_t *node = (wl_tier_node_t *)(t->start + off);
-  node->gen = gen;
+  node->gen = gen; /* if a reset came since, the pop drops this node */
   uint64_t head = wl_load_relaxed(&t->free_heads[cls]);
   uint64_t want;
   do {
@@ -225,26 +192,14 @@ static void free_push(wl_tier_t *t, unsigned cls, uint64_t off, uint64_t gen) {
   wl_fetch_add(&t->free_bytes, wl_tier_class_size(cls));
 }
 
-/* Enter a section of the tier in which the block [off, off+size), taken in
-   generation gen, is still live: true inside it (*now is its generation),
-   false when a reset or compaction took the block. */
-static bool enter_live(wl_tier_t *t, wl_tier_ctx_t *c, uint64_t gen, uint64_t off, size_t size, uint64_t *now) {
-  do {
-    if (!wl_tier_range_valid(t, gen, off, size, now)) return false;
-  } while (!wl_tier_enter_gen(t, c, *now)); /* a compaction came between: look again */
-  return true;
-}
-
 void wl_tier_block_give(unsigned tier, unsigned cls, uint64_t off, uint64_t gen) {
   wl_tier_t *t = &wl_tiers.tier[tier];
-  wl_tier_ctx_t *c = wl_tier_thread_ctx(tier);
   size_t bs = wl_tier_class_size(cls);
   uint64_t now;
-  if (!enter_live(t, c, gen, off, bs, &now)) return; /* a reset or compaction took it (and its budget) */
+  if (!wl_tier_range_valid(t, gen, off, bs, &now)) return; /* a reset or compaction took it (and its budget) */
   wl_slot_t *slot = &t->slots[off >> t->granule_shift];
   wl_store_release(slot, wl_slot_make(false, wl_slot_version(wl_load_relaxed(slot)), cls));
   free_push(t, cls, off, now);
-  wl_tier_leave(c);
   wl_budget_refund(tier, bs);
 }
 
@@ -254,20 +209,11 @@ void wl_tier_block_give(unsigned tier, unsigned cls, uint64_t off, uint64_t gen)
 #if defined(__clang__) || defined(__SANITIZE_THREAD__)
 __attribute__((no_sanitize("thread")))
 #endif
-static void slots_unmark(wl_tier_t *t, uint64_t off, size_t size) {
+void wl_tier_slots_release(wl_tier_t *t, uint64_t off, size_t size) {
   uint16_t *s = (uint16_t *)(void *)&t->slots[off >> t->granule_shift];
   size_t n = size >> t->granule_shift;
   for (size_t i = 0; i < n; i++) s[i] &= (uint16_t)~WL_SLOT_ALLOCATED;
   atomic_thread_fence(memory_order_release);
-}
-
-void wl_tier_slots_release(unsigned tier, uint64_t gen, uint64_t off, size_t size) {
-  wl_tier_t *t = &wl_tiers.tier[tier];
-  wl_tier_ctx_t *c = wl_tier_thread_ctx(tier);
-  uint64_t now;
-  if (!enter_live(t, c, gen, off, size, &now)) return;
-  slots_unmark(t, off, size);
-  wl_tier_leave(c);
 }
 
 WL_API size_t walloc_allocate_batch(const walloc_request *requests, size_t count, walloc_handle *out) {
@@ -283,22 +229,23 @@ WL_API size_t walloc_allocate_batch(const walloc_request *requests, size_t count
 WL_API walloc_status walloc_deallocate(walloc_handle handle) {
   if (handle != WALLOC_NULL_HANDLE && (handle & WL_HANDLE_FALLBACK)) return wl_fallback_free(handle);
   wl_block_ref_t ref;
-  walloc_status st = wl_handle_enter(handle, &ref, "walloc_deallocate: stale or invalid handle");
+  walloc_status st = wl_handle_use(handle, &ref, "walloc_deallocate: stale or invalid handle");
   if (st != WALLOC_OK) return st;
   wl_tier_t *t = ref.tier;
   uint16_t expected = ref.slot;
   unsigned cls = wl_slot_class(expected);
   if (expected & WL_SLOT_OWNED) {
-    wl_handle_leave(&ref);
-    wl_report("walloc_deallocate: the block belongs to a scope, context or ring (released with it)", ref.ptr);
+    wl_report("walloc_deallocate: the block belongs to a scope, context or ring (released with it)",
+              ref.ptr);
     return WALLOC_ERR_INVALID;
   }
-  bool won = wl_cas_strong(&t->slots[ref.off >> t->granule_shift], &expected,
-                           wl_slot_make(false, wl_slot_version(expected), cls));
-  if (won) free_push(t, cls, ref.off, ref.gen);
-  wl_handle_leave(&ref);
-  if (!won) return WALLOC_ERR_STALE; /* another thread deallocated it first */
+  if (!wl_cas_strong(&t->slots[ref.off >> t->granule_shift], &expected,
+                     wl_slot_make(false, wl_slot_version(expected), cls))) {
+    return WALLOC_ERR_STALE; /* another thread deallocated it first */
+  }
+  free_push(t, cls, ref.off, ref.gen);
   wl_budget_refund((unsigned)(t - wl_tiers.tier), ref.size);
-  ctx_count(&ref.ctx->deallocations);
+  wl_tier_ctx_t *c = wl_tier_thread_ctx((unsigned)(t - wl_tiers.tier));
+  ctx_count(&c->deallocations);
   return WALLOC_OK;
 }

@@ -14,55 +14,21 @@
  * Thread safety: charges are compare-and-swap loops on one counter, so a
  * hard limit is never exceeded, even by racing threads; the soft callback
  * runs in the thread whose charge crossed the limit, once per crossing (it
- * re-arms when use falls back to the limit or below), with the callback and
- * argument of one walloc_set_budget call, never one of each: the pair is
- * read under a sequence counter (callback_get), on the crossing only, so
- * the charge itself reads nothing more.
+ * re-arms when use falls back to the limit or below).
  */
 #include "tiers.h"
 
 typedef struct wl_budget_s {
   _Atomic(uint64_t) used;
   _Atomic(uint64_t) soft, hard;      /* 0 = none */
-  _Atomic(uint64_t) fn_seq;         /* odd while fn and arg change */
   _Atomic(walloc_budget_fn) fn;
   _Atomic(void *) arg;
   _Atomic(uint8_t) soft_armed;
-  _Atomic(uint8_t) on;               /* a limit is set (the arena tiers copy it to WL_TIER_SLOW_BUDGET) */
+  _Atomic(uint8_t) on;               /* a limit is set (the arena tiers copy it to wl_tier_t.budgeted) */
 } wl_budget_t;
 
 static wl_budget_t budgets[WALLOC_TIER_COUNT];
 WL_LOCK_STATIC(budget_lock, WL_LEVEL_TIERS_TOP); /* serialises walloc_set_budget */
-
-/* The soft limit's callback and its argument, as one pair: a seqlock, read
-   only when a charge crosses the limit, written under budget_lock. */
-static void callback_get(wl_budget_t *b, walloc_budget_fn *fn, void **arg) {
-  for (unsigned spins = 0;; spins++) {
-    uint64_t seq = wl_load_acquire(&b->fn_seq);
-    *fn = wl_load_relaxed(&b->fn);
-    *arg = wl_load_relaxed(&b->arg);
-    atomic_thread_fence(memory_order_acquire);
-    if (!(seq & 1) && wl_load_relaxed(&b->fn_seq) == seq) return;
-    if (spins > 64) wl_os_yield();
-  }
-}
-
-/* Out of line: the charge that crosses nothing saves no registers for it. */
-static WL_NOINLINE void soft_crossed(wl_budget_t *b, unsigned tier, uint64_t now, uint64_t soft) {
-  walloc_budget_fn fn;
-  void *arg;
-  callback_get(b, &fn, &arg);
-  if (fn != NULL) fn((walloc_tier)tier, (size_t)now, (size_t)soft, arg);
-}
-
-static void callback_set(wl_budget_t *b, walloc_budget_fn fn, void *arg) {
-  uint64_t seq = wl_load_relaxed(&b->fn_seq);
-  wl_store_relaxed(&b->fn_seq, seq + 1);
-  atomic_thread_fence(memory_order_release);
-  wl_store_relaxed(&b->fn, fn);
-  wl_store_relaxed(&b->arg, arg);
-  wl_store_release(&b->fn_seq, seq + 2);
-}
 
 walloc_status wl_budget_charge(unsigned tier, size_t bytes) {
   wl_budget_t *b = &budgets[tier];
@@ -76,7 +42,10 @@ walloc_status wl_budget_charge(unsigned tier, size_t bytes) {
   uint64_t soft = wl_load_relaxed(&b->soft);
   if (soft != 0 && now > soft && wl_load_relaxed(&b->soft_armed)) {
     uint8_t armed = 1;
-    if (wl_cas_strong(&b->soft_armed, &armed, 0)) soft_crossed(b, tier, now, soft);
+    walloc_budget_fn fn = wl_load_acquire(&b->fn);
+    if (wl_cas_strong(&b->soft_armed, &armed, 0) && fn != NULL) {
+      fn((walloc_tier)tier, (size_t)now, (size_t)soft, wl_load_relaxed(&b->arg));
+    }
   }
   return WALLOC_OK;
 }
@@ -122,15 +91,12 @@ WL_API walloc_status walloc_set_budget(walloc_tier tier, size_t soft_limit, size
   }
   wl_store_relaxed(&b->soft, soft_limit);
   wl_store_relaxed(&b->hard, hard_limit);
-  callback_set(b, on_soft_limit, arg);
+  wl_store_relaxed(&b->arg, arg);
+  wl_store_release(&b->fn, on_soft_limit);
   wl_store_relaxed(&b->used, used);
   wl_store_relaxed(&b->soft_armed, 1); /* the next charge above the soft limit calls back */
   wl_store_release(&b->on, (uint8_t)on);
-  if (tier < WL_TIERS) { /* the fast path's copy */
-    _Atomic(uint32_t) *slow = &wl_tiers.tier[tier].slow;
-    if (on) atomic_fetch_or_explicit(slow, WL_TIER_SLOW_BUDGET, memory_order_release);
-    else atomic_fetch_and_explicit(slow, ~WL_TIER_SLOW_BUDGET, memory_order_release);
-  }
+  if (tier < WL_TIERS) wl_store_release(&wl_tiers.tier[tier].budgeted, (uint32_t)on); /* the fast path's copy */
   wl_unlock(&budget_lock);
   return WALLOC_OK;
 }

@@ -7,10 +7,7 @@
  * checks them against its own table.
  * Thread safety: validation only reads; the answers race with a concurrent
  * deallocation or reset of the same block exactly as the caller's own use
- * would (the caller holds a handle another thread is retiring). Callers
- * that write into the block or its slot validate and enter a guarded
- * section of its generation together (wl_handle_enter), so a reset never
- * finds them half way.
+ * would (the caller holds a handle another thread is retiring).
  */
 #include "tiers.h"
 
@@ -86,41 +83,6 @@ walloc_status wl_handle_use(walloc_handle handle, wl_block_ref_t *ref, const cha
   walloc_status st = wl_handle_resolve(handle, ref);
   if (WL_UNLIKELY(st != WALLOC_OK)) wl_fail(st, what);
   return st;
-}
-
-/* Enter a guarded section of the tier's generation (tiers.h): a block
-   validated in generation g is still live while g is the tier's; when a
-   reset or compaction came between, validate again (a compaction may have
-   kept the block). Waits (for a reset under way) only outside a section. */
-static bool block_enter(wl_block_ref_t *ref) {
-  ref->ctx = NULL;
-  if (ref->tier == NULL) return true; /* a fallback block: the heap's */
-  wl_tier_ctx_t *c = wl_tier_thread_ctx((unsigned)(ref->tier - wl_tiers.tier));
-  if (!wl_tier_enter_gen(ref->tier, c, ref->gen)) return false;
-  ref->ctx = c;
-  return true;
-}
-
-walloc_status wl_handle_enter(walloc_handle handle, wl_block_ref_t *ref, const char *what) {
-  for (;;) {
-    walloc_status st = wl_handle_use(handle, ref, what);
-    if (st != WALLOC_OK || block_enter(ref)) return st;
-  }
-}
-
-walloc_status wl_handle_enter2(walloc_handle a, wl_block_ref_t *ra, walloc_handle b, wl_block_ref_t *rb) {
-  for (;;) {
-    walloc_status st = wl_handle_resolve(a, ra);
-    if (st == WALLOC_OK) st = wl_handle_resolve(b, rb);
-    if (st != WALLOC_OK) return st;
-    if (!block_enter(ra)) continue;
-    if (rb->tier == ra->tier) { /* one tier: one section */
-      rb->ctx = NULL;
-      return WALLOC_OK;
-    }
-    if (block_enter(rb)) return WALLOC_OK;
-    wl_handle_leave(ra);
-  }
 }
 
 WL_API void *walloc_handle_to_ptr(walloc_handle handle) {

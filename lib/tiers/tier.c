@@ -41,7 +41,7 @@ __thread wl_tier_thread_t wl_tier_self __attribute__((tls_model("initial-exec"))
 _Atomic(wl_tier_observer_fn) wl_tier_reset_observer;
 
 WL_LOCK_STATIC(init_lock, WL_LEVEL_TIERS);
-WL_LOCK_STATIC(threads_lock, WL_LEVEL_TIER_THREADS); /* under a tier's lock in a reset */
+WL_LOCK_STATIC(threads_lock, WL_LEVEL_TIERS);
 static wl_tier_thread_t *threads_first;
 
 static const unsigned default_percent[WL_TIERS] = {50, 30, 20};
@@ -207,7 +207,7 @@ static void fork_child(void) {
 
 static const wl_heap_hooks_t tier_hooks = {thread_exit, fork_child};
 
-wl_tier_ctx_t *wl_tier_thread_register(unsigned tier) {
+wl_tier_ctx_t *wl_tier_thread_ctx(unsigned tier) {
   wl_tier_thread_t *self = &wl_tier_self;
   if (WL_UNLIKELY(self->exited)) {
     /* A call after this thread's exit hook: from a thread-specific data
@@ -221,7 +221,7 @@ wl_tier_ctx_t *wl_tier_thread_register(unsigned tier) {
     wl_assert(wl_heap_tls == &wl_heap_empty);
     self->exited = false;
   }
-  if (!self->registered) {
+  if (WL_UNLIKELY(!self->registered)) {
     wl_heap_get_or_init(); /* the heap's thread-exit hook is what folds this thread's counts */
     wl_lock(&threads_lock);
     self->prev = NULL;
@@ -297,7 +297,6 @@ static walloc_status tiers_setup(const walloc_config *cfg, bool use_env) {
   wl_tiers.total = origin + total;
   wl_tiers.decommit_on_reset = wl_os_getenv("WALLOC_TIER_DECOMMIT") != NULL &&
                                wl_os_getenv("WALLOC_TIER_DECOMMIT")[0] == '1';
-  wl_tiers.fenced = !wl_os_thread_barrier_init();
   for (int i = 0; i < WL_TIERS; i++) {
     wl_tier_t *t = &wl_tiers.tier[i];
     /* every other field is still zero: set-up runs once, and fast paths may
@@ -310,7 +309,6 @@ static walloc_status tiers_setup(const walloc_config *cfg, bool use_env) {
     t->slots = (wl_slot_t *)slots;
     slots += slot_bytes[i];
     t->limits = (wl_gen_limit_t *)limits + (size_t)i * WL_GEN_LIMITS;
-    wl_store_relaxed(&t->slow, wl_tiers.fenced ? WL_TIER_SLOW_FENCED : 0u);
     wl_store_relaxed(&t->reset_gen, 1);
     wl_store_release(&t->gen, 1);
   }
@@ -380,17 +378,9 @@ static bool tier_commit(wl_tier_t *t, uint64_t upto) {
   return tier_commit_once(t, upto) || (wl_give_back(NULL) && tier_commit_once(t, upto));
 }
 
-/* A claim waits for a reset under way (seq odd): from the moment the reset
-   publishes its generation until it rewinds top, space claimed above the
-   old top would be handed out again. Read after the generation, an even
-   seq is the finished reset's (or none's), whose rewind is then seen. */
 bool wl_tier_claim(wl_tier_t *t, size_t size, uint64_t *off, uint64_t *epoch) {
-  for (unsigned spins = 0;; spins++) {
+  for (;;) {
     uint64_t e = wl_load_acquire(&t->gen);
-    if (wl_load_acquire(&t->seq) & 1) {
-      if (spins > 64) wl_os_yield();
-      continue;
-    }
     uint64_t top = wl_load_relaxed(&t->top);
     do {
       if (size > t->capacity || top > t->capacity - size) return false;
@@ -468,27 +458,6 @@ static void limits_close(wl_tier_t *t, uint64_t cur, uint64_t limit) {
   wl_store_relaxed(&t->lim_count, n + 1);
 }
 
-/* Wait until no thread is inside a guarded section of tier (tiers.h) that
-   began before the caller published a new generation: after the barrier,
-   a section whose mark is not seen read the new generation, and one whose
-   mark is seen ends soon (sections wait for nothing). Under the tier's
-   lock; the registry's lock keeps exiting threads' contexts in place. */
-static void sections_drain(unsigned tier) {
-  atomic_thread_fence(memory_order_seq_cst); /* the generation's store before the marks' loads */
-  if (!wl_tiers.fenced) wl_os_thread_barrier();
-  wl_lock(&threads_lock);
-  for (wl_tier_thread_t *th = threads_first; th != NULL; th = th->next) {
-    for (unsigned spins = 0; wl_load_acquire(&th->ctx[tier].busy) != 0; spins++) {
-      if (spins > 64) wl_os_yield();
-    }
-  }
-  wl_unlock(&threads_lock);
-}
-
-/* A reset (compact false) or compaction of tier. The new generation is
-   published first (seq odd meanwhile: validations and claims wait), then
-   the sections of the old one drain, and only then does the tier rewind:
-   nothing of the old generation is written after that. */
 walloc_status wl_tier_reset(unsigned tier, size_t preserve, bool compact) {
   walloc_status st = wl_tiers_ensure();
   if (st != WALLOC_OK) return st;
@@ -502,8 +471,6 @@ walloc_status wl_tier_reset(unsigned tier, size_t preserve, bool compact) {
   }
   atomic_fetch_add_explicit(&t->seq, 1, memory_order_acq_rel); /* odd: changing */
   uint64_t cur = wl_load_relaxed(&t->gen);
-  wl_store_release(&t->gen, cur + 1);
-  sections_drain(tier);
   if (wl_tiers.decommit_on_reset && wl_load_relaxed(&t->committed) > keep) {
     size_t page = wl_os.page_size;
     uint64_t from = wl_align_up(keep, page);
@@ -517,6 +484,7 @@ walloc_status wl_tier_reset(unsigned tier, size_t preserve, bool compact) {
   }
   wl_store_relaxed(&t->free_bytes, 0);
   wl_store_relaxed(&t->top, keep);
+  wl_store_release(&t->gen, cur + 1);
   atomic_fetch_add_explicit(&t->seq, 1, memory_order_acq_rel); /* even: done */
   if (!compact) wl_fetch_add(&t->resets, 1);
   wl_budget_reset(tier, (size_t)keep);

@@ -34,25 +34,8 @@
  * Thread safety: allocation touches only the thread's window (and the free
  * list heads, with tagged compare-and-swap, ABA-safe); reset and compaction
  * take the tier's lock and publish the new generation under a sequence
- * counter that validation reads. Everything in this layer that writes a
- * tier's slot table, free lists or free blocks because a generation check
- * said so (allocation, deallocation, owners' takes, gives and slot
- * releases) does it inside a guarded section of the calling thread's
- * context: mark the context busy, check the generation, write, clear the
- * mark. A reset publishes the new generation first (claims wait while it
- * is under way), then waits until no thread is busy in the tier (after a
- * barrier in every thread, so that a mark stored before its thread read
- * the old generation is seen: wl_os_thread_barrier), and only then rewinds
- * the tier and empties its free lists. So nothing of the old generation is
- * written once anything of the new one can be: an allocation or
- * deallocation that races with a reset of its tier belongs to the old
- * generation (its handle is stale at once, the block it frees is gone with
- * the generation) and touches nothing of the new one. The fast path's
- * section costs two stores to the thread's own context and no fence; where
- * the thread barrier is missing, sections fence and the fast path is off
- * (WL_TIER_SLOW_FENCED). The data calls (data.c) and pointers from
- * walloc_handle_to_ptr are the caller's: using a handle while another
- * thread resets its tier is the caller's race, as with any stale handle.
+ * counter that validation reads. An allocation that races with a reset of
+ * its tier belongs to the old generation: its handle is stale at once.
  */
 #ifndef WL_TIERS_H
 #define WL_TIERS_H
@@ -63,12 +46,10 @@
 #include <string.h>
 
 /* Lock levels (platform.h): set-up, each tier's lock and the thread
-   registry call only the heap and the platform while held; a reset scans
-   the registry under its tier's lock; walloc_set_budget reads the
-   statistics (the registry) under the budget lock. */
-#define WL_LEVEL_TIER_THREADS (WL_LEVEL_HEAP_RUNTIME + 1) /* the thread registry */
-#define WL_LEVEL_TIERS        (WL_LEVEL_HEAP_RUNTIME + 2) /* set-up, each tier */
-#define WL_LEVEL_TIERS_TOP    (WL_LEVEL_HEAP_RUNTIME + 3) /* budgets */
+   registry call only the heap and the platform while held; walloc_set_budget
+   reads the statistics (the registry) under the budget lock. */
+#define WL_LEVEL_TIERS     (WL_LEVEL_HEAP_RUNTIME + 1) /* set-up, each tier, the thread registry */
+#define WL_LEVEL_TIERS_TOP (WL_LEVEL_HEAP_RUNTIME + 2) /* budgets */
 
 #define WL_TIERS                3                    /* arena tiers; FALLBACK is the heap */
 #define WL_HANDLE_OFF_BITS      36
@@ -130,7 +111,7 @@ typedef struct wl_tier_s {
   size_t capacity;
   uint32_t granule_shift;
   uint32_t align;
-  _Atomic(uint32_t) slow;           /* WL_TIER_SLOW_*: why the fast path is off, 0 when it is on */
+  _Atomic(uint32_t) budgeted;       /* a budget is set: the fast path (which does not count) is off */
   uint8_t pad0[WL_CACHE_LINE - 52];
   /* claimed and committed space */
   _Atomic(uint64_t) top;            /* bytes claimed from the start */
@@ -151,17 +132,12 @@ typedef struct wl_tier_s {
   _Atomic(uint64_t) allocations, deallocations, resets;
 } __attribute__((aligned(512))) wl_tier_t; /* a power of two: tiers are indexed with a shift */
 
-#define WL_TIER_SLOW_BUDGET  1u   /* a budget is set: the fast path (which does not count) is off */
-#define WL_TIER_SLOW_FENCED  2u   /* no wl_os_thread_barrier here: sections fence, which the fast path does not */
-
 /* Per thread, per tier: the window and the counters (written by the owner
-   with relaxed stores, summed by statistics readers), and the guarded
-   section mark a reset waits on. */
+   with relaxed stores, summed by statistics readers). */
 typedef struct wl_tier_ctx_s {
   _Atomic(uint64_t) epoch;          /* tier generation the window belongs to */
   _Atomic(uint64_t) cur, end;       /* window, as offsets from the tier start */
   _Atomic(uint64_t) allocations, deallocations;
-  _Atomic(uint64_t) busy;           /* 1 inside a guarded section of this tier */
 } __attribute__((aligned(64))) wl_tier_ctx_t;
 
 typedef struct wl_tier_thread_s {
@@ -176,7 +152,6 @@ typedef struct wl_tiers_s {
   size_t total;                     /* bytes reserved for the three tiers */
   _Atomic(int) state;               /* 0 none, 1 initialising, 2 ready, 3 failed */
   bool decommit_on_reset;
-  bool fenced;                      /* no thread barrier: sections take a full fence (set at set-up) */
   wl_tier_t tier[WL_TIERS];
 } wl_tiers_t;
 
@@ -198,40 +173,9 @@ WL_INLINE unsigned wl_tier_class(const wl_tier_t *t, size_t size) {
    which the caller writes: so no stale entry inside a block passes for one.
    Windows are cleared when claimed, so the bump itself writes one entry. */
 WL_INLINE void wl_tier_slots_clear(wl_tier_t *t, uint64_t off, size_t size) {
-#if defined(WL_TSAN)
-  /* what the memset does, as ThreadSanitizer can see it: handle validation
-     reads entries of space being cleared (a stale handle's), atomically */
-  wl_slot_t *s = &t->slots[off >> t->granule_shift];
-  for (size_t i = 0, n = size >> t->granule_shift; i < n; i++) wl_store_relaxed(&s[i], 0);
-#else
   memset((void *)&t->slots[off >> t->granule_shift], 0, (size >> t->granule_shift) * sizeof(wl_slot_t));
-#endif
 }
 WL_INLINE size_t wl_tier_class_size(unsigned cls) { return (size_t)WL_TIER_MIN_GRANULE << cls; }
-
-/* Guarded sections (see the top of this file): between wl_tier_enter and
-   wl_tier_leave a thread writes a tier's tables or blocks on the strength
-   of a generation it reads after entering; a reset of the tier waits for
-   the section to end (wl_tier_reset). c is the thread's registered context
-   of that tier (wl_tier_thread_ctx); sections of one context do not nest
-   and take no lock, call no callback and wait for nothing. The store of the
-   mark is ordered before the generation's load by the reset's
-   wl_os_thread_barrier, or here by a full fence where there is none. */
-WL_INLINE void wl_tier_enter(wl_tier_ctx_t *c) {
-  wl_store_relaxed(&c->busy, 1);
-  if (WL_UNLIKELY(wl_tiers.fenced)) atomic_thread_fence(memory_order_seq_cst);
-  else atomic_signal_fence(memory_order_seq_cst);
-}
-WL_INLINE void wl_tier_leave(wl_tier_ctx_t *c) { wl_store_release(&c->busy, 0); }
-
-/* Enter a section of tier t in which generation gen is still the tier's:
-   true inside it, false (and outside) once a reset or compaction came. */
-WL_INLINE bool wl_tier_enter_gen(wl_tier_t *t, wl_tier_ctx_t *c, uint64_t gen) {
-  wl_tier_enter(c);
-  if (WL_LIKELY(wl_load_relaxed(&t->gen) == gen)) return true;
-  wl_tier_leave(c);
-  return false;
-}
 
 WL_INLINE walloc_handle wl_handle_make(const wl_tier_t *t, uint64_t off, uint64_t gen, unsigned version) {
   return (t->offset + off) | ((gen & WL_HANDLE_GEN_MASK) << WL_HANDLE_GEN_SHIFT) |
@@ -246,13 +190,7 @@ WL_INLINE walloc_handle wl_handle_make(const wl_tier_t *t, uint64_t off, uint64_
 typedef void (*wl_tier_observer_fn)(unsigned tier);
 extern _Atomic(wl_tier_observer_fn) wl_tier_reset_observer; /* told after each reset or compaction */
 walloc_status wl_tiers_ensure(void);
-wl_tier_ctx_t *wl_tier_thread_register(unsigned tier);
-/* The calling thread's context of tier, registered (statistics sum it, a
-   reset waits on its guarded sections). */
-WL_INLINE wl_tier_ctx_t *wl_tier_thread_ctx(unsigned tier) {
-  if (WL_LIKELY(wl_tier_self.registered)) return &wl_tier_self.ctx[tier];
-  return wl_tier_thread_register(tier);
-}
+wl_tier_ctx_t *wl_tier_thread_ctx(unsigned tier);
 bool wl_tier_claim(wl_tier_t *t, size_t size, uint64_t *off, uint64_t *epoch);
 walloc_status wl_tier_reset(unsigned tier, size_t preserve, bool compact);
 void wl_tier_stats(unsigned tier, walloc_tier_stats *out);
@@ -266,22 +204,11 @@ typedef struct wl_block_ref_s {
   uint64_t off;             /* offset in the tier */
   uint64_t gen;             /* the tier's generation when it was validated */
   uint16_t slot;            /* the slot entry that was validated */
-  wl_tier_ctx_t *ctx;       /* wl_handle_enter: the section's context (NULL: none) */
 } wl_block_ref_t;
 walloc_status wl_handle_resolve(walloc_handle h, wl_block_ref_t *ref);
 /* wl_handle_resolve for a public call: a failure sets walloc_last_status
    and, in debug builds, says `what` on stderr. */
 walloc_status wl_handle_use(walloc_handle h, wl_block_ref_t *ref, const char *what);
-/* wl_handle_use, and on WALLOC_OK inside a guarded section of the block's
-   generation (tier blocks; fallback blocks need none): the caller reads or
-   writes the block, then calls wl_handle_leave(ref). wl_handle_enter2: the
-   same for two handles at once (no message), one section per tier: leave
-   both. */
-walloc_status wl_handle_enter(walloc_handle h, wl_block_ref_t *ref, const char *what);
-walloc_status wl_handle_enter2(walloc_handle a, wl_block_ref_t *ra, walloc_handle b, wl_block_ref_t *rb);
-WL_INLINE void wl_handle_leave(const wl_block_ref_t *ref) {
-  if (ref->ctx != NULL) wl_tier_leave(ref->ctx);
-}
 
 /* fallback.c: general-heap blocks behind handles (bit 63) */
 walloc_handle wl_fallback_alloc(size_t size);
@@ -311,10 +238,8 @@ walloc_handle wl_tier_alloc_slow(unsigned tier, size_t size);
 walloc_status wl_tier_block_take(unsigned tier, unsigned cls, uint64_t *off, uint64_t *gen);
 void wl_tier_block_give(unsigned tier, unsigned cls, uint64_t off, uint64_t gen);
 /* Clear the allocated bits of the slot entries of [off, off+size), keeping
-   versions (the next block there takes version + 1), if gen (the owner's,
-   as wl_tier_owned_live left it) is still the tier's; a reset or
-   compaction since took the block, and nothing is written. */
-void wl_tier_slots_release(unsigned tier, uint64_t gen, uint64_t off, size_t size);
+   versions (the next block there takes version + 1). */
+void wl_tier_slots_release(wl_tier_t *t, uint64_t off, size_t size);
 
 /* budget.c: per-tier budgets (WALLOC_TIER_COUNT of them: FALLBACK too) */
 walloc_status wl_budget_charge(unsigned tier, size_t bytes);  /* WALLOC_OK or WALLOC_ERR_BUDGET */
