@@ -67,6 +67,11 @@ run_tests() { # name dir meson-test-args...
     echo "-- $name: passed"
   else
     echo "-- $name: FAILED"
+    # meson shows a failing test's last 100 lines, which a flood of expected
+    # warnings can fill: Check's failure lines and the sanitizers' reports
+    # from the log, whatever came before them
+    grep -h -E ':[FE]:|ERROR: (Address|Thread|Leak)Sanitizer|SUMMARY: |runtime error:|the child (hung|died)' \
+      "$dir/meson-logs/testlog.txt" | head -40 || true
     failures+=("$name")
   fi
 }
