@@ -15,7 +15,7 @@
  *                 allocator to compare (benchmarks/run_tiers.py)
  *
  * Prints ns per object (allocation and its share of the release) of the
- * slowest thread. Linked with libwalloc.a, which does not replace malloc.
+ * slowest thread, over FRAMES frames after one untimed warm-up frame. Linked with libwalloc.a, which does not replace malloc.
  *
  * usage: bench-frame tier|tier-resolve|malloc [N=10000] [FRAMES=300] [THREADS=1]
  */
@@ -41,9 +41,12 @@ static void *frame_worker(void *arg) {
   rng_t r;
   rng_seed(&r, 9000 + (uint64_t)a->id);
   for (long i = 0; i < a->n; i++) sizes[i] = (size_t)rng_range(&r, 16, 256);
-  pthread_barrier_wait(&frame_barrier);
-  double t0 = now_s();
-  for (long f = 0; f < a->frames; f++) {
+  double t0 = 0;
+  for (long f = 0; f <= a->frames; f++) {
+    if (f == 1) { /* frame 0 is not timed: the tiers' and heaps' first use (about 15 ms) is no per-object cost */
+      pthread_barrier_wait(&frame_barrier);
+      t0 = now_s();
+    }
     if (a->mode == MODE_TIER_RESOLVE) {
       for (long i = 0; i < a->n; i++) {
         unsigned char *p = (unsigned char *)walloc_handle_to_ptr(walloc_allocate(sizes[i], WALLOC_TIER_ENTITY));
