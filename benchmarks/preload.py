@@ -145,6 +145,31 @@ def by_frame_size(sizes, variants, reps, thread_counts, run_one):
     return results
 
 
+def timed_paths(args, exe, variants, allocs, extra=()):
+    """Times exe's variants ("mode", or "mode/allocator" for a malloc mode
+    run under that allocator) at each frame size of args.n, one thread and
+    every thread; returns the medians (by_frame_size) and the report's
+    context lines."""
+    load_before = os.getloadavg()[0]
+    t_start = time.time()
+
+    def run_one(v, n, threads):
+        cmd = [exe, v.split("/")[0], str(n), str(frames_for(args, n)), str(threads)] + list(extra)
+        return run(cmd, allocs[v.split("/")[1]] if "/" in v else None)
+
+    results = by_frame_size(args.n, variants, args.reps, (1, os.cpu_count() or 2), run_one)
+    return results, context_lines(os.path.basename(sys.argv[0]), t_start, load_before)
+
+
+def path_report(head, what, results, rows, bases, measured):
+    """The report of a timed run: head (context_lines), the work, the table
+    of paths with their ratios to bases, what the ns measure, the fastest."""
+    lines = head + [f"- work: {what}", ""] + path_table(results, rows, list(bases))
+    lines += ["", f"ns per object ({measured}) of the slowest thread; vs X: X's ns / this path's ns "
+              "(above 1: this path is faster).", ""]
+    return lines + fastest_lines(results, rows)
+
+
 def path_table(results, rows, bases):
     """A markdown table: for each (n, threads), one row per path (label,
     variant, {base name: base variant}) with its ns per object and how many

@@ -24,11 +24,9 @@ each allocator, one thread.
 """
 import argparse
 import os
-import time
 
-from preload import (add_callgrind_args, add_common_args, add_frame_args, allocators, by_frame_size,
-                     callgrind_lines, callgrind_rows, context_lines, emit, fastest_lines, frames_for,
-                     path_table, run, write_json)
+from preload import (add_callgrind_args, add_common_args, add_frame_args, allocators, callgrind_lines,
+                     callgrind_rows, emit, path_report, path_table, timed_paths, write_json)
 
 PATHS = [("tier", "walloc tier: allocate + resolve + reset"), ("frame", "walloc frame: frame_alloc + frame_end"),
          ("scope", "walloc scope: allocate + resolve + leave"), ("ring", "walloc ring: allocate + resolve + retire"),
@@ -59,17 +57,9 @@ def main():
         emit(callgrind_lines(args.cg_frames, f"rounds of N objects (16-256 bytes; pool: {args.size} bytes)", rows),
              args.out)
         return
-    threads_all = os.cpu_count() or 2
     variants = ([mode for mode, _ in PATHS] + ["pool", "scope-enter"] +
                 [f"{m}/{a}" for m in ("malloc-frame", "malloc-pool") for a in allocs])
-    load_before = os.getloadavg()[0]
-    t_start = time.time()
-
-    def run_one(v, n, threads):
-        cmd = [exe(args.build), v.split("/")[0], str(n), str(frames_for(args, n)), str(threads), str(args.size)]
-        return run(cmd, allocs[v.split("/")[1]] if "/" in v else None)
-
-    results = by_frame_size(args.n, variants, args.reps, (1, threads_all), run_one)
+    results, head = timed_paths(args, exe(args.build), variants, allocs, [str(args.size)])
     bases = {"tier path": "tier", "walloc malloc + free": "malloc-frame/walloc",
              "glibc malloc + free": "malloc-frame/glibc"}
     rows = [(label, mode, bases) for mode, label in PATHS]
@@ -80,12 +70,8 @@ def main():
     what = (f"rounds of N objects of 16-256 bytes per thread, each object's first and last byte written when "
             f"allocated and checked before the round's release; {args.objects} objects per thread and run; "
             f"median of {args.reps} interleaved runs")
-    lines = context_lines("run_lifetimes.py", t_start, load_before)
-    lines += [f"- work: {what}", ""]
-    lines += path_table(results, rows, list(bases))
-    lines += ["", "ns per object (allocation, resolve and touch, and its share of the release) of the slowest "
-              "thread; vs X: X's ns / this path's ns (above 1: this path is faster).", ""]
-    lines += fastest_lines(results, rows)
+    lines = path_report(head, what, results, rows, bases, "allocation, resolve and touch, and its share of the "
+                        "release")
     r = results.get((4096, 1))
     if r:
         lines += ["", "Issue 16's goal, 4,096 objects, one thread: scope and context within 1.5x of the tier path"]

@@ -26,11 +26,9 @@ benchmarks/plot_engine.py draws the --json output as a bar chart.
 """
 import argparse
 import os
-import time
 
-from preload import (add_callgrind_args, add_common_args, add_frame_args, allocators, by_frame_size,
-                     callgrind_lines, callgrind_rows, context_lines, emit, fastest_lines, frames_for,
-                     path_table, run, write_json)
+from preload import (add_callgrind_args, add_common_args, add_frame_args, allocators, callgrind_lines,
+                     callgrind_rows, emit, path_report, timed_paths, write_json)
 
 TIER = "walloc tier: allocate + reset"
 RESOLVE = "walloc tier: allocate + resolve + write + reset"
@@ -57,27 +55,15 @@ def main():
                               lambda build, mode, n: lambda frames: [exe(build), mode, str(n), str(frames), "1"])
         emit(callgrind_lines(args.cg_frames, "frames of N objects of 16-256 bytes", rows), args.out)
         return
-    threads_all = os.cpu_count() or 2
     variants = ["tier", "tier-resolve"] + [f"malloc/{a}" for a in allocs]
-    load_before = os.getloadavg()[0]
-    t_start = time.time()
-
-    def run_one(v, n, threads):
-        cmd = [exe(args.build), v.split("/")[0], str(n), str(frames_for(args, n)), str(threads)]
-        return run(cmd, allocs[v.split("/")[1]] if "/" in v else None)
-
-    results = by_frame_size(args.n, variants, args.reps, (1, threads_all), run_one)
+    results, head = timed_paths(args, exe(args.build), variants, allocs)
     bases = {"walloc malloc + free": "malloc/walloc", "glibc malloc + free": "malloc/glibc"}
     rows = [(TIER, "tier", bases), (RESOLVE, "tier-resolve", bases)]
     rows += [(f"{a} malloc + write + free", f"malloc/{a}", bases) for a in allocs]
     what = (f"frames of N objects of 16-256 bytes per thread, {args.objects} objects per thread and run; "
             f"median of {args.reps} interleaved runs")
-    lines = context_lines("run_tiers.py", t_start, load_before)
-    lines += [f"- work: {what}", ""]
-    lines += path_table(results, rows, list(bases))
-    lines += ["", "ns per object (allocation, resolve and write where named, and its share of the frame's "
-              "release) of the slowest thread; vs X: X's ns / this path's ns (above 1: this path is faster).", ""]
-    lines += fastest_lines(results, rows)
+    lines = path_report(head, what, results, rows, bases, "allocation, resolve and write where named, and its "
+                        "share of the frame's release")
     r = results.get((4096, 1))
     if r and "malloc/walloc" in r and "malloc/glibc" in r:
         lines += ["", "Issue 16's goals, 4,096 objects, one thread:",
