@@ -23,7 +23,7 @@
 #include "walloc.h"
 
 enum { MODE_TIER, MODE_TIER_RESOLVE, MODE_MALLOC, MODES };
-static const char *mode_names[] = {"tier", "tier-resolve", "malloc"};
+static const char *const mode_names[] = {"tier", "tier-resolve", "malloc"};
 
 typedef struct {
   long id, n, frames, threads;
@@ -102,15 +102,7 @@ static void *frame_worker(void *arg) {
 
 int main(int argc, char **argv) {
   const char *usage = "tier|tier-resolve|malloc [N=10000] [FRAMES=300] [THREADS=1]";
-  usage_if_help(argc, argv, usage);
-  int mode = -1;
-  for (int m = 0; argc >= 2 && m < MODES; m++) {
-    if (strcmp(argv[1], mode_names[m]) == 0) mode = m;
-  }
-  if (mode < 0) {
-    fprintf(stderr, "usage: bench-frame %s\n", usage);
-    return 2;
-  }
+  int mode = mode_arg(argc, argv, mode_names, MODES, usage);
   long n = arg_long(argc, argv, 2, 10000, "N");
   long frames = arg_long(argc, argv, 3, 300, "FRAMES");
   long threads = arg_long(argc, argv, 4, 1, "THREADS");

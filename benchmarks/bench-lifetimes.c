@@ -44,7 +44,7 @@
 
 enum { MODE_FRAME, MODE_MALLOC_FRAME, MODE_POOL, MODE_MALLOC_POOL, MODE_SCOPE, MODE_SCOPE_ENTER, MODE_RING,
        MODE_CONTEXT, MODE_TIER, MODES };
-static const char *mode_names[] = {"frame", "malloc-frame", "pool", "malloc-pool",
+static const char *const mode_names[] = {"frame", "malloc-frame", "pool", "malloc-pool",
                                    "scope", "scope-enter",  "ring", "context", "tier"};
 
 typedef struct {
@@ -180,15 +180,7 @@ static void *life_worker(void *arg) {
 int main(int argc, char **argv) {
   const char *usage =
       "frame|malloc-frame|pool|malloc-pool|scope|scope-enter|ring|context|tier [N=10000] [ROUNDS=300] [THREADS=1] [SIZE=64]";
-  usage_if_help(argc, argv, usage);
-  int mode = -1;
-  for (int m = 0; argc >= 2 && m < MODES; m++) {
-    if (strcmp(argv[1], mode_names[m]) == 0) mode = m;
-  }
-  if (mode < 0) {
-    fprintf(stderr, "usage: bench-lifetimes %s\n", usage);
-    return 2;
-  }
+  int mode = mode_arg(argc, argv, mode_names, MODES, usage);
   long n = arg_long(argc, argv, 2, 10000, "N");
   long rounds = arg_long(argc, argv, 3, 300, "ROUNDS");
   long threads = arg_long(argc, argv, 4, 1, "THREADS");
