@@ -2,22 +2,32 @@
  * objects (16 to 256 bytes, a fixed pseudo-random sequence) and the frame
  * ends by throwing them all away:
  *
- *   tier    walloc_allocate(size, WALLOC_TIER_ENTITY) for each, then one
- *           walloc_reset_tier per frame (by one thread, between barriers)
- *   malloc  malloc(size) for each, then free of each: run it under
- *           LD_PRELOAD of the allocator to compare (benchmarks/run_tiers.py)
+ *   tier          walloc_allocate(size, WALLOC_TIER_ENTITY) for each, then
+ *                 one walloc_reset_tier per frame (by one thread, between
+ *                 barriers); the objects are never touched
+ *   tier-resolve  the same, and each object is used the way an engine uses
+ *                 the API: right after walloc_allocate, walloc_handle_to_ptr
+ *                 resolves the handle and one byte, the object's first, is
+ *                 written through the pointer
+ *   malloc        malloc(size) for each, its first byte written right away
+ *                 (the same one-byte store as tier-resolve), then free of
+ *                 each at the frame's end: run it under LD_PRELOAD of the
+ *                 allocator to compare (benchmarks/run_tiers.py)
  *
- * Prints ns per object (allocation and its share of the release).
- * Linked with libwalloc.a, which does not replace malloc.
+ * Prints ns per object (allocation and its share of the release) of the
+ * slowest thread, over FRAMES frames after one untimed warm-up frame. Linked with libwalloc.a, which does not replace malloc.
  *
- * usage: bench-frame tier|malloc [N=10000] [FRAMES=300] [THREADS=1]
+ * usage: bench-frame tier|tier-resolve|malloc [N=10000] [FRAMES=300] [THREADS=1]
  */
 #include "bench_common.h"
 #include "walloc.h"
 
+enum { MODE_TIER, MODE_TIER_RESOLVE, MODE_MALLOC, MODES };
+static const char *const mode_names[] = {"tier", "tier-resolve", "malloc"};
+
 typedef struct {
   long id, n, frames, threads;
-  int tier_mode;
+  int mode, tier_mode;
   double seconds;
 } frame_arg_t;
 
@@ -31,14 +41,25 @@ static void *frame_worker(void *arg) {
   rng_t r;
   rng_seed(&r, 9000 + (uint64_t)a->id);
   for (long i = 0; i < a->n; i++) sizes[i] = (size_t)rng_range(&r, 16, 256);
-  pthread_barrier_wait(&frame_barrier);
-  double t0 = now_s();
-  for (long f = 0; f < a->frames; f++) {
-    if (a->tier_mode) {
+  double t0 = 0;
+  for (long f = 0; f <= a->frames; f++) {
+    if (f == 1) { /* frame 0 is not timed: the tiers' and heaps' first use (about 15 ms) is no per-object cost */
+      pthread_barrier_wait(&frame_barrier);
+      t0 = now_s();
+    }
+    if (a->mode == MODE_TIER_RESOLVE) {
+      for (long i = 0; i < a->n; i++) {
+        unsigned char *p = (unsigned char *)walloc_handle_to_ptr(walloc_allocate(sizes[i], WALLOC_TIER_ENTITY));
+        if (p == NULL) bench_fail("frame %ld: tier allocation %ld failed", f, i);
+        p[0] = (unsigned char)i;
+      }
+    } else if (a->tier_mode) {
       for (long i = 0; i < a->n; i++) {
         handles[i] = walloc_allocate(sizes[i], WALLOC_TIER_ENTITY);
         if (handles[i] == WALLOC_NULL_HANDLE) bench_fail("frame %ld: tier allocation %ld failed", f, i);
       }
+    }
+    if (a->tier_mode) {
       pthread_barrier_wait(&frame_barrier);
       if (a->id == 0 && walloc_reset_tier(WALLOC_TIER_ENTITY) != WALLOC_OK) bench_fail("reset failed");
       pthread_barrier_wait(&frame_barrier);
@@ -46,6 +67,7 @@ static void *frame_worker(void *arg) {
       for (long i = 0; i < a->n; i++) {
         ptrs[i] = malloc(sizes[i]);
         if (ptrs[i] == NULL) bench_fail("frame %ld: malloc %ld failed", f, i);
+        ((unsigned char *)ptrs[i])[0] = (unsigned char)i;
       }
       for (long i = 0; i < a->n; i++) free(ptrs[i]);
       pthread_barrier_wait(&frame_barrier);
@@ -79,18 +101,14 @@ static void *frame_worker(void *arg) {
 }
 
 int main(int argc, char **argv) {
-  usage_if_help(argc, argv, "tier|malloc [N=10000] [FRAMES=300] [THREADS=1]");
-  if (argc < 2 || (strcmp(argv[1], "tier") != 0 && strcmp(argv[1], "malloc") != 0)) {
-    fprintf(stderr, "usage: bench-frame tier|malloc [N] [FRAMES] [THREADS]\n");
-    return 2;
-  }
-  int tier_mode = strcmp(argv[1], "tier") == 0;
+  const char *usage = "tier|tier-resolve|malloc [N=10000] [FRAMES=300] [THREADS=1]";
+  int mode = mode_arg(argc, argv, mode_names, MODES, usage);
   long n = arg_long(argc, argv, 2, 10000, "N");
   long frames = arg_long(argc, argv, 3, 300, "FRAMES");
   long threads = arg_long(argc, argv, 4, 1, "THREADS");
   pthread_barrier_init(&frame_barrier, NULL, (unsigned)threads);
   frame_arg_t *args = (frame_arg_t *)calloc((size_t)threads, sizeof *args);
-  for (long i = 0; i < threads; i++) args[i] = (frame_arg_t){i, n, frames, threads, tier_mode, 0};
+  for (long i = 0; i < threads; i++) args[i] = (frame_arg_t){i, n, frames, threads, mode, mode != MODE_MALLOC, 0};
   double t0 = now_s();
   run_threads(threads, frame_worker, args, sizeof *args);
   double wall = now_s() - t0;

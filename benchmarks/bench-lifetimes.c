@@ -18,28 +18,34 @@
  *                 (entity tier, 8 MiB), allocates the frame mode's objects
  *                 with walloc_ring_allocate (each touched through its
  *                 handle) and retires the previous frame: the ring's locked
- *                 allocation path
+ *                 allocation path; the ring holds 4 x N x 256 bytes, at
+ *                 least 8 MiB, so that two frames of N objects fit
  *   context       each round every thread allocates the frame mode's objects
  *                 from its own context (entity tier, each touched through its
  *                 handle), then resets it: the context's locked path
+ *   tier          the same objects with walloc_allocate in the entity tier,
+ *                 each touched through walloc_handle_to_ptr, then one
+ *                 walloc_reset_tier per round (by one thread, between
+ *                 barriers): the path the scope, ring and context modes are
+ *                 measured against
  *
  * The malloc modes are run under LD_PRELOAD of the allocator to compare
  * (benchmarks/run_lifetimes.py). Linked with libwalloc.a, which does not
  * replace malloc. Every object's first and last byte are written and checked
  * in the timed loop (a frame's objects must be usable and distinct).
  * Prints ns per object (allocation plus its share of the release) of the
- * slowest thread.
+ * slowest thread, over ROUNDS rounds after one untimed warm-up round.
  *
- * usage: bench-lifetimes frame|malloc-frame|pool|malloc-pool|scope|scope-enter|ring|context
+ * usage: bench-lifetimes frame|malloc-frame|pool|malloc-pool|scope|scope-enter|ring|context|tier
  *                        [N=10000] [ROUNDS=300] [THREADS=1] [SIZE=64]
  */
 #include "bench_common.h"
 #include "walloc.h"
 
 enum { MODE_FRAME, MODE_MALLOC_FRAME, MODE_POOL, MODE_MALLOC_POOL, MODE_SCOPE, MODE_SCOPE_ENTER, MODE_RING,
-       MODE_CONTEXT, MODES };
-static const char *mode_names[] = {"frame", "malloc-frame", "pool", "malloc-pool",
-                                   "scope", "scope-enter",  "ring", "context"};
+       MODE_CONTEXT, MODE_TIER, MODES };
+static const char *const mode_names[] = {"frame", "malloc-frame", "pool", "malloc-pool",
+                                   "scope", "scope-enter",  "ring", "context", "tier"};
 
 typedef struct {
   long id, n, rounds, size;
@@ -70,14 +76,18 @@ static void *life_worker(void *arg) {
     sizes[i] = a->mode == MODE_POOL || a->mode == MODE_MALLOC_POOL ? (size_t)a->size
                                                                    : (size_t)rng_range(&r, 16, 256);
   }
-  walloc_ring *ring = a->mode == MODE_RING ? walloc_ring_create(WALLOC_TIER_ENTITY, (size_t)8 << 20) : NULL;
+  size_t ring_bytes = (size_t)a->n * 256 * 4 > ((size_t)8 << 20) ? (size_t)a->n * 256 * 4 : (size_t)8 << 20;
+  walloc_ring *ring = a->mode == MODE_RING ? walloc_ring_create(WALLOC_TIER_ENTITY, ring_bytes) : NULL;
   walloc_context *ctx = a->mode == MODE_CONTEXT ? walloc_context_create(WALLOC_TIER_ENTITY, NULL) : NULL;
   if ((a->mode == MODE_RING && ring == NULL) || (a->mode == MODE_CONTEXT && ctx == NULL)) {
     bench_fail("ring or context creation failed");
   }
-  pthread_barrier_wait(&start_barrier);
-  double t0 = now_s();
-  for (long f = 0; f < a->rounds; f++) {
+  double t0 = 0;
+  for (long f = 0; f <= a->rounds; f++) {
+    if (f == 1) { /* frame 0 is not timed: the tiers' and heaps' first use (about 15 ms) is no per-object cost */
+      pthread_barrier_wait(&start_barrier);
+      t0 = now_s();
+    }
     switch (a->mode) {
     case MODE_FRAME:
       walloc_frame_begin();
@@ -102,6 +112,17 @@ static void *life_worker(void *arg) {
       walloc_scope_leave(scope);
       break;
     }
+    case MODE_TIER:
+      for (long i = 0; i < a->n; i++) {
+        ptrs[i] = (unsigned char *)walloc_handle_to_ptr(walloc_allocate(sizes[i], WALLOC_TIER_ENTITY));
+        if (ptrs[i] == NULL) bench_fail("round %ld: tier allocation %ld failed", f, i);
+        touch(ptrs[i], sizes[i], i);
+      }
+      for (long i = 0; i < a->n; i++) check(ptrs[i], sizes[i], i, f);
+      pthread_barrier_wait(&start_barrier); /* every thread is done with its objects */
+      if (a->id == 0 && walloc_reset_tier(WALLOC_TIER_ENTITY) != WALLOC_OK) bench_fail("reset failed");
+      pthread_barrier_wait(&start_barrier);
+      break;
     case MODE_RING:
     case MODE_CONTEXT:
       if (ring != NULL && walloc_ring_begin_frame(ring, (uint64_t)f + 1) != WALLOC_OK) bench_fail("begin_frame");
@@ -158,16 +179,8 @@ static void *life_worker(void *arg) {
 
 int main(int argc, char **argv) {
   const char *usage =
-      "frame|malloc-frame|pool|malloc-pool|scope|scope-enter|ring|context [N=10000] [ROUNDS=300] [THREADS=1] [SIZE=64]";
-  usage_if_help(argc, argv, usage);
-  int mode = -1;
-  for (int m = 0; argc >= 2 && m < MODES; m++) {
-    if (strcmp(argv[1], mode_names[m]) == 0) mode = m;
-  }
-  if (mode < 0) {
-    fprintf(stderr, "usage: bench-lifetimes %s\n", usage);
-    return 2;
-  }
+      "frame|malloc-frame|pool|malloc-pool|scope|scope-enter|ring|context|tier [N=10000] [ROUNDS=300] [THREADS=1] [SIZE=64]";
+  int mode = mode_arg(argc, argv, mode_names, MODES, usage);
   long n = arg_long(argc, argv, 2, 10000, "N");
   long rounds = arg_long(argc, argv, 3, 300, "ROUNDS");
   long threads = arg_long(argc, argv, 4, 1, "THREADS");

@@ -78,6 +78,18 @@ static void usage_if_help(int argc, char **argv, const char *usage)
   }
 }
 
+/* The index of argv[1] among the count mode names, after usage_if_help;
+ * prints the usage and exits with 2 when it names none. */
+static inline int mode_arg(int argc, char **argv, const char *const *names, int count, const char *usage)
+{
+  usage_if_help(argc, argv, usage);
+  for (int m = 0; argc >= 2 && m < count; m++) {
+    if (strcmp(argv[1], names[m]) == 0) return m;
+  }
+  fprintf(stderr, "usage: %s %s\n", argv[0], usage);
+  exit(2);
+}
+
 /* ---- time ----------------------------------------------------------------- */
 
 static inline double now_s(void)

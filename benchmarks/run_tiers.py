@@ -1,46 +1,37 @@
 #!/usr/bin/env python3
-"""run_tiers.py: tier allocation + reset against malloc + free, in one run.
+"""run_tiers.py: what a tier allocation costs a user, against malloc + free, in one run.
 
-Runs `bench-frame tier` (walloc's entity tier, reset once per frame) and
-`bench-frame malloc` under glibc, walloc, jemalloc, mimalloc and tcmalloc
-(preloaded), interleaved and rotated over repetitions, for one thread and for
-every thread of the machine, and prints the median ns per object with the
-speed-up of the tier over each malloc+free.
+Runs `bench-frame tier` (walloc's entity tier, allocate, reset once per
+frame), `bench-frame tier-resolve` (the same, each handle resolved with
+walloc_handle_to_ptr and the object's first byte written: what an engine
+pays) and `bench-frame malloc` (malloc, the same one-byte write, free at the
+frame's end) under glibc, walloc, jemalloc, mimalloc and tcmalloc
+(preloaded, where installed), interleaved and rotated over repetitions, for
+each frame size --n, one thread and every thread of the machine. Prints the
+median ns per object with how many times faster each path is than walloc's
+own malloc + free and glibc's, and issue 16's goals for the tier path.
 
-usage: python3 benchmarks/run_tiers.py [--build build] [--walloc PATH]
-                                        [--reps 5] [--n 10000] [--frames 300]
-       python3 benchmarks/run_tiers.py --callgrind [--baseline-build OLD] [--n 4096]
+usage: python3 benchmarks/run_tiers.py [--build build] [--walloc PATH] [--reps 5]
+                                        [--n 4096 50000] [--objects 4000000] [--json OUT.json]
+       python3 benchmarks/run_tiers.py --callgrind [--baseline-build OLD] [--n 4096 50000]
 
 --callgrind counts instructions instead of timing (repeatable where times on
 a shared machine are not): per object = (I(2F) - I(F)) / (F * N) with
 F = --cg-frames frames of N objects on one thread, so start-up and set-up
-cancel out; for `bench-frame tier` of this build (and of --baseline-build,
-an earlier commit's build directory, for a change's cost) and for `bench-frame
-malloc` under each allocator.
+cancel out; for `bench-frame tier` and `tier-resolve` of this build (and of
+--baseline-build, an earlier commit's build directory, for a change's cost)
+and for `bench-frame malloc` under each allocator.
+
+benchmarks/plot_engine.py draws the --json output as a bar chart.
 """
 import argparse
 import os
-import time
 
-from preload import (add_callgrind_args, add_common_args, allocators, callgrind_lines, callgrind_per_object,
-                     context_lines, emit, interleaved, run)
+from preload import (add_callgrind_args, add_common_args, add_frame_args, allocators, callgrind_lines,
+                     callgrind_rows, emit, path_report, timed_paths, write_json)
 
-
-def callgrind_report(args, allocs):
-    """Instructions per object, tier and malloc+free, one thread."""
-    builds = [("walloc tier alloc + reset", args.build)]
-    if args.baseline_build:
-        builds.append(("walloc tier alloc + reset, baseline build", args.baseline_build))
-
-    def cmd(build, mode):
-        exe = os.path.join(build, "benchmarks", "bench-frame")
-        return lambda frames: [exe, mode, str(args.n), str(frames), "1"]
-
-    rows = [(name, build) + callgrind_per_object(cmd(build, "tier"), args.cg_frames, args.n)
-            for name, build in builds]
-    rows += [(f"{a} malloc + free", lib or "(no preload)") +
-             callgrind_per_object(cmd(args.build, "malloc"), args.cg_frames, args.n, lib) for a, lib in allocs.items()]
-    return callgrind_lines(args.cg_frames, args.n, f"frames of {args.n} objects of 16-256 bytes", rows)
+TIER = "walloc tier: allocate + reset"
+RESOLVE = "walloc tier: allocate + resolve + write + reset"
 
 
 def main():
@@ -48,42 +39,40 @@ def main():
     repo = os.path.dirname(here)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(ap, repo)
-    ap.add_argument("--n", type=int, default=50000)
-    ap.add_argument("--frames", type=int, default=200)
+    add_frame_args(ap)
     add_callgrind_args(ap)
     args = ap.parse_args()
-    exe = os.path.join(args.build, "benchmarks", "bench-frame")
     walloc = os.path.abspath(args.walloc or os.path.join(args.build, "libwalloc.so"))
     allocs = allocators(walloc)
+
+    def exe(build):
+        return os.path.join(build, "benchmarks", "bench-frame")
+
     if args.callgrind:
-        emit(callgrind_report(args, allocs), args.out)
+        builds = [("", args.build)] + ([(", baseline build", args.baseline_build)] if args.baseline_build else [])
+        mallocs = [(f"{a} malloc + write + free", "malloc", lib) for a, lib in allocs.items()]
+        rows = callgrind_rows([(TIER, "tier"), (RESOLVE, "tier-resolve")], mallocs, builds, args.n, args.cg_frames,
+                              lambda build, mode, n: lambda frames: [exe(build), mode, str(n), str(frames), "1"])
+        emit(callgrind_lines(args.cg_frames, "frames of N objects of 16-256 bytes", rows), args.out)
         return
-    threads_all = os.cpu_count() or 2
-    variants = ["tier"] + [f"malloc/{a}" for a in allocs]
-    load_before = os.getloadavg()[0]
-    t_start = time.time()
-
-    def run_one(v, threads):
-        cmd = [exe, "tier" if v == "tier" else "malloc", str(args.n), str(args.frames), str(threads)]
-        return run(cmd, None if v == "tier" else allocs[v.split("/")[1]])
-
-    results = interleaved(variants, args.reps, (1, threads_all), run_one)
-    lines = []
-    lines += context_lines("run_tiers.py", t_start, load_before)
-    lines.append(f"- work: {args.frames} frames of {args.n} objects of 16-256 bytes per thread; "
-                 f"median of {args.reps} interleaved runs")
-    lines.append("")
-    header = "| threads | walloc tier alloc + reset | " + " | ".join(f"{a} malloc + free" for a in allocs) + " |"
-    lines.append(header)
-    lines.append("|---|---:|" + "---:|" * len(allocs))
-    for threads, r in results.items():
-        tier = r["tier"]
-        cells = [f"{r['malloc/' + a]:.2f} ns ({r['malloc/' + a] / tier:.1f}x)" for a in allocs]
-        lines.append(f"| {threads} | {tier:.2f} ns | " + " | ".join(cells) + " |")
-    lines.append("")
-    lines.append("ns per object (allocation plus its share of the frame's release); "
-                 "in brackets: how many times the tier is faster.")
+    variants = ["tier", "tier-resolve"] + [f"malloc/{a}" for a in allocs]
+    results, head = timed_paths(args, exe(args.build), variants, allocs)
+    bases = {"walloc malloc + free": "malloc/walloc", "glibc malloc + free": "malloc/glibc"}
+    rows = [(TIER, "tier", bases), (RESOLVE, "tier-resolve", bases)]
+    rows += [(f"{a} malloc + write + free", f"malloc/{a}", bases) for a in allocs]
+    what = (f"frames of N objects of 16-256 bytes per thread, {args.objects} objects per thread and run; "
+            f"median of {args.reps} interleaved runs")
+    lines = path_report(head, what, results, rows, bases, "allocation, resolve and write where named, and its "
+                        "share of the frame's release")
+    r = results.get((4096, 1))
+    if r and "malloc/walloc" in r and "malloc/glibc" in r:
+        lines += ["", "Issue 16's goals, 4,096 objects, one thread:",
+                  f"- walloc malloc + free / tier + resolve + write: {r['malloc/walloc'] / r['tier-resolve']:.2f} "
+                  f"(goal: at least 1.5)",
+                  f"- glibc malloc + free / tier + resolve + write: {r['malloc/glibc'] / r['tier-resolve']:.2f} "
+                  f"(goal: at least 6)"]
     emit(lines, args.out)
+    write_json(args.json, "run_tiers.py", what, results, rows)
 
 
 if __name__ == "__main__":
