@@ -41,6 +41,16 @@ def run(cmd, preload=None):
     return float(m.group(1))
 
 
+def parse_callgrind_total(path):
+    """The instruction count a callgrind output file gives, or None."""
+    total = None
+    with open(path, errors="replace") as f:
+        for line in f:
+            if line.startswith("totals:") or (line.startswith("summary:") and total is None):
+                total = int(line.split()[1])
+    return total
+
+
 def callgrind_total(cmd, preload=None):
     """Instructions cmd executes (all threads), counted by callgrind, with
     LD_PRELOAD=preload (valgrind passes it on to the program)."""
@@ -55,11 +65,7 @@ def callgrind_total(cmd, preload=None):
                            env=env, capture_output=True, text=True, timeout=1800)
         if p.returncode != 0:
             sys.exit(f"callgrind FAILED ({p.returncode}): {' '.join(cmd)} preload={preload}\n{p.stderr[-2000:]}")
-        total = None
-        with open(outf, errors="replace") as f:
-            for line in f:
-                if line.startswith("totals:") or (line.startswith("summary:") and total is None):
-                    total = int(line.split()[1])
+        total = parse_callgrind_total(outf)
         if total is None:
             sys.exit(f"no totals in the callgrind output of {' '.join(cmd)}")
         return total

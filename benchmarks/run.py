@@ -37,6 +37,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from preload import parse_callgrind_total  # shared with the run_*.py drivers
 
 REPO = Path(__file__).resolve().parent.parent
 LIBDIR = Path("/usr/lib/x86_64-linux-gnu")
@@ -348,15 +349,6 @@ def baseline_table(results, sel):
 
 # ---------------------------------------------------------------------------
 # callgrind
-
-
-def parse_callgrind_total(path):
-    total = None
-    with open(path, errors="replace") as f:
-        for line in f:
-            if line.startswith("totals:") or (line.startswith("summary:") and total is None):
-                total = int(line.split()[1])
-    return total
 
 
 def callgrind_count(valgrind, fastpath, preload, n, size, timeout):
