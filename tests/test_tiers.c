@@ -341,6 +341,201 @@ START_TEST(bad_input_never_crashes) {
 }
 END_TEST
 
+/* ------------------------------------------------------------------------
+   Inline resolution (walloc.h): the inline check and the library agree
+   ------------------------------------------------------------------------ */
+/* The library's answer (the name in parentheses is the exported function,
+   not walloc.h's inline macro). */
+static void *library_ptr(walloc_handle h) { return (walloc_handle_to_ptr)(h); }
+
+/* What the inline check alone says (NULL: it leaves the answer to the library). */
+static void *quick_ptr(walloc_handle h) {
+  unsigned tier;
+  uint16_t slot;
+  uint64_t gen;
+  return walloc_handle_check_(walloc_tiers_, h, &tier, &slot, &gen);
+}
+
+/* The handle h made in generation gen instead of its own. */
+static walloc_handle with_generation(walloc_handle h, uint64_t gen) {
+  uint64_t mask = (((uint64_t)1 << 21) - 1) << 36;
+  return (h & ~mask) | ((gen << 36) & mask);
+}
+
+/* The live handles of the test below, and their blocks: any other handle
+   value names no live block (all of them are of their tier's current
+   generation, so no other value names one of their blocks either). */
+enum { LIVE_MAX = 1000 };
+static walloc_handle live_h[LIVE_MAX];
+static void *live_p[LIVE_MAX];
+static int live_n;
+
+static void *model_ptr(walloc_handle h) {
+  for (int i = 0; i < live_n; i++) {
+    if (live_h[i] == h) return live_p[i];
+  }
+  return NULL;
+}
+
+/* Both answers, inline and the library's, are the model's; the inline
+   check alone accepts nothing else, and answers by itself for every live
+   handle (else it would be no faster). */
+static void agree(walloc_handle h, const char *what) {
+  void *want = model_ptr(h), *q = quick_ptr(h);
+  ck_assert_msg(walloc_handle_to_ptr(h) == want, "%s %llx: inline %p, expected %p", what, (unsigned long long)h,
+                walloc_handle_to_ptr(h), want);
+  ck_assert_msg(library_ptr(h) == want, "%s %llx: library %p, expected %p", what, (unsigned long long)h,
+                library_ptr(h), want);
+  ck_assert_msg(q == want, "%s %llx: inline check alone %p, expected %p", what,
+                (unsigned long long)h, q, want);
+}
+
+START_TEST(inline_check_agrees_with_the_library) {
+  uint64_t rng = 11;
+  for (int t = 0; t < 3; t++) {
+    enum { N = 200 };
+    live_n = 0;
+    for (int i = 0; i < N; i++) {
+      live_h[live_n] = walloc_allocate(1 + wl_test_rand(&rng) % 40000, arena_tiers[t]);
+      live_p[live_n] = library_ptr(live_h[live_n]);
+      ck_assert_ptr_nonnull(live_p[live_n]);
+      live_n++;
+    }
+    for (int i = 0; i < N; i++) {
+      agree(live_h[i], "live");
+      for (int bit = 0; bit < 64; bit++) agree(live_h[i] ^ ((uint64_t)1 << bit), "one bit off");
+    }
+    walloc_handle dead[N / 2];
+    for (int i = 0; i < N / 2; i++) { /* deallocate every other block */
+      dead[i] = live_h[i];
+      ck_assert_int_eq(walloc_deallocate(dead[i]), WALLOC_OK);
+      live_h[i] = live_h[--live_n];
+      live_p[i] = live_p[live_n];
+    }
+    for (int i = 0; i < N / 2; i++) {
+      agree(dead[i], "deallocated");
+      for (int bit = 0; bit < 64; bit++) agree(dead[i] ^ ((uint64_t)1 << bit), "deallocated, one bit off");
+    }
+    for (int i = 0; i < N / 4; i++) { /* recycled: new versions where the old blocks were */
+      live_h[live_n] = walloc_allocate(1 + wl_test_rand(&rng) % 40000, arena_tiers[t]);
+      live_p[live_n] = library_ptr(live_h[live_n]);
+      live_n++;
+    }
+    for (int i = 0; i < N / 2; i++) agree(dead[i], "deallocated, recycled");
+    for (int i = 0; i < live_n; i++) agree(live_h[i], "live after recycling");
+    for (int i = 0; i < 100000; i++) agree(wl_test_rand(&rng), "random bits");
+    ck_assert_int_eq(walloc_reset_tier(arena_tiers[t]), WALLOC_OK);
+    int before = live_n;
+    live_n = 0; /* none is live now */
+    for (int i = 0; i < before; i++) agree(live_h[i], "reset");
+  }
+  live_n = 0;
+  walloc_handle fb = walloc_allocate(100, WALLOC_TIER_FALLBACK);
+  ck_assert_ptr_nonnull(walloc_handle_to_ptr(fb));
+  ck_assert_ptr_eq(walloc_handle_to_ptr(fb), library_ptr(fb));
+  ck_assert_ptr_null(quick_ptr(fb)); /* bit 63: always the library's */
+  agree(WALLOC_NULL_HANDLE, "null");
+}
+END_TEST
+
+/* A compaction keeps blocks of older generations: the library answers
+   for them (the inline check knows only the current generation). */
+START_TEST(inline_check_leaves_older_generations_to_the_library) {
+  walloc_handle keep = walloc_allocate(32, WALLOC_TIER_ENTITY); /* one granule, at the start */
+  walloc_handle lose = walloc_allocate(32, WALLOC_TIER_ENTITY);
+  void *p = walloc_handle_to_ptr(keep);
+  ck_assert_int_eq(walloc_fast_compact_tier(WALLOC_TIER_ENTITY, walloc_handle_size(keep)), WALLOC_OK);
+  ck_assert_ptr_null(quick_ptr(keep));
+  ck_assert_ptr_eq(walloc_handle_to_ptr(keep), p);
+  ck_assert_ptr_null(quick_ptr(lose));
+  ck_assert_ptr_null(walloc_handle_to_ptr(lose));
+  ck_assert_uint_eq(walloc_ptr_to_handle(p), with_generation(keep, tier_stats(WALLOC_TIER_ENTITY).generation));
+  ck_assert_ptr_eq(quick_ptr(walloc_ptr_to_handle(p)), p); /* its handle in the current generation */
+}
+END_TEST
+
+/* A reset leaves the old generation's slot entries in place (it is O(1)):
+   a forged handle with the current generation, an old block's offset and
+   its version finds "allocated, that version" there. Only the current
+   generation's top refuses it. */
+START_TEST(forged_current_generation_above_top_is_refused) {
+  for (int t = 0; t < 3; t++) {
+    walloc_handle small = walloc_allocate(200, arena_tiers[t]); /* the first window */
+    walloc_handle big = walloc_allocate(1 << 20, arena_tiers[t]); /* claimed directly, after the window */
+    ck_assert_uint_ne(big, WALLOC_NULL_HANDLE);
+    ck_assert_int_eq(walloc_reset_tier(arena_tiers[t]), WALLOC_OK);
+    walloc_handle forged = with_generation(big, tier_stats(arena_tiers[t]).generation);
+    ck_assert_ptr_null(walloc_handle_to_ptr(forged)); /* nothing claimed yet: top is 0 */
+    ck_assert_ptr_null(quick_ptr(forged));
+    ck_assert_ptr_null(library_ptr(forged));
+    walloc_handle again = walloc_allocate(200, arena_tiers[t]); /* top: one window, below the big block */
+    ck_assert_uint_eq(with_generation(again, 0), with_generation(small, 0)); /* same place, new generation */
+    ck_assert_ptr_null(walloc_handle_to_ptr(forged));
+    ck_assert_ptr_null(quick_ptr(forged));
+    ck_assert_ptr_nonnull(quick_ptr(again));
+  }
+}
+END_TEST
+
+/* The map is read only when its abi number is the header's: a library with
+   another layout (here a copy of the map with another number), or one not
+   set up yet, is asked instead; so is it while a reset of the handle's
+   tier is under way (an odd sequence count). */
+START_TEST(inline_check_reads_only_a_map_of_its_version) {
+  walloc_handle forged = ((uint64_t)1 << 36) | 4096; /* before set-up: generation 1, offset 4096 */
+  ck_assert_uint_eq(walloc_tiers_->abi, 0);
+  unsigned tier;
+  uint16_t slot;
+  uint64_t gen;
+  ck_assert_ptr_null(walloc_handle_check_(walloc_tiers_, forged, &tier, &slot, &gen));
+  ck_assert_ptr_null(walloc_handle_to_ptr(forged));
+  ck_assert_ptr_null(walloc_handle_ptr_unchecked(forged)); /* not set up: asks the library */
+  walloc_handle h = walloc_allocate(100, WALLOC_TIER_SCENE);
+  ck_assert_uint_eq(walloc_tiers_->abi, WALLOC_MAP_ABI_);
+  static walloc_tiers_map_ copy;
+  memcpy(&copy, walloc_tiers_, sizeof copy);
+  ck_assert_ptr_nonnull(walloc_handle_check_(&copy, h, &tier, &slot, &gen));
+  ck_assert_uint_eq(tier, WALLOC_TIER_SCENE);
+  copy.tier[WALLOC_TIER_SCENE].seq++; /* as while a reset of the tier is under way */
+  ck_assert_ptr_null(walloc_handle_check_(&copy, h, &tier, &slot, &gen));
+  copy.tier[WALLOC_TIER_SCENE].seq++; /* the reset done, but no new generation */
+  ck_assert_ptr_nonnull(walloc_handle_check_(&copy, h, &tier, &slot, &gen));
+  copy.abi = WALLOC_MAP_ABI_ + 1;
+  ck_assert_ptr_null(walloc_handle_check_(&copy, h, &tier, &slot, &gen));
+}
+END_TEST
+
+/* Unchecked access is the checked answer for live handles; in debug builds
+   it checks (a stale handle gives NULL), in release builds it does not. */
+START_TEST(unchecked_access) {
+  uint64_t rng = 5;
+  for (int t = 0; t < 4; t++) {
+    walloc_tier tier = t < 3 ? arena_tiers[t] : WALLOC_TIER_FALLBACK;
+    for (int i = 0; i < 100; i++) {
+      walloc_handle h = walloc_allocate(1 + wl_test_rand(&rng) % 5000, tier);
+      ck_assert_ptr_nonnull(walloc_handle_ptr_unchecked(h));
+      ck_assert_ptr_eq(walloc_handle_ptr_unchecked(h), walloc_handle_to_ptr(h));
+      ck_assert_ptr_eq((walloc_handle_ptr_unchecked)(h), walloc_handle_to_ptr(h));
+    }
+  }
+  walloc_handle h = walloc_allocate(100, WALLOC_TIER_ENTITY);
+  void *p = walloc_handle_to_ptr(h);
+  ck_assert_int_eq(walloc_reset_tier(WALLOC_TIER_ENTITY), WALLOC_OK);
+  ck_assert_ptr_null(walloc_handle_to_ptr(h));
+  if (WL_DEBUG) {
+    ck_assert_ptr_null(walloc_handle_ptr_unchecked(h));
+    ck_assert_ptr_null((walloc_handle_ptr_unchecked)(h));
+  } else {
+    ck_assert_ptr_eq(walloc_handle_ptr_unchecked(h), p); /* the old address, as documented */
+    ck_assert_ptr_eq((walloc_handle_ptr_unchecked)(h), p);
+  }
+  walloc_handle fb = walloc_allocate(100, WALLOC_TIER_FALLBACK);
+  ck_assert_int_eq(walloc_deallocate(fb), WALLOC_OK);
+  ck_assert_ptr_null(walloc_handle_ptr_unchecked(fb)); /* fallback handles are always checked */
+  ck_assert_ptr_null(walloc_handle_ptr_unchecked(WALLOC_NULL_HANDLE));
+}
+END_TEST
+
 START_TEST(bad_configurations_are_refused) {
   walloc_config c1 = {0, {60, 30, 20}, {0, 0, 0}};
   ck_assert_int_eq(walloc_init(&c1), WALLOC_ERR_INVALID); /* 110 % */
@@ -975,6 +1170,9 @@ Suite *wl_test_suite(void) {
            batch_allocation, bulk_copy_checks_every_operation, fallback_tier_is_the_general_heap);
   WL_TCASE(s, "forged", 60, forged_fallback_address_handles_are_refused, caller_written_header_is_not_a_block,
            huge_block_tails_are_refused, fallback_handles_never_come_back);
+  WL_TCASE(s, "inline", 60, inline_check_agrees_with_the_library, inline_check_leaves_older_generations_to_the_library,
+           forged_current_generation_above_top_is_refused,
+           inline_check_reads_only_a_map_of_its_version, unchecked_access);
   WL_TCASE(s, "threads", 120, threads_share_a_tier, windows_outstanding_across_reset, fallback_handles_across_threads,
            tier_calls_from_a_late_thread_destructor);
   return s;

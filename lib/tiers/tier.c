@@ -7,7 +7,8 @@
  * tables), the generation bookkeeping that makes stale handles detectable,
  * and the registry of per-thread contexts that statistics sum.
  * Invariants: every handle offset of the layout fits 36 bits (the tiers
- * end by 2^36); top <= capacity; committed >= every claimed byte; within a
+ * end by 2^36); top <= capacity; committed >= every claimed byte and
+ * committed <= capacity (the inline handle check relies on it); within a
  * generation, blocks handed out lie below top; the limit list holds
  * increasing limits for increasing generations, all >= reset_gen.
  * Thread safety: claims are compare-and-swap on top; commits, resets and
@@ -39,6 +40,8 @@ WL_LOCK_REGISTER(tier2_lock, &wl_tiers.tier[2].lock);
 __thread wl_tier_thread_t wl_tier_self __attribute__((tls_model("initial-exec")));
 
 _Atomic(wl_tier_observer_fn) wl_tier_reset_observer;
+
+WL_API const walloc_tiers_map_ *const walloc_tiers_ = WL_TIERS_MAP;
 
 WL_LOCK_STATIC(init_lock, WL_LEVEL_TIERS);
 WL_LOCK_STATIC(threads_lock, WL_LEVEL_TIERS);
@@ -313,6 +316,9 @@ static walloc_status tiers_setup(const walloc_config *cfg, bool use_env) {
     wl_store_release(&t->gen, 1);
   }
   wl_heap_hooks_add(&tier_hooks);
+  /* the map is complete: inline handle checks may read it (walloc.h) */
+  wl_store_release(&wl_tiers.abi_unchecked, WL_DEBUG ? 0u : WALLOC_MAP_ABI_);
+  wl_store_release(&wl_tiers.abi, WALLOC_MAP_ABI_);
   return WALLOC_OK;
 }
 

@@ -36,6 +36,15 @@
  * take the tier's lock and publish the new generation under a sequence
  * counter that validation reads. An allocation that races with a reset of
  * its tier belongs to the old generation: its handle is stale at once.
+ *
+ * Inline resolution: walloc.h resolves handles in the caller's code over a
+ * map of these structures (walloc_tiers_map_: wl_tiers_t's head and each
+ * tier's gen, seq, start, slots, offset, capacity, granule shift, top and
+ * committed), read only when its abi number is the header's. The asserts
+ * after wl_tiers_t keep the two layouts equal; a change to either bumps
+ * WALLOC_MAP_ABI_, and programs built against the old header then call
+ * the library. The check reads gen and top under seq, like validation
+ * here, and writes nothing (handle.c says why its answers hold).
  */
 #ifndef WL_TIERS_H
 #define WL_TIERS_H
@@ -102,6 +111,11 @@ typedef struct wl_tier_node_s {
   uint64_t gen;             /* tier generation when it was pushed */
 } wl_tier_node_t;
 
+/* The fields before `align`, seq, and the first two of the second line
+   are walloc_tier_map_ (walloc.h), which the inline handle check reads:
+   keep them in step (the asserts below), and bump WALLOC_MAP_ABI_ when
+   they change. gen and seq change only in a reset or compaction, so the
+   first line stays read-mostly. */
 typedef struct wl_tier_s {
   /* read on every allocation */
   _Atomic(uint64_t) gen;            /* current generation (starts at 1) */
@@ -112,17 +126,15 @@ typedef struct wl_tier_s {
   uint32_t granule_shift;
   uint32_t align;
   _Atomic(uint32_t) budgeted;       /* a budget is set: the fast path (which does not count) is off */
-  uint8_t pad0[WL_CACHE_LINE - 52];
+  _Atomic(uint64_t) seq;            /* odd while a reset or compaction changes the generation (under lock) */
   /* claimed and committed space */
-  _Atomic(uint64_t) top;            /* bytes claimed from the start */
-  _Atomic(uint64_t) committed;      /* bytes readable and writable */
+  _Alignas(WL_CACHE_LINE) _Atomic(uint64_t) top; /* bytes claimed from the start */
+  _Atomic(uint64_t) committed;      /* bytes readable and writable (slot entries too) */
   _Atomic(uint64_t) peak;
-  uint8_t pad1[WL_CACHE_LINE - 24];
   /* free lists: tag << 36 | (offset + 1) */
-  _Atomic(uint64_t) free_heads[WL_TIER_CLASSES];
+  _Alignas(WL_CACHE_LINE) _Atomic(uint64_t) free_heads[WL_TIER_CLASSES];
   _Atomic(uint64_t) free_bytes;
   /* generations, under seq (odd while being changed) and lock */
-  _Atomic(uint64_t) seq;
   _Atomic(uint64_t) reset_gen;      /* handles of older generations are stale */
   wl_gen_limit_t *limits;           /* ring of WL_GEN_LIMITS entries, committed as it fills */
   _Atomic(uint32_t) lim_first, lim_count;
@@ -148,6 +160,10 @@ typedef struct wl_tier_thread_s {
 } wl_tier_thread_t;
 
 typedef struct wl_tiers_s {
+  /* walloc_tiers_map_ (walloc.h): abi and abi_unchecked are stored once,
+     with release, when set-up is done */
+  _Atomic(uint32_t) abi;            /* WALLOC_MAP_ABI_ once set up: inline checks may read the map */
+  _Atomic(uint32_t) abi_unchecked;  /* the same, but 0 in debug builds: unchecked access checks */
   uint8_t *base;                    /* handle offsets count from here */
   size_t total;                     /* bytes reserved for the three tiers */
   _Atomic(int) state;               /* 0 none, 1 initialising, 2 ready, 3 failed */
@@ -156,6 +172,22 @@ typedef struct wl_tiers_s {
 } wl_tiers_t;
 
 extern wl_tiers_t wl_tiers;
+
+/* wl_tiers as the inline handle check of walloc.h reads it. */
+#define WL_TIERS_MAP ((const walloc_tiers_map_ *)(const void *)&wl_tiers)
+#define WL_MAP_SAME(a, b) (offsetof(wl_tier_t, a) == offsetof(walloc_tier_map_, b))
+_Static_assert(WL_MAP_SAME(gen, gen) && WL_MAP_SAME(start, start) && WL_MAP_SAME(slots, slots) &&
+                   WL_MAP_SAME(offset, offset) && WL_MAP_SAME(capacity, capacity) &&
+                   WL_MAP_SAME(granule_shift, granule_shift) && WL_MAP_SAME(seq, seq) && WL_MAP_SAME(top, top) &&
+                   WL_MAP_SAME(committed, committed) && sizeof(wl_tier_t) == sizeof(walloc_tier_map_) &&
+                   offsetof(wl_tiers_t, abi) == offsetof(walloc_tiers_map_, abi) &&
+                   offsetof(wl_tiers_t, abi_unchecked) == offsetof(walloc_tiers_map_, abi_unchecked) &&
+                   offsetof(wl_tiers_t, base) == offsetof(walloc_tiers_map_, base) &&
+                   offsetof(wl_tiers_t, tier) == offsetof(walloc_tiers_map_, tier) &&
+                   WL_TIERS == 3 && WL_TIER_MIN_GRANULE == 32 && WL_SLOT_UNUSED_BITS == 0xE000u &&
+                   WL_HANDLE_OFF_BITS == 36 && WL_HANDLE_GEN_SHIFT == 36 && WL_HANDLE_GEN_BITS == 21 &&
+                   WL_HANDLE_VER_SHIFT == 57 && WL_SLOT_VER_SHIFT == 1 && WL_SLOT_CLASS_SHIFT == 7,
+               "walloc_tiers_map_ (walloc.h) must mirror wl_tiers_t: change both and bump WALLOC_MAP_ABI_");
 extern __thread wl_tier_thread_t wl_tier_self __attribute__((tls_model("initial-exec")));
 
 /* ------------------------------------------------------------------------
