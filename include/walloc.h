@@ -187,6 +187,11 @@ WALLOC_EXPORT walloc_status walloc_tier_stats_get(walloc_tier tier, walloc_tier_
 #if defined(__GNUC__) || defined(__clang__)
 #define WALLOC_MAP_ABI_ 1
 #define WALLOC_INLINE_ static inline __attribute__((always_inline))
+#ifdef __cplusplus
+#define WALLOC_PTR_(x) reinterpret_cast<void *>(static_cast<uintptr_t>(x))
+#else
+#define WALLOC_PTR_(x) ((void *)(uintptr_t)(x))
+#endif
 
 /* One tier's record as the library keeps it (lib/tiers/tiers.h asserts the
    layout): the first cache line, then the second (claimed and committed). */
@@ -206,7 +211,7 @@ typedef struct walloc_tier_map_ {
 typedef struct walloc_tiers_map_ {
   uint32_t abi;                  /* WALLOC_MAP_ABI_ once the tiers are set up, else 0 */
   uint32_t abi_unchecked;        /* the same, but 0 where unchecked access checks (debug builds) */
-  unsigned char *base;           /* handle offsets count from here */
+  uintptr_t base;                /* handle offsets count from here (0 where they are addresses, wasm) */
   walloc_tier_map_ tier[3] __attribute__((aligned(512)));
 } walloc_tiers_map_;
 
@@ -262,7 +267,9 @@ WALLOC_INLINE_ void *walloc_handle_to_ptr_inline_(walloc_handle h) {
 WALLOC_INLINE_ void *walloc_handle_ptr_unchecked_inline_(walloc_handle h) {
   const walloc_tiers_map_ *m = walloc_tiers_;
   if (__builtin_expect((h >> 63) == 0 && __atomic_load_n(&m->abi_unchecked, __ATOMIC_RELAXED) == WALLOC_MAP_ABI_, 1)) {
-    return m->base + (h & ((UINT64_C(1) << 36) - 1)); /* an add and a mask */
+    /* an add and a mask, in integers: base may be 0 (wasm), and a null
+       pointer plus an offset would let the compiler assume it stays null */
+    return WALLOC_PTR_(m->base + (h & ((UINT64_C(1) << 36) - 1)));
   }
   return walloc_handle_ptr_unchecked(h);
 }

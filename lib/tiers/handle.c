@@ -135,7 +135,7 @@ WL_API void *(walloc_handle_to_ptr)(walloc_handle handle) {
 /* abi_unchecked stays 0 in debug builds, where every call checks. */
 WL_API void *(walloc_handle_ptr_unchecked)(walloc_handle handle) {
   if (!(handle & WL_HANDLE_FALLBACK) && wl_load_acquire(&wl_tiers.abi_unchecked) == WALLOC_MAP_ABI_) {
-    return wl_tiers.base + (handle & WL_HANDLE_OFF_MASK);
+    return (void *)((uintptr_t)wl_tiers.base + (uintptr_t)(handle & WL_HANDLE_OFF_MASK)); /* base may be 0 (wasm) */
   }
   wl_block_ref_t ref;
   return wl_handle_use(handle, &ref, "walloc_handle_ptr_unchecked: stale or invalid handle") == WALLOC_OK ? ref.ptr
