@@ -185,7 +185,7 @@ WALLOC_EXPORT walloc_status walloc_tier_stats_get(walloc_tier tier, walloc_tier_
    library, so the layout can change without breaking built programs.
    ------------------------------------------------------------------------ */
 #if defined(__GNUC__) || defined(__clang__)
-#define WALLOC_MAP_ABI_ 1
+#define WALLOC_MAP_ABI_ 2
 #define WALLOC_INLINE_ static inline __attribute__((always_inline))
 #ifdef __cplusplus
 #define WALLOC_PTR_(x) reinterpret_cast<void *>(static_cast<uintptr_t>(x))
@@ -198,13 +198,13 @@ WALLOC_EXPORT walloc_status walloc_tier_stats_get(walloc_tier tier, walloc_tier_
 typedef struct walloc_tier_map_ {
   uint64_t gen;                  /* current generation (a reset or compaction ends one) */
   unsigned char *start;          /* the tier's first byte */
-  const uint16_t *slots;         /* one slot entry per granule: allocated bit, version, class */
+  const uint16_t *slots;         /* one slot entry per granule: allocated bit, version, owned bit, size */
   size_t offset;                 /* handle offset of start */
   size_t capacity;
   uint32_t granule_shift;
-  uint32_t private_[2];
+  uint32_t private_[3];
   uint64_t seq;                  /* odd while a reset or compaction changes the generation */
-  uint64_t top __attribute__((aligned(64))); /* bytes claimed in this generation */
+  uint64_t top __attribute__((aligned(64))); /* bytes claimed in this generation (never above committed) */
   uint64_t committed;            /* bytes whose slot entries are readable */
 } __attribute__((aligned(512))) walloc_tier_map_;
 
@@ -229,24 +229,22 @@ WALLOC_INLINE_ unsigned char *walloc_handle_check_(const walloc_tiers_map_ *m, w
   uint64_t goff = h & ((UINT64_C(1) << 36) - 1);
   unsigned i = 0u + (goff >= m->tier[1].offset) + (goff >= m->tier[2].offset);
   const walloc_tier_map_ *t = &m->tier[i];
-  uint64_t off = goff - t->offset; /* below the tier: wraps, and fails the committed test */
+  uint64_t off = goff - t->offset; /* below the tier: wraps, and fails the top test */
   unsigned shift = t->granule_shift;
   uint64_t granule = off >> shift;
   /* a consistent view of generation and top, as a sequence lock: a reset
      under way (seq odd, or changed meanwhile) leaves the answer to the library */
   uint64_t seq = __atomic_load_n(&t->seq, __ATOMIC_ACQUIRE);
   uint64_t g = __atomic_load_n(&t->gen, __ATOMIC_RELAXED);
-  /* committed never exceeds capacity: below it, off is inside the tier */
+  /* below top (so inside the tier, its slot entry committed, and cleared
+     when its space was claimed in this generation), granule aligned */
   if ((seq & 1) != 0 || (((h >> 36) ^ g) & ((1u << 21) - 1)) != 0 || (granule << shift) != off ||
-      off >= __atomic_load_n(&t->committed, __ATOMIC_ACQUIRE)) {
+      off >= __atomic_load_n(&t->top, __ATOMIC_RELAXED)) {
     return NULL;
   }
   uint16_t s = __atomic_load_n(&t->slots[granule], __ATOMIC_ACQUIRE);
-  /* allocated, the handle's version, no unused bit; the block below top */
-  if ((s & 0xE07Fu) != ((((h >> 57) & 63u) << 1) | 1u) ||
-      off + (UINT64_C(32) << ((s >> 7) & 31u)) > __atomic_load_n(&t->top, __ATOMIC_RELAXED)) {
-    return NULL;
-  }
+  /* allocated, with the handle's version */
+  if ((s & 0x7Fu) != ((((h >> 57) & 63u) << 1) | 1u)) return NULL;
   __atomic_thread_fence(__ATOMIC_ACQUIRE);
   if (__atomic_load_n(&t->seq, __ATOMIC_RELAXED) != seq) return NULL;
   *tier = i;

@@ -265,12 +265,134 @@ START_TEST(free_lists_recycle_by_class) {
   ck_assert_uint_eq(s.free_list_bytes, 64 * walloc_handle_size(walloc_allocate(100, t)));
   ck_assert_uint_eq(s.deallocations, 64);
   bool reused = false;
-  for (int i = 0; i < 64; i++) {
-    walloc_handle n = walloc_allocate(90, t);
+  for (int i = 0; i < 64; i++) { /* 97 to 128 bytes: the same four granules as 100 */
+    walloc_handle n = walloc_allocate(120, t);
     reused |= walloc_handle_to_ptr(n) == first;
   }
   ck_assert(reused);
   ck_assert_uint_eq(tier_stats(t).allocations, 64 + 1 + 64);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+   Exact sizes (issue 16): a block takes its request rounded up to the
+   tier's granule, at any size; freed blocks serve requests of their size
+   again; a budget counts those sizes and keeps a fast path.
+   ------------------------------------------------------------------------ */
+#define ROUND_UP(n, a) (((n) + (a) - 1) / (a) * (a))
+
+START_TEST(blocks_take_their_size_rounded_to_the_granule) {
+  /* 5,000 blocks of 100-4,000 bytes in the scene tier (64-byte granule);
+     2,500 on wasm, whose scene tier has 9.6 MiB */
+#if defined(__EMSCRIPTEN__)
+  enum { N = 2500 };
+#else
+  enum { N = 5000 };
+#endif
+  uint64_t rng = 16;
+  walloc_tier_stats before = tier_stats(WALLOC_TIER_SCENE);
+  size_t asked = 0;
+  for (int i = 0; i < N; i++) {
+    rng = rng * 6364136223846793005u + 1442695040888963407u;
+    size_t n = 100 + (size_t)(rng >> 33) % 3901;
+    walloc_handle h = walloc_allocate(n, WALLOC_TIER_SCENE);
+    ck_assert_uint_ne(h, WALLOC_NULL_HANDLE);
+    ck_assert_uint_eq(walloc_handle_size(h), ROUND_UP(n, 64));
+    asked += ROUND_UP(n, 64);
+  }
+  /* what the tier took for them (peak: claimed space, window tails and
+     the last window's unused rest included) and what its blocks hold */
+  walloc_tier_stats after = tier_stats(WALLOC_TIER_SCENE);
+  size_t took = after.peak - before.peak, used = after.used - before.used;
+  printf("exact sizes: %d blocks of 100-4000 B take %zu bytes of the tier for %zu asked (rounded to 64): %.3fx\n",
+         N, took, asked, (double)took / (double)asked);
+  ck_assert_uint_eq(used, asked);
+  ck_assert_uint_le(took * 100, asked * 115);
+  /* every size, small to large, in each tier: the request rounded up to the granule */
+  static const size_t sizes[] = {1, 31, 32, 33, 100, 4000, 4064, 4065, 8128, 8129, 16 * KiB, 16 * KiB + 1,
+                                 100 * KiB + 3, 3 * MiB + 5};
+  for (size_t t = 0; t < 3; t++) {
+    size_t granule = t == 0 ? 128 : t == 1 ? 64 : 32;
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+      walloc_handle h = walloc_allocate(sizes[i], arena_tiers[t]);
+      ck_assert_uint_ne(h, WALLOC_NULL_HANDLE);
+      ck_assert_uint_eq(walloc_handle_size(h), ROUND_UP(sizes[i], granule));
+      fill_handle(h, walloc_handle_size(h), (int)i);
+      ck_assert(check_handle(h, walloc_handle_size(h), (int)i));
+    }
+  }
+  ck_assert_uint_eq(walloc_handle_size(walloc_allocate(0, WALLOC_TIER_ENTITY)), 32);
+}
+END_TEST
+
+START_TEST(a_freed_block_serves_its_size_again) {
+  /* every size a request may have, not only the classes' own: the tier
+     does not grow while one block of that size comes and goes */
+  static const size_t sizes[] = {100, 1000, 5000, 20000, 100 * KiB + 3, 3 * MiB + 5};
+  for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+    walloc_handle h = walloc_allocate(sizes[i], WALLOC_TIER_SCENE);
+    void *first = walloc_handle_to_ptr(h);
+    size_t used = tier_stats(WALLOC_TIER_SCENE).used;
+    for (int r = 0; r < 200; r++) {
+      ck_assert_int_eq(walloc_deallocate(h), WALLOC_OK);
+      h = walloc_allocate(sizes[i], WALLOC_TIER_SCENE);
+      ck_assert_ptr_eq(walloc_handle_to_ptr(h), first);
+    }
+    ck_assert_uint_eq(tier_stats(WALLOC_TIER_SCENE).used, used);
+  }
+}
+END_TEST
+
+START_TEST(a_budget_counts_exact_sizes_on_the_fast_path) {
+  /* one thread meets its hard limit exactly: 9 blocks of 1,000 bytes (1,024
+     in the entity tier) fit 10,000 bytes, the tenth does not */
+  ck_assert_int_eq(walloc_set_budget(WALLOC_TIER_ENTITY, 0, 10000, NULL, NULL), WALLOC_OK);
+  int n = 0;
+  while (n < 20 && walloc_allocate(1000, WALLOC_TIER_ENTITY) != WALLOC_NULL_HANDLE) n++;
+  ck_assert_int_eq(n, 9);
+  ck_assert_int_eq(walloc_last_status(), WALLOC_ERR_BUDGET);
+  ck_assert_uint_ne(walloc_allocate(700, WALLOC_TIER_ENTITY), WALLOC_NULL_HANDLE); /* 704: 9,920 */
+  ck_assert_uint_eq(walloc_allocate(96, WALLOC_TIER_ENTITY), WALLOC_NULL_HANDLE);  /* 10,016 */
+  ck_assert_uint_ne(walloc_allocate(64, WALLOC_TIER_ENTITY), WALLOC_NULL_HANDLE);  /* 9,984 */
+  ck_assert_uint_eq(walloc_allocate(1, WALLOC_TIER_ENTITY), WALLOC_NULL_HANDLE);   /* 32 more: 10,016 */
+  /* a reset empties the count; small blocks take the fast path again, each counted */
+  ck_assert_int_eq(walloc_reset_tier(WALLOC_TIER_ENTITY), WALLOC_OK);
+  n = 0;
+  while (n < 1000 && walloc_allocate(16, WALLOC_TIER_ENTITY) != WALLOC_NULL_HANDLE) n++;
+  ck_assert_int_eq(n, 10000 / 32);
+  ck_assert_int_eq(walloc_set_budget(WALLOC_TIER_ENTITY, 0, 0, NULL, NULL), WALLOC_OK);
+  ck_assert_uint_ne(walloc_allocate(16, WALLOC_TIER_ENTITY), WALLOC_NULL_HANDLE);
+}
+END_TEST
+
+enum { BUDGET_THREADS = 8 };
+static void *budget_worker(void *arg) {
+  size_t *got = (size_t *)arg;
+  walloc_handle h;
+  while ((h = walloc_allocate(64 + (*got % 7) * 32, WALLOC_TIER_ENTITY)) != WALLOC_NULL_HANDLE) {
+    *got += walloc_handle_size(h);
+  }
+  return walloc_last_status() == WALLOC_ERR_BUDGET ? NULL : (void *)1;
+}
+
+START_TEST(a_budget_holds_across_threads) {
+  /* never exceeded; each thread's unused credit (at most 4 KiB) is all
+     that may be left below the limit */
+  const size_t hard = 4 * MiB;
+  ck_assert_int_eq(walloc_set_budget(WALLOC_TIER_ENTITY, 0, hard, NULL, NULL), WALLOC_OK);
+  pthread_t th[BUDGET_THREADS];
+  size_t got[BUDGET_THREADS] = {0};
+  for (int i = 0; i < BUDGET_THREADS; i++) ck_assert_int_eq(pthread_create(&th[i], NULL, budget_worker, &got[i]), 0);
+  size_t total = 0;
+  for (int i = 0; i < BUDGET_THREADS; i++) {
+    void *r;
+    pthread_join(th[i], &r);
+    ck_assert_ptr_null(r);
+    total += got[i];
+  }
+  ck_assert_uint_le(total, hard);
+  ck_assert_uint_ge(total, hard - BUDGET_THREADS * (4 * KiB + 256));
+  ck_assert_uint_eq(tier_stats(WALLOC_TIER_ENTITY).used, total);
 }
 END_TEST
 
@@ -1161,6 +1283,8 @@ Suite *wl_test_suite(void) {
            custom_alignment, write_read_round_trip, handle_pointer_round_trip, blocks_never_overlap);
   WL_TCASE(s, "stale", 60, reset_makes_handles_stale, compaction_keeps_the_preserved_prefix,
            compaction_with_growing_prefixes, double_deallocation_is_stale, free_lists_recycle_by_class);
+  WL_TCASE(s, "exact", 120, blocks_take_their_size_rounded_to_the_granule, a_freed_block_serves_its_size_again,
+           a_budget_counts_exact_sizes_on_the_fast_path, a_budget_holds_across_threads);
   WL_TCASE(s, "errors", 60, bounds_are_checked, bad_input_never_crashes, bad_configurations_are_refused,
            environment_configures_tiers);
   WL_TCASE(s, "configuration", 60, environment_1k_is_refused, environment_shares_over_100_are_refused,

@@ -85,8 +85,14 @@ static walloc_status resolve_slow(walloc_handle handle, wl_block_ref_t *ref) {
   uint16_t slot = wl_load_acquire(&t->slots[off >> t->granule_shift]);
   unsigned version = (unsigned)((handle >> WL_HANDLE_VER_SHIFT) & WL_HANDLE_VER_MASK);
   if (!(slot & WL_SLOT_ALLOCATED) || wl_slot_version(slot) != version) return WALLOC_ERR_STALE;
-  size_t size = wl_tier_class_size(wl_slot_class(slot));
-  if ((slot & WL_SLOT_UNUSED_BITS) != 0 || off + size > t->capacity) return WALLOC_ERR_STALE;
+  /* a code of 0 was never written; a large block's size continues in the
+     next three entries, which must be readable */
+  if (wl_slot_code(slot) == 0 ||
+      (wl_slot_code(slot) >= WL_SLOT_SMALL && off + (4u << t->granule_shift) > wl_load_acquire(&t->committed))) {
+    return WALLOC_ERR_STALE;
+  }
+  size_t size = wl_slot_size(t, off, slot);
+  if (off + size > t->capacity) return WALLOC_ERR_STALE;
   uint64_t now;
   if (!generation_valid(t, (handle >> WL_HANDLE_GEN_SHIFT) & WL_HANDLE_GEN_MASK, off, size, &now)) {
     return WALLOC_ERR_STALE;
@@ -110,7 +116,7 @@ walloc_status wl_handle_resolve(walloc_handle handle, wl_block_ref_t *ref) {
   ref->gen = gen;
   ref->tier = t;
   ref->ptr = p;
-  ref->size = wl_tier_class_size(wl_slot_class(slot));
+  ref->size = wl_slot_size(t, (uint64_t)(p - t->start), slot);
   ref->off = (uint64_t)(p - t->start);
   ref->slot = slot;
   return WALLOC_OK;
@@ -159,7 +165,7 @@ WL_API walloc_handle walloc_ptr_to_handle(const void *ptr) {
       uint64_t off = (uint64_t)(p - (uintptr_t)t->start);
       if ((off & (wl_tier_granule(t) - 1)) != 0 || off >= wl_load_acquire(&t->committed)) return WALLOC_NULL_HANDLE;
       uint16_t slot = wl_load_acquire(&t->slots[off >> t->granule_shift]);
-      if (!(slot & WL_SLOT_ALLOCATED) || (slot & WL_SLOT_UNUSED_BITS) != 0) return WALLOC_NULL_HANDLE;
+      if (!(slot & WL_SLOT_ALLOCATED) || wl_slot_code(slot) == 0) return WALLOC_NULL_HANDLE;
       uint64_t gen = wl_load_acquire(&t->gen);
       walloc_handle h = wl_handle_make(t, off, gen, wl_slot_version(slot));
       wl_block_ref_t ref;
