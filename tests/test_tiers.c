@@ -378,6 +378,7 @@ static void *budget_worker(void *arg) {
 START_TEST(a_budget_holds_across_threads) {
   /* never exceeded; each thread's unused credit (at most 4 KiB) is all
      that may be left below the limit */
+  WL_WASM_SKIP_THREADS();
   const size_t hard = 4 * MiB;
   ck_assert_int_eq(walloc_set_budget(WALLOC_TIER_ENTITY, 0, hard, NULL, NULL), WALLOC_OK);
   pthread_t th[BUDGET_THREADS];
