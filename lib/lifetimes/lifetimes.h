@@ -78,6 +78,10 @@ void wl_owner_release(wl_owner_t *o, wl_chunk_cache_t *cache); /* every block; o
 void wl_owner_forget_dead(wl_owner_t *o);                     /* after a reset: drop chunks it took */
 void wl_chunk_cache_drop(wl_chunk_cache_t *cache, unsigned tier);
 void wl_chunk_cache_cycle(wl_chunk_cache_t *cache, unsigned tier); /* at each outermost scope leave */
-size_t wl_owner_block_size(unsigned tier, size_t size);        /* the bytes a block of size takes */
+/* The bytes a block of size takes (0: too big for any block). */
+WL_INLINE size_t wl_owner_block_size(unsigned tier, size_t size) {
+  wl_tier_t *t = &wl_tiers.tier[tier];
+  return (size_t)wl_tier_granules(t, size) << t->granule_shift;
+}
 
 #endif
