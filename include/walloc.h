@@ -148,7 +148,16 @@ typedef struct walloc_request {
 WALLOC_EXPORT size_t walloc_allocate_batch(const walloc_request *requests, size_t count,
                                            walloc_handle *out); /* returns how many succeeded */
 WALLOC_EXPORT walloc_status walloc_deallocate(walloc_handle handle);
-WALLOC_EXPORT void *walloc_handle_to_ptr(walloc_handle handle);   /* NULL if null or stale */
+/* The block's first byte, or NULL if the handle is null, stale, forged or
+   foreign: every handle is checked (inline, a few loads and compares, for a
+   live block of the tier's current generation; by a call otherwise). */
+WALLOC_EXPORT void *walloc_handle_to_ptr(walloc_handle handle);
+/* The same for a handle the caller knows is live: no check at all (an add
+   and a mask; fallback handles take the call). For inner loops over blocks
+   whose lifetime the code already guarantees. A stale handle gives a pointer
+   into the tier's reused memory, a forged one any address. In a library
+   built with -Ddebug_checks=true it checks like walloc_handle_to_ptr. */
+WALLOC_EXPORT void *walloc_handle_ptr_unchecked(walloc_handle handle);
 WALLOC_EXPORT walloc_handle walloc_ptr_to_handle(const void *ptr); /* the block starting at ptr */
 WALLOC_EXPORT size_t walloc_handle_size(walloc_handle handle);    /* usable bytes, 0 if invalid */
 WALLOC_EXPORT walloc_status walloc_write_data(walloc_handle handle, size_t offset, const void *data,
@@ -165,6 +174,109 @@ WALLOC_EXPORT size_t walloc_bulk_copy(const walloc_copy_op *ops, size_t count); 
 WALLOC_EXPORT walloc_status walloc_reset_tier(walloc_tier tier);                /* O(1); not FALLBACK */
 WALLOC_EXPORT walloc_status walloc_fast_compact_tier(walloc_tier tier, size_t preserve_bytes);
 WALLOC_EXPORT walloc_status walloc_tier_stats_get(walloc_tier tier, walloc_tier_stats *out);
+
+/* ------------------------------------------------------------------------
+   Inline handle resolution (GCC and clang; define WALLOC_NO_INLINE_HANDLES
+   for plain calls). What follows, but for the two macros, is walloc's
+   private business (names ending in _): the map is read-only to callers,
+   and its layout is versioned. The library publishes WALLOC_MAP_ABI_ in
+   `abi` once the tiers are set up; inline code built against another
+   layout (or running before set-up) sees a different number and calls the
+   library, so the layout can change without breaking built programs.
+   ------------------------------------------------------------------------ */
+#if defined(__GNUC__) || defined(__clang__)
+#define WALLOC_MAP_ABI_ 2
+#define WALLOC_INLINE_ static inline __attribute__((always_inline))
+#ifdef __cplusplus
+#define WALLOC_PTR_(x) reinterpret_cast<void *>(static_cast<uintptr_t>(x))
+#else
+#define WALLOC_PTR_(x) ((void *)(uintptr_t)(x))
+#endif
+
+/* One tier's record as the library keeps it (lib/tiers/tiers.h asserts the
+   layout): the first cache line, then the second (claimed and committed). */
+typedef struct walloc_tier_map_ {
+  uint64_t gen;                  /* current generation (a reset or compaction ends one) */
+  unsigned char *start;          /* the tier's first byte */
+  const uint16_t *slots;         /* one slot entry per granule: allocated bit, version, owned bit, size */
+  size_t offset;                 /* handle offset of start */
+  size_t capacity;
+  uint32_t granule_shift;
+  uint32_t private_[3];
+  uint64_t seq;                  /* odd while a reset or compaction changes the generation */
+  uint64_t top __attribute__((aligned(64))); /* bytes claimed in this generation (never above committed) */
+  uint64_t committed;            /* bytes whose slot entries are readable */
+} __attribute__((aligned(512))) walloc_tier_map_;
+
+typedef struct walloc_tiers_map_ {
+  uint32_t abi;                  /* WALLOC_MAP_ABI_ once the tiers are set up, else 0 */
+  uint32_t abi_unchecked;        /* the same, but 0 where unchecked access checks (debug builds) */
+  uintptr_t base;                /* handle offsets count from here (0 where they are addresses, wasm) */
+  walloc_tier_map_ tier[3] __attribute__((aligned(512)));
+} walloc_tiers_map_;
+
+/* A const pointer (not the data itself): a copy relocation in a program
+   that is not position-independent copies the pointer, never the map. */
+WALLOC_EXPORT extern const walloc_tiers_map_ *const walloc_tiers_;
+
+/* The first byte of the block h names when it is a live block of its
+   tier's current generation, else NULL (the library decides then). *tier,
+   *slot and *gen: what was checked. Why this is enough: docs/tiers.md,
+   "Resolving a handle". */
+WALLOC_INLINE_ unsigned char *walloc_handle_check_(const walloc_tiers_map_ *m, walloc_handle h, unsigned *tier,
+                                                   uint16_t *slot, uint64_t *gen) {
+  if (__atomic_load_n(&m->abi, __ATOMIC_ACQUIRE) != WALLOC_MAP_ABI_ || (h >> 63) != 0) return NULL;
+  uint64_t goff = h & ((UINT64_C(1) << 36) - 1);
+  unsigned i = 0u + (goff >= m->tier[1].offset) + (goff >= m->tier[2].offset);
+  const walloc_tier_map_ *t = &m->tier[i];
+  uint64_t off = goff - t->offset; /* below the tier: wraps, and fails the top test */
+  unsigned shift = t->granule_shift;
+  uint64_t granule = off >> shift;
+  /* a consistent view of generation and top, as a sequence lock: a reset
+     under way (seq odd, or changed meanwhile) leaves the answer to the library */
+  uint64_t seq = __atomic_load_n(&t->seq, __ATOMIC_ACQUIRE);
+  uint64_t g = __atomic_load_n(&t->gen, __ATOMIC_RELAXED);
+  /* below top (so inside the tier, its slot entry committed, and cleared
+     when its space was claimed in this generation), granule aligned */
+  if ((seq & 1) != 0 || (((h >> 36) ^ g) & ((1u << 21) - 1)) != 0 || (granule << shift) != off ||
+      off >= __atomic_load_n(&t->top, __ATOMIC_RELAXED)) {
+    return NULL;
+  }
+  uint16_t s = __atomic_load_n(&t->slots[granule], __ATOMIC_ACQUIRE);
+  /* allocated, with the handle's version */
+  if ((s & 0x7Fu) != ((((h >> 57) & 63u) << 1) | 1u)) return NULL;
+  __atomic_thread_fence(__ATOMIC_ACQUIRE);
+  if (__atomic_load_n(&t->seq, __ATOMIC_RELAXED) != seq) return NULL;
+  *tier = i;
+  *slot = s;
+  *gen = g;
+  return t->start + off;
+}
+
+WALLOC_INLINE_ void *walloc_handle_to_ptr_inline_(walloc_handle h) {
+  unsigned tier;
+  uint16_t slot;
+  uint64_t gen;
+  unsigned char *p = walloc_handle_check_(walloc_tiers_, h, &tier, &slot, &gen);
+  if (__builtin_expect(p != NULL, 1)) return p;
+  return walloc_handle_to_ptr(h);
+}
+
+WALLOC_INLINE_ void *walloc_handle_ptr_unchecked_inline_(walloc_handle h) {
+  const walloc_tiers_map_ *m = walloc_tiers_;
+  if (__builtin_expect((h >> 63) == 0 && __atomic_load_n(&m->abi_unchecked, __ATOMIC_RELAXED) == WALLOC_MAP_ABI_, 1)) {
+    /* an add and a mask, in integers: base may be 0 (wasm), and a null
+       pointer plus an offset would let the compiler assume it stays null */
+    return WALLOC_PTR_(m->base + (h & ((UINT64_C(1) << 36) - 1)));
+  }
+  return walloc_handle_ptr_unchecked(h);
+}
+
+#if !defined(WALLOC_NO_INLINE_HANDLES)
+#define walloc_handle_to_ptr(h) walloc_handle_to_ptr_inline_(h)
+#define walloc_handle_ptr_unchecked(h) walloc_handle_ptr_unchecked_inline_(h)
+#endif
+#endif
 
 /* ------------------------------------------------------------------------
    Lifetimes: memory grouped by how long it lives (docs/lifetimes.md).

@@ -139,6 +139,26 @@ START_TEST(scopes_left_out_of_order) {
 }
 END_TEST
 
+START_TEST(scope_budgets_count_exact_sizes) {
+  /* blocks take their size rounded up to the tier's granule (32 bytes in
+     the entity tier, 64 in the scene tier), not a power of two */
+  walloc_scope *s = walloc_scope_enter(WALLOC_TIER_ENTITY, 1000);
+  ck_assert_uint_ne(walloc_scope_allocate(s, 600), WALLOC_NULL_HANDLE); /* 608 */
+  ck_assert_uint_ne(walloc_scope_allocate(s, 300), WALLOC_NULL_HANDLE); /* 320: 928 */
+  ck_assert_uint_eq(walloc_scope_used(s), 928);
+  ck_assert_uint_eq(walloc_scope_allocate(s, 100), WALLOC_NULL_HANDLE); /* 128 more: 1,056 */
+  ck_assert_int_eq(walloc_last_status(), WALLOC_ERR_BUDGET);
+  ck_assert_uint_ne(walloc_scope_allocate(s, 64), WALLOC_NULL_HANDLE);  /* 992 */
+  ck_assert_uint_eq(walloc_scope_allocate(s, 1), WALLOC_NULL_HANDLE);   /* 32 more: 1,024 */
+  walloc_scope_leave(s);
+  walloc_scope *big = walloc_scope_enter(WALLOC_TIER_SCENE, 0);
+  walloc_handle h = walloc_scope_allocate(big, 20000);
+  ck_assert_uint_eq(walloc_handle_size(h), 20032);
+  ck_assert_uint_eq(walloc_scope_used(big), 20032);
+  walloc_scope_leave(big);
+}
+END_TEST
+
 START_TEST(scope_budgets_refuse_and_nest) {
   walloc_scope *s = walloc_scope_enter(WALLOC_TIER_ENTITY, 1024);
   int n = 0;
@@ -514,8 +534,8 @@ START_TEST(tier_budget_applies_to_every_path) {
 END_TEST
 
 START_TEST(budget_counts_what_the_tier_holds_and_fallback) {
-  walloc_handle h = walloc_allocate(600 * KiB, WALLOC_TIER_SCENE); /* a 1 MiB block */
-  ck_assert_int_eq(walloc_set_budget(WALLOC_TIER_SCENE, 0, 1 * MiB + 64 * KiB, NULL, NULL), WALLOC_OK);
+  walloc_handle h = walloc_allocate(600 * KiB, WALLOC_TIER_SCENE); /* a block of exactly that */
+  ck_assert_int_eq(walloc_set_budget(WALLOC_TIER_SCENE, 0, 600 * KiB + 64 * KiB, NULL, NULL), WALLOC_OK);
   ck_assert_uint_eq(walloc_allocate(128 * KiB, WALLOC_TIER_SCENE), WALLOC_NULL_HANDLE);
   ck_assert_uint_ne(walloc_allocate(64 * KiB, WALLOC_TIER_SCENE), WALLOC_NULL_HANDLE);
   ck_assert_int_eq(walloc_deallocate(h), WALLOC_OK);
@@ -591,7 +611,7 @@ Suite *wl_test_suite(void) {
   Suite *s = suite_create("lifetimes");
   WL_TCASE(s, "scopes", 120, scope_allocations_go_stale_when_left, scope_handles_stay_stale_across_many_scopes,
            scopes_nest_deeper_than_64, scope_macro_leaves_at_block_end, scopes_left_out_of_order,
-           scope_budgets_refuse_and_nest, scope_memory_goes_back_to_the_tier, scopes_belong_to_their_thread,
+           scope_budgets_count_exact_sizes, scope_budgets_refuse_and_nest, scope_memory_goes_back_to_the_tier, scopes_belong_to_their_thread,
            scopes_in_8_threads);
   WL_TCASE(s, "contexts", 60, context_reset_reaches_children, context_release_does_not_free_silently,
            contexts_are_shared_by_threads);

@@ -265,12 +265,135 @@ START_TEST(free_lists_recycle_by_class) {
   ck_assert_uint_eq(s.free_list_bytes, 64 * walloc_handle_size(walloc_allocate(100, t)));
   ck_assert_uint_eq(s.deallocations, 64);
   bool reused = false;
-  for (int i = 0; i < 64; i++) {
-    walloc_handle n = walloc_allocate(90, t);
+  for (int i = 0; i < 64; i++) { /* 97 to 128 bytes: the same four granules as 100 */
+    walloc_handle n = walloc_allocate(120, t);
     reused |= walloc_handle_to_ptr(n) == first;
   }
   ck_assert(reused);
   ck_assert_uint_eq(tier_stats(t).allocations, 64 + 1 + 64);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+   Exact sizes (issue 16): a block takes its request rounded up to the
+   tier's granule, at any size; freed blocks serve requests of their size
+   again; a budget counts those sizes and keeps a fast path.
+   ------------------------------------------------------------------------ */
+#define ROUND_UP(n, a) (((n) + (a) - 1) / (a) * (a))
+
+START_TEST(blocks_take_their_size_rounded_to_the_granule) {
+  /* 5,000 blocks of 100-4,000 bytes in the scene tier (64-byte granule);
+     2,500 on wasm, whose scene tier has 9.6 MiB */
+#if defined(__EMSCRIPTEN__)
+  enum { N = 2500 };
+#else
+  enum { N = 5000 };
+#endif
+  uint64_t rng = 16;
+  walloc_tier_stats before = tier_stats(WALLOC_TIER_SCENE);
+  size_t asked = 0;
+  for (int i = 0; i < N; i++) {
+    rng = rng * 6364136223846793005u + 1442695040888963407u;
+    size_t n = 100 + (size_t)(rng >> 33) % 3901;
+    walloc_handle h = walloc_allocate(n, WALLOC_TIER_SCENE);
+    ck_assert_uint_ne(h, WALLOC_NULL_HANDLE);
+    ck_assert_uint_eq(walloc_handle_size(h), ROUND_UP(n, 64));
+    asked += ROUND_UP(n, 64);
+  }
+  /* what the tier took for them (peak: claimed space, window tails and
+     the last window's unused rest included) and what its blocks hold */
+  walloc_tier_stats after = tier_stats(WALLOC_TIER_SCENE);
+  size_t took = after.peak - before.peak, used = after.used - before.used;
+  printf("exact sizes: %d blocks of 100-4000 B take %zu bytes of the tier for %zu asked (rounded to 64): %.3fx\n",
+         N, took, asked, (double)took / (double)asked);
+  ck_assert_uint_eq(used, asked);
+  ck_assert_uint_le(took * 100, asked * 115);
+  /* every size, small to large, in each tier: the request rounded up to the granule */
+  static const size_t sizes[] = {1, 31, 32, 33, 100, 4000, 4064, 4065, 8128, 8129, 16 * KiB, 16 * KiB + 1,
+                                 100 * KiB + 3, 3 * MiB + 5};
+  for (size_t t = 0; t < 3; t++) {
+    size_t granule = t == 0 ? 128 : t == 1 ? 64 : 32;
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+      walloc_handle h = walloc_allocate(sizes[i], arena_tiers[t]);
+      ck_assert_uint_ne(h, WALLOC_NULL_HANDLE);
+      ck_assert_uint_eq(walloc_handle_size(h), ROUND_UP(sizes[i], granule));
+      fill_handle(h, walloc_handle_size(h), (int)i);
+      ck_assert(check_handle(h, walloc_handle_size(h), (int)i));
+    }
+  }
+  ck_assert_uint_eq(walloc_handle_size(walloc_allocate(0, WALLOC_TIER_ENTITY)), 32);
+}
+END_TEST
+
+START_TEST(a_freed_block_serves_its_size_again) {
+  /* every size a request may have, not only the classes' own: the tier
+     does not grow while one block of that size comes and goes */
+  static const size_t sizes[] = {100, 1000, 5000, 20000, 100 * KiB + 3, 3 * MiB + 5};
+  for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+    walloc_handle h = walloc_allocate(sizes[i], WALLOC_TIER_SCENE);
+    void *first = walloc_handle_to_ptr(h);
+    size_t used = tier_stats(WALLOC_TIER_SCENE).used;
+    for (int r = 0; r < 200; r++) {
+      ck_assert_int_eq(walloc_deallocate(h), WALLOC_OK);
+      h = walloc_allocate(sizes[i], WALLOC_TIER_SCENE);
+      ck_assert_ptr_eq(walloc_handle_to_ptr(h), first);
+    }
+    ck_assert_uint_eq(tier_stats(WALLOC_TIER_SCENE).used, used);
+  }
+}
+END_TEST
+
+START_TEST(a_budget_counts_exact_sizes_on_the_fast_path) {
+  /* one thread meets its hard limit exactly: 9 blocks of 1,000 bytes (1,024
+     in the entity tier) fit 10,000 bytes, the tenth does not */
+  ck_assert_int_eq(walloc_set_budget(WALLOC_TIER_ENTITY, 0, 10000, NULL, NULL), WALLOC_OK);
+  int n = 0;
+  while (n < 20 && walloc_allocate(1000, WALLOC_TIER_ENTITY) != WALLOC_NULL_HANDLE) n++;
+  ck_assert_int_eq(n, 9);
+  ck_assert_int_eq(walloc_last_status(), WALLOC_ERR_BUDGET);
+  ck_assert_uint_ne(walloc_allocate(700, WALLOC_TIER_ENTITY), WALLOC_NULL_HANDLE); /* 704: 9,920 */
+  ck_assert_uint_eq(walloc_allocate(96, WALLOC_TIER_ENTITY), WALLOC_NULL_HANDLE);  /* 10,016 */
+  ck_assert_uint_ne(walloc_allocate(64, WALLOC_TIER_ENTITY), WALLOC_NULL_HANDLE);  /* 9,984 */
+  ck_assert_uint_eq(walloc_allocate(1, WALLOC_TIER_ENTITY), WALLOC_NULL_HANDLE);   /* 32 more: 10,016 */
+  /* a reset empties the count; small blocks take the fast path again, each counted */
+  ck_assert_int_eq(walloc_reset_tier(WALLOC_TIER_ENTITY), WALLOC_OK);
+  n = 0;
+  while (n < 1000 && walloc_allocate(16, WALLOC_TIER_ENTITY) != WALLOC_NULL_HANDLE) n++;
+  ck_assert_int_eq(n, 10000 / 32);
+  ck_assert_int_eq(walloc_set_budget(WALLOC_TIER_ENTITY, 0, 0, NULL, NULL), WALLOC_OK);
+  ck_assert_uint_ne(walloc_allocate(16, WALLOC_TIER_ENTITY), WALLOC_NULL_HANDLE);
+}
+END_TEST
+
+enum { BUDGET_THREADS = 8 };
+static void *budget_worker(void *arg) {
+  size_t *got = (size_t *)arg;
+  walloc_handle h;
+  while ((h = walloc_allocate(64 + (*got % 7) * 32, WALLOC_TIER_ENTITY)) != WALLOC_NULL_HANDLE) {
+    *got += walloc_handle_size(h);
+  }
+  return walloc_last_status() == WALLOC_ERR_BUDGET ? NULL : (void *)1;
+}
+
+START_TEST(a_budget_holds_across_threads) {
+  /* never exceeded; each thread's unused credit (at most 4 KiB) is all
+     that may be left below the limit */
+  WL_WASM_SKIP_THREADS();
+  const size_t hard = 4 * MiB;
+  ck_assert_int_eq(walloc_set_budget(WALLOC_TIER_ENTITY, 0, hard, NULL, NULL), WALLOC_OK);
+  pthread_t th[BUDGET_THREADS];
+  size_t got[BUDGET_THREADS] = {0};
+  for (int i = 0; i < BUDGET_THREADS; i++) ck_assert_int_eq(pthread_create(&th[i], NULL, budget_worker, &got[i]), 0);
+  size_t total = 0;
+  for (int i = 0; i < BUDGET_THREADS; i++) {
+    void *r;
+    pthread_join(th[i], &r);
+    ck_assert_ptr_null(r);
+    total += got[i];
+  }
+  ck_assert_uint_le(total, hard);
+  ck_assert_uint_ge(total, hard - BUDGET_THREADS * (4 * KiB + 256));
+  ck_assert_uint_eq(tier_stats(WALLOC_TIER_ENTITY).used, total);
 }
 END_TEST
 
@@ -338,6 +461,201 @@ START_TEST(bad_input_never_crashes) {
   }
   ck_assert_ptr_nonnull(walloc_status_str((walloc_status)1234));
   ck_assert_ptr_nonnull(strstr(walloc_status_str(WALLOC_ERR_STALE), "STALE"));
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+   Inline resolution (walloc.h): the inline check and the library agree
+   ------------------------------------------------------------------------ */
+/* The library's answer (the name in parentheses is the exported function,
+   not walloc.h's inline macro). */
+static void *library_ptr(walloc_handle h) { return (walloc_handle_to_ptr)(h); }
+
+/* What the inline check alone says (NULL: it leaves the answer to the library). */
+static void *quick_ptr(walloc_handle h) {
+  unsigned tier;
+  uint16_t slot;
+  uint64_t gen;
+  return walloc_handle_check_(walloc_tiers_, h, &tier, &slot, &gen);
+}
+
+/* The handle h made in generation gen instead of its own. */
+static walloc_handle with_generation(walloc_handle h, uint64_t gen) {
+  uint64_t mask = (((uint64_t)1 << 21) - 1) << 36;
+  return (h & ~mask) | ((gen << 36) & mask);
+}
+
+/* The live handles of the test below, and their blocks: any other handle
+   value names no live block (all of them are of their tier's current
+   generation, so no other value names one of their blocks either). */
+enum { LIVE_MAX = 1000 };
+static walloc_handle live_h[LIVE_MAX];
+static void *live_p[LIVE_MAX];
+static int live_n;
+
+static void *model_ptr(walloc_handle h) {
+  for (int i = 0; i < live_n; i++) {
+    if (live_h[i] == h) return live_p[i];
+  }
+  return NULL;
+}
+
+/* Both answers, inline and the library's, are the model's; the inline
+   check alone accepts nothing else, and answers by itself for every live
+   handle (else it would be no faster). */
+static void agree(walloc_handle h, const char *what) {
+  void *want = model_ptr(h), *q = quick_ptr(h);
+  ck_assert_msg(walloc_handle_to_ptr(h) == want, "%s %llx: inline %p, expected %p", what, (unsigned long long)h,
+                walloc_handle_to_ptr(h), want);
+  ck_assert_msg(library_ptr(h) == want, "%s %llx: library %p, expected %p", what, (unsigned long long)h,
+                library_ptr(h), want);
+  ck_assert_msg(q == want, "%s %llx: inline check alone %p, expected %p", what,
+                (unsigned long long)h, q, want);
+}
+
+START_TEST(inline_check_agrees_with_the_library) {
+  uint64_t rng = 11;
+  for (int t = 0; t < 3; t++) {
+    enum { N = 200 };
+    live_n = 0;
+    for (int i = 0; i < N; i++) {
+      live_h[live_n] = walloc_allocate(1 + wl_test_rand(&rng) % 40000, arena_tiers[t]);
+      live_p[live_n] = library_ptr(live_h[live_n]);
+      ck_assert_ptr_nonnull(live_p[live_n]);
+      live_n++;
+    }
+    for (int i = 0; i < N; i++) {
+      agree(live_h[i], "live");
+      for (int bit = 0; bit < 64; bit++) agree(live_h[i] ^ ((uint64_t)1 << bit), "one bit off");
+    }
+    walloc_handle dead[N / 2];
+    for (int i = 0; i < N / 2; i++) { /* deallocate every other block */
+      dead[i] = live_h[i];
+      ck_assert_int_eq(walloc_deallocate(dead[i]), WALLOC_OK);
+      live_h[i] = live_h[--live_n];
+      live_p[i] = live_p[live_n];
+    }
+    for (int i = 0; i < N / 2; i++) {
+      agree(dead[i], "deallocated");
+      for (int bit = 0; bit < 64; bit++) agree(dead[i] ^ ((uint64_t)1 << bit), "deallocated, one bit off");
+    }
+    for (int i = 0; i < N / 4; i++) { /* recycled: new versions where the old blocks were */
+      live_h[live_n] = walloc_allocate(1 + wl_test_rand(&rng) % 40000, arena_tiers[t]);
+      live_p[live_n] = library_ptr(live_h[live_n]);
+      live_n++;
+    }
+    for (int i = 0; i < N / 2; i++) agree(dead[i], "deallocated, recycled");
+    for (int i = 0; i < live_n; i++) agree(live_h[i], "live after recycling");
+    for (int i = 0; i < 100000; i++) agree(wl_test_rand(&rng), "random bits");
+    ck_assert_int_eq(walloc_reset_tier(arena_tiers[t]), WALLOC_OK);
+    int before = live_n;
+    live_n = 0; /* none is live now */
+    for (int i = 0; i < before; i++) agree(live_h[i], "reset");
+  }
+  live_n = 0;
+  walloc_handle fb = walloc_allocate(100, WALLOC_TIER_FALLBACK);
+  ck_assert_ptr_nonnull(walloc_handle_to_ptr(fb));
+  ck_assert_ptr_eq(walloc_handle_to_ptr(fb), library_ptr(fb));
+  ck_assert_ptr_null(quick_ptr(fb)); /* bit 63: always the library's */
+  agree(WALLOC_NULL_HANDLE, "null");
+}
+END_TEST
+
+/* A compaction keeps blocks of older generations: the library answers
+   for them (the inline check knows only the current generation). */
+START_TEST(inline_check_leaves_older_generations_to_the_library) {
+  walloc_handle keep = walloc_allocate(32, WALLOC_TIER_ENTITY); /* one granule, at the start */
+  walloc_handle lose = walloc_allocate(32, WALLOC_TIER_ENTITY);
+  void *p = walloc_handle_to_ptr(keep);
+  ck_assert_int_eq(walloc_fast_compact_tier(WALLOC_TIER_ENTITY, walloc_handle_size(keep)), WALLOC_OK);
+  ck_assert_ptr_null(quick_ptr(keep));
+  ck_assert_ptr_eq(walloc_handle_to_ptr(keep), p);
+  ck_assert_ptr_null(quick_ptr(lose));
+  ck_assert_ptr_null(walloc_handle_to_ptr(lose));
+  ck_assert_uint_eq(walloc_ptr_to_handle(p), with_generation(keep, tier_stats(WALLOC_TIER_ENTITY).generation));
+  ck_assert_ptr_eq(quick_ptr(walloc_ptr_to_handle(p)), p); /* its handle in the current generation */
+}
+END_TEST
+
+/* A reset leaves the old generation's slot entries in place (it is O(1)):
+   a forged handle with the current generation, an old block's offset and
+   its version finds "allocated, that version" there. Only the current
+   generation's top refuses it. */
+START_TEST(forged_current_generation_above_top_is_refused) {
+  for (int t = 0; t < 3; t++) {
+    walloc_handle small = walloc_allocate(200, arena_tiers[t]); /* the first window */
+    walloc_handle big = walloc_allocate(1 << 20, arena_tiers[t]); /* claimed directly, after the window */
+    ck_assert_uint_ne(big, WALLOC_NULL_HANDLE);
+    ck_assert_int_eq(walloc_reset_tier(arena_tiers[t]), WALLOC_OK);
+    walloc_handle forged = with_generation(big, tier_stats(arena_tiers[t]).generation);
+    ck_assert_ptr_null(walloc_handle_to_ptr(forged)); /* nothing claimed yet: top is 0 */
+    ck_assert_ptr_null(quick_ptr(forged));
+    ck_assert_ptr_null(library_ptr(forged));
+    walloc_handle again = walloc_allocate(200, arena_tiers[t]); /* top: one window, below the big block */
+    ck_assert_uint_eq(with_generation(again, 0), with_generation(small, 0)); /* same place, new generation */
+    ck_assert_ptr_null(walloc_handle_to_ptr(forged));
+    ck_assert_ptr_null(quick_ptr(forged));
+    ck_assert_ptr_nonnull(quick_ptr(again));
+  }
+}
+END_TEST
+
+/* The map is read only when its abi number is the header's: a library with
+   another layout (here a copy of the map with another number), or one not
+   set up yet, is asked instead; so is it while a reset of the handle's
+   tier is under way (an odd sequence count). */
+START_TEST(inline_check_reads_only_a_map_of_its_version) {
+  walloc_handle forged = ((uint64_t)1 << 36) | 4096; /* before set-up: generation 1, offset 4096 */
+  ck_assert_uint_eq(walloc_tiers_->abi, 0);
+  unsigned tier;
+  uint16_t slot;
+  uint64_t gen;
+  ck_assert_ptr_null(walloc_handle_check_(walloc_tiers_, forged, &tier, &slot, &gen));
+  ck_assert_ptr_null(walloc_handle_to_ptr(forged));
+  ck_assert_ptr_null(walloc_handle_ptr_unchecked(forged)); /* not set up: asks the library */
+  walloc_handle h = walloc_allocate(100, WALLOC_TIER_SCENE);
+  ck_assert_uint_eq(walloc_tiers_->abi, WALLOC_MAP_ABI_);
+  static walloc_tiers_map_ copy;
+  memcpy(&copy, walloc_tiers_, sizeof copy);
+  ck_assert_ptr_nonnull(walloc_handle_check_(&copy, h, &tier, &slot, &gen));
+  ck_assert_uint_eq(tier, WALLOC_TIER_SCENE);
+  copy.tier[WALLOC_TIER_SCENE].seq++; /* as while a reset of the tier is under way */
+  ck_assert_ptr_null(walloc_handle_check_(&copy, h, &tier, &slot, &gen));
+  copy.tier[WALLOC_TIER_SCENE].seq++; /* the reset done, but no new generation */
+  ck_assert_ptr_nonnull(walloc_handle_check_(&copy, h, &tier, &slot, &gen));
+  copy.abi = WALLOC_MAP_ABI_ + 1;
+  ck_assert_ptr_null(walloc_handle_check_(&copy, h, &tier, &slot, &gen));
+}
+END_TEST
+
+/* Unchecked access is the checked answer for live handles; in debug builds
+   it checks (a stale handle gives NULL), in release builds it does not. */
+START_TEST(unchecked_access) {
+  uint64_t rng = 5;
+  for (int t = 0; t < 4; t++) {
+    walloc_tier tier = t < 3 ? arena_tiers[t] : WALLOC_TIER_FALLBACK;
+    for (int i = 0; i < 100; i++) {
+      walloc_handle h = walloc_allocate(1 + wl_test_rand(&rng) % 5000, tier);
+      ck_assert_ptr_nonnull(walloc_handle_ptr_unchecked(h));
+      ck_assert_ptr_eq(walloc_handle_ptr_unchecked(h), walloc_handle_to_ptr(h));
+      ck_assert_ptr_eq((walloc_handle_ptr_unchecked)(h), walloc_handle_to_ptr(h));
+    }
+  }
+  walloc_handle h = walloc_allocate(100, WALLOC_TIER_ENTITY);
+  void *p = walloc_handle_to_ptr(h);
+  ck_assert_int_eq(walloc_reset_tier(WALLOC_TIER_ENTITY), WALLOC_OK);
+  ck_assert_ptr_null(walloc_handle_to_ptr(h));
+  if (WL_DEBUG) {
+    ck_assert_ptr_null(walloc_handle_ptr_unchecked(h));
+    ck_assert_ptr_null((walloc_handle_ptr_unchecked)(h));
+  } else {
+    ck_assert_ptr_eq(walloc_handle_ptr_unchecked(h), p); /* the old address, as documented */
+    ck_assert_ptr_eq((walloc_handle_ptr_unchecked)(h), p);
+  }
+  walloc_handle fb = walloc_allocate(100, WALLOC_TIER_FALLBACK);
+  ck_assert_int_eq(walloc_deallocate(fb), WALLOC_OK);
+  ck_assert_ptr_null(walloc_handle_ptr_unchecked(fb)); /* fallback handles are always checked */
+  ck_assert_ptr_null(walloc_handle_ptr_unchecked(WALLOC_NULL_HANDLE));
 }
 END_TEST
 
@@ -966,6 +1284,8 @@ Suite *wl_test_suite(void) {
            custom_alignment, write_read_round_trip, handle_pointer_round_trip, blocks_never_overlap);
   WL_TCASE(s, "stale", 60, reset_makes_handles_stale, compaction_keeps_the_preserved_prefix,
            compaction_with_growing_prefixes, double_deallocation_is_stale, free_lists_recycle_by_class);
+  WL_TCASE(s, "exact", 120, blocks_take_their_size_rounded_to_the_granule, a_freed_block_serves_its_size_again,
+           a_budget_counts_exact_sizes_on_the_fast_path, a_budget_holds_across_threads);
   WL_TCASE(s, "errors", 60, bounds_are_checked, bad_input_never_crashes, bad_configurations_are_refused,
            environment_configures_tiers);
   WL_TCASE(s, "configuration", 60, environment_1k_is_refused, environment_shares_over_100_are_refused,
@@ -975,6 +1295,9 @@ Suite *wl_test_suite(void) {
            batch_allocation, bulk_copy_checks_every_operation, fallback_tier_is_the_general_heap);
   WL_TCASE(s, "forged", 60, forged_fallback_address_handles_are_refused, caller_written_header_is_not_a_block,
            huge_block_tails_are_refused, fallback_handles_never_come_back);
+  WL_TCASE(s, "inline", 60, inline_check_agrees_with_the_library, inline_check_leaves_older_generations_to_the_library,
+           forged_current_generation_above_top_is_refused,
+           inline_check_reads_only_a_map_of_its_version, unchecked_access);
   WL_TCASE(s, "threads", 120, threads_share_a_tier, windows_outstanding_across_reset, fallback_handles_across_threads,
            tier_calls_from_a_late_thread_destructor);
   return s;

@@ -42,7 +42,7 @@ typedef struct wl_chunk_s {
   uint64_t begin, cur;   /* the part in use: [begin, cur) */
   uint64_t end;
   uint64_t gen;          /* tier generation it was last found valid in */
-  uint32_t cls;          /* the chunk's class */
+  uint32_t std;          /* a standard chunk (WL_OWNER_CHUNK bytes or more), kept between scopes */
   uint32_t dead;         /* a reset or compaction took it */
 } wl_chunk_t;
 
@@ -69,7 +69,7 @@ typedef struct wl_owner_s {
   uint32_t n, cap;
   wl_chunk_t *chunks;    /* chunks[n-1] is the current one */
   wl_chunk_t first;      /* storage for the first chunk */
-  _Atomic(uint64_t) used;/* bytes of the blocks handed out (class sizes) */
+  _Atomic(uint64_t) used;/* bytes of the blocks handed out (requests rounded up to the granule) */
 } wl_owner_t;
 
 void wl_owner_init(wl_owner_t *o, unsigned tier);
@@ -78,6 +78,10 @@ void wl_owner_release(wl_owner_t *o, wl_chunk_cache_t *cache); /* every block; o
 void wl_owner_forget_dead(wl_owner_t *o);                     /* after a reset: drop chunks it took */
 void wl_chunk_cache_drop(wl_chunk_cache_t *cache, unsigned tier);
 void wl_chunk_cache_cycle(wl_chunk_cache_t *cache, unsigned tier); /* at each outermost scope leave */
-size_t wl_owner_block_size(unsigned tier, size_t size);        /* the class size a block of size takes */
+/* The bytes a block of size takes (0: too big for any block). */
+WL_INLINE size_t wl_owner_block_size(unsigned tier, size_t size) {
+  wl_tier_t *t = &wl_tiers.tier[tier];
+  return (size_t)wl_tier_granules(t, size) << t->granule_shift;
+}
 
 #endif

@@ -11,17 +11,11 @@
 
 #include <string.h>
 
-WL_INLINE unsigned chunk_class(void) { return (unsigned)wl_bsr(WL_OWNER_CHUNK) - 5; }
-
 void wl_owner_init(wl_owner_t *o, unsigned tier) {
   memset(o, 0, sizeof *o);
   o->tier = tier;
   o->chunks = &o->first;
   o->cap = 1;
-}
-
-size_t wl_owner_block_size(unsigned tier, size_t size) {
-  return wl_tier_class_size(wl_tier_class(&wl_tiers.tier[tier], size));
 }
 
 /* Is the chunk still the owner's? A reset takes it; a compaction may keep it. */
@@ -36,7 +30,7 @@ static void chunk_give(unsigned tier, wl_chunk_t *c) {
   wl_tier_t *t = &wl_tiers.tier[tier];
   if (!chunk_live(t, c)) return;
   if (c->cur > c->begin) wl_tier_slots_release(t, c->begin, c->cur - c->begin);
-  wl_tier_block_give(tier, c->cls, c->off, c->gen);
+  wl_tier_block_give(tier, c->end - c->off, c->off, c->gen);
 }
 
 static void cache_trim(wl_chunk_cache_t *cache, unsigned tier, uint32_t keep) {
@@ -82,7 +76,7 @@ static bool cache_put(wl_chunk_cache_t *cache, const wl_chunk_t *c) {
   k->begin = k->cur = c->cur; /* the next scope goes on from here */
   k->end = c->end;
   k->gen = c->gen;
-  k->cls = c->cls;
+  k->std = c->std;
   k->dead = 0;
   return true;
 }
@@ -100,19 +94,22 @@ static wl_chunk_t *chunk_push(wl_owner_t *o) {
   return &o->chunks[o->n++];
 }
 
-/* A new chunk of class cls, as the current one (last) or, for a block's own
-   chunk, just before it (so the current chunk keeps serving small blocks). */
-static wl_chunk_t *chunk_new(wl_owner_t *o, unsigned cls, wl_chunk_cache_t *cache, walloc_status *st) {
+/* A new chunk of size bytes, as the current one (last) or, for a block's
+   own chunk, just before it (so the current chunk keeps serving small
+   blocks). Standard chunks (WL_OWNER_CHUNK) come from the thread's cache
+   first. */
+static wl_chunk_t *chunk_new(wl_owner_t *o, size_t size, wl_chunk_cache_t *cache, walloc_status *st) {
   wl_tier_t *t = &wl_tiers.tier[o->tier];
   wl_chunk_t c;
-  if (cache != NULL && cls == chunk_class()) cache->drawn++;
-  while (cache != NULL && cls == chunk_class() && cache->n > 0) {
+  bool std = size == WL_OWNER_CHUNK;
+  if (cache != NULL && std) cache->drawn++;
+  while (cache != NULL && std && cache->n > 0) {
     const wl_chunk_t *k = &cache->chunk[--cache->n];
     c.off = k->off;
     c.begin = c.cur = k->begin;
     c.end = k->end;
     c.gen = k->gen;
-    c.cls = k->cls;
+    c.std = k->std;
     c.dead = 0;
     if (chunk_live(t, &c)) {
       if (c.end - c.cur < WL_OWNER_CHUNK / 4) c.cur = c.off; /* near the end: start over */
@@ -120,12 +117,13 @@ static wl_chunk_t *chunk_new(wl_owner_t *o, unsigned cls, wl_chunk_cache_t *cach
       goto have;
     }
   }
-  c.cls = cls;
+  c.std = std;
   c.dead = 0;
-  *st = wl_tier_block_take(o->tier, cls, &c.off, &c.gen);
+  size_t got;
+  *st = wl_tier_block_take(o->tier, size, &c.off, &c.gen, &got);
   if (*st != WALLOC_OK) return NULL;
   c.begin = c.cur = c.off;
-  c.end = c.off + wl_tier_class_size(cls);
+  c.end = c.off + got;
 have:;
   wl_chunk_t *slot = chunk_push(o);
   if (slot == NULL) {
@@ -134,7 +132,7 @@ have:;
     *st = WALLOC_ERR_NOMEM;
     return NULL;
   }
-  if (cls != chunk_class() && o->n >= 2) { /* a block's own chunk: keep the current one last */
+  if (!std && o->n >= 2) { /* a block's own chunk: keep the current one last */
     *slot = o->chunks[o->n - 2];
     slot = &o->chunks[o->n - 2];
   }
@@ -142,36 +140,56 @@ have:;
   return slot;
 }
 
-walloc_handle wl_owner_alloc(wl_owner_t *o, size_t size, wl_chunk_cache_t *cache, walloc_status *st) {
+static WL_NOINLINE walloc_handle owner_alloc_slow(wl_owner_t *o, size_t size, wl_chunk_cache_t *cache,
+                                                  walloc_status *st) {
   wl_tier_t *t = &wl_tiers.tier[o->tier];
   if (size > t->capacity) {
     *st = WALLOC_ERR_NOMEM;
     return WALLOC_NULL_HANDLE;
   }
-  unsigned cls = wl_tier_class(t, size);
-  size_t bs = wl_tier_class_size(cls);
+  uint64_t g = wl_tier_granules(t, size);
+  size_t bs = (size_t)g << t->granule_shift;
   wl_chunk_t *c;
   if (bs > WL_OWNER_BLOCK_MAX) {
-    if ((c = chunk_new(o, cls, NULL, st)) == NULL) return WALLOC_NULL_HANDLE;
+    if ((c = chunk_new(o, bs, NULL, st)) == NULL) return WALLOC_NULL_HANDLE;
   } else {
     c = o->n != 0 ? &o->chunks[o->n - 1] : NULL;
     if (c == NULL || c->cur + bs > c->end || !chunk_live(t, c)) {
-      if ((c = chunk_new(o, chunk_class(), cache, st)) == NULL) return WALLOC_NULL_HANDLE;
+      if ((c = chunk_new(o, WL_OWNER_CHUNK, cache, st)) == NULL) return WALLOC_NULL_HANDLE;
     }
   }
   uint64_t off = c->cur;
   c->cur += bs;
-  wl_slot_t *slot = &t->slots[off >> t->granule_shift];
-  unsigned version = (wl_slot_version(wl_load_relaxed(slot)) + 1) & 63u;
-  wl_store_release(slot, (uint16_t)(wl_slot_make(true, version, cls) | WL_SLOT_OWNED));
+  unsigned version = wl_slot_own(t, off, g);
   wl_store_relaxed(&o->used, wl_load_relaxed(&o->used) + bs);
   return wl_handle_make(t, off, c->gen, version);
+}
+
+/* The fast path: a small block bumped in the current chunk, still live in
+   the tier's current generation. */
+walloc_handle wl_owner_alloc(wl_owner_t *o, size_t size, wl_chunk_cache_t *cache, walloc_status *st) {
+  wl_tier_t *t = &wl_tiers.tier[o->tier];
+  unsigned shift = t->granule_shift;
+  uint64_t g1 = ((uint64_t)size - 1) >> shift; /* granules - 1 (size 0 wraps: the slow path) */
+  if (WL_LIKELY(o->n != 0 && g1 < WL_SLOT_SMALL - 1)) {
+    wl_chunk_t *c = &o->chunks[o->n - 1];
+    uint64_t bs = (g1 + 1) << shift, off = c->cur;
+    if (WL_LIKELY(bs <= WL_OWNER_BLOCK_MAX && off + bs <= c->end && !c->dead && c->gen == wl_load_acquire(&t->gen))) {
+      c->cur = off + bs;
+      wl_slot_t *slot = &t->slots[off >> shift];
+      unsigned version = (wl_slot_version(wl_load_relaxed(slot)) + 1) & 63u;
+      wl_store_release(slot, (uint16_t)(wl_slot_make(true, version, (unsigned)(g1 + 1)) | WL_SLOT_OWNED));
+      wl_store_relaxed(&o->used, wl_load_relaxed(&o->used) + bs);
+      return wl_handle_make(t, off, c->gen, version);
+    }
+  }
+  return owner_alloc_slow(o, size, cache, st);
 }
 
 void wl_owner_release(wl_owner_t *o, wl_chunk_cache_t *cache) {
   for (uint32_t i = o->n; i-- > 0;) {
     wl_chunk_t *c = &o->chunks[i];
-    if (cache != NULL && c->cls == chunk_class() && chunk_live(&wl_tiers.tier[o->tier], c)) {
+    if (cache != NULL && c->std && chunk_live(&wl_tiers.tier[o->tier], c)) {
       if (c->cur > c->begin) wl_tier_slots_release(&wl_tiers.tier[o->tier], c->begin, c->cur - c->begin);
       c->begin = c->cur;
       if (cache_put(cache, c)) continue;

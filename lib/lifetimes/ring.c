@@ -28,8 +28,8 @@ struct walloc_ring {
   uint32_t magic;
   unsigned tier;
   wl_lock_t lock;
-  uint64_t base, size, gen;       /* the block: tier offset, bytes, generation */
-  unsigned cls;
+  uint64_t base, size, gen;       /* the ring: tier offset, bytes, generation */
+  size_t block;                   /* bytes of the tier block holding it (size or more) */
   size_t align;                   /* 128, or the tier's granule if larger */
   uint64_t head, tail;
   ring_frame_t *frames;           /* frames not retired, oldest first, as a ring buffer */
@@ -91,14 +91,13 @@ WL_API walloc_ring *walloc_ring_create(walloc_tier tier, size_t bytes) {
   }
   r->tier = (unsigned)tier;
   r->align = wl_max(RING_ALIGN, wl_tier_granule(t));
-  r->cls = wl_tier_class(t, wl_max(bytes, r->align));
-  st = wl_tier_block_take((unsigned)tier, r->cls, &r->base, &r->gen);
+  r->size = wl_align_up(bytes, r->align);
+  st = wl_tier_block_take((unsigned)tier, r->size, &r->base, &r->gen, &r->block);
   if (st != WALLOC_OK) {
     wl_free(r);
     wl_fail(st, st == WALLOC_ERR_BUDGET ? NULL : "walloc_ring_create: the tier has no room for the ring");
     return NULL;
   }
-  r->size = wl_tier_class_size(r->cls);
   wl_lock_init(&r->lock, WL_LEVEL_LIFETIMES);
   r->magic = RING_MAGIC;
   return r;
@@ -151,8 +150,8 @@ WL_API walloc_handle walloc_ring_allocate(walloc_ring *ring, size_t size) {
   } else if (size > r->size) {
     st = WALLOC_ERR_NOMEM;
   } else {
-    unsigned cls = wl_tier_class(t, size);
-    uint64_t step = wl_align_up(wl_tier_class_size(cls), r->align);
+    uint64_t g = wl_tier_granules(t, size);
+    uint64_t step = wl_align_up(g << t->granule_shift, r->align);
     uint64_t pos = r->head % r->size;
     uint64_t skip = pos + step > r->size ? r->size - pos : 0;
     if (step > r->size || r->head + skip + step - r->tail > r->size) {
@@ -161,10 +160,7 @@ WL_API walloc_handle walloc_ring_allocate(walloc_ring *ring, size_t size) {
       r->head += skip;
       uint64_t off = r->base + r->head % r->size;
       r->head += step;
-      wl_slot_t *slot = &t->slots[off >> t->granule_shift];
-      unsigned version = (wl_slot_version(wl_load_relaxed(slot)) + 1) & 63u;
-      wl_store_release(slot, (uint16_t)(wl_slot_make(true, version, cls) | WL_SLOT_OWNED));
-      h = wl_handle_make(t, off, r->gen, version);
+      h = wl_handle_make(t, off, r->gen, wl_slot_own(t, off, g));
     }
   }
   wl_unlock(&r->lock);
@@ -197,7 +193,7 @@ WL_API void walloc_ring_destroy(walloc_ring *ring) {
   r->magic = 0;
   if (ring_live(r)) {
     ring_clear(r, r->tail, r->head);
-    wl_tier_block_give(r->tier, r->cls, r->base, r->gen);
+    wl_tier_block_give(r->tier, r->block, r->base, r->gen);
   }
   wl_unlock(&r->lock);
   wl_lock_fini(&r->lock);

@@ -37,31 +37,38 @@ static WL_NOINLINE walloc_handle fallback_alloc(size_t size) {
   return h;
 }
 
-WL_API walloc_handle walloc_allocate(size_t size, walloc_tier tier) {
-  if (WL_LIKELY((unsigned)tier < WL_TIERS && size <= WL_TIER_DIRECT)) {
-    wl_tier_t *t = &wl_tiers.tier[tier];
-    wl_tier_ctx_t *c = &wl_tier_self.ctx[tier];
-    uint64_t epoch = wl_load_relaxed(&c->epoch);
-    /* a window of the current generation: this thread has seen the set-up,
-       so the tier's plain fields below are safe to read */
-    if (WL_LIKELY(epoch == wl_load_relaxed(&t->gen) && !wl_load_relaxed(&t->budgeted))) {
-      unsigned cls = wl_tier_class(t, size);
-      size_t bs = wl_tier_class_size(cls);
-      uint64_t cur = wl_load_relaxed(&c->cur);
-      if (WL_LIKELY(cur + bs <= wl_load_relaxed(&c->end) &&
-                    (wl_load_relaxed(&t->free_heads[cls]) & WL_HANDLE_OFF_MASK) == 0)) {
-        wl_store_relaxed(&c->cur, cur + bs);
-        wl_store_relaxed(&t->slots[cur >> t->granule_shift], wl_slot_make(true, 0, cls));
-        ctx_count(&c->allocations);
-        return wl_handle_make(t, cur, epoch, 0);
-      }
-    }
-  }
+/* The fast path: a block of under WL_SLOT_SMALL granules bumped from the
+   thread's window while the window's tag is the tier's (same generation,
+   no budget change since) and no freed block waits on any list. */
+static WL_NOINLINE walloc_handle alloc_slow(size_t size, walloc_tier tier) {
   if ((unsigned)tier >= WL_TIERS) return tier == WALLOC_TIER_FALLBACK ? fallback_alloc(size) : invalid_tier();
   return wl_tier_alloc_slow((unsigned)tier, size);
 }
 
-/* Pop a block of class cls, or return false.
+WL_API walloc_handle walloc_allocate(size_t size, walloc_tier tier) {
+  if (WL_LIKELY((unsigned)tier < WL_TIERS)) {
+    wl_tier_t *t = &wl_tiers.tier[tier];
+    wl_tier_ctx_t *c = &wl_tier_self.ctx[tier];
+    if (WL_LIKELY(wl_load_relaxed(&c->epoch) == wl_load_relaxed(&t->wtag) && wl_load_relaxed(&t->free_bytes) == 0)) {
+      unsigned shift = t->granule_shift;
+      uint64_t g1 = ((uint64_t)size - 1) >> shift; /* granules - 1 (size 0 wraps: the slow path) */
+      if (WL_LIKELY(g1 < WL_SLOT_SMALL - 1)) {
+        uint64_t cur = wl_load_relaxed(&c->cur);
+        uint64_t next = cur + ((g1 + 1) << shift);
+        if (WL_LIKELY(next <= wl_load_relaxed(&c->end))) {
+          wl_store_relaxed(&c->cur, next);
+          wl_store_relaxed(&t->slots[cur >> shift], (uint16_t)((g1 + 1) << WL_SLOT_CODE_SHIFT | WL_SLOT_ALLOCATED));
+          ctx_count(&c->allocations);
+          return wl_load_relaxed(&c->hbase) + cur;
+        }
+      }
+    }
+  }
+  return alloc_slow(size, tier);
+}
+
+/* Pop the first block of class k if it has at least `least` bytes (every
+   block there has the class's size or more), or return false.
    Reading a node's link races, by design, with the thread that popped the
    node first and now writes its data there: the value read is then stale
    and the tagged compare-and-swap rejects it. ThreadSanitizer cannot know
@@ -69,68 +76,155 @@ WL_API walloc_handle walloc_allocate(size_t size, walloc_tier tier) {
 #if defined(__clang__) || defined(__SANITIZE_THREAD__)
 __attribute__((no_sanitize("thread")))
 #endif
-static bool free_pop(wl_tier_t *t, unsigned cls, uint64_t *off_out, uint64_t *gen_out) {
-  size_t bs = wl_tier_class_size(cls);
-  uint64_t head = wl_load_acquire(&t->free_heads[cls]);
+static bool free_pop(wl_tier_t *t, unsigned k, size_t least, uint64_t *off_out, uint64_t *gen_out) {
+  least = wl_max(least, (size_t)wl_fclass_granules(k) << t->granule_shift);
+  _Atomic(uint64_t) *headp = &t->free_heads[k];
+  uint64_t head = wl_load_acquire(headp);
   for (;;) {
     uint64_t enc = head & WL_HANDLE_OFF_MASK;
     if (enc == 0) return false;
     uint64_t off = enc - 1;
-    if (off + bs > t->capacity || (off & (wl_tier_granule(t) - 1)) != 0) { /* cannot be: drop the list */
-      wl_store_release(&t->free_heads[cls], ((head >> WL_HANDLE_OFF_BITS) + 1) << WL_HANDLE_OFF_BITS);
+    if (off + least > t->capacity || (off & (wl_tier_granule(t) - 1)) != 0) { /* cannot be: drop the list */
+      wl_store_release(headp, ((head >> WL_HANDLE_OFF_BITS) + 1) << WL_HANDLE_OFF_BITS);
       return false;
     }
     wl_tier_node_t *node = (wl_tier_node_t *)(t->start + off);
+    /* its size (the compare-and-swap below fails if another thread took it
+       meanwhile, so the size read belongs to the block popped) */
+    if (wl_slot_size(t, off, wl_load_relaxed(&t->slots[off >> t->granule_shift])) < least) return false;
     /* a plain (uninstrumented) read: stale if we lose the race */
     uint64_t next = *(volatile uint64_t *)(void *)&node->next & WL_HANDLE_OFF_MASK;
     uint64_t want = (((head >> WL_HANDLE_OFF_BITS) + 1) << WL_HANDLE_OFF_BITS) | next;
-    if (!wl_cas_weak(&t->free_heads[cls], &head, want)) continue;
+    if (!wl_cas_weak(headp, &head, want)) continue;
     uint64_t gen = wl_load_acquire(&t->gen);
     if (node->gen != gen) { /* pushed by a deallocation that raced with a reset: not ours to reuse */
-      head = wl_load_acquire(&t->free_heads[cls]);
+      head = wl_load_acquire(headp);
       continue;
     }
-    wl_fetch_sub(&t->free_bytes, bs);
     *off_out = off;
     *gen_out = gen;
     return true;
   }
 }
 
-/* A block of class cls: a recycled one, a directly claimed one (big ones,
-   or when window is false), or the next in the thread's window. *version is
-   the version its handle takes; its slot entry is not written. */
-static bool block_get(wl_tier_t *t, wl_tier_ctx_t *c, unsigned cls, bool window, uint64_t *off_out,
-                      uint64_t *gen_out, unsigned *version) {
-  size_t bs = wl_tier_class_size(cls);
-  uint64_t off, gen;
-  if (free_pop(t, cls, &off, &gen)) {
-    *version = (wl_slot_version(wl_load_relaxed(&t->slots[off >> t->granule_shift])) + 1) & 63u;
-  } else if (bs > WL_TIER_DIRECT || !window) {
-    if (!wl_tier_claim(t, bs, &off, &gen)) return false;
-    wl_tier_slots_clear(t, off, bs);
-    *version = 0;
-  } else {
+/* Push the free block at off (size bytes; its first slot entry already
+   says free, with its size) onto its class's list; gen is the generation
+   it was validated in. */
+static void free_push(wl_tier_t *t, uint64_t off, size_t size, uint64_t gen) {
+  wl_tier_node_t *node = (wl_tier_node_t *)(t->start + off);
+  _Atomic(uint64_t) *headp = &t->free_heads[wl_fclass_floor(size >> t->granule_shift)];
+  node->gen = gen; /* if a reset came since, the pop drops this node */
+  wl_fetch_add(&t->free_bytes, size); /* first: a pop never takes more than was added */
+  uint64_t head = wl_load_relaxed(headp);
+  uint64_t want;
+  do {
+    wl_store_relaxed(&node->next, head & WL_HANDLE_OFF_MASK);
+    want = (((head >> WL_HANDLE_OFF_BITS) + 1) << WL_HANDLE_OFF_BITS) | (off + 1);
+  } while (!atomic_compare_exchange_weak_explicit(headp, &head, want, memory_order_release, memory_order_relaxed));
+}
+
+/* Put the block [off, off + size) of generation gen on its free list,
+   its first entry saying free with its size; false when a reset or
+   compaction took it meanwhile (and its budget). */
+static bool block_free(wl_tier_t *t, uint64_t off, size_t size, uint64_t gen) {
+  uint64_t now;
+  if (!wl_tier_range_valid(t, gen, off, size, &now)) return false;
+  wl_slot_t *slot = &t->slots[off >> t->granule_shift];
+  unsigned code = wl_slot_size_set(t, off, size >> t->granule_shift);
+  wl_store_release(slot, wl_slot_make(false, wl_slot_version(wl_load_relaxed(slot)), code));
+  free_push(t, off, size, now);
+  return true;
+}
+
+/* A recycled block of at least g granules: its offset, generation, size
+   and the version its next handle takes (its entry is not written). From
+   the smallest class whose blocks all fit; else the first block of the
+   class below, if it fits (a block freed at its exact size sits there, and
+   a request of that same size finds it). */
+static bool recycled(wl_tier_t *t, uint64_t g, uint64_t *off, uint64_t *gen, size_t *size, unsigned *version) {
+  if (wl_load_relaxed(&t->free_bytes) == 0) return false;
+  unsigned k = wl_fclass_ceil(g), f = wl_fclass_floor(g);
+  size_t least = (size_t)g << t->granule_shift;
+  if (!(k < WL_FREE_CLASSES && free_pop(t, k, least, off, gen)) && !(f != k && free_pop(t, f, least, off, gen))) {
+    return false;
+  }
+  uint16_t s = wl_load_relaxed(&t->slots[*off >> t->granule_shift]);
+  *size = wl_slot_size(t, *off, s);
+  wl_fetch_sub(&t->free_bytes, *size);
+  *version = (wl_slot_version(s) + 1) & 63u;
+  return true;
+}
+
+/* ------------------------------------------------------------------------
+   Windows and their budget credit
+   ------------------------------------------------------------------------ */
+/* Credit a thread charges a budgeted tier for its window at a time: the
+   fast path then bumps inside what was charged. Small (at most 4 KiB and
+   1/16 of what the hard limit leaves), and given back before the thread
+   asks for more, so a thread alone meets its limit exactly. */
+#define WL_TIER_CREDIT ((size_t)4 << 10)
+
+/* Give back the unused credit of the thread's window (in its generation). */
+static void credit_return(unsigned tier, wl_tier_ctx_t *c, uint64_t wtag) {
+  if (!wl_load_relaxed(&c->credit)) return;
+  uint64_t cur = wl_load_relaxed(&c->cur), end = wl_load_relaxed(&c->end);
+  if ((wl_load_relaxed(&c->epoch) >> 8) == (wtag >> 8) && end > cur) wl_budget_refund(tier, (size_t)(end - cur));
+  wl_store_relaxed(&c->end, cur);
+  wl_store_relaxed(&c->credit, 0);
+}
+
+void wl_tier_credit_return(unsigned tier) {
+  credit_return(tier, &wl_tier_self.ctx[tier], wl_load_acquire(&wl_tiers.tier[tier].wtag));
+}
+
+/* Make [cur, cur + bs) of the window chargeable for the fast path: all of
+   it without a budget, else credit of at least bs. False: the budget
+   refused even bs. */
+static bool credit_take(unsigned tier, wl_tier_ctx_t *c, size_t bs) {
+  uint64_t cur = wl_load_relaxed(&c->cur), wend = wl_load_relaxed(&c->wend);
+  if (!wl_budget_on(tier)) {
+    wl_store_relaxed(&c->end, wend);
+    return true;
+  }
+  size_t want = wl_max(bs, wl_min(WL_TIER_CREDIT, wl_budget_headroom(tier) / 16));
+  if (want > wend - cur) want = (size_t)(wend - cur);
+  if (wl_budget_charge(tier, want) != WALLOC_OK) {
+    want = bs;
+    if (wl_budget_charge(tier, want) != WALLOC_OK) return false;
+  }
+  wl_store_relaxed(&c->end, cur + want);
+  wl_store_relaxed(&c->credit, 1);
+  return true;
+}
+
+/* Room for bs bytes at the thread's window cursor, in the tier's current
+   generation, chargeable: the window it has (after a budget change, synced
+   to it), or a new one. */
+static walloc_status window_room(unsigned tier, wl_tier_t *t, wl_tier_ctx_t *c, size_t bs) {
+  for (;;) {
+    uint64_t wtag = wl_load_acquire(&t->wtag);
     uint64_t cur = wl_load_relaxed(&c->cur);
-    if (wl_load_relaxed(&c->epoch) != wl_load_acquire(&t->gen) || cur + bs > wl_load_relaxed(&c->end)) {
+    bool same_gen = (wl_load_relaxed(&c->epoch) >> 8) == (wtag >> 8);
+    if (same_gen && wl_load_relaxed(&c->epoch) == wtag && cur + bs <= wl_load_relaxed(&c->end)) return WALLOC_OK;
+    credit_return(tier, c, wtag);
+    if (!same_gen || cur + bs > wl_load_relaxed(&c->wend)) {
+      wl_tier_window_drop(t, c);
+      uint64_t off, gen;
       size_t want = WL_TIER_WINDOW;
       if (!wl_tier_claim(t, want, &off, &gen)) { /* nearly full: claim just this block */
         want = bs;
-        if (!wl_tier_claim(t, want, &off, &gen)) return false;
+        if (!wl_tier_claim(t, want, &off, &gen)) return WALLOC_ERR_NOMEM;
       }
+      if (gen != (wtag >> 8)) continue; /* a reset came between */
       wl_tier_slots_clear(t, off, want);
-      wl_store_relaxed(&c->epoch, gen);
-      wl_store_relaxed(&c->end, off + want);
-      cur = off;
+      wl_store_relaxed(&c->cur, off);
+      wl_store_relaxed(&c->end, off);
+      wl_store_relaxed(&c->wend, off + want);
+      wl_store_relaxed(&c->hbase, t->offset + ((gen & WL_HANDLE_GEN_MASK) << WL_HANDLE_GEN_SHIFT));
     }
-    wl_store_relaxed(&c->cur, cur + bs);
-    off = cur;
-    gen = wl_load_relaxed(&c->epoch);
-    *version = 0;
+    wl_store_relaxed(&c->epoch, wtag);
+    if (!credit_take(tier, c, bs)) return WALLOC_ERR_BUDGET;
   }
-  *off_out = off;
-  *gen_out = gen;
-  return true;
 }
 
 walloc_handle wl_tier_alloc_slow(unsigned tier, size_t size) {
@@ -140,67 +234,76 @@ walloc_handle wl_tier_alloc_slow(unsigned tier, size_t size) {
   }
   wl_tier_t *t = &wl_tiers.tier[tier];
   wl_tier_ctx_t *c = wl_tier_thread_ctx(tier);
-  if (size > t->capacity || wl_tier_class_size(wl_tier_class(t, size)) > t->capacity) {
+  uint64_t g = wl_tier_granules(t, size);
+  if (g == 0 || g > (t->capacity >> t->granule_shift)) {
     wl_fail(WALLOC_ERR_NOMEM, "walloc_allocate: larger than the tier");
     return WALLOC_NULL_HANDLE;
   }
-  unsigned cls = wl_tier_class(t, size);
-  size_t bs = wl_tier_class_size(cls);
-  if (wl_budget_charge(tier, bs) != WALLOC_OK) {
-    wl_fail(WALLOC_ERR_BUDGET, "walloc_allocate: the tier's budget refused it");
-    return WALLOC_NULL_HANDLE;
-  }
+  size_t bs = (size_t)g << t->granule_shift;
   uint64_t off, gen;
-  unsigned version;
-  if (!block_get(t, c, cls, true, &off, &gen, &version)) {
-    wl_budget_refund(tier, bs);
-    wl_fail(WALLOC_ERR_NOMEM, NULL); /* a full tier is an answer, not a misuse */
-    return WALLOC_NULL_HANDLE;
+  unsigned version = 0;
+  size_t got;
+  if (recycled(t, g, &off, &gen, &got, &version)) {
+    if (wl_budget_charge(tier, got) != WALLOC_OK) { /* back on its list */
+      block_free(t, off, got, gen);
+      wl_fail(WALLOC_ERR_BUDGET, "walloc_allocate: the tier's budget refused it");
+      return WALLOC_NULL_HANDLE;
+    }
+    wl_slot_t *slot = &t->slots[off >> t->granule_shift];
+    wl_store_release(slot, wl_slot_make(true, version, wl_slot_code(wl_load_relaxed(slot))));
+  } else if (g < WL_SLOT_SMALL && bs <= WL_TIER_DIRECT) {
+    walloc_status st = window_room(tier, t, c, bs);
+    if (st != WALLOC_OK) {
+      wl_fail(st, st == WALLOC_ERR_BUDGET ? "walloc_allocate: the tier's budget refused it" : NULL);
+      return WALLOC_NULL_HANDLE;
+    }
+    off = wl_load_relaxed(&c->cur);
+    gen = wl_load_relaxed(&c->epoch) >> 8;
+    wl_store_relaxed(&c->cur, off + bs);
+    wl_store_release(&t->slots[off >> t->granule_shift], wl_slot_make(true, 0, (unsigned)g));
+  } else {
+    if (wl_budget_charge(tier, bs) != WALLOC_OK) {
+      wl_fail(WALLOC_ERR_BUDGET, "walloc_allocate: the tier's budget refused it");
+      return WALLOC_NULL_HANDLE;
+    }
+    if (!wl_tier_claim(t, bs, &off, &gen)) {
+      wl_budget_refund(tier, bs);
+      wl_fail(WALLOC_ERR_NOMEM, NULL); /* a full tier is an answer, not a misuse */
+      return WALLOC_NULL_HANDLE;
+    }
+    wl_tier_slots_clear(t, off, bs);
+    wl_store_release(&t->slots[off >> t->granule_shift], wl_slot_make(true, 0, wl_slot_size_set(t, off, g)));
   }
-  wl_store_release(&t->slots[off >> t->granule_shift], wl_slot_make(true, version, cls));
   ctx_count(&c->allocations);
   return wl_handle_make(t, off, gen, version);
 }
 
-walloc_status wl_tier_block_take(unsigned tier, unsigned cls, uint64_t *off, uint64_t *gen) {
+walloc_status wl_tier_block_take(unsigned tier, size_t size, uint64_t *off, uint64_t *gen, size_t *got) {
   walloc_status st = wl_tiers_ensure();
   if (st != WALLOC_OK) return st;
   wl_tier_t *t = &wl_tiers.tier[tier];
-  size_t bs = wl_tier_class_size(cls);
-  if (cls >= WL_TIER_CLASSES || bs > t->capacity) return WALLOC_ERR_NOMEM;
-  if (wl_budget_charge(tier, bs) != WALLOC_OK) return WALLOC_ERR_BUDGET;
-  unsigned version;
-  if (!block_get(t, wl_tier_thread_ctx(tier), cls, false, off, gen, &version)) {
-    wl_budget_refund(tier, bs);
+  uint64_t g = wl_tier_granules(t, size);
+  if (g == 0 || g > (t->capacity >> t->granule_shift) || ((size_t)g << t->granule_shift) != size) {
     return WALLOC_ERR_NOMEM;
   }
+  unsigned version;
+  if (recycled(t, g, off, gen, got, &version)) {
+    if (wl_budget_charge(tier, *got) == WALLOC_OK) return WALLOC_OK;
+    block_free(t, *off, *got, *gen); /* back on its list */
+    return WALLOC_ERR_BUDGET;
+  }
+  if (wl_budget_charge(tier, size) != WALLOC_OK) return WALLOC_ERR_BUDGET;
+  if (!wl_tier_claim(t, size, off, gen)) {
+    wl_budget_refund(tier, size);
+    return WALLOC_ERR_NOMEM;
+  }
+  wl_tier_slots_clear(t, *off, size);
+  *got = size;
   return WALLOC_OK;
 }
 
-/* Push the free block at off (its slot entry already says free) onto its
-   class's list; gen is the generation it was validated in. */
-static void free_push(wl_tier_t *t, unsigned cls, uint64_t off, uint64_t gen) {
-  wl_tier_node_t *node = (wl_tier_node_t *)(t->start + off);
-  node->gen = gen; /* if a reset came since, the pop drops this node */
-  uint64_t head = wl_load_relaxed(&t->free_heads[cls]);
-  uint64_t want;
-  do {
-    wl_store_relaxed(&node->next, head & WL_HANDLE_OFF_MASK);
-    want = (((head >> WL_HANDLE_OFF_BITS) + 1) << WL_HANDLE_OFF_BITS) | (off + 1);
-  } while (!atomic_compare_exchange_weak_explicit(&t->free_heads[cls], &head, want, memory_order_release,
-                                                  memory_order_relaxed));
-  wl_fetch_add(&t->free_bytes, wl_tier_class_size(cls));
-}
-
-void wl_tier_block_give(unsigned tier, unsigned cls, uint64_t off, uint64_t gen) {
-  wl_tier_t *t = &wl_tiers.tier[tier];
-  size_t bs = wl_tier_class_size(cls);
-  uint64_t now;
-  if (!wl_tier_range_valid(t, gen, off, bs, &now)) return; /* a reset or compaction took it (and its budget) */
-  wl_slot_t *slot = &t->slots[off >> t->granule_shift];
-  wl_store_release(slot, wl_slot_make(false, wl_slot_version(wl_load_relaxed(slot)), cls));
-  free_push(t, cls, off, now);
-  wl_budget_refund(tier, bs);
+void wl_tier_block_give(unsigned tier, size_t size, uint64_t off, uint64_t gen) {
+  if (block_free(&wl_tiers.tier[tier], off, size, gen)) wl_budget_refund(tier, size);
 }
 
 /* Readers of stale handles may look at these entries meanwhile; they see
@@ -233,17 +336,16 @@ WL_API walloc_status walloc_deallocate(walloc_handle handle) {
   if (st != WALLOC_OK) return st;
   wl_tier_t *t = ref.tier;
   uint16_t expected = ref.slot;
-  unsigned cls = wl_slot_class(expected);
   if (expected & WL_SLOT_OWNED) {
     wl_report("walloc_deallocate: the block belongs to a scope, context or ring (released with it)",
               ref.ptr);
     return WALLOC_ERR_INVALID;
   }
   if (!wl_cas_strong(&t->slots[ref.off >> t->granule_shift], &expected,
-                     wl_slot_make(false, wl_slot_version(expected), cls))) {
+                     (uint16_t)(expected & ~WL_SLOT_ALLOCATED))) {
     return WALLOC_ERR_STALE; /* another thread deallocated it first */
   }
-  free_push(t, cls, ref.off, ref.gen);
+  free_push(t, ref.off, ref.size, ref.gen);
   wl_budget_refund((unsigned)(t - wl_tiers.tier), ref.size);
   wl_tier_ctx_t *c = wl_tier_thread_ctx((unsigned)(t - wl_tiers.tier));
   ctx_count(&c->deallocations);

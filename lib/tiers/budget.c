@@ -4,10 +4,12 @@
  * limit's callback. A budget counts the bytes of every block taken from the
  * tier by any path: walloc_allocate, scopes' and contexts' chunks, rings,
  * promotion (each at its class size; fallback blocks at their size).
- * Zero cost unless used: while a tier has no budget, its `on` flag (and the
- * copy in the tier, next to what the fast path reads anyway) is 0 and
- * the allocation fast path (which does not count) stays on; setting a
- * budget turns the fast path off for that tier, so every block is charged.
+ * The allocation fast path never counts: it bumps inside what its thread
+ * charged for its window beforehand (all of the window without a budget;
+ * with one, credit of at most 4 KiB and 1/16 of what the hard limit
+ * leaves, returned before the thread asks for more: alloc.c). Setting or
+ * clearing a budget changes the tier's window tag, so every thread charges
+ * (or stops) from its next block.
  * Setting one seeds the count with the arena tier's current use (bytes in
  * live blocks: what the statistics call used); the fallback tier counts its
  * blocks from then on.
@@ -24,7 +26,7 @@ typedef struct wl_budget_s {
   _Atomic(walloc_budget_fn) fn;
   _Atomic(void *) arg;
   _Atomic(uint8_t) soft_armed;
-  _Atomic(uint8_t) on;               /* a limit is set (the arena tiers copy it to wl_tier_t.budgeted) */
+  _Atomic(uint8_t) on;               /* a limit is set */
 } wl_budget_t;
 
 static wl_budget_t budgets[WALLOC_TIER_COUNT];
@@ -59,6 +61,15 @@ void wl_budget_refund(unsigned tier, size_t bytes) {
   } while (!wl_cas_weak(&b->used, &used, now));
   uint64_t soft = wl_load_relaxed(&b->soft);
   if (soft != 0 && now <= soft) wl_store_relaxed(&b->soft_armed, 1);
+}
+
+bool wl_budget_on(unsigned tier) { return wl_load_relaxed(&budgets[tier].on) != 0; }
+
+size_t wl_budget_headroom(unsigned tier) {
+  wl_budget_t *b = &budgets[tier];
+  uint64_t hard = wl_load_relaxed(&b->hard), used = wl_load_relaxed(&b->used);
+  if (hard == 0) return SIZE_MAX;
+  return used < hard ? (size_t)(hard - used) : 0;
 }
 
 void wl_budget_reset(unsigned tier, size_t used) {
@@ -96,7 +107,7 @@ WL_API walloc_status walloc_set_budget(walloc_tier tier, size_t soft_limit, size
   wl_store_relaxed(&b->used, used);
   wl_store_relaxed(&b->soft_armed, 1); /* the next charge above the soft limit calls back */
   wl_store_release(&b->on, (uint8_t)on);
-  if (tier < WL_TIERS) wl_store_release(&wl_tiers.tier[tier].budgeted, (uint32_t)on); /* the fast path's copy */
+  if (tier < WL_TIERS) wl_tier_windows_resync(tier); /* windows charge (or stop charging) from their next block */
   wl_unlock(&budget_lock);
   return WALLOC_OK;
 }

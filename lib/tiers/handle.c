@@ -1,10 +1,31 @@
 /* handle.c: from a handle to a block, and back.
  *
  * Owns: the validation every handle goes through before walloc touches the
- * memory it names (tier by offset, granule alignment, the slot entry's
- * allocated bit and version, then the generation check under the tier's
- * sequence counter); fallback handles (bit 63) go to fallback.c, which
- * checks them against its own table.
+ * memory it names. Two steps. The quick check (walloc_handle_check_ in
+ * walloc.h, inline in callers' code and used here too) answers for a live
+ * block of its tier's current generation: tier by two compares of the
+ * offset, generation equal to the tier's, granule aligned, below
+ * `committed`, slot entry allocated with the handle's version, block end
+ * below `top`, all read under the tier's sequence counter (one attempt,
+ * no loop). Anything else goes to resolve_slow, the full check: tier by
+ * offset, slot entry, then the generation against the compaction limits
+ * under the sequence counter (which waits out a reset under way), with a
+ * status for every refusal. Fallback handles (bit 63) go to fallback.c,
+ * which checks them against its own table.
+ * Why the quick check's "yes" is a live block: within the current
+ * generation every granule below top had its slot entry cleared when its
+ * window or block was claimed, so an allocated entry there with the
+ * handle's version is a block handed out in this generation and not
+ * deallocated (deallocation clears the bit; reuse bumps the version);
+ * below the prefix a compaction kept, the entries are those of the kept
+ * blocks. Entries above top are left over from older generations (a reset
+ * does not touch them): top refuses a forged handle that names one (only
+ * in the instant between a claim's bump of top and its clearing of the
+ * entries could one pass, as it could in the full check: it then gets a
+ * pointer into the tier, nothing worse). Slot
+ * entries are read only below committed, and committed <= capacity, so
+ * nothing outside the tier is read or returned. See docs/tiers.md,
+ * "Resolving a handle".
  * Thread safety: validation only reads; the answers race with a concurrent
  * deallocation or reset of the same block exactly as the caller's own use
  * would (the caller holds a handle another thread is retiring).
@@ -49,7 +70,10 @@ bool wl_tier_range_valid(wl_tier_t *t, uint64_t gen, uint64_t off, size_t size, 
   return generation_valid(t, gen & WL_HANDLE_GEN_MASK, off, size, now);
 }
 
-walloc_status wl_handle_resolve(walloc_handle handle, wl_block_ref_t *ref) {
+/* The full check, for everything the quick one (walloc_handle_check_)
+   cannot tell: fallback handles, older generations (a compaction may have
+   kept the block), and every refusal with its status. */
+static walloc_status resolve_slow(walloc_handle handle, wl_block_ref_t *ref) {
   if (handle == WALLOC_NULL_HANDLE) return WALLOC_ERR_INVALID;
   if (handle & WL_HANDLE_FALLBACK) return wl_fallback_resolve(handle, ref);
   if (wl_load_acquire(&wl_tiers.state) != 2) return WALLOC_ERR_INVALID;
@@ -61,8 +85,14 @@ walloc_status wl_handle_resolve(walloc_handle handle, wl_block_ref_t *ref) {
   uint16_t slot = wl_load_acquire(&t->slots[off >> t->granule_shift]);
   unsigned version = (unsigned)((handle >> WL_HANDLE_VER_SHIFT) & WL_HANDLE_VER_MASK);
   if (!(slot & WL_SLOT_ALLOCATED) || wl_slot_version(slot) != version) return WALLOC_ERR_STALE;
-  size_t size = wl_tier_class_size(wl_slot_class(slot));
-  if ((slot & WL_SLOT_UNUSED_BITS) != 0 || off + size > t->capacity) return WALLOC_ERR_STALE;
+  /* a code of 0 was never written; a large block's size continues in the
+     next three entries, which must be readable */
+  if (wl_slot_code(slot) == 0 ||
+      (wl_slot_code(slot) >= WL_SLOT_SMALL && off + (4u << t->granule_shift) > wl_load_acquire(&t->committed))) {
+    return WALLOC_ERR_STALE;
+  }
+  size_t size = wl_slot_size(t, off, slot);
+  if (off + size > t->capacity) return WALLOC_ERR_STALE;
   uint64_t now;
   if (!generation_valid(t, (handle >> WL_HANDLE_GEN_SHIFT) & WL_HANDLE_GEN_MASK, off, size, &now)) {
     return WALLOC_ERR_STALE;
@@ -76,6 +106,22 @@ walloc_status wl_handle_resolve(walloc_handle handle, wl_block_ref_t *ref) {
   return WALLOC_OK;
 }
 
+walloc_status wl_handle_resolve(walloc_handle handle, wl_block_ref_t *ref) {
+  unsigned tier;
+  uint16_t slot;
+  uint64_t gen;
+  uint8_t *p = walloc_handle_check_(WL_TIERS_MAP, handle, &tier, &slot, &gen);
+  if (WL_UNLIKELY(p == NULL)) return resolve_slow(handle, ref);
+  wl_tier_t *t = &wl_tiers.tier[tier];
+  ref->gen = gen;
+  ref->tier = t;
+  ref->ptr = p;
+  ref->size = wl_slot_size(t, (uint64_t)(p - t->start), slot);
+  ref->off = (uint64_t)(p - t->start);
+  ref->slot = slot;
+  return WALLOC_OK;
+}
+
 /* ------------------------------------------------------------------------
    Public conversions
    ------------------------------------------------------------------------ */
@@ -85,9 +131,21 @@ walloc_status wl_handle_use(walloc_handle handle, wl_block_ref_t *ref, const cha
   return st;
 }
 
-WL_API void *walloc_handle_to_ptr(walloc_handle handle) {
+/* (the names in parentheses: walloc.h makes them macros for the inline
+   versions, which call these when they cannot tell) */
+WL_API void *(walloc_handle_to_ptr)(walloc_handle handle) {
   wl_block_ref_t ref;
   return wl_handle_use(handle, &ref, "walloc_handle_to_ptr: stale or invalid handle") == WALLOC_OK ? ref.ptr : NULL;
+}
+
+/* abi_unchecked stays 0 in debug builds, where every call checks. */
+WL_API void *(walloc_handle_ptr_unchecked)(walloc_handle handle) {
+  if (!(handle & WL_HANDLE_FALLBACK) && wl_load_acquire(&wl_tiers.abi_unchecked) == WALLOC_MAP_ABI_) {
+    return (void *)((uintptr_t)wl_tiers.base + (uintptr_t)(handle & WL_HANDLE_OFF_MASK)); /* base may be 0 (wasm) */
+  }
+  wl_block_ref_t ref;
+  return wl_handle_use(handle, &ref, "walloc_handle_ptr_unchecked: stale or invalid handle") == WALLOC_OK ? ref.ptr
+                                                                                                         : NULL;
 }
 
 WL_API size_t walloc_handle_size(walloc_handle handle) {
@@ -107,7 +165,7 @@ WL_API walloc_handle walloc_ptr_to_handle(const void *ptr) {
       uint64_t off = (uint64_t)(p - (uintptr_t)t->start);
       if ((off & (wl_tier_granule(t) - 1)) != 0 || off >= wl_load_acquire(&t->committed)) return WALLOC_NULL_HANDLE;
       uint16_t slot = wl_load_acquire(&t->slots[off >> t->granule_shift]);
-      if (!(slot & WL_SLOT_ALLOCATED) || (slot & WL_SLOT_UNUSED_BITS) != 0) return WALLOC_NULL_HANDLE;
+      if (!(slot & WL_SLOT_ALLOCATED) || wl_slot_code(slot) == 0) return WALLOC_NULL_HANDLE;
       uint64_t gen = wl_load_acquire(&t->gen);
       walloc_handle h = wl_handle_make(t, off, gen, wl_slot_version(slot));
       wl_block_ref_t ref;

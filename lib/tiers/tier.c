@@ -7,7 +7,8 @@
  * tables), the generation bookkeeping that makes stale handles detectable,
  * and the registry of per-thread contexts that statistics sum.
  * Invariants: every handle offset of the layout fits 36 bits (the tiers
- * end by 2^36); top <= capacity; committed >= every claimed byte; within a
+ * end by 2^36); top <= capacity; committed >= every claimed byte and
+ * committed <= capacity (the inline handle check relies on it); within a
  * generation, blocks handed out lie below top; the limit list holds
  * increasing limits for increasing generations, all >= reset_gen.
  * Thread safety: claims are compare-and-swap on top; commits, resets and
@@ -30,7 +31,7 @@
 
 /* Before set-up, generations read as UINT64_MAX so that no thread's window
    (epoch 0) matches and every allocation takes the slow path. */
-wl_tiers_t wl_tiers = {.tier = {[0 ... WL_TIERS - 1] = {.gen = UINT64_MAX, .granule_shift = 5,
+wl_tiers_t wl_tiers = {.tier = {[0 ... WL_TIERS - 1] = {.gen = UINT64_MAX, .wtag = UINT64_MAX, .granule_shift = 5,
                                                         .lock = WL_LOCK_INIT(WL_LEVEL_TIERS)}}};
 _Static_assert(WL_TIERS == 3, "one registration per tier lock");
 WL_LOCK_REGISTER(tier0_lock, &wl_tiers.tier[0].lock);
@@ -39,6 +40,10 @@ WL_LOCK_REGISTER(tier2_lock, &wl_tiers.tier[2].lock);
 __thread wl_tier_thread_t wl_tier_self __attribute__((tls_model("initial-exec")));
 
 _Atomic(wl_tier_observer_fn) wl_tier_reset_observer;
+
+static _Atomic(uint64_t) free_heads[WL_TIERS][WL_FREE_CLASSES];
+
+WL_API const walloc_tiers_map_ *const walloc_tiers_ = WL_TIERS_MAP;
 
 WL_LOCK_STATIC(init_lock, WL_LEVEL_TIERS);
 WL_LOCK_STATIC(threads_lock, WL_LEVEL_TIERS);
@@ -178,6 +183,10 @@ static walloc_status layout_resolve(const walloc_config *cfg, bool use_env, wl_t
 static void thread_exit(void) {
   wl_tier_thread_t *self = &wl_tier_self;
   if (!self->registered) return;
+  for (unsigned i = 0; i < WL_TIERS; i++) { /* a budget's unused credit; the window's rest */
+    wl_tier_credit_return(i);
+    wl_tier_window_drop(&wl_tiers.tier[i], &self->ctx[i]);
+  }
   wl_lock(&threads_lock);
   for (int i = 0; i < WL_TIERS; i++) {
     wl_tier_t *t = &wl_tiers.tier[i];
@@ -309,10 +318,15 @@ static walloc_status tiers_setup(const walloc_config *cfg, bool use_env) {
     t->slots = (wl_slot_t *)slots;
     slots += slot_bytes[i];
     t->limits = (wl_gen_limit_t *)limits + (size_t)i * WL_GEN_LIMITS;
+    t->free_heads = free_heads[i];
     wl_store_relaxed(&t->reset_gen, 1);
     wl_store_release(&t->gen, 1);
+    wl_store_release(&t->wtag, (uint64_t)1 << 8);
   }
   wl_heap_hooks_add(&tier_hooks);
+  /* the map is complete: inline handle checks may read it (walloc.h) */
+  wl_store_release(&wl_tiers.abi_unchecked, WL_DEBUG ? 0u : WALLOC_MAP_ABI_);
+  wl_store_release(&wl_tiers.abi, WALLOC_MAP_ABI_);
   return WALLOC_OK;
 }
 
@@ -378,15 +392,17 @@ static bool tier_commit(wl_tier_t *t, uint64_t upto) {
   return tier_commit_once(t, upto) || (wl_give_back(NULL) && tier_commit_once(t, upto));
 }
 
+/* Committed first, then claimed: top never passes committed (the inline
+   handle check reads slot entries below top). */
 bool wl_tier_claim(wl_tier_t *t, size_t size, uint64_t *off, uint64_t *epoch) {
   for (;;) {
     uint64_t e = wl_load_acquire(&t->gen);
     uint64_t top = wl_load_relaxed(&t->top);
     do {
       if (size > t->capacity || top > t->capacity - size) return false;
+      if (!tier_commit(t, top + size)) return false;
     } while (!wl_cas_weak(&t->top, &top, top + size));
     if (wl_load_acquire(&t->gen) != e) continue; /* a reset came between: that space is not ours */
-    if (!tier_commit(t, top + size)) return false;
     uint64_t peak = wl_load_relaxed(&t->peak);
     while (top + size > peak && !wl_cas_weak(&t->peak, &peak, top + size)) {}
     *off = top;
@@ -478,13 +494,16 @@ walloc_status wl_tier_reset(unsigned tier, size_t preserve, bool compact) {
     if (to > from) wl_os_purge(t->start + from, to - from);
   }
   limits_close(t, cur, keep);
-  for (int k = 0; k < WL_TIER_CLASSES; k++) { /* empty, with a new tag */
+  for (int k = 0; k < WL_FREE_CLASSES; k++) { /* empty, with a new tag */
     uint64_t h = wl_load_relaxed(&t->free_heads[k]);
     wl_store_release(&t->free_heads[k], ((h >> WL_HANDLE_OFF_BITS) + 1) << WL_HANDLE_OFF_BITS);
   }
   wl_store_relaxed(&t->free_bytes, 0);
+  wl_store_relaxed(&t->idle, 0);
   wl_store_relaxed(&t->top, keep);
   wl_store_release(&t->gen, cur + 1);
+  uint64_t tag = wl_load_relaxed(&t->wtag);
+  while (!wl_cas_weak(&t->wtag, &tag, (cur + 1) << 8 | (tag & 0xFF))) {}
   atomic_fetch_add_explicit(&t->seq, 1, memory_order_acq_rel); /* even: done */
   if (!compact) wl_fetch_add(&t->resets, 1);
   wl_budget_reset(tier, (size_t)keep);
@@ -492,6 +511,23 @@ walloc_status wl_tier_reset(unsigned tier, size_t preserve, bool compact) {
   wl_tier_observer_fn observer = wl_load_acquire(&wl_tier_reset_observer);
   if (observer != NULL) observer(tier);
   return WALLOC_OK;
+}
+
+/* The thread leaves its window: what is left of it counts as idle (not
+   used) until the generation ends. */
+void wl_tier_window_drop(wl_tier_t *t, wl_tier_ctx_t *c) {
+  uint64_t cur = wl_load_relaxed(&c->cur), wend = wl_load_relaxed(&c->wend);
+  if ((wl_load_relaxed(&c->epoch) >> 8) == wl_load_acquire(&t->gen) && wend > cur) wl_fetch_add(&t->idle, wend - cur);
+  wl_store_relaxed(&c->wend, cur);
+  wl_store_relaxed(&c->end, cur);
+}
+
+/* Every thread's window of the tier goes through the slow path once (its
+   tag changes; the generation does not): after a budget is set or cleared. */
+void wl_tier_windows_resync(unsigned tier) {
+  wl_tier_t *t = &wl_tiers.tier[tier];
+  uint64_t tag = wl_load_relaxed(&t->wtag);
+  while (!wl_cas_weak(&t->wtag, &tag, (tag & ~(uint64_t)0xFF) | ((tag + 1) & 0xFF))) {}
 }
 
 /* ------------------------------------------------------------------------
@@ -507,13 +543,13 @@ void wl_tier_stats(unsigned tier, walloc_tier_stats *out) {
     wl_tier_ctx_t *c = &th->ctx[tier];
     allocs += wl_load_relaxed(&c->allocations);
     deallocs += wl_load_relaxed(&c->deallocations);
-    uint64_t end = wl_load_relaxed(&c->end), cur = wl_load_relaxed(&c->cur);
-    if (wl_load_relaxed(&c->epoch) == gen && end > cur) window_left += end - cur;
+    uint64_t end = wl_load_relaxed(&c->wend), cur = wl_load_relaxed(&c->cur);
+    if ((wl_load_relaxed(&c->epoch) >> 8) == gen && end > cur) window_left += end - cur;
   }
   wl_unlock(&threads_lock);
   uint64_t top = wl_load_relaxed(&t->top);
   uint64_t free_bytes = wl_load_relaxed(&t->free_bytes);
-  uint64_t taken = window_left + free_bytes;
+  uint64_t taken = window_left + free_bytes + wl_load_relaxed(&t->idle);
   out->capacity = t->capacity;
   out->used = top > taken ? (size_t)(top - taken) : 0;
   out->peak = (size_t)wl_load_relaxed(&t->peak);
