@@ -140,7 +140,10 @@ typedef struct walloc_tier_stats {
   uint64_t allocations, deallocations, resets, generation;
 } walloc_tier_stats;
 
-WALLOC_EXPORT walloc_handle walloc_allocate(size_t size, walloc_tier tier); /* WALLOC_NULL_HANDLE on failure */
+/* A block of size bytes, rounded up to the tier's granule (128, 64 and 32
+   bytes by default): WALLOC_NULL_HANDLE on failure. Inline (below) for
+   the common case, a bump in the thread's window. */
+WALLOC_EXPORT walloc_handle walloc_allocate(size_t size, walloc_tier tier);
 typedef struct walloc_request {
   size_t size;
   walloc_tier tier;
