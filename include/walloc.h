@@ -140,7 +140,10 @@ typedef struct walloc_tier_stats {
   uint64_t allocations, deallocations, resets, generation;
 } walloc_tier_stats;
 
-WALLOC_EXPORT walloc_handle walloc_allocate(size_t size, walloc_tier tier); /* WALLOC_NULL_HANDLE on failure */
+/* A block of size bytes, rounded up to the tier's granule (128, 64 and 32
+   bytes by default): WALLOC_NULL_HANDLE on failure. Inline (below) for
+   the common case, a bump in the thread's window. */
+WALLOC_EXPORT walloc_handle walloc_allocate(size_t size, walloc_tier tier);
 typedef struct walloc_request {
   size_t size;
   walloc_tier tier;
@@ -185,7 +188,7 @@ WALLOC_EXPORT walloc_status walloc_tier_stats_get(walloc_tier tier, walloc_tier_
    library, so the layout can change without breaking built programs.
    ------------------------------------------------------------------------ */
 #if defined(__GNUC__) || defined(__clang__)
-#define WALLOC_MAP_ABI_ 2
+#define WALLOC_MAP_ABI_ 3
 #define WALLOC_INLINE_ static inline __attribute__((always_inline))
 #ifdef __cplusplus
 #define WALLOC_PTR_(x) reinterpret_cast<void *>(static_cast<uintptr_t>(x))
@@ -198,11 +201,12 @@ WALLOC_EXPORT walloc_status walloc_tier_stats_get(walloc_tier tier, walloc_tier_
 typedef struct walloc_tier_map_ {
   uint64_t gen;                  /* current generation (a reset or compaction ends one) */
   unsigned char *start;          /* the tier's first byte */
-  const uint16_t *slots;         /* one slot entry per granule: allocated bit, version, owned bit, size */
+  uint16_t *slots;               /* one slot entry per granule: allocated bit, version, owned bit, size */
   size_t offset;                 /* handle offset of start */
   size_t capacity;
   uint32_t granule_shift;
-  uint32_t private_[3];
+  uint32_t private_;
+  uint64_t wtag;                 /* threads' windows serve inline allocation while their epoch is this */
   uint64_t seq;                  /* odd while a reset or compaction changes the generation */
   uint64_t top __attribute__((aligned(64))); /* bytes claimed in this generation (never above committed) */
   uint64_t committed;            /* bytes whose slot entries are readable */
@@ -272,7 +276,58 @@ WALLOC_INLINE_ void *walloc_handle_ptr_unchecked_inline_(walloc_handle h) {
   return walloc_handle_ptr_unchecked(h);
 }
 
+/* Inline allocation from the calling thread's window (not on wasm): the
+   library's own fast path, in the caller's code, over the thread's
+   records, which the library exports as thread-local data (initial-exec,
+   like all of walloc's). A block under 128 granules is bumped from the
+   window while the window's epoch is its tier's tag; anything else (a
+   first call, a reset, a budget change, freed blocks waiting, a full
+   window, a big block, a bad tier) calls the library. */
+#if !defined(__wasm__)
+typedef struct walloc_tier_ctx_map_ {
+  uint64_t epoch;                /* the tier's wtag when the window was taken */
+  uint64_t cur, end;             /* bump from cur up to end (tier offsets) */
+  uint64_t hbase;                /* handle = hbase + offset */
+  uint64_t allocations;
+  uint64_t private_[3];
+} __attribute__((aligned(64))) walloc_tier_ctx_map_;
+
+typedef struct walloc_thread_map_ {
+  walloc_tier_ctx_map_ ctx[3];
+} walloc_thread_map_;
+
+WALLOC_EXPORT extern __thread walloc_thread_map_ walloc_thread_ __attribute__((tls_model("initial-exec")));
+
+WALLOC_INLINE_ walloc_handle walloc_allocate_inline_(size_t size, walloc_tier tier) {
+  const walloc_tiers_map_ *m = walloc_tiers_;
+  unsigned i = tier;
+  uint64_t n = size;
+  if (__builtin_expect(i < 3u && __atomic_load_n(&m->abi, __ATOMIC_ACQUIRE) == WALLOC_MAP_ABI_, 1)) {
+    walloc_tier_ctx_map_ *c = &walloc_thread_.ctx[i];
+    const walloc_tier_map_ *t = &m->tier[i];
+    if (__builtin_expect(__atomic_load_n(&c->epoch, __ATOMIC_RELAXED) == __atomic_load_n(&t->wtag, __ATOMIC_RELAXED),
+                         1)) {
+      unsigned shift = t->granule_shift;
+      uint64_t g1 = (n - 1) >> shift; /* granules - 1 (size 0 wraps: the library) */
+      uint64_t cur = __atomic_load_n(&c->cur, __ATOMIC_RELAXED);
+      uint64_t next = cur + ((g1 + 1) << shift);
+      if (__builtin_expect(g1 < 127u && next <= __atomic_load_n(&c->end, __ATOMIC_RELAXED), 1)) {
+        __atomic_store_n(&c->cur, next, __ATOMIC_RELAXED);
+        uint16_t entry = ((g1 + 1) << 8) | 1u; /* allocated, version 0, the size in granules */
+        __atomic_store_n(&t->slots[cur >> shift], entry, __ATOMIC_RELAXED);
+        __atomic_store_n(&c->allocations, __atomic_load_n(&c->allocations, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+        return __atomic_load_n(&c->hbase, __ATOMIC_RELAXED) + cur;
+      }
+    }
+  }
+  return walloc_allocate(size, tier);
+}
+#endif
+
 #if !defined(WALLOC_NO_INLINE_HANDLES)
+#if !defined(__wasm__)
+#define walloc_allocate(size, tier) walloc_allocate_inline_((size), (tier))
+#endif
 #define walloc_handle_to_ptr(h) walloc_handle_to_ptr_inline_(h)
 #define walloc_handle_ptr_unchecked(h) walloc_handle_ptr_unchecked_inline_(h)
 #endif

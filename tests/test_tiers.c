@@ -630,6 +630,46 @@ END_TEST
 
 /* Unchecked access is the checked answer for live handles; in debug builds
    it checks (a stale handle gives NULL), in release builds it does not. */
+#if !defined(__wasm__)
+START_TEST(inline_allocation_bumps_the_window_until_the_tier_says_no) {
+  const walloc_tier t = WALLOC_TIER_SCENE;
+  walloc_tier_ctx_map_ *c = &walloc_thread_.ctx[t];
+  ck_assert_uint_eq(c->epoch, 0); /* no window yet: the first call is the library's */
+  walloc_handle a = walloc_allocate(100, t);
+  ck_assert_uint_eq(c->epoch, walloc_tiers_->tier[t].wtag);
+  /* the next ones bump: 100 bytes take two 64-byte granules */
+  uint64_t cur = c->cur, allocs = c->allocations;
+  walloc_handle b = walloc_allocate(100, t);
+  ck_assert_uint_eq(b, a + 128);
+  ck_assert_uint_eq(c->cur, cur + 128);
+  ck_assert_uint_eq(c->allocations, allocs + 1);
+  ck_assert_uint_eq(walloc_handle_size(b), 128);
+  ck_assert_uint_eq(tier_stats(t).allocations, 2);
+  /* a freed block waits: the tag moves, and the next allocation (the
+     library's) takes it back */
+  ck_assert_int_eq(walloc_deallocate(a), WALLOC_OK);
+  ck_assert_uint_ne(c->epoch, walloc_tiers_->tier[t].wtag);
+  walloc_handle again = walloc_allocate(100, t);
+  ck_assert_ptr_eq(walloc_handle_to_ptr(again), (uint8_t *)walloc_handle_to_ptr(b) - 128);
+  ck_assert_uint_ne(again, a); /* a new version */
+  walloc_handle next = walloc_allocate(100, t); /* lists empty again: bumps */
+  ck_assert_uint_eq(next & ((1ull << 36) - 1), (b & ((1ull << 36) - 1)) + 128);
+  ck_assert_uint_eq(c->epoch, walloc_tiers_->tier[t].wtag);
+  /* a budget change and a reset move the tag too */
+  ck_assert_int_eq(walloc_set_budget(t, 0, 1 << 20, NULL, NULL), WALLOC_OK);
+  ck_assert_uint_ne(c->epoch, walloc_tiers_->tier[t].wtag);
+  ck_assert_uint_ne(walloc_allocate(100, t), WALLOC_NULL_HANDLE);
+  ck_assert_uint_eq(c->epoch, walloc_tiers_->tier[t].wtag);
+  ck_assert_int_eq(walloc_reset_tier(t), WALLOC_OK);
+  ck_assert_uint_ne(c->epoch, walloc_tiers_->tier[t].wtag);
+  ck_assert_ptr_null(walloc_handle_to_ptr(b));
+  walloc_handle fresh = walloc_allocate(100, t);
+  ck_assert_uint_ne(fresh >> 36, b >> 36); /* the new generation */
+  ck_assert_ptr_nonnull(walloc_handle_to_ptr(fresh));
+}
+END_TEST
+#endif
+
 START_TEST(unchecked_access) {
   uint64_t rng = 5;
   for (int t = 0; t < 4; t++) {
@@ -1298,6 +1338,9 @@ Suite *wl_test_suite(void) {
   WL_TCASE(s, "inline", 60, inline_check_agrees_with_the_library, inline_check_leaves_older_generations_to_the_library,
            forged_current_generation_above_top_is_refused,
            inline_check_reads_only_a_map_of_its_version, unchecked_access);
+#if !defined(__wasm__)
+  WL_TCASE(s, "inline allocation", 60, inline_allocation_bumps_the_window_until_the_tier_says_no);
+#endif
   WL_TCASE(s, "threads", 120, threads_share_a_tier, windows_outstanding_across_reset, fallback_handles_across_threads,
            tier_calls_from_a_late_thread_destructor);
   return s;

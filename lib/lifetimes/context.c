@@ -203,7 +203,8 @@ WL_API walloc_handle walloc_context_allocate(walloc_context *ctx, size_t size) {
   if (ctx_check(ctx, "walloc_context_allocate: not a live context") == NULL) return WALLOC_NULL_HANDLE;
   walloc_status st;
   wl_lock(&ctx->lock);
-  walloc_handle h = wl_owner_alloc(&ctx->mem, size, NULL, &st);
+  walloc_handle h = wl_owner_alloc_fast(&ctx->mem, size);
+  if (WL_UNLIKELY(h == WALLOC_NULL_HANDLE)) h = wl_owner_alloc(&ctx->mem, size, NULL, &st);
   wl_unlock(&ctx->lock);
   if (h == WALLOC_NULL_HANDLE) wl_fail(st, NULL);
   return h;

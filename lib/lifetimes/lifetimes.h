@@ -73,6 +73,27 @@ typedef struct wl_owner_s {
 } wl_owner_t;
 
 void wl_owner_init(wl_owner_t *o, unsigned tier);
+/* The fast path, inline in its callers: a small block bumped in the
+   current chunk, still live in the tier's current generation; else
+   WALLOC_NULL_HANDLE (then wl_owner_alloc). */
+WL_INLINE walloc_handle wl_owner_alloc_fast(wl_owner_t *o, size_t size) {
+  wl_tier_t *t = &wl_tiers.tier[o->tier];
+  unsigned shift = t->granule_shift;
+  uint64_t g1 = ((uint64_t)size - 1) >> shift; /* granules - 1 (size 0 wraps: the slow path) */
+  if (WL_LIKELY(o->n != 0 && g1 < WL_SLOT_SMALL - 1)) {
+    wl_chunk_t *c = &o->chunks[o->n - 1];
+    uint64_t bs = (g1 + 1) << shift, off = c->cur;
+    if (WL_LIKELY(bs <= WL_OWNER_BLOCK_MAX && off + bs <= c->end && !c->dead && c->gen == wl_load_acquire(&t->gen))) {
+      c->cur = off + bs;
+      wl_slot_t *slot = &t->slots[off >> shift];
+      unsigned version = (wl_slot_version(wl_load_relaxed(slot)) + 1) & 63u;
+      wl_store_release(slot, (uint16_t)(wl_slot_make(true, version, (unsigned)(g1 + 1)) | WL_SLOT_OWNED));
+      wl_store_relaxed(&o->used, wl_load_relaxed(&o->used) + bs);
+      return wl_handle_make(t, off, c->gen, version);
+    }
+  }
+  return WALLOC_NULL_HANDLE;
+}
 walloc_handle wl_owner_alloc(wl_owner_t *o, size_t size, wl_chunk_cache_t *cache, walloc_status *st);
 void wl_owner_release(wl_owner_t *o, wl_chunk_cache_t *cache); /* every block; o stays usable */
 void wl_owner_forget_dead(wl_owner_t *o);                     /* after a reset: drop chunks it took */

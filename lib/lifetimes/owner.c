@@ -165,25 +165,9 @@ static WL_NOINLINE walloc_handle owner_alloc_slow(wl_owner_t *o, size_t size, wl
   return wl_handle_make(t, off, c->gen, version);
 }
 
-/* The fast path: a small block bumped in the current chunk, still live in
-   the tier's current generation. */
 walloc_handle wl_owner_alloc(wl_owner_t *o, size_t size, wl_chunk_cache_t *cache, walloc_status *st) {
-  wl_tier_t *t = &wl_tiers.tier[o->tier];
-  unsigned shift = t->granule_shift;
-  uint64_t g1 = ((uint64_t)size - 1) >> shift; /* granules - 1 (size 0 wraps: the slow path) */
-  if (WL_LIKELY(o->n != 0 && g1 < WL_SLOT_SMALL - 1)) {
-    wl_chunk_t *c = &o->chunks[o->n - 1];
-    uint64_t bs = (g1 + 1) << shift, off = c->cur;
-    if (WL_LIKELY(bs <= WL_OWNER_BLOCK_MAX && off + bs <= c->end && !c->dead && c->gen == wl_load_acquire(&t->gen))) {
-      c->cur = off + bs;
-      wl_slot_t *slot = &t->slots[off >> shift];
-      unsigned version = (wl_slot_version(wl_load_relaxed(slot)) + 1) & 63u;
-      wl_store_release(slot, (uint16_t)(wl_slot_make(true, version, (unsigned)(g1 + 1)) | WL_SLOT_OWNED));
-      wl_store_relaxed(&o->used, wl_load_relaxed(&o->used) + bs);
-      return wl_handle_make(t, off, c->gen, version);
-    }
-  }
-  return owner_alloc_slow(o, size, cache, st);
+  walloc_handle h = wl_owner_alloc_fast(o, size);
+  return WL_LIKELY(h != WALLOC_NULL_HANDLE) ? h : owner_alloc_slow(o, size, cache, st);
 }
 
 void wl_owner_release(wl_owner_t *o, wl_chunk_cache_t *cache) {

@@ -119,6 +119,10 @@ WL_API walloc_handle walloc_scope_allocate(walloc_scope *scope, size_t size) {
   if (s == NULL) return WALLOC_NULL_HANDLE;
   size_t bs = wl_owner_block_size(s->mem.tier, size);
   walloc_scope *first = s->budget != 0 ? s : s->budget_parent;
+  if (WL_LIKELY(first == NULL)) { /* no budget to count against */
+    walloc_handle h = wl_owner_alloc_fast(&s->mem, size);
+    if (WL_LIKELY(h != WALLOC_NULL_HANDLE)) return h;
+  }
   for (walloc_scope *b = first; b != NULL; b = b->budget_parent) {
     if (size > b->budget || b->charged + bs > b->budget) {
       wl_fail(WALLOC_ERR_BUDGET, NULL); /* a budget saying no is an answer, not a misuse */

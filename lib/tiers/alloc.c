@@ -45,11 +45,13 @@ static WL_NOINLINE walloc_handle alloc_slow(size_t size, walloc_tier tier) {
   return wl_tier_alloc_slow((unsigned)tier, size);
 }
 
-WL_API walloc_handle walloc_allocate(size_t size, walloc_tier tier) {
+/* (the name in parentheses: walloc.h makes it a macro for the inline
+   version, which calls this when it cannot allocate) */
+WL_API walloc_handle(walloc_allocate)(size_t size, walloc_tier tier) {
   if (WL_LIKELY((unsigned)tier < WL_TIERS)) {
     wl_tier_t *t = &wl_tiers.tier[tier];
     wl_tier_ctx_t *c = &wl_tier_self.ctx[tier];
-    if (WL_LIKELY(wl_load_relaxed(&c->epoch) == wl_load_relaxed(&t->wtag) && wl_load_relaxed(&t->free_bytes) == 0)) {
+    if (WL_LIKELY(wl_load_relaxed(&c->epoch) == wl_load_relaxed(&t->wtag))) {
       unsigned shift = t->granule_shift;
       uint64_t g1 = ((uint64_t)size - 1) >> shift; /* granules - 1 (size 0 wraps: the slow path) */
       if (WL_LIKELY(g1 < WL_SLOT_SMALL - 1)) {
@@ -114,7 +116,9 @@ static void free_push(wl_tier_t *t, uint64_t off, size_t size, uint64_t gen) {
   wl_tier_node_t *node = (wl_tier_node_t *)(t->start + off);
   _Atomic(uint64_t) *headp = &t->free_heads[wl_fclass_floor(size >> t->granule_shift)];
   node->gen = gen; /* if a reset came since, the pop drops this node */
-  wl_fetch_add(&t->free_bytes, size); /* first: a pop never takes more than was added */
+  /* first: a pop never takes more than was added; the first block on the
+     tier's lists sends every thread's next allocation to look at them */
+  if (wl_fetch_add(&t->free_bytes, size) == 0) wl_tier_windows_resync(t);
   uint64_t head = wl_load_relaxed(headp);
   uint64_t want;
   do {
@@ -158,6 +162,11 @@ static bool recycled(wl_tier_t *t, uint64_t g, uint64_t *off, uint64_t *gen, siz
 /* ------------------------------------------------------------------------
    Windows and their budget credit
    ------------------------------------------------------------------------ */
+/* Set in a window's epoch (against the tier's tag) while freed blocks
+   wait on the tier's lists: the fast path, which does not look at them,
+   is off. */
+#define WL_EPOCH_FREE ((uint64_t)1 << (WL_WTAG_SHIFT - 1))
+
 /* Credit a thread charges a budgeted tier for its window at a time: the
    fast path then bumps inside what was charged. Small (at most 4 KiB and
    1/16 of what the hard limit leaves), and given back before the thread
@@ -168,7 +177,7 @@ static bool recycled(wl_tier_t *t, uint64_t g, uint64_t *off, uint64_t *gen, siz
 static void credit_return(unsigned tier, wl_tier_ctx_t *c, uint64_t wtag) {
   if (!wl_load_relaxed(&c->credit)) return;
   uint64_t cur = wl_load_relaxed(&c->cur), end = wl_load_relaxed(&c->end);
-  if ((wl_load_relaxed(&c->epoch) >> 8) == (wtag >> 8) && end > cur) wl_budget_refund(tier, (size_t)(end - cur));
+  if (wl_wtag_gen(wl_load_relaxed(&c->epoch)) == wl_wtag_gen(wtag) && end > cur) wl_budget_refund(tier, (size_t)(end - cur));
   wl_store_relaxed(&c->end, cur);
   wl_store_relaxed(&c->credit, 0);
 }
@@ -204,8 +213,11 @@ static walloc_status window_room(unsigned tier, wl_tier_t *t, wl_tier_ctx_t *c, 
   for (;;) {
     uint64_t wtag = wl_load_acquire(&t->wtag);
     uint64_t cur = wl_load_relaxed(&c->cur);
-    bool same_gen = (wl_load_relaxed(&c->epoch) >> 8) == (wtag >> 8);
-    if (same_gen && wl_load_relaxed(&c->epoch) == wtag && cur + bs <= wl_load_relaxed(&c->end)) return WALLOC_OK;
+    bool same_gen = wl_wtag_gen(wl_load_relaxed(&c->epoch)) == wl_wtag_gen(wtag);
+    if (same_gen && (wl_load_relaxed(&c->epoch) | WL_EPOCH_FREE) == (wtag | WL_EPOCH_FREE) &&
+        cur + bs <= wl_load_relaxed(&c->end)) {
+      return WALLOC_OK;
+    }
     credit_return(tier, c, wtag);
     if (!same_gen || cur + bs > wl_load_relaxed(&c->wend)) {
       wl_tier_window_drop(t, c);
@@ -215,14 +227,16 @@ static walloc_status window_room(unsigned tier, wl_tier_t *t, wl_tier_ctx_t *c, 
         want = bs;
         if (!wl_tier_claim(t, want, &off, &gen)) return WALLOC_ERR_NOMEM;
       }
-      if (gen != (wtag >> 8)) continue; /* a reset came between */
+      if (gen != wl_wtag_gen(wtag)) continue; /* a reset came between */
       wl_tier_slots_clear(t, off, want);
       wl_store_relaxed(&c->cur, off);
       wl_store_relaxed(&c->end, off);
       wl_store_relaxed(&c->wend, off + want);
       wl_store_relaxed(&c->hbase, t->offset + ((gen & WL_HANDLE_GEN_MASK) << WL_HANDLE_GEN_SHIFT));
     }
-    wl_store_relaxed(&c->epoch, wtag);
+    /* in step with the tier, but while freed blocks wait, a tag that is
+       not the tier's: every allocation comes here and looks at the lists */
+    wl_store_relaxed(&c->epoch, wl_load_acquire(&t->free_bytes) == 0 ? wtag : wtag ^ WL_EPOCH_FREE);
     if (!credit_take(tier, c, bs)) return WALLOC_ERR_BUDGET;
   }
 }
@@ -258,7 +272,7 @@ walloc_handle wl_tier_alloc_slow(unsigned tier, size_t size) {
       return WALLOC_NULL_HANDLE;
     }
     off = wl_load_relaxed(&c->cur);
-    gen = wl_load_relaxed(&c->epoch) >> 8;
+    gen = wl_wtag_gen(wl_load_relaxed(&c->epoch));
     wl_store_relaxed(&c->cur, off + bs);
     wl_store_release(&t->slots[off >> t->granule_shift], wl_slot_make(true, 0, (unsigned)g));
   } else {

@@ -107,7 +107,7 @@ WL_API walloc_status walloc_set_budget(walloc_tier tier, size_t soft_limit, size
   wl_store_relaxed(&b->used, used);
   wl_store_relaxed(&b->soft_armed, 1); /* the next charge above the soft limit calls back */
   wl_store_release(&b->on, (uint8_t)on);
-  if (tier < WL_TIERS) wl_tier_windows_resync(tier); /* windows charge (or stop charging) from their next block */
+  if (tier < WL_TIERS) wl_tier_windows_resync(&wl_tiers.tier[tier]); /* windows charge (or stop charging) from their next block */
   wl_unlock(&budget_lock);
   return WALLOC_OK;
 }

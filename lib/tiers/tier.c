@@ -37,7 +37,7 @@ _Static_assert(WL_TIERS == 3, "one registration per tier lock");
 WL_LOCK_REGISTER(tier0_lock, &wl_tiers.tier[0].lock);
 WL_LOCK_REGISTER(tier1_lock, &wl_tiers.tier[1].lock);
 WL_LOCK_REGISTER(tier2_lock, &wl_tiers.tier[2].lock);
-__thread wl_tier_thread_t wl_tier_self __attribute__((tls_model("initial-exec")));
+WL_API __thread wl_tier_thread_t wl_tier_self __attribute__((tls_model("initial-exec")));
 
 _Atomic(wl_tier_observer_fn) wl_tier_reset_observer;
 
@@ -321,7 +321,7 @@ static walloc_status tiers_setup(const walloc_config *cfg, bool use_env) {
     t->free_heads = free_heads[i];
     wl_store_relaxed(&t->reset_gen, 1);
     wl_store_release(&t->gen, 1);
-    wl_store_release(&t->wtag, (uint64_t)1 << 8);
+    wl_store_release(&t->wtag, (uint64_t)1 << WL_WTAG_SHIFT);
   }
   wl_heap_hooks_add(&tier_hooks);
   /* the map is complete: inline handle checks may read it (walloc.h) */
@@ -503,7 +503,7 @@ walloc_status wl_tier_reset(unsigned tier, size_t preserve, bool compact) {
   wl_store_relaxed(&t->top, keep);
   wl_store_release(&t->gen, cur + 1);
   uint64_t tag = wl_load_relaxed(&t->wtag);
-  while (!wl_cas_weak(&t->wtag, &tag, (cur + 1) << 8 | (tag & 0xFF))) {}
+  while (!wl_cas_weak(&t->wtag, &tag, (cur + 1) << WL_WTAG_SHIFT)) {}
   atomic_fetch_add_explicit(&t->seq, 1, memory_order_acq_rel); /* even: done */
   if (!compact) wl_fetch_add(&t->resets, 1);
   wl_budget_reset(tier, (size_t)keep);
@@ -517,17 +517,18 @@ walloc_status wl_tier_reset(unsigned tier, size_t preserve, bool compact) {
    used) until the generation ends. */
 void wl_tier_window_drop(wl_tier_t *t, wl_tier_ctx_t *c) {
   uint64_t cur = wl_load_relaxed(&c->cur), wend = wl_load_relaxed(&c->wend);
-  if ((wl_load_relaxed(&c->epoch) >> 8) == wl_load_acquire(&t->gen) && wend > cur) wl_fetch_add(&t->idle, wend - cur);
+  if (wl_wtag_gen(wl_load_relaxed(&c->epoch)) == wl_load_acquire(&t->gen) && wend > cur) wl_fetch_add(&t->idle, wend - cur);
   wl_store_relaxed(&c->wend, cur);
   wl_store_relaxed(&c->end, cur);
 }
 
 /* Every thread's window of the tier goes through the slow path once (its
-   tag changes; the generation does not): after a budget is set or cleared. */
-void wl_tier_windows_resync(unsigned tier) {
-  wl_tier_t *t = &wl_tiers.tier[tier];
+   tag changes; the generation does not): after a budget is set or cleared,
+   and when the tier's free lists stop being empty (alloc.c). */
+void wl_tier_windows_resync(wl_tier_t *t) {
+  uint64_t mask = ((uint64_t)1 << (WL_WTAG_SHIFT - 1)) - 1; /* the counter (the top bit is WL_EPOCH_FREE's) */
   uint64_t tag = wl_load_relaxed(&t->wtag);
-  while (!wl_cas_weak(&t->wtag, &tag, (tag & ~(uint64_t)0xFF) | ((tag + 1) & 0xFF))) {}
+  while (!wl_cas_weak(&t->wtag, &tag, (tag & ~mask) | ((tag + 1) & mask))) {}
 }
 
 /* ------------------------------------------------------------------------
@@ -544,7 +545,7 @@ void wl_tier_stats(unsigned tier, walloc_tier_stats *out) {
     allocs += wl_load_relaxed(&c->allocations);
     deallocs += wl_load_relaxed(&c->deallocations);
     uint64_t end = wl_load_relaxed(&c->wend), cur = wl_load_relaxed(&c->cur);
-    if ((wl_load_relaxed(&c->epoch) >> 8) == gen && end > cur) window_left += end - cur;
+    if (wl_wtag_gen(wl_load_relaxed(&c->epoch)) == gen && end > cur) window_left += end - cur;
   }
   wl_unlock(&threads_lock);
   uint64_t top = wl_load_relaxed(&t->top);

@@ -152,8 +152,9 @@ typedef struct wl_tier_s {
   size_t capacity;
   uint32_t granule_shift;
   uint32_t align;
-  _Atomic(uint64_t) wtag;           /* windows' tag: gen << 8 | budget changes (mod 256); a thread's
-                                       window serves the fast path while its tag is this */
+  _Atomic(uint64_t) wtag;           /* windows' tag: gen << 16 | a counter of budget changes and of
+                                       free lists filling; a thread's window serves the fast path
+                                       while its tag is this */
   _Atomic(uint64_t) seq;            /* odd while a reset or compaction changes the generation (under lock) */
   /* claimed and committed space */
   _Alignas(WL_CACHE_LINE) _Atomic(uint64_t) top; /* bytes claimed from the start */
@@ -223,12 +224,24 @@ _Static_assert(WL_MAP_SAME(gen, gen) && WL_MAP_SAME(start, start) && WL_MAP_SAME
                    WL_HANDLE_OFF_BITS == 36 && WL_HANDLE_GEN_SHIFT == 36 && WL_HANDLE_GEN_BITS == 21 &&
                    WL_HANDLE_VER_SHIFT == 57 && WL_SLOT_VER_SHIFT == 1 && WL_SLOT_OWNED == 0x80,
                "walloc_tiers_map_ (walloc.h) must mirror wl_tiers_t: change both and bump WALLOC_MAP_ABI_");
-extern __thread wl_tier_thread_t wl_tier_self __attribute__((tls_model("initial-exec")));
+/* Exported (walloc.h's walloc_thread_) for inline allocation. */
+extern __thread wl_tier_thread_t wl_tier_self __asm__("walloc_thread_") __attribute__((tls_model("initial-exec")));
+#if !defined(__wasm__)
+#define WL_CTX_SAME(a) (offsetof(wl_tier_ctx_t, a) == offsetof(walloc_tier_ctx_map_, a))
+_Static_assert(WL_CTX_SAME(epoch) && WL_CTX_SAME(cur) && WL_CTX_SAME(end) && WL_CTX_SAME(hbase) &&
+                   WL_CTX_SAME(allocations) && sizeof(wl_tier_ctx_t) == sizeof(walloc_tier_ctx_map_) &&
+                   offsetof(wl_tier_thread_t, ctx) == offsetof(walloc_thread_map_, ctx) && WL_MAP_SAME(wtag, wtag) &&
+                   WL_SLOT_SMALL == 128 && WL_SLOT_CODE_SHIFT == 8,
+               "walloc_thread_map_ (walloc.h) must mirror wl_tier_thread_t: change both and bump WALLOC_MAP_ABI_");
+#endif
 
 /* ------------------------------------------------------------------------
    Inline helpers
    ------------------------------------------------------------------------ */
 WL_INLINE size_t wl_tier_granule(const wl_tier_t *t) { return (size_t)1 << t->granule_shift; }
+
+#define WL_WTAG_SHIFT 16
+WL_INLINE uint64_t wl_wtag_gen(uint64_t tag) { return tag >> WL_WTAG_SHIFT; }
 
 /* A request's size in granules (0 bytes take one), or 0 when it is more
    than any block can be. */
@@ -297,7 +310,7 @@ walloc_status wl_tiers_ensure(void);
 wl_tier_ctx_t *wl_tier_thread_ctx(unsigned tier);
 bool wl_tier_claim(wl_tier_t *t, size_t size, uint64_t *off, uint64_t *epoch);
 walloc_status wl_tier_reset(unsigned tier, size_t preserve, bool compact);
-void wl_tier_windows_resync(unsigned tier);
+void wl_tier_windows_resync(wl_tier_t *t);
 void wl_tier_window_drop(wl_tier_t *t, wl_tier_ctx_t *c); /* the calling thread's, before it takes another */
 void wl_tier_stats(unsigned tier, walloc_tier_stats *out);
 uint64_t wl_tier_limit(wl_tier_t *t, uint64_t gen);

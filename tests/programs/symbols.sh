@@ -29,8 +29,9 @@ operators="_Znwm _Znam _ZnwmRKSt9nothrow_t _ZnamRKSt9nothrow_t
   _ZdlPvSt11align_val_t _ZdaPvSt11align_val_t _ZdlPvmSt11align_val_t _ZdaPvmSt11align_val_t
   _ZdlPvSt11align_val_tRKSt9nothrow_t _ZdaPvSt11align_val_tRKSt9nothrow_t"
 # the only exported data: the const pointer to the map walloc.h's inline
-# handle check reads (docs/tiers.md, "Resolving a handle")
-data="walloc_tiers_"
+# handle check reads (docs/tiers.md, "Resolving a handle") and the
+# thread-local records its inline allocation bumps in
+data="walloc_tiers_ walloc_thread_"
 api="walloc_version walloc_malloc walloc_calloc walloc_realloc walloc_free walloc_aligned_alloc
   walloc_usable_size walloc_owns walloc_collect walloc_heap_stats_get walloc_stats_print"
 
@@ -64,7 +65,7 @@ while read -r name type; do
   fi
   case $type in
     T|W|i) ;;
-    D|R) in_list "$name" "$data" || { echo "FAIL: $name is exported as type '$type', not as a function" >&2; failed=1; } ;;
+    D|R|B) in_list "$name" "$data" || { echo "FAIL: $name is exported as type '$type', not as a function" >&2; failed=1; } ;;
     *) echo "FAIL: $name is exported as type '$type', not as a function" >&2; failed=1 ;;
   esac
 done <<<"$syms"
