@@ -65,6 +65,14 @@ START_TEST(bad_arguments) {
   ck_assert_ptr_nonnull(o);
   ck_assert_uint_eq((uintptr_t)o % 16, 0); /* align 0 means 16 */
   walloc_pool_free(p, o);
+  walloc_pool_stats st;
+  ck_assert_int_eq(walloc_pool_stats_get(NULL, &st), WALLOC_ERR_INVALID);
+  ck_assert_int_eq(walloc_pool_stats_get(p, NULL), WALLOC_ERR_INVALID);
+  ck_assert_int_eq(walloc_pool_stats_get(p, &st), WALLOC_OK);
+  ck_assert_uint_eq(st.object_size, 32); /* 24 rounded up to the alignment, 16 */
+  ck_assert_uint_eq(st.objects, 256);    /* one magazine: 16 KiB of objects (at most 256) */
+  ck_assert_uint_eq(st.slab_bytes, 64 * KiB);
+  ck_assert_uint_eq(st.magazines_taken, 0);
   walloc_pool_destroy(p);
 }
 END_TEST

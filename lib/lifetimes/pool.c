@@ -32,6 +32,8 @@
  *   one back, moving hot objects between caches every round); at most half
  *   its own working set plus two magazines, over its life. Shards keep at
  *   most as many empty magazines as all carved objects would fill, plus 4.
+ *   Each shard counts the magazines threads of other homes took from it
+ *   (under its lock, in its line): walloc_pool_stats_get adds them up.
  *
  * Carving fills a whole magazine from the newest slab under the pool's
  * lock (a fresh slab when it is used up: a magazine never maps more than
@@ -140,6 +142,7 @@ typedef struct wl_pool_shard_s {
   _Atomic(uint32_t) full_count, empty_count;
   wl_pool_mag_t *full;       /* magazines with objects (full, or partial from exiting threads) */
   wl_pool_mag_t *empty;      /* empty magazines */
+  _Atomic(uint64_t) taken;   /* magazines taken by threads of other homes (walloc_pool_stats_get) */
 } __attribute__((aligned(2 * WL_CACHE_LINE))) wl_pool_shard_t; /* the adjacent-line prefetcher pairs lines */
 
 struct walloc_pool {
@@ -349,6 +352,7 @@ static wl_pool_mag_t *depot_steal(walloc_pool *pool, uint32_t home, bool full) {
     if (wl_load_relaxed(full ? &s->full_count : &s->empty_count) == 0) continue;
     wl_lock(&s->lock);
     wl_pool_mag_t *m = full ? shard_get_full(s) : shard_get_empty(s);
+    if (m != NULL) wl_store_relaxed(&s->taken, wl_load_relaxed(&s->taken) + 1);
     wl_unlock(&s->lock);
     if (m != NULL) return m;
   }
@@ -862,6 +866,22 @@ WL_API void walloc_pool_free(walloc_pool *pool, void *object) {
     }
   }
   pool_free_checked(pool, object);
+}
+
+/* Racy but whole: each count is read once, without stopping the threads. */
+WL_API walloc_status walloc_pool_stats_get(walloc_pool *pool, walloc_pool_stats *out) {
+  if (pool == NULL || out == NULL) {
+    wl_lifetime_fail(WALLOC_ERR_INVALID, "walloc_pool_stats_get: NULL pool or output");
+    return WALLOC_ERR_INVALID;
+  }
+  walloc_pool_stats st = {pool->object_size, 0, 0, 0};
+  wl_lock(&pool->lock);
+  st.objects = wl_load_relaxed(&pool->carved_objects);
+  for (const wl_pool_slab_t *s = pool->slabs; s != NULL; s = s->next) st.slab_bytes += s->size;
+  wl_unlock(&pool->lock);
+  for (int h = 0; h < WL_POOL_HOMES; h++) st.magazines_taken += wl_load_relaxed(&pool->shards[h].taken);
+  *out = st;
+  return WALLOC_OK;
 }
 
 WL_API void walloc_pool_destroy(walloc_pool *pool) {
