@@ -27,11 +27,14 @@
  *   has no full (empty) magazine it takes one from any other shard whose
  *   count says it has one (nothing is stranded: a producer gets back what a
  *   consumer freed), else carves (makes) one. A thread that has been living
- *   on its own objects and runs short by a little carves a new magazine
+ *   on its own objects and runs short by a little makes a new magazine
  *   rather than take another thread's (which would then be short and take
- *   one back, moving hot objects between caches every round); at most half
- *   its own working set plus two magazines, over its life. Shards keep at
- *   most as many empty magazines as all carved objects would fill, plus 4.
+ *   one back every round, each time moving the shard's line and the
+ *   magazine's between the cores, and hot objects with a full one): it
+ *   carves a full one to allocate from, or gets an empty one from the heap
+ *   to free into; at most half its own working set plus two magazines, over
+ *   its life. Shards keep at most as many empty magazines as all carved
+ *   objects would fill, plus 4.
  *   Each shard counts the magazines threads of other homes took from it
  *   (under its lock, in its line): walloc_pool_stats_get adds them up.
  *
@@ -175,7 +178,7 @@ typedef struct wl_pool_cache_s {
   uint16_t limit;            /* the loaded magazine's capacity, 0 when none is loaded */
   uint16_t own_hits;         /* full magazines from the home shard since the last steal (saturates) */
   uint16_t own_peak;         /* the most own_hits seen: the thread's own working set, in magazines */
-  uint16_t slack;            /* magazines carved instead of stolen */
+  uint16_t slack;            /* magazines made (carved full, or empty) instead of taken from another thread */
   wl_pool_mag_t *previous;   /* NULL or a full or empty magazine */
   uintptr_t hint_data;       /* the hint: [hint_data, hint_data + hint_carved) was carved in a slab */
   uint64_t hint_carved;      /* of this pool (checked through the slab map when it was taken; 0 = none);
@@ -463,6 +466,19 @@ static void cache_load(wl_pool_cache_t *c, wl_pool_mag_t *m) {
   }
 }
 
+/* Whether a thread whose home shard lacks the magazine it needs (a full one
+   to allocate, an empty one to free) makes a new one rather than take
+   another thread's: yes when it lives on its own magazines (WL_POOL_OWN_HITS
+   full ones in a row from home) and has made fewer than WL_POOL_SLACK plus
+   half its longest such run, over its life. Taking would leave the other
+   thread short by one next, and it would take one back: a magazine (and,
+   when full, its hot objects) crossing between the two every round. */
+static bool cache_makes_own(wl_pool_cache_t *c) {
+  if (c->own_hits < WL_POOL_OWN_HITS || c->slack >= WL_POOL_SLACK + c->own_peak / 2) return false;
+  c->slack++;
+  return true;
+}
+
 /* Forgets a cache's magazines without reading their objects. */
 static void cache_drop(wl_pool_cache_t *c) {
   if (c->objs != NULL) wl_free(mag_of(c->objs));
@@ -673,12 +689,8 @@ static WL_NOINLINE void *pool_alloc_slow(walloc_pool *pool) {
     if (full != NULL) {
       if (c->own_hits < UINT16_MAX) c->own_hits++;
       if (c->own_hits > c->own_peak) c->own_peak = c->own_hits;
-    } else if (c->own_hits >= WL_POOL_OWN_HITS && c->slack < WL_POOL_SLACK + c->own_peak / 2) {
-      /* a thread that lives on its own objects and is short by a little: a
-         new magazine, not another thread's (which would be short next and
-         steal back, moving hot objects between caches every round); at
-         most half its own working set plus two, over its life */
-      c->slack++;
+    } else if (cache_makes_own(c)) {
+      /* carves a new magazine (below), not another thread's full one */
     } else if ((full = depot_steal(pool, home, true)) != NULL) {
       c->own_hits = 0;
       if (loaded != NULL) depot_give(pool, home, &loaded, 1);
@@ -758,7 +770,7 @@ static WL_NOINLINE void pool_free_slow(walloc_pool *pool, wl_pool_obj_t *o) {
     if (give != NULL) shard_put_full(s, give);
     loaded = shard_get_empty(s);
     wl_unlock(&s->lock);
-    if (loaded == NULL) loaded = depot_steal(pool, home, false);
+    if (loaded == NULL && !cache_makes_own(c)) loaded = depot_steal(pool, home, false);
     if (loaded == NULL) loaded = mag_new(pool);
     if (loaded == NULL) { /* no memory for a magazine: a loose object */
       pool_put_loose(pool, o);
