@@ -23,8 +23,10 @@
  *   depot: WL_POOL_HOMES shards, each a cache line with its own lock and a
  *   list of full and a list of empty magazines. Each thread has a home
  *   shard: it puts there and takes from there first, so its own objects
- *   come back to it warm and the shard's line stays with it; when its shard
- *   has no full (empty) magazine it takes one from any other shard whose
+ *   come back to it warm and the shard's line stays with it. A new thread
+ *   gets a home with the fewest live threads, so two live threads share a
+ *   shard only when more than WL_POOL_HOMES live. When its shard has no
+ *   full (empty) magazine it takes one from any other shard whose
  *   count says it has one (nothing is stranded: a producer gets back what a
  *   consumer freed), else carves (makes) one. A thread that has been living
  *   on its own objects and runs short by a little makes a new magazine
@@ -81,10 +83,11 @@
  * Thread safety: caches and their magazines are the thread's own; a depot
  * shard's lists behind its lock; the loose list, slabs and carving behind
  * the pool's lock; no two of these are held at once. The registry
- * (indices, generations, the flush at thread exit) is behind registry_lock,
- * taken before any pool or shard lock. All are registered locks (platform.h:
- * fork takes them all, so a child finds every list whole); a pool's locks
- * are registered when it is made and leave when it is destroyed.
+ * (indices, generations, the flush at thread exit, the live threads per
+ * home) is behind registry_lock, taken before any pool or shard lock. All
+ * are registered locks (platform.h: fork takes them all, so a child finds
+ * every list whole); a pool's locks are registered when it is made and
+ * leave when it is destroyed.
  * walloc_pool_destroy must not race with use of the same pool (as free
  * must not race with use of the block); it may race with thread exits,
  * which flush caches under the registry lock only into live pools.
@@ -205,7 +208,8 @@ static wl_pool_slot_t *slots;
 static uint32_t slots_cap, slots_top, slots_free;
 static uintptr_t pool_secret;
 static _Atomic(int) hooks_added;
-static _Atomic(uint32_t) homes_given;
+static uint32_t homes_given;                   /* under registry_lock, as are: */
+static uint32_t home_threads[WL_POOL_HOMES];   /* live threads per home (a hint: a forked child keeps its parent's) */
 
 typedef _Atomic(wl_pool_slab_t *) wl_slab_entry_t;
 static _Atomic(wl_slab_entry_t *) slab_map[WL_POOL_TOP];
@@ -489,10 +493,28 @@ static void cache_drop(wl_pool_cache_t *c) {
 /* ------------------------------------------------------------------------
    Threads: caches, and their flush at exit
    ------------------------------------------------------------------------ */
+/* A new thread's home: one with the fewest live threads, the first such
+   after the last home given (threads made one after another go round the
+   shards). So two live threads share a shard only when more than
+   WL_POOL_HOMES live; counting only homes given would put a thread on a
+   live thread's shard after WL_POOL_HOMES others came and went. */
+static uint32_t home_take(void) {
+  wl_lock(&registry_lock);
+  uint32_t start = homes_given++, best = start % WL_POOL_HOMES;
+  for (uint32_t k = 1; k < WL_POOL_HOMES; k++) {
+    uint32_t h = (start + k) % WL_POOL_HOMES;
+    if (home_threads[h] < home_threads[best]) best = h;
+  }
+  home_threads[best]++;
+  wl_unlock(&registry_lock);
+  return best;
+}
+
 static void pool_thread_exit(void) {
   wl_pool_thread_t *t = &wl_pool_self;
-  if (t->caches == NULL) return;
+  if (!t->registered) return;
   wl_lock(&registry_lock);
+  if (home_threads[t->home] != 0) home_threads[t->home]--;
   for (uint32_t i = 0; i < t->cap; i++) {
     wl_pool_cache_t *c = &t->caches[i];
     walloc_pool *pool = i < slots_top ? slots[i].pool : NULL;
@@ -552,7 +574,7 @@ static wl_pool_cache_t *cache_get(walloc_pool *pool) {
     if (!t->registered) {
       if (wl_heap_get_or_init() == NULL) return NULL; /* its thread-exit hook flushes the caches */
       hooks_once();
-      t->home = atomic_fetch_add_explicit(&homes_given, 1, memory_order_relaxed) % WL_POOL_HOMES;
+      t->home = home_take();
       t->registered = true;
     }
     uint32_t cap = t->cap < 16 ? 16 : t->cap;
