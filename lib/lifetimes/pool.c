@@ -792,8 +792,10 @@ static WL_NOINLINE void pool_free_slow(walloc_pool *pool, wl_pool_obj_t *o) {
     if (give != NULL) shard_put_full(s, give);
     loaded = shard_get_empty(s);
     wl_unlock(&s->lock);
-    if (loaded == NULL && !cache_makes_own(c)) loaded = depot_steal(pool, home, false);
+    bool own = loaded == NULL && cache_makes_own(c);
+    if (loaded == NULL && !own) loaded = depot_steal(pool, home, false);
     if (loaded == NULL) loaded = mag_new(pool);
+    if (loaded == NULL && own) loaded = depot_steal(pool, home, false); /* no memory for one of its own */
     if (loaded == NULL) { /* no memory for a magazine: a loose object */
       pool_put_loose(pool, o);
       cache_load(c, NULL);
