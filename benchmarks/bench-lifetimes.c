@@ -8,6 +8,8 @@
  *   pool          each round every thread allocates N objects of SIZE bytes
  *                 from one pool shared by all threads, then frees them all
  *   malloc-pool   the same with malloc(SIZE) and free
+ *   pool-private  the pool mode with a pool per thread: the same work with
+ *                 nothing shared, what two threads on one pool should cost
  *   scope         each round every thread enters a scope in the entity tier,
  *                 allocates the frame mode's objects with walloc_scope_allocate
  *                 (each touched through walloc_handle_to_ptr) and leaves it;
@@ -36,16 +38,16 @@
  * Prints ns per object (allocation plus its share of the release) of the
  * slowest thread, over ROUNDS rounds after one untimed warm-up round.
  *
- * usage: bench-lifetimes frame|malloc-frame|pool|malloc-pool|scope|scope-enter|ring|context|tier
+ * usage: bench-lifetimes frame|malloc-frame|pool|malloc-pool|scope|scope-enter|ring|context|tier|pool-private
  *                        [N=10000] [ROUNDS=300] [THREADS=1] [SIZE=64]
  */
 #include "bench_common.h"
 #include "walloc.h"
 
 enum { MODE_FRAME, MODE_MALLOC_FRAME, MODE_POOL, MODE_MALLOC_POOL, MODE_SCOPE, MODE_SCOPE_ENTER, MODE_RING,
-       MODE_CONTEXT, MODE_TIER, MODES };
+       MODE_CONTEXT, MODE_TIER, MODE_POOL_PRIVATE, MODES };
 static const char *const mode_names[] = {"frame", "malloc-frame", "pool", "malloc-pool",
-                                   "scope", "scope-enter",  "ring", "context", "tier"};
+                                   "scope", "scope-enter",  "ring", "context", "tier", "pool-private"};
 
 typedef struct {
   long id, n, rounds, size;
@@ -55,6 +57,9 @@ typedef struct {
 
 static pthread_barrier_t start_barrier;
 static walloc_pool *pool;
+
+/* The pool modes: every object SIZE bytes. */
+static bool sizes_fixed(int mode) { return mode == MODE_POOL || mode == MODE_MALLOC_POOL || mode == MODE_POOL_PRIVATE; }
 
 static void touch(unsigned char *p, size_t size, long i) {
   p[0] = (unsigned char)i;
@@ -73,12 +78,13 @@ static void *life_worker(void *arg) {
   rng_t r;
   rng_seed(&r, 9000 + (uint64_t)a->id);
   for (long i = 0; i < a->n; i++) {
-    sizes[i] = a->mode == MODE_POOL || a->mode == MODE_MALLOC_POOL ? (size_t)a->size
-                                                                   : (size_t)rng_range(&r, 16, 256);
+    sizes[i] = sizes_fixed(a->mode) ? (size_t)a->size : (size_t)rng_range(&r, 16, 256);
   }
   size_t ring_bytes = (size_t)a->n * 256 * 4 > ((size_t)8 << 20) ? (size_t)a->n * 256 * 4 : (size_t)8 << 20;
   walloc_ring *ring = a->mode == MODE_RING ? walloc_ring_create(WALLOC_TIER_ENTITY, ring_bytes) : NULL;
   walloc_context *ctx = a->mode == MODE_CONTEXT ? walloc_context_create(WALLOC_TIER_ENTITY, NULL) : NULL;
+  walloc_pool *own = a->mode == MODE_POOL_PRIVATE ? walloc_pool_create((size_t)a->size, 16) : pool;
+  if (a->mode == MODE_POOL_PRIVATE && own == NULL) bench_fail("pool_create failed");
   if ((a->mode == MODE_RING && ring == NULL) || (a->mode == MODE_CONTEXT && ctx == NULL)) {
     bench_fail("ring or context creation failed");
   }
@@ -146,14 +152,15 @@ static void *life_worker(void *arg) {
       }
       break;
     case MODE_POOL:
+    case MODE_POOL_PRIVATE:
       for (long i = 0; i < a->n; i++) {
-        ptrs[i] = (unsigned char *)walloc_pool_alloc(pool);
+        ptrs[i] = (unsigned char *)walloc_pool_alloc(own);
         if (ptrs[i] == NULL) bench_fail("round %ld: pool allocation %ld failed", f, i);
         touch(ptrs[i], sizes[i], i);
       }
       for (long i = 0; i < a->n; i++) {
         check(ptrs[i], sizes[i], i, f);
-        walloc_pool_free(pool, ptrs[i]);
+        walloc_pool_free(own, ptrs[i]);
       }
       break;
     default: /* malloc-frame, malloc-pool */
@@ -172,6 +179,7 @@ static void *life_worker(void *arg) {
   a->seconds = now_s() - t0;
   if (ring != NULL) walloc_ring_destroy(ring);
   if (ctx != NULL) walloc_context_release(ctx);
+  if (own != pool) walloc_pool_destroy(own);
   free(sizes);
   free(ptrs);
   return NULL;
@@ -179,7 +187,7 @@ static void *life_worker(void *arg) {
 
 int main(int argc, char **argv) {
   const char *usage =
-      "frame|malloc-frame|pool|malloc-pool|scope|scope-enter|ring|context|tier [N=10000] [ROUNDS=300] [THREADS=1] [SIZE=64]";
+      "frame|malloc-frame|pool|malloc-pool|scope|scope-enter|ring|context|tier|pool-private [N=10000] [ROUNDS=300] [THREADS=1] [SIZE=64]";
   int mode = mode_arg(argc, argv, mode_names, MODES, usage);
   long n = arg_long(argc, argv, 2, 10000, "N");
   long rounds = arg_long(argc, argv, 3, 300, "ROUNDS");
@@ -197,7 +205,7 @@ int main(int argc, char **argv) {
   double objects = (double)n * (double)rounds * (double)threads;
   printf("bench-lifetimes: mode=%s n=%ld rounds=%ld threads=%ld size=%ld time=%.3fs ns_per_object=%.2f "
          "objects_per_second=%.0f ok\n",
-         argv[1], n, rounds, threads, mode == MODE_POOL || mode == MODE_MALLOC_POOL ? size : 0, wall,
+         argv[1], n, rounds, threads, sizes_fixed(mode) ? size : 0, wall,
          worst * 1e9 / ((double)n * (double)rounds), objects / worst);
   if (pool != NULL) walloc_pool_destroy(pool);
   free(args);

@@ -388,6 +388,14 @@ WALLOC_EXPORT walloc_pool *walloc_pool_create(size_t object_size, size_t align);
 WALLOC_EXPORT void *walloc_pool_alloc(walloc_pool *pool);
 WALLOC_EXPORT void walloc_pool_free(walloc_pool *pool, void *object);
 WALLOC_EXPORT void walloc_pool_destroy(walloc_pool *pool);
+typedef struct walloc_pool_stats {
+  size_t object_size;        /* bytes per object (the size asked, rounded up) */
+  size_t objects;            /* objects cut from slabs so far: live, or free in a cache or the pool */
+  size_t slab_bytes;         /* bytes of slabs mapped */
+  uint64_t magazines_taken;  /* batches of free objects (or empty ones) a thread took from another
+                                thread's share of the pool: stays put while each lives on its own objects */
+} walloc_pool_stats;
+WALLOC_EXPORT walloc_status walloc_pool_stats_get(walloc_pool *pool, walloc_pool_stats *out);
 
 /* Promotion ("graduated migration"): copy a block into a longer-lived tier.
    The old block is released when its tier allows it (not a scope's,

@@ -1,7 +1,9 @@
 /* test_pool.c: fixed-size object pools: bad arguments, every size and
  * alignment, reuse, foreign and double frees refused without corruption,
  * objects freed by another thread (producer and consumer), many threads on
- * one pool, objects and magazines passed round a ring of threads, destroy releasing everything (also with other threads' caches
+ * one pool, objects and magazines passed round a ring of threads, two
+ * threads on their own objects sharing nothing once settled (the pool's
+ * statistics), destroy releasing everything (also with other threads' caches
  * holding the destroyed pool's objects), and thread exit flushing caches.
  *
  * Each case runs in a fresh forked process (Check). Uses the walloc_ names only.
@@ -65,6 +67,14 @@ START_TEST(bad_arguments) {
   ck_assert_ptr_nonnull(o);
   ck_assert_uint_eq((uintptr_t)o % 16, 0); /* align 0 means 16 */
   walloc_pool_free(p, o);
+  walloc_pool_stats st;
+  ck_assert_int_eq(walloc_pool_stats_get(NULL, &st), WALLOC_ERR_INVALID);
+  ck_assert_int_eq(walloc_pool_stats_get(p, NULL), WALLOC_ERR_INVALID);
+  ck_assert_int_eq(walloc_pool_stats_get(p, &st), WALLOC_OK);
+  ck_assert_uint_eq(st.object_size, 32); /* 24 rounded up to the alignment, 16 */
+  ck_assert_uint_eq(st.objects, 256);    /* one magazine: 16 KiB of objects (at most 256) */
+  ck_assert_uint_eq(st.slab_bytes, 64 * KiB);
+  ck_assert_uint_eq(st.magazines_taken, 0);
   walloc_pool_destroy(p);
 }
 END_TEST
@@ -390,6 +400,96 @@ START_TEST(magazines_cross_threads) {
 }
 END_TEST
 
+/* Two threads on one pool, each allocating and then freeing its own objects
+   every round, at the same time (as bench-lifetimes pool does). Once they
+   have settled, neither may touch the other's share of the pool: no
+   magazine (full or empty) goes from one to the other (magazines_taken
+   stays put) and no object changes hands (each object carries, past the
+   pool's two words, the id of the last thread that had it). Between the
+   first thread's first use of pools and the second's, 7 other threads use
+   a pool and exit: the second thread must still get a share of its own. */
+enum { OWN_OBJECTS = 4096, OWN_WARM = 6, OWN_ROUNDS = 40, OWN_SIZE = 64, OWN_TRANSIENT = 7 };
+static pthread_barrier_t own_step, own_started;
+static uint64_t own_taken_settled;
+static _Atomic(long) own_crossed;
+
+static void *transient_user(void *arg) {
+  (void)arg;
+  void *o = walloc_pool_alloc(shared_pool);
+  walloc_pool_free(shared_pool, o);
+  return o == NULL ? (void *)1 : NULL;
+}
+
+static void *own_worker(void *arg) {
+  uintptr_t id = (uintptr_t)arg;
+  uint64_t **objs = malloc(OWN_OBJECTS * sizeof *objs);
+  if (objs == NULL) return (void *)1;
+  walloc_pool_free(shared_pool, walloc_pool_alloc(shared_pool)); /* its first use of pools */
+  pthread_barrier_wait(&own_started); /* the test goes on */
+  pthread_barrier_wait(&own_step);    /* both workers here */
+  for (int round = 0; round < OWN_WARM + OWN_ROUNDS; round++) {
+    if (round == OWN_WARM) { /* settled: the count before, read while both wait */
+      pthread_barrier_wait(&own_step);
+      walloc_pool_stats st;
+      if (id == 1 && walloc_pool_stats_get(shared_pool, &st) != WALLOC_OK) return (void *)2;
+      if (id == 1) own_taken_settled = st.magazines_taken;
+      pthread_barrier_wait(&own_step);
+    }
+    for (int i = 0; i < OWN_OBJECTS; i++) {
+      uint64_t *o = walloc_pool_alloc(shared_pool);
+      if (o == NULL) return (void *)3;
+      if (round >= OWN_WARM && o[2] != 0 && o[2] != id) atomic_fetch_add(&own_crossed, 1);
+      o[2] = id;
+      o[7] = (uintptr_t)o;
+      objs[i] = o;
+    }
+    for (int i = 0; i < OWN_OBJECTS; i++) {
+      if (objs[i][7] != (uintptr_t)objs[i]) return (void *)4;
+      walloc_pool_free(shared_pool, objs[i]);
+    }
+  }
+  free(objs);
+  return NULL;
+}
+
+START_TEST(threads_on_their_own_objects_share_nothing) {
+  WL_WASM_SKIP_THREADS();
+  shared_pool = walloc_pool_create(OWN_SIZE, 16);
+  ck_assert_ptr_nonnull(shared_pool);
+  pthread_barrier_init(&own_step, NULL, 2);    /* the two workers */
+  pthread_barrier_init(&own_started, NULL, 2); /* the test and the worker just started */
+  pthread_t w[2], t;
+  void *ret;
+  for (uintptr_t id = 1; id <= 2; id++) {
+    ck_assert_int_eq(pthread_create(&w[id - 1], NULL, own_worker, (void *)id), 0);
+    pthread_barrier_wait(&own_started); /* it has used a pool */
+    for (int k = 0; id == 1 && k < OWN_TRANSIENT; k++) {
+      ck_assert_int_eq(pthread_create(&t, NULL, transient_user, NULL), 0);
+      pthread_join(t, &ret);
+      ck_assert_ptr_null(ret);
+    }
+  }
+  for (int i = 0; i < 2; i++) {
+    pthread_join(w[i], &ret);
+    ck_assert_msg(ret == NULL, "thread %d failed with %ld", i + 1, (long)(intptr_t)ret);
+  }
+  walloc_pool_stats st;
+  ck_assert_int_eq(walloc_pool_stats_get(shared_pool, &st), WALLOC_OK);
+  ck_assert_msg(atomic_load(&own_crossed) == 0, "%ld objects came from the other thread after settling",
+                (long)atomic_load(&own_crossed));
+  ck_assert_msg(st.magazines_taken == own_taken_settled,
+                "%llu magazines went between the threads in %d rounds after they settled (%llu before)",
+                (unsigned long long)(st.magazines_taken - own_taken_settled), OWN_ROUNDS,
+                (unsigned long long)own_taken_settled);
+  ck_assert_uint_eq(st.object_size, OWN_SIZE);
+  ck_assert_uint_ge(st.objects, OWN_OBJECTS); /* (twice that unless the threads never ran at once) */
+  ck_assert_uint_ge(st.slab_bytes, st.objects * OWN_SIZE);
+  pthread_barrier_destroy(&own_step);
+  pthread_barrier_destroy(&own_started);
+  walloc_pool_destroy(shared_pool);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------
    Destroy and thread exit
    ------------------------------------------------------------------------ */
@@ -550,7 +650,8 @@ Suite *wl_test_suite(void) {
   Suite *s = suite_create("pool");
   WL_TCASE(s, "basics", 60, bad_arguments, every_size_and_alignment, freed_objects_are_reused);
   WL_TCASE(s, "misuse", 60, foreign_and_double_frees_are_refused);
-  WL_TCASE(s, "threads", 120, objects_freed_by_another_thread, one_pool_in_twelve_threads, magazines_cross_threads);
+  WL_TCASE(s, "threads", 120, objects_freed_by_another_thread, one_pool_in_twelve_threads, magazines_cross_threads,
+           threads_on_their_own_objects_share_nothing);
   WL_TCASE(s, "destroy", 120, destroy_releases_everything, destroy_with_objects_in_other_threads_caches,
            destroy_racing_thread_exits, thread_exit_flushes_caches);
   return s;

@@ -23,15 +23,22 @@
  *   depot: WL_POOL_HOMES shards, each a cache line with its own lock and a
  *   list of full and a list of empty magazines. Each thread has a home
  *   shard: it puts there and takes from there first, so its own objects
- *   come back to it warm and the shard's line stays with it; when its shard
- *   has no full (empty) magazine it takes one from any other shard whose
+ *   come back to it warm and the shard's line stays with it. A new thread
+ *   gets a home with the fewest live threads, so two live threads share a
+ *   shard only when more than WL_POOL_HOMES live. When its shard has no
+ *   full (empty) magazine it takes one from any other shard whose
  *   count says it has one (nothing is stranded: a producer gets back what a
  *   consumer freed), else carves (makes) one. A thread that has been living
- *   on its own objects and runs short by a little carves a new magazine
+ *   on its own objects and runs short by a little makes a new magazine
  *   rather than take another thread's (which would then be short and take
- *   one back, moving hot objects between caches every round); at most half
- *   its own working set plus two magazines, over its life. Shards keep at
- *   most as many empty magazines as all carved objects would fill, plus 4.
+ *   one back every round, each time moving the shard's line and the
+ *   magazine's between the cores, and hot objects with a full one): it
+ *   carves a full one to allocate from, or gets an empty one from the heap
+ *   to free into; at most half its own working set plus two magazines, over
+ *   its life. Shards keep at most as many empty magazines as all carved
+ *   objects would fill, plus 4.
+ *   Each shard counts the magazines threads of other homes took from it
+ *   (under its lock, in its line): walloc_pool_stats_get adds them up.
  *
  * Carving fills a whole magazine from the newest slab under the pool's
  * lock (a fresh slab when it is used up: a magazine never maps more than
@@ -76,10 +83,11 @@
  * Thread safety: caches and their magazines are the thread's own; a depot
  * shard's lists behind its lock; the loose list, slabs and carving behind
  * the pool's lock; no two of these are held at once. The registry
- * (indices, generations, the flush at thread exit) is behind registry_lock,
- * taken before any pool or shard lock. All are registered locks (platform.h:
- * fork takes them all, so a child finds every list whole); a pool's locks
- * are registered when it is made and leave when it is destroyed.
+ * (indices, generations, the flush at thread exit, the live threads per
+ * home) is behind registry_lock, taken before any pool or shard lock. All
+ * are registered locks (platform.h: fork takes them all, so a child finds
+ * every list whole); a pool's locks are registered when it is made and
+ * leave when it is destroyed.
  * walloc_pool_destroy must not race with use of the same pool (as free
  * must not race with use of the block); it may race with thread exits,
  * which flush caches under the registry lock only into live pools.
@@ -140,6 +148,7 @@ typedef struct wl_pool_shard_s {
   _Atomic(uint32_t) full_count, empty_count;
   wl_pool_mag_t *full;       /* magazines with objects (full, or partial from exiting threads) */
   wl_pool_mag_t *empty;      /* empty magazines */
+  _Atomic(uint64_t) taken;   /* magazines taken by threads of other homes (walloc_pool_stats_get) */
 } __attribute__((aligned(2 * WL_CACHE_LINE))) wl_pool_shard_t; /* the adjacent-line prefetcher pairs lines */
 
 struct walloc_pool {
@@ -172,7 +181,7 @@ typedef struct wl_pool_cache_s {
   uint16_t limit;            /* the loaded magazine's capacity, 0 when none is loaded */
   uint16_t own_hits;         /* full magazines from the home shard since the last steal (saturates) */
   uint16_t own_peak;         /* the most own_hits seen: the thread's own working set, in magazines */
-  uint16_t slack;            /* magazines carved instead of stolen */
+  uint16_t slack;            /* magazines made (carved full, or empty) instead of taken from another thread */
   wl_pool_mag_t *previous;   /* NULL or a full or empty magazine */
   uintptr_t hint_data;       /* the hint: [hint_data, hint_data + hint_carved) was carved in a slab */
   uint64_t hint_carved;      /* of this pool (checked through the slab map when it was taken; 0 = none);
@@ -199,7 +208,8 @@ static wl_pool_slot_t *slots;
 static uint32_t slots_cap, slots_top, slots_free;
 static uintptr_t pool_secret;
 static _Atomic(int) hooks_added;
-static _Atomic(uint32_t) homes_given;
+static uint32_t homes_given;                   /* under registry_lock, as are: */
+static uint32_t home_threads[WL_POOL_HOMES];   /* live threads per home (a hint: a forked child keeps its parent's) */
 
 typedef _Atomic(wl_pool_slab_t *) wl_slab_entry_t;
 static _Atomic(wl_slab_entry_t *) slab_map[WL_POOL_TOP];
@@ -349,6 +359,7 @@ static wl_pool_mag_t *depot_steal(walloc_pool *pool, uint32_t home, bool full) {
     if (wl_load_relaxed(full ? &s->full_count : &s->empty_count) == 0) continue;
     wl_lock(&s->lock);
     wl_pool_mag_t *m = full ? shard_get_full(s) : shard_get_empty(s);
+    if (m != NULL) wl_store_relaxed(&s->taken, wl_load_relaxed(&s->taken) + 1);
     wl_unlock(&s->lock);
     if (m != NULL) return m;
   }
@@ -459,6 +470,19 @@ static void cache_load(wl_pool_cache_t *c, wl_pool_mag_t *m) {
   }
 }
 
+/* Whether a thread whose home shard lacks the magazine it needs (a full one
+   to allocate, an empty one to free) makes a new one rather than take
+   another thread's: yes when it lives on its own magazines (WL_POOL_OWN_HITS
+   full ones in a row from home) and has made fewer than WL_POOL_SLACK plus
+   half its longest such run, over its life. Taking would leave the other
+   thread short by one next, and it would take one back: a magazine (and,
+   when full, its hot objects) crossing between the two every round. */
+static bool cache_makes_own(wl_pool_cache_t *c) {
+  if (c->own_hits < WL_POOL_OWN_HITS || c->slack >= WL_POOL_SLACK + c->own_peak / 2) return false;
+  c->slack++;
+  return true;
+}
+
 /* Forgets a cache's magazines without reading their objects. */
 static void cache_drop(wl_pool_cache_t *c) {
   if (c->objs != NULL) wl_free(mag_of(c->objs));
@@ -469,10 +493,28 @@ static void cache_drop(wl_pool_cache_t *c) {
 /* ------------------------------------------------------------------------
    Threads: caches, and their flush at exit
    ------------------------------------------------------------------------ */
+/* A new thread's home: one with the fewest live threads, the first such
+   after the last home given (threads made one after another go round the
+   shards). So two live threads share a shard only when more than
+   WL_POOL_HOMES live; counting only homes given would put a thread on a
+   live thread's shard after WL_POOL_HOMES others came and went. */
+static uint32_t home_take(void) {
+  wl_lock(&registry_lock);
+  uint32_t start = homes_given++, best = start % WL_POOL_HOMES;
+  for (uint32_t k = 1; k < WL_POOL_HOMES; k++) {
+    uint32_t h = (start + k) % WL_POOL_HOMES;
+    if (home_threads[h] < home_threads[best]) best = h;
+  }
+  home_threads[best]++;
+  wl_unlock(&registry_lock);
+  return best;
+}
+
 static void pool_thread_exit(void) {
   wl_pool_thread_t *t = &wl_pool_self;
-  if (t->caches == NULL) return;
+  if (!t->registered) return;
   wl_lock(&registry_lock);
+  if (home_threads[t->home] != 0) home_threads[t->home]--;
   for (uint32_t i = 0; i < t->cap; i++) {
     wl_pool_cache_t *c = &t->caches[i];
     walloc_pool *pool = i < slots_top ? slots[i].pool : NULL;
@@ -532,7 +574,7 @@ static wl_pool_cache_t *cache_get(walloc_pool *pool) {
     if (!t->registered) {
       if (wl_heap_get_or_init() == NULL) return NULL; /* its thread-exit hook flushes the caches */
       hooks_once();
-      t->home = atomic_fetch_add_explicit(&homes_given, 1, memory_order_relaxed) % WL_POOL_HOMES;
+      t->home = home_take();
       t->registered = true;
     }
     uint32_t cap = t->cap < 16 ? 16 : t->cap;
@@ -669,12 +711,8 @@ static WL_NOINLINE void *pool_alloc_slow(walloc_pool *pool) {
     if (full != NULL) {
       if (c->own_hits < UINT16_MAX) c->own_hits++;
       if (c->own_hits > c->own_peak) c->own_peak = c->own_hits;
-    } else if (c->own_hits >= WL_POOL_OWN_HITS && c->slack < WL_POOL_SLACK + c->own_peak / 2) {
-      /* a thread that lives on its own objects and is short by a little: a
-         new magazine, not another thread's (which would be short next and
-         steal back, moving hot objects between caches every round); at
-         most half its own working set plus two, over its life */
-      c->slack++;
+    } else if (cache_makes_own(c)) {
+      /* carves a new magazine (below), not another thread's full one */
     } else if ((full = depot_steal(pool, home, true)) != NULL) {
       c->own_hits = 0;
       if (loaded != NULL) depot_give(pool, home, &loaded, 1);
@@ -754,8 +792,10 @@ static WL_NOINLINE void pool_free_slow(walloc_pool *pool, wl_pool_obj_t *o) {
     if (give != NULL) shard_put_full(s, give);
     loaded = shard_get_empty(s);
     wl_unlock(&s->lock);
-    if (loaded == NULL) loaded = depot_steal(pool, home, false);
+    bool own = loaded == NULL && cache_makes_own(c);
+    if (loaded == NULL && !own) loaded = depot_steal(pool, home, false);
     if (loaded == NULL) loaded = mag_new(pool);
+    if (loaded == NULL && own) loaded = depot_steal(pool, home, false); /* no memory for one of its own */
     if (loaded == NULL) { /* no memory for a magazine: a loose object */
       pool_put_loose(pool, o);
       cache_load(c, NULL);
@@ -862,6 +902,22 @@ WL_API void walloc_pool_free(walloc_pool *pool, void *object) {
     }
   }
   pool_free_checked(pool, object);
+}
+
+/* Racy but whole: each count is read once, without stopping the threads. */
+WL_API walloc_status walloc_pool_stats_get(walloc_pool *pool, walloc_pool_stats *out) {
+  if (pool == NULL || out == NULL) {
+    wl_lifetime_fail(WALLOC_ERR_INVALID, "walloc_pool_stats_get: NULL pool or output");
+    return WALLOC_ERR_INVALID;
+  }
+  walloc_pool_stats st = {pool->object_size, 0, 0, 0};
+  wl_lock(&pool->lock);
+  st.objects = wl_load_relaxed(&pool->carved_objects);
+  for (const wl_pool_slab_t *s = pool->slabs; s != NULL; s = s->next) st.slab_bytes += s->size;
+  wl_unlock(&pool->lock);
+  for (int h = 0; h < WL_POOL_HOMES; h++) st.magazines_taken += wl_load_relaxed(&pool->shards[h].taken);
+  *out = st;
+  return WALLOC_OK;
 }
 
 WL_API void walloc_pool_destroy(walloc_pool *pool) {
