@@ -9,6 +9,8 @@
  *                 the API: right after walloc_allocate, walloc_handle_to_ptr
  *                 resolves the handle and one byte, the object's first, is
  *                 written through the pointer
+ *   tier-unchecked  the same with walloc_handle_ptr_unchecked (no check:
+ *                 for loops over blocks the code knows are live)
  *   malloc        malloc(size) for each, its first byte written right away
  *                 (the same one-byte store as tier-resolve), then free of
  *                 each at the frame's end: run it under LD_PRELOAD of the
@@ -17,13 +19,13 @@
  * Prints ns per object (allocation and its share of the release) of the
  * slowest thread, over FRAMES frames after one untimed warm-up frame. Linked with libwalloc.a, which does not replace malloc.
  *
- * usage: bench-frame tier|tier-resolve|malloc [N=10000] [FRAMES=300] [THREADS=1]
+ * usage: bench-frame tier|tier-resolve|tier-unchecked|malloc [N=10000] [FRAMES=300] [THREADS=1]
  */
 #include "bench_common.h"
 #include "walloc.h"
 
-enum { MODE_TIER, MODE_TIER_RESOLVE, MODE_MALLOC, MODES };
-static const char *const mode_names[] = {"tier", "tier-resolve", "malloc"};
+enum { MODE_TIER, MODE_TIER_RESOLVE, MODE_TIER_UNCHECKED, MODE_MALLOC, MODES };
+static const char *const mode_names[] = {"tier", "tier-resolve", "tier-unchecked", "malloc"};
 
 typedef struct {
   long id, n, frames, threads;
@@ -50,6 +52,13 @@ static void *frame_worker(void *arg) {
     if (a->mode == MODE_TIER_RESOLVE) {
       for (long i = 0; i < a->n; i++) {
         unsigned char *p = (unsigned char *)walloc_handle_to_ptr(walloc_allocate(sizes[i], WALLOC_TIER_ENTITY));
+        if (p == NULL) bench_fail("frame %ld: tier allocation %ld failed", f, i);
+        p[0] = (unsigned char)i;
+      }
+    } else if (a->mode == MODE_TIER_UNCHECKED) {
+      for (long i = 0; i < a->n; i++) {
+        unsigned char *p =
+            (unsigned char *)walloc_handle_ptr_unchecked(walloc_allocate(sizes[i], WALLOC_TIER_ENTITY));
         if (p == NULL) bench_fail("frame %ld: tier allocation %ld failed", f, i);
         p[0] = (unsigned char)i;
       }
@@ -101,7 +110,7 @@ static void *frame_worker(void *arg) {
 }
 
 int main(int argc, char **argv) {
-  const char *usage = "tier|tier-resolve|malloc [N=10000] [FRAMES=300] [THREADS=1]";
+  const char *usage = "tier|tier-resolve|tier-unchecked|malloc [N=10000] [FRAMES=300] [THREADS=1]";
   int mode = mode_arg(argc, argv, mode_names, MODES, usage);
   long n = arg_long(argc, argv, 2, 10000, "N");
   long frames = arg_long(argc, argv, 3, 300, "FRAMES");

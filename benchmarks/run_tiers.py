@@ -4,7 +4,9 @@
 Runs `bench-frame tier` (walloc's entity tier, allocate, reset once per
 frame), `bench-frame tier-resolve` (the same, each handle resolved with
 walloc_handle_to_ptr and the object's first byte written: what an engine
-pays) and `bench-frame malloc` (malloc, the same one-byte write, free at the
+pays), `bench-frame tier-unchecked` (the same through
+walloc_handle_ptr_unchecked, for loops over blocks known live) and
+`bench-frame malloc` (malloc, the same one-byte write, free at the
 frame's end) under glibc, walloc, jemalloc, mimalloc and tcmalloc
 (preloaded, where installed), interleaved and rotated over repetitions, for
 each frame size --n, one thread and every thread of the machine. Prints the
@@ -32,6 +34,7 @@ from preload import (add_callgrind_args, add_common_args, add_frame_args, alloca
 
 TIER = "walloc tier: allocate + reset"
 RESOLVE = "walloc tier: allocate + resolve + write + reset"
+UNCHECKED = "walloc tier: allocate + unchecked resolve + write + reset"
 
 
 def main():
@@ -51,14 +54,14 @@ def main():
     if args.callgrind:
         builds = [("", args.build)] + ([(", baseline build", args.baseline_build)] if args.baseline_build else [])
         mallocs = [(f"{a} malloc + write + free", "malloc", lib) for a, lib in allocs.items()]
-        rows = callgrind_rows([(TIER, "tier"), (RESOLVE, "tier-resolve")], mallocs, builds, args.n, args.cg_frames,
+        rows = callgrind_rows([(TIER, "tier"), (RESOLVE, "tier-resolve"), (UNCHECKED, "tier-unchecked")], mallocs, builds, args.n, args.cg_frames,
                               lambda build, mode, n: lambda frames: [exe(build), mode, str(n), str(frames), "1"])
         emit(callgrind_lines(args.cg_frames, "frames of N objects of 16-256 bytes", rows), args.out)
         return
-    variants = ["tier", "tier-resolve"] + [f"malloc/{a}" for a in allocs]
+    variants = ["tier", "tier-resolve", "tier-unchecked"] + [f"malloc/{a}" for a in allocs]
     results, head = timed_paths(args, exe(args.build), variants, allocs)
     bases = {"walloc malloc + free": "malloc/walloc", "glibc malloc + free": "malloc/glibc"}
-    rows = [(TIER, "tier", bases), (RESOLVE, "tier-resolve", bases)]
+    rows = [(TIER, "tier", bases), (RESOLVE, "tier-resolve", bases), (UNCHECKED, "tier-unchecked", bases)]
     rows += [(f"{a} malloc + write + free", f"malloc/{a}", bases) for a in allocs]
     what = (f"frames of N objects of 16-256 bytes per thread, {args.objects} objects per thread and run; "
             f"median of {args.reps} interleaved runs")
