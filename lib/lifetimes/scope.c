@@ -117,12 +117,12 @@ static walloc_scope *scope_check(walloc_scope *s, const char *what) {
 WL_API walloc_handle walloc_scope_allocate(walloc_scope *scope, size_t size) {
   walloc_scope *s = scope_check(scope, "walloc_scope_allocate: not an open scope of this thread");
   if (s == NULL) return WALLOC_NULL_HANDLE;
-  size_t bs = wl_owner_block_size(s->mem.tier, size);
   walloc_scope *first = s->budget != 0 ? s : s->budget_parent;
   if (WL_LIKELY(first == NULL)) { /* no budget to count against */
     walloc_handle h = wl_owner_alloc_fast(&s->mem, size);
     if (WL_LIKELY(h != WALLOC_NULL_HANDLE)) return h;
   }
+  size_t bs = wl_owner_block_size(s->mem.tier, size);
   for (walloc_scope *b = first; b != NULL; b = b->budget_parent) {
     if (size > b->budget || b->charged + bs > b->budget) {
       wl_fail(WALLOC_ERR_BUDGET, NULL); /* a budget saying no is an answer, not a misuse */
