@@ -231,7 +231,13 @@ WALLOC_INLINE_ unsigned char *walloc_handle_check_(const walloc_tiers_map_ *m, w
                                                    uint16_t *slot, uint64_t *gen) {
   if (__atomic_load_n(&m->abi, __ATOMIC_ACQUIRE) != WALLOC_MAP_ABI_ || (h >> 63) != 0) return NULL;
   uint64_t goff = h & ((UINT64_C(1) << 36) - 1);
-  unsigned i = 0u + (goff >= m->tier[1].offset) + (goff >= m->tier[2].offset);
+  /* the tier by branches, not by an index computed from loads: a loop over
+     one tier's handles predicts them, and what follows need not wait for
+     the compares (0.8 ns of 5.7 per object in bench-frame tier-resolve) */
+  unsigned i;
+  if (goff >= m->tier[2].offset) i = 2;
+  else if (goff >= m->tier[1].offset) i = 1;
+  else i = 0;
   const walloc_tier_map_ *t = &m->tier[i];
   uint64_t off = goff - t->offset; /* below the tier: wraps, and fails the top test */
   unsigned shift = t->granule_shift;
