@@ -283,13 +283,13 @@ WALLOC_INLINE_ void *walloc_handle_ptr_unchecked_inline_(walloc_handle h) {
 }
 
 /* Inline allocation from the calling thread's window (not on wasm): the
-   library's own fast path, in the caller's code, over the thread's
-   records, which the library exports as thread-local data (initial-exec,
-   like all of walloc's). A block under 128 granules is bumped from the
-   window while the window's epoch is its tier's tag; anything else (a
-   first call, a reset, a budget change, freed blocks waiting, a full
-   window, a big block, a bad tier) calls the library. */
-#if !defined(__wasm__)
+   library's own fast path (walloc_tier_bump_, which the library calls
+   too), in the caller's code, over the thread's records, which the
+   library exports as thread-local data (initial-exec, like all of
+   walloc's). A block under 128 granules is bumped from the window while
+   the window's epoch is its tier's tag; anything else (a first call, a
+   reset, a budget change, freed blocks waiting, a full window, a big
+   block, a bad tier) calls the library. */
 typedef struct walloc_tier_ctx_map_ {
   uint64_t epoch;                /* the tier's wtag when the window was taken */
   uint64_t cur, end;             /* bump from cur up to end (tier offsets) */
@@ -298,6 +298,30 @@ typedef struct walloc_tier_ctx_map_ {
   uint64_t private_[3];
 } __attribute__((aligned(64))) walloc_tier_ctx_map_;
 
+/* A block of size bytes bumped in the window c of tier t: 1 and its
+   handle in *h, or 0 when the fast path cannot serve it. */
+WALLOC_INLINE_ int walloc_tier_bump_(const walloc_tier_map_ *t, walloc_tier_ctx_map_ *c, size_t size,
+                                     walloc_handle *h) {
+  uint64_t n = size;
+  if (__builtin_expect(__atomic_load_n(&c->epoch, __ATOMIC_RELAXED) == __atomic_load_n(&t->wtag, __ATOMIC_RELAXED),
+                       1)) {
+    unsigned shift = t->granule_shift;
+    uint64_t g1 = (n - 1) >> shift; /* granules - 1 (size 0 wraps: the slow path) */
+    uint64_t cur = __atomic_load_n(&c->cur, __ATOMIC_RELAXED);
+    uint64_t next = cur + ((g1 + 1) << shift);
+    if (__builtin_expect(g1 < 127u && next <= __atomic_load_n(&c->end, __ATOMIC_RELAXED), 1)) {
+      __atomic_store_n(&c->cur, next, __ATOMIC_RELAXED);
+      uint16_t entry = ((g1 + 1) << 8) | 1u; /* allocated, version 0, the size in granules */
+      __atomic_store_n(&t->slots[cur >> shift], entry, __ATOMIC_RELAXED);
+      __atomic_store_n(&c->allocations, __atomic_load_n(&c->allocations, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+      *h = __atomic_load_n(&c->hbase, __ATOMIC_RELAXED) + cur;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+#if !defined(__wasm__)
 typedef struct walloc_thread_map_ {
   walloc_tier_ctx_map_ ctx[3];
 } walloc_thread_map_;
@@ -307,24 +331,11 @@ WALLOC_EXPORT extern __thread walloc_thread_map_ walloc_thread_ __attribute__((t
 WALLOC_INLINE_ walloc_handle walloc_allocate_inline_(size_t size, walloc_tier tier) {
   const walloc_tiers_map_ *m = walloc_tiers_;
   unsigned i = tier;
-  uint64_t n = size;
-  if (__builtin_expect(i < 3u && __atomic_load_n(&m->abi, __ATOMIC_ACQUIRE) == WALLOC_MAP_ABI_, 1)) {
-    walloc_tier_ctx_map_ *c = &walloc_thread_.ctx[i];
-    const walloc_tier_map_ *t = &m->tier[i];
-    if (__builtin_expect(__atomic_load_n(&c->epoch, __ATOMIC_RELAXED) == __atomic_load_n(&t->wtag, __ATOMIC_RELAXED),
-                         1)) {
-      unsigned shift = t->granule_shift;
-      uint64_t g1 = (n - 1) >> shift; /* granules - 1 (size 0 wraps: the library) */
-      uint64_t cur = __atomic_load_n(&c->cur, __ATOMIC_RELAXED);
-      uint64_t next = cur + ((g1 + 1) << shift);
-      if (__builtin_expect(g1 < 127u && next <= __atomic_load_n(&c->end, __ATOMIC_RELAXED), 1)) {
-        __atomic_store_n(&c->cur, next, __ATOMIC_RELAXED);
-        uint16_t entry = ((g1 + 1) << 8) | 1u; /* allocated, version 0, the size in granules */
-        __atomic_store_n(&t->slots[cur >> shift], entry, __ATOMIC_RELAXED);
-        __atomic_store_n(&c->allocations, __atomic_load_n(&c->allocations, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
-        return __atomic_load_n(&c->hbase, __ATOMIC_RELAXED) + cur;
-      }
-    }
+  walloc_handle h;
+  if (__builtin_expect(i < 3u && __atomic_load_n(&m->abi, __ATOMIC_ACQUIRE) == WALLOC_MAP_ABI_ &&
+                           walloc_tier_bump_(&m->tier[i], &walloc_thread_.ctx[i], size, &h),
+                       1)) {
+    return h;
   }
   return walloc_allocate(size, tier);
 }

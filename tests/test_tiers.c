@@ -279,7 +279,7 @@ END_TEST
    tier's granule, at any size; freed blocks serve requests of their size
    again; a budget counts those sizes and keeps a fast path.
    ------------------------------------------------------------------------ */
-#define ROUND_UP(n, a) (((n) + (a) - 1) / (a) * (a))
+#define ALIGN_UP(x, a) (((x) + (a) - 1) & ~(uintptr_t)((a) - 1))
 
 START_TEST(blocks_take_their_size_rounded_to_the_granule) {
   /* 5,000 blocks of 100-4,000 bytes in the scene tier (64-byte granule);
@@ -297,8 +297,8 @@ START_TEST(blocks_take_their_size_rounded_to_the_granule) {
     size_t n = 100 + (size_t)(rng >> 33) % 3901;
     walloc_handle h = walloc_allocate(n, WALLOC_TIER_SCENE);
     ck_assert_uint_ne(h, WALLOC_NULL_HANDLE);
-    ck_assert_uint_eq(walloc_handle_size(h), ROUND_UP(n, 64));
-    asked += ROUND_UP(n, 64);
+    ck_assert_uint_eq(walloc_handle_size(h), ALIGN_UP(n, 64));
+    asked += ALIGN_UP(n, 64);
   }
   /* what the tier took for them (peak: claimed space, window tails and
      the last window's unused rest included) and what its blocks hold */
@@ -316,7 +316,7 @@ START_TEST(blocks_take_their_size_rounded_to_the_granule) {
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
       walloc_handle h = walloc_allocate(sizes[i], arena_tiers[t]);
       ck_assert_uint_ne(h, WALLOC_NULL_HANDLE);
-      ck_assert_uint_eq(walloc_handle_size(h), ROUND_UP(sizes[i], granule));
+      ck_assert_uint_eq(walloc_handle_size(h), ALIGN_UP(sizes[i], granule));
       fill_handle(h, walloc_handle_size(h), (int)i);
       ck_assert(check_handle(h, walloc_handle_size(h), (int)i));
     }
@@ -954,7 +954,6 @@ END_TEST
    point at makes walloc read or write outside a live fallback block.
    ------------------------------------------------------------------------ */
 #define FALLBACK_BIT ((uint64_t)1 << 63)
-#define ALIGN_UP(x, a) (((x) + (a) - 1) & ~(uintptr_t)((a) - 1))
 
 /* Every call on a forged handle is refused, and says so with a status. */
 static void assert_refused(walloc_handle h) {

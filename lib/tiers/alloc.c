@@ -37,34 +37,22 @@ static WL_NOINLINE walloc_handle fallback_alloc(size_t size) {
   return h;
 }
 
-/* The fast path: a block of under WL_SLOT_SMALL granules bumped from the
-   thread's window while the window's tag is the tier's (same generation,
-   no budget change since) and no freed block waits on any list. */
 static WL_NOINLINE walloc_handle alloc_slow(size_t size, walloc_tier tier) {
   if ((unsigned)tier >= WL_TIERS) return tier == WALLOC_TIER_FALLBACK ? fallback_alloc(size) : invalid_tier();
   return wl_tier_alloc_slow((unsigned)tier, size);
 }
 
-/* (the name in parentheses: walloc.h makes it a macro for the inline
-   version, which calls this when it cannot allocate) */
+/* The fast path (walloc_tier_bump_, walloc.h, the same code callers run
+   inline): a block of under WL_SLOT_SMALL granules bumped from the thread's
+   window while the window's tag is the tier's (same generation, no budget
+   change since, no freed block waiting on any list). (The name in
+   parentheses: walloc.h makes it a macro for the inline version, which
+   calls this when it cannot allocate.) */
 WL_API walloc_handle(walloc_allocate)(size_t size, walloc_tier tier) {
-  if (WL_LIKELY((unsigned)tier < WL_TIERS)) {
-    wl_tier_t *t = &wl_tiers.tier[tier];
-    wl_tier_ctx_t *c = &wl_tier_self.ctx[tier];
-    if (WL_LIKELY(wl_load_relaxed(&c->epoch) == wl_load_relaxed(&t->wtag))) {
-      unsigned shift = t->granule_shift;
-      uint64_t g1 = ((uint64_t)size - 1) >> shift; /* granules - 1 (size 0 wraps: the slow path) */
-      if (WL_LIKELY(g1 < WL_SLOT_SMALL - 1)) {
-        uint64_t cur = wl_load_relaxed(&c->cur);
-        uint64_t next = cur + ((g1 + 1) << shift);
-        if (WL_LIKELY(next <= wl_load_relaxed(&c->end))) {
-          wl_store_relaxed(&c->cur, next);
-          wl_store_relaxed(&t->slots[cur >> shift], (uint16_t)((g1 + 1) << WL_SLOT_CODE_SHIFT | WL_SLOT_ALLOCATED));
-          ctx_count(&c->allocations);
-          return wl_load_relaxed(&c->hbase) + cur;
-        }
-      }
-    }
+  walloc_handle h;
+  if (WL_LIKELY((unsigned)tier < WL_TIERS &&
+                walloc_tier_bump_(wl_tier_map(&wl_tiers.tier[tier]), wl_tier_ctx_map(&wl_tier_self.ctx[tier]), size, &h))) {
+    return h;
   }
   return alloc_slow(size, tier);
 }

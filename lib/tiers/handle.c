@@ -113,11 +113,12 @@ walloc_status wl_handle_resolve(walloc_handle handle, wl_block_ref_t *ref) {
   uint8_t *p = walloc_handle_check_(WL_TIERS_MAP, handle, &tier, &slot, &gen);
   if (WL_UNLIKELY(p == NULL)) return resolve_slow(handle, ref);
   wl_tier_t *t = &wl_tiers.tier[tier];
+  uint64_t off = (uint64_t)(p - t->start);
   ref->gen = gen;
   ref->tier = t;
   ref->ptr = p;
-  ref->size = wl_slot_size(t, (uint64_t)(p - t->start), slot);
-  ref->off = (uint64_t)(p - t->start);
+  ref->size = wl_slot_size(t, off, slot);
+  ref->off = off;
   ref->slot = slot;
   return WALLOC_OK;
 }

@@ -226,14 +226,19 @@ _Static_assert(WL_MAP_SAME(gen, gen) && WL_MAP_SAME(start, start) && WL_MAP_SAME
                "walloc_tiers_map_ (walloc.h) must mirror wl_tiers_t: change both and bump WALLOC_MAP_ABI_");
 /* Exported (walloc.h's walloc_thread_) for inline allocation. */
 extern __thread wl_tier_thread_t wl_tier_self __asm__("walloc_thread_") __attribute__((tls_model("initial-exec")));
-#if !defined(__wasm__)
 #define WL_CTX_SAME(a) (offsetof(wl_tier_ctx_t, a) == offsetof(walloc_tier_ctx_map_, a))
 _Static_assert(WL_CTX_SAME(epoch) && WL_CTX_SAME(cur) && WL_CTX_SAME(end) && WL_CTX_SAME(hbase) &&
                    WL_CTX_SAME(allocations) && sizeof(wl_tier_ctx_t) == sizeof(walloc_tier_ctx_map_) &&
-                   offsetof(wl_tier_thread_t, ctx) == offsetof(walloc_thread_map_, ctx) && WL_MAP_SAME(wtag, wtag) &&
-                   WL_SLOT_SMALL == 128 && WL_SLOT_CODE_SHIFT == 8,
+                   WL_MAP_SAME(wtag, wtag) && WL_SLOT_SMALL == 128 && WL_SLOT_CODE_SHIFT == 8,
+               "walloc_tier_ctx_map_ (walloc.h) must mirror wl_tier_ctx_t: change both and bump WALLOC_MAP_ABI_");
+#if !defined(__wasm__)
+_Static_assert(offsetof(wl_tier_thread_t, ctx) == offsetof(walloc_thread_map_, ctx),
                "walloc_thread_map_ (walloc.h) must mirror wl_tier_thread_t: change both and bump WALLOC_MAP_ABI_");
 #endif
+/* A tier and a thread's window of it as walloc.h's fast path
+   (walloc_tier_bump_) reads them. */
+#define wl_tier_map(t) ((const walloc_tier_map_ *)(const void *)(t))
+#define wl_tier_ctx_map(c) ((walloc_tier_ctx_map_ *)(void *)(c))
 
 /* ------------------------------------------------------------------------
    Inline helpers
