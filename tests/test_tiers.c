@@ -184,6 +184,31 @@ START_TEST(reset_makes_handles_stale) {
 }
 END_TEST
 
+START_TEST(compaction_inside_a_large_block_makes_it_stale) {
+  /* a large block (128 granules or more) keeps the rest of its size in
+     its next three slot entries; a compaction that keeps only its first
+     three granules lets the next generation write the third (here a
+     one-granule block, whose entry read as the large block's low bits
+     made it 2 granules: inside the kept prefix), and the block must still
+     read as cut by the compaction */
+  const walloc_tier t = WALLOC_TIER_SCENE;
+  walloc_handle big = walloc_allocate(200 * 64, t); /* the tier's first block: offset 0 */
+  ck_assert_uint_ne(big, WALLOC_NULL_HANDLE);
+  ck_assert_uint_eq(walloc_handle_size(big), 200 * 64);
+  uint8_t *start = walloc_handle_to_ptr(big);
+  ck_assert_int_eq(walloc_fast_compact_tier(t, 3 * 64), WALLOC_OK); /* keeps [0, 192) */
+  walloc_handle after = walloc_allocate(64, t); /* a new window from 192: its first block at granule 3 */
+  ck_assert_uint_ne(after, WALLOC_NULL_HANDLE);
+  ck_assert_ptr_eq(walloc_handle_to_ptr(after), start + 192);
+  fill_handle(after, 64, 7);
+  uint8_t b;
+  ck_assert_int_eq(walloc_read_data(big, 0, &b, 1), WALLOC_ERR_STALE);
+  ck_assert_uint_eq(walloc_handle_size(big), 0);
+  ck_assert_ptr_null(walloc_handle_to_ptr(big));
+  ck_assert(check_handle(after, 64, 7));
+}
+END_TEST
+
 START_TEST(compaction_keeps_the_preserved_prefix) {
   walloc_tier t = WALLOC_TIER_SCENE;
   walloc_handle keep[10];
@@ -1322,7 +1347,8 @@ Suite *wl_test_suite(void) {
   WL_TCASE(s, "basics", 60, init_once_and_defaults, first_allocation_sets_up_lazily, alignment_of_each_tier,
            custom_alignment, write_read_round_trip, handle_pointer_round_trip, blocks_never_overlap);
   WL_TCASE(s, "stale", 60, reset_makes_handles_stale, compaction_keeps_the_preserved_prefix,
-           compaction_with_growing_prefixes, double_deallocation_is_stale, free_lists_recycle_by_class);
+           compaction_with_growing_prefixes, compaction_inside_a_large_block_makes_it_stale,
+           double_deallocation_is_stale, free_lists_recycle_by_class);
   WL_TCASE(s, "exact", 120, blocks_take_their_size_rounded_to_the_granule, a_freed_block_serves_its_size_again,
            a_budget_counts_exact_sizes_on_the_fast_path, a_budget_holds_across_threads);
   WL_TCASE(s, "errors", 60, bounds_are_checked, bad_input_never_crashes, bad_configurations_are_refused,

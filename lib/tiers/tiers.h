@@ -277,13 +277,18 @@ WL_INLINE unsigned wl_slot_size_set(wl_tier_t *t, uint64_t off, uint64_t g) {
   return WL_SLOT_SMALL | (unsigned)(g >> (3 * WL_SLOT_WIDE_BITS));
 }
 
-/* The size in bytes of the block whose first entry (at off) is s. */
+/* The size in bytes of the block whose first entry (at off) is s. A large
+   block is never under WL_SLOT_SMALL granules, whatever its next entries
+   read: a compaction that kept fewer than its first four granules lets
+   the next generation write them, and the size that validation checks
+   against the kept prefix must still reach past it. */
 WL_INLINE size_t wl_slot_size(const wl_tier_t *t, uint64_t off, uint16_t s) {
   uint64_t g = wl_slot_code(s);
   if (g >= WL_SLOT_SMALL) {
     const wl_slot_t *e = &t->slots[off >> t->granule_shift];
     g &= WL_SLOT_SMALL - 1;
     for (unsigned k = 1; k <= 3; k++) g = g << WL_SLOT_WIDE_BITS | (wl_load_relaxed(&e[k]) >> WL_SLOT_WIDE_SHIFT);
+    if (g < WL_SLOT_SMALL) g = WL_SLOT_SMALL;
   }
   return (size_t)(g << t->granule_shift);
 }
