@@ -192,8 +192,10 @@ WALLOC_EXPORT walloc_status walloc_tier_stats_get(walloc_tier tier, walloc_tier_
 #define WALLOC_INLINE_ static inline __attribute__((always_inline))
 #ifdef __cplusplus
 #define WALLOC_PTR_(x) reinterpret_cast<void *>(static_cast<uintptr_t>(x))
+#define WALLOC_REINTERPRET_(type, x) reinterpret_cast<type>(x)
 #else
 #define WALLOC_PTR_(x) ((void *)(uintptr_t)(x))
+#define WALLOC_REINTERPRET_(type, x) ((type)(x))
 #endif
 
 /* One tier's record as the library keeps it (lib/tiers/tiers.h asserts the
@@ -321,6 +323,44 @@ WALLOC_INLINE_ int walloc_tier_bump_(const walloc_tier_map_ *t, walloc_tier_ctx_
   return 0;
 }
 
+/* An owner's bump window (a scope's or a context's current chunk, tier
+   offsets): the library's owner fast path, which walloc.h inlines for
+   scopes. The library keeps the layout (lib/lifetimes/lifetimes.h asserts
+   it); a change renumbers WALLOC_SCOPE_OPEN_. */
+typedef struct walloc_owner_window_ {
+  uint64_t cur, end;             /* bump from cur up to end */
+  uint64_t hbase;                /* handle = hbase + offset + (version << 57) */
+  uint64_t gen;                  /* the tier generation the chunk is live in (~0: none) */
+  const walloc_tier_map_ *tier;
+  uint64_t fast_max;             /* requests of 1 to fast_max bytes may be bumped inline (0: none) */
+  uint64_t used;                 /* bytes handed out (each request rounded up to the granule) */
+} walloc_owner_window_;
+
+/* A block of 1 to limit bytes bumped in the owner's window w, with its
+   slot entry (allocated, owned, one version above the last block there):
+   1 and its handle in *h, or 0 when the library must serve it (too big,
+   the window is full, or a reset or compaction took the chunk). */
+WALLOC_INLINE_ int walloc_owner_bump_(walloc_owner_window_ *w, size_t size, uint64_t limit, walloc_handle *h) {
+  uint64_t n = size;
+  if (__builtin_expect(n - 1 < limit, 1)) { /* size 0 wraps: the library */
+    const walloc_tier_map_ *t = w->tier;
+    unsigned shift = t->granule_shift;
+    uint64_t g = ((n - 1) >> shift) + 1;
+    uint64_t off = w->cur, next = off + (g << shift);
+    if (__builtin_expect(next <= w->end && w->gen == __atomic_load_n(&t->gen, __ATOMIC_ACQUIRE), 1)) {
+      w->cur = next;
+      uint16_t *slot = &t->slots[off >> shift];
+      uint64_t v = ((__atomic_load_n(slot, __ATOMIC_RELAXED) >> 1) + 1u) & 63u;
+      uint16_t entry = (g << 8) | 0x80u | (v << 1) | 1u; /* allocated, owned, version v, g granules */
+      __atomic_store_n(slot, entry, __ATOMIC_RELEASE);
+      __atomic_store_n(&w->used, w->used + (g << shift), __ATOMIC_RELAXED);
+      *h = w->hbase + off + (v << 57);
+      return 1;
+    }
+  }
+  return 0;
+}
+
 #if !defined(__wasm__)
 typedef struct walloc_thread_map_ {
   walloc_tier_ctx_map_ ctx[3];
@@ -378,6 +418,36 @@ static inline void walloc_scope_cleanup_(walloc_scope **scope) {
    enclosing C block ends (also by return, break or goto). */
 #define WALLOC_SCOPE(name, tier, budget) \
   walloc_scope *name __attribute__((cleanup(walloc_scope_cleanup_))) = walloc_scope_enter((tier), (budget))
+#endif
+
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(__wasm__)
+/* Inline scope allocation (not on wasm): the library's owner fast path
+   (walloc_owner_bump_) in the caller's code, for an open scope of the
+   calling thread without a budget around it; anything else calls the
+   library, which checks and reports. A scope record starts like this
+   while it is open; the state word names the layout. */
+#define WALLOC_SCOPE_OPEN_ 0x53636f01u
+typedef struct walloc_scope_map_ {
+  uint32_t state;                /* WALLOC_SCOPE_OPEN_ while open */
+  uint32_t private_;
+  uintptr_t thread;              /* &walloc_thread_ of the thread that entered it */
+  walloc_owner_window_ w;
+} walloc_scope_map_;
+
+WALLOC_INLINE_ walloc_handle walloc_scope_allocate_inline_(walloc_scope *scope, size_t size) {
+  walloc_scope_map_ *s = WALLOC_REINTERPRET_(walloc_scope_map_ *, scope);
+  walloc_handle h;
+  if (__builtin_expect(s != NULL && s->state == WALLOC_SCOPE_OPEN_ &&
+                           s->thread == WALLOC_REINTERPRET_(uintptr_t, &walloc_thread_) &&
+                           walloc_owner_bump_(&s->w, size, s->w.fast_max, &h),
+                       1)) {
+    return h;
+  }
+  return walloc_scope_allocate(scope, size);
+}
+#if !defined(WALLOC_NO_INLINE_HANDLES)
+#define walloc_scope_allocate(scope, size) walloc_scope_allocate_inline_((scope), (size))
+#endif
 #endif
 
 /* Contexts: named owners of allocations in a tier, with reference counts and

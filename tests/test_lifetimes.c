@@ -54,16 +54,25 @@ END_TEST
 
 START_TEST(scope_handles_stay_stale_across_many_scopes) {
   enum { ROUNDS = 3000 };
-  static walloc_handle first[ROUNDS];
+  /* a scope's first block comes from the library's slow path (it takes a
+     chunk), the second from the bump path (inline in this file) */
+  static walloc_handle first[ROUNDS], second[ROUNDS];
   for (int r = 0; r < ROUNDS; r++) {
     walloc_scope *s = walloc_scope_enter(WALLOC_TIER_SCENE, 0);
     first[r] = walloc_scope_allocate(s, 100);
-    walloc_handle other = walloc_scope_allocate(s, 40);
+    second[r] = walloc_scope_allocate(s, 40);
     fill_handle(first[r], 100, (uint32_t)r);
-    fill_handle(other, 40, (uint32_t)r + 1);
+    fill_handle(second[r], 40, (uint32_t)r + 1);
     ck_assert(check_handle(first[r], 100, (uint32_t)r));
+    if (r % 100 == 99) { /* every earlier handle is refused while this scope's blocks are live at the
+                            offsets some of them named (a stale match would read live data) */
+      for (int k = 0; k < r; k++) {
+        ck_assert_ptr_null(walloc_handle_to_ptr(first[k]));
+        ck_assert_ptr_null(walloc_handle_to_ptr(second[k]));
+      }
+    }
     walloc_scope_leave(s);
-    if (r % 100 == 99) { /* every earlier handle is refused (a stale match would read live data) */
+    if (r % 100 == 99) {
       for (int k = 0; k <= r; k++) ck_assert_ptr_null(walloc_handle_to_ptr(first[k]));
     }
   }
@@ -208,6 +217,39 @@ START_TEST(scope_memory_goes_back_to_the_tier) {
     walloc_scope_leave(s);
   }
   ck_assert_uint_le(tier_used(WALLOC_TIER_ENTITY), before + 64 * KiB);
+}
+END_TEST
+
+/* A reset of the tier while a scope is open takes the scope's chunk: the
+   scope's next blocks come from a new one, with handles of the new
+   generation, and never overlap what the tier hands out after the reset
+   (walloc.h's inline path must see the generation change). */
+START_TEST(scope_goes_on_after_a_tier_reset) {
+  enum { N = 300 };
+  walloc_scope *s = walloc_scope_enter(WALLOC_TIER_ENTITY, 0);
+  ck_assert_ptr_nonnull(s);
+  walloc_handle before = walloc_scope_allocate(s, 64);
+  ck_assert_uint_ne(before, WALLOC_NULL_HANDLE);
+  ck_assert_int_eq(walloc_reset_tier(WALLOC_TIER_ENTITY), WALLOC_OK);
+  assert_stale(before);
+  static walloc_handle mine[N], tiers[N];
+  for (int i = 0; i < N; i++) {
+    tiers[i] = walloc_allocate(64, WALLOC_TIER_ENTITY);
+    mine[i] = walloc_scope_allocate(s, 64);
+    ck_assert_uint_ne(tiers[i], WALLOC_NULL_HANDLE);
+    ck_assert_uint_ne(mine[i], WALLOC_NULL_HANDLE);
+    fill_handle(tiers[i], 64, (uint32_t)i);
+    fill_handle(mine[i], 64, (uint32_t)(N + i));
+  }
+  for (int i = 0; i < N; i++) {
+    ck_assert(check_handle(tiers[i], 64, (uint32_t)i));
+    ck_assert(check_handle(mine[i], 64, (uint32_t)(N + i)));
+  }
+  /* the block the reset took still counts until the scope is left */
+  ck_assert_uint_eq(walloc_scope_used(s), (N + 1) * 64);
+  walloc_scope_leave(s);
+  for (int i = 0; i < N; i++) assert_stale(mine[i]);
+  for (int i = 0; i < N; i++) ck_assert(check_handle(tiers[i], 64, (uint32_t)i));
 }
 END_TEST
 
@@ -611,7 +653,8 @@ Suite *wl_test_suite(void) {
   Suite *s = suite_create("lifetimes");
   WL_TCASE(s, "scopes", 120, scope_allocations_go_stale_when_left, scope_handles_stay_stale_across_many_scopes,
            scopes_nest_deeper_than_64, scope_macro_leaves_at_block_end, scopes_left_out_of_order,
-           scope_budgets_count_exact_sizes, scope_budgets_refuse_and_nest, scope_memory_goes_back_to_the_tier, scopes_belong_to_their_thread,
+           scope_budgets_count_exact_sizes, scope_budgets_refuse_and_nest, scope_memory_goes_back_to_the_tier,
+           scope_goes_on_after_a_tier_reset, scopes_belong_to_their_thread,
            scopes_in_8_threads);
   WL_TCASE(s, "contexts", 60, context_reset_reaches_children, context_release_does_not_free_silently,
            contexts_are_shared_by_threads);

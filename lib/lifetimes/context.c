@@ -53,7 +53,7 @@ static void unlink_ctx(walloc_context *c) {
    lock is dropped. */
 static void try_destroy(walloc_context *c, walloc_context **doomed) {
   while (c != NULL && wl_load_relaxed(&c->refs) == 0) {
-    if (c->children != NULL || wl_load_relaxed(&c->mem.used) != 0) { /* stays until a reset */
+    if (c->children != NULL || wl_load_relaxed(&c->mem.w.used) != 0) { /* stays until a reset */
       if (!c->zombie) {
         c->zombie = true;
         wl_fetch_add(&zombies, 1);
@@ -189,7 +189,7 @@ WL_API void walloc_context_release(walloc_context *ctx) {
     wl_lock(&ctx->lock);
     wl_owner_forget_dead(&ctx->mem); /* blocks a reset took are not kept for */
     wl_unlock(&ctx->lock);
-    if (ctx->children != NULL || wl_load_relaxed(&ctx->mem.used) != 0) {
+    if (ctx->children != NULL || wl_load_relaxed(&ctx->mem.w.used) != 0) {
       wl_report("walloc_context_release: the last reference is gone but the context still owns blocks; "
                 "they stay until its parent or its tier is reset", ctx);
     }
