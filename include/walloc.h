@@ -460,6 +460,44 @@ WALLOC_EXPORT void walloc_context_release(walloc_context *ctx);
 WALLOC_EXPORT walloc_handle walloc_context_allocate(walloc_context *ctx, size_t size);
 WALLOC_EXPORT void walloc_context_reset(walloc_context *ctx); /* also resets its children */
 
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(__wasm__)
+/* Inline context allocation (not on wasm). A context allocated from by one
+   thread only is that thread's: it bumps without a lock, in the caller's
+   code (walloc_owner_bump_), flagging itself busy meanwhile; another
+   thread that needs the context (to allocate, reset or release) takes it
+   back with an asymmetric fence (lib/lifetimes/context.c). Anything else
+   calls the library. A live context record starts like this; the magic
+   word names the layout. */
+#define WALLOC_CONTEXT_LIVE_ 0x43747801u
+typedef struct walloc_context_map_ {
+  uint32_t magic;                /* WALLOC_CONTEXT_LIVE_ while live */
+  uint32_t refs;
+  uintptr_t bias;                /* &walloc_thread_ of the thread that may bump without the lock, else 0 */
+  uint32_t busy;                 /* that thread is bumping */
+  uint32_t private_;
+  walloc_owner_window_ w;
+} walloc_context_map_;
+
+WALLOC_INLINE_ walloc_handle walloc_context_allocate_inline_(walloc_context *ctx, size_t size) {
+  walloc_context_map_ *c = WALLOC_REINTERPRET_(walloc_context_map_ *, ctx);
+  uintptr_t me = WALLOC_REINTERPRET_(uintptr_t, &walloc_thread_);
+  if (__builtin_expect(c != NULL && c->magic == WALLOC_CONTEXT_LIVE_ && __atomic_load_n(&c->refs, __ATOMIC_RELAXED) != 0 &&
+                           __atomic_load_n(&c->bias, __ATOMIC_RELAXED) == me,
+                       1)) {
+    __atomic_store_n(&c->busy, 1u, __ATOMIC_RELAXED);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST); /* the light side of the fence */
+    walloc_handle h = 0;
+    int ok = __atomic_load_n(&c->bias, __ATOMIC_ACQUIRE) == me && walloc_owner_bump_(&c->w, size, c->w.fast_max, &h);
+    __atomic_store_n(&c->busy, 0u, __ATOMIC_RELEASE);
+    if (__builtin_expect(ok, 1)) return h;
+  }
+  return walloc_context_allocate(ctx, size);
+}
+#if !defined(WALLOC_NO_INLINE_HANDLES)
+#define walloc_context_allocate(ctx, size) walloc_context_allocate_inline_((ctx), (size))
+#endif
+#endif
+
 /* Frame arenas: one per thread, thrown away at the end of each frame. */
 WALLOC_EXPORT void walloc_frame_begin(void);
 WALLOC_EXPORT void *walloc_frame_alloc(size_t size, size_t align); /* NULL outside a frame */

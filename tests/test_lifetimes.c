@@ -393,9 +393,100 @@ static void *context_worker(void *arg) {
 START_TEST(contexts_are_shared_by_threads) {
   WL_WASM_SKIP_THREADS();
   shared_ctx = walloc_context_create(WALLOC_TIER_ENTITY, NULL);
+  /* the creating thread allocates without the lock until others come */
+  walloc_handle before[100], after[100];
+  for (int i = 0; i < 100; i++) {
+    before[i] = walloc_context_allocate(shared_ctx, 40);
+    ck_assert_uint_ne(before[i], WALLOC_NULL_HANDLE);
+    fill_handle(before[i], 40, 70000 + (uint32_t)i);
+  }
   wl_test_run_workers(8, context_worker, "context worker");
+  for (int i = 0; i < 100; i++) {
+    after[i] = walloc_context_allocate(shared_ctx, 40);
+    ck_assert_uint_ne(after[i], WALLOC_NULL_HANDLE);
+    fill_handle(after[i], 40, 80000 + (uint32_t)i);
+  }
+  for (int i = 0; i < 100; i++) {
+    ck_assert(check_handle(before[i], 40, 70000 + (uint32_t)i));
+    ck_assert(check_handle(after[i], 40, 80000 + (uint32_t)i));
+  }
   walloc_context_reset(shared_ctx);
+  for (int i = 0; i < 100; i++) assert_stale(after[i]);
   walloc_context_release(shared_ctx);
+}
+END_TEST
+
+/* A context's own thread allocates from it (without its lock) while
+   another thread resets it over and over. Every block whose allocation
+   finished before a reset began must be stale once that reset is done: a
+   reset that gave a chunk back while the context's thread was still
+   writing a slot entry in it would leave that block live, in memory the
+   tier now hands to others. The resetter also takes blocks from the tier
+   after each reset and checks them. The context's thread touches no
+   memory: after a reset from elsewhere that would be the program's race. */
+static walloc_context *raced_ctx;
+static atomic_int race_done;
+static atomic_uint resets_begun, resets_done;
+static void *context_resetter(void *arg) {
+  (void)arg;
+  enum { N = 16 };
+  walloc_handle mine[N];
+  for (uint32_t round = 0; !atomic_load(&race_done); round++) {
+    atomic_fetch_add(&resets_begun, 1);
+    walloc_context_reset(raced_ctx);
+    atomic_fetch_add(&resets_done, 1);
+    for (int i = 0; i < N; i++) {
+      mine[i] = walloc_allocate(32, WALLOC_TIER_ENTITY);
+      if (mine[i] == WALLOC_NULL_HANDLE) return (void *)1;
+      fill_handle(mine[i], 32, round * N + (uint32_t)i);
+    }
+    for (int i = 0; i < N; i++) {
+      if (!check_handle(mine[i], 32, round * N + (uint32_t)i)) return (void *)2;
+      if (walloc_deallocate(mine[i]) != WALLOC_OK) return (void *)3;
+    }
+  }
+  return NULL;
+}
+
+START_TEST(context_reset_by_another_thread_while_its_thread_allocates) {
+  WL_WASM_SKIP_THREADS();
+  enum { RING = 256, ALLOCATIONS = 400000 };
+  raced_ctx = walloc_context_create(WALLOC_TIER_ENTITY, NULL);
+  ck_assert_ptr_nonnull(raced_ctx);
+  atomic_store(&race_done, 0);
+  atomic_store(&resets_begun, 0);
+  atomic_store(&resets_done, 0);
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, context_resetter, NULL), 0);
+  static walloc_handle ring[RING];
+  static unsigned begun[RING]; /* resets begun when the allocation had finished */
+  unsigned head = 0, tail = 0, checked = 0;
+  for (int i = 0; i < ALLOCATIONS; i++) {
+    walloc_handle h = walloc_context_allocate(raced_ctx, 32);
+    ck_assert_uint_ne(h, WALLOC_NULL_HANDLE);
+    unsigned b = atomic_load(&resets_begun);
+    if (head - tail == RING) tail++; /* the oldest waited long enough: dropped unchecked */
+    ring[head % RING] = h;
+    begun[head % RING] = b;
+    head++;
+    while (tail != head && atomic_load(&resets_done) > begun[tail % RING]) { /* a later reset is done */
+      ck_assert_ptr_null(walloc_handle_to_ptr(ring[tail % RING]));
+      tail++;
+      checked++;
+    }
+  }
+  atomic_store(&race_done, 1);
+  void *ret;
+  pthread_join(t, &ret);
+  ck_assert_ptr_null(ret);
+  ck_assert_uint_gt(checked, 1000); /* the resets did overlap the allocations */
+  /* still its thread's: a block after the last reset is live */
+  walloc_handle h = walloc_context_allocate(raced_ctx, 100);
+  fill_handle(h, 100, 5);
+  ck_assert(check_handle(h, 100, 5));
+  walloc_context_reset(raced_ctx);
+  assert_stale(h);
+  walloc_context_release(raced_ctx);
 }
 END_TEST
 
@@ -657,7 +748,7 @@ Suite *wl_test_suite(void) {
            scope_goes_on_after_a_tier_reset, scopes_belong_to_their_thread,
            scopes_in_8_threads);
   WL_TCASE(s, "contexts", 60, context_reset_reaches_children, context_release_does_not_free_silently,
-           contexts_are_shared_by_threads);
+           contexts_are_shared_by_threads, context_reset_by_another_thread_while_its_thread_allocates);
   WL_TCASE(s, "promotion", 60, promotion_of_every_size_class, promotion_into_a_full_tier_fails_cleanly);
   WL_TCASE(s, "rings", 120, ring_over_10000_frames_with_3_in_flight, ring_never_overruns_a_live_frame);
   WL_TCASE(s, "budgets", 60, tier_budget_applies_to_every_path, budget_counts_what_the_tier_holds_and_fallback,

@@ -90,6 +90,16 @@ typedef struct wl_owner_s {
   wl_chunk_t first;      /* storage for the first chunk */
 } wl_owner_t;
 
+/* The calling thread as walloc.h's inline scope and context paths name it
+   (&walloc_thread_; any unique id on wasm, where they are not inline). */
+WL_INLINE uintptr_t wl_owner_thread(void) {
+#if defined(__wasm__)
+  return wl_os_thread_id();
+#else
+  return (uintptr_t)&wl_tier_self;
+#endif
+}
+
 void wl_owner_init(wl_owner_t *o, unsigned tier);
 /* The fast path, inline in its callers: a small block bumped in the
    current chunk, still live in the tier's current generation; else

@@ -26,7 +26,7 @@
 struct walloc_scope {
   uint32_t state;
   uint32_t depth;
-  uintptr_t owner;               /* scope_thread() of the thread that entered it */
+  uintptr_t owner;               /* wl_owner_thread() of the thread that entered it */
   wl_owner_t mem;                /* its window first: walloc.h's walloc_scope_map_ */
   size_t budget;                 /* 0 = none */
   size_t charged;                /* budgeted scopes: own and open inner scopes' bytes */
@@ -41,15 +41,6 @@ _Static_assert(offsetof(struct walloc_scope, state) == offsetof(walloc_scope_map
                "walloc_scope_map_ (walloc.h) must mirror struct walloc_scope: change both and renumber WALLOC_SCOPE_OPEN_");
 #endif
 
-/* Who may use a scope: the calling thread's tier record on native builds,
-   as walloc.h's inline allocation compares it (&walloc_thread_). */
-static uintptr_t scope_thread(void) {
-#if defined(__wasm__)
-  return wl_os_thread_id();
-#else
-  return (uintptr_t)&wl_tier_self;
-#endif
-}
 
 typedef struct scope_thread_s {
   walloc_scope *top;
@@ -107,7 +98,7 @@ WL_API walloc_scope *walloc_scope_enter(walloc_tier tier, size_t budget) {
   }
   walloc_scope *parent = me->top;
   s->state = SCOPE_OPEN;
-  s->owner = scope_thread();
+  s->owner = wl_owner_thread();
   s->budget = budget;
   s->charged = 0;
   s->parent = parent;
@@ -130,7 +121,7 @@ static walloc_scope *scope_check(walloc_scope *s, const char *what) {
     wl_fail(WALLOC_ERR_STALE, what);
     return NULL;
   }
-  if (s->owner != scope_thread()) {
+  if (s->owner != wl_owner_thread()) {
     wl_fail(WALLOC_ERR_INVALID, what);
     return NULL;
   }
@@ -191,7 +182,7 @@ WL_API void walloc_scope_leave(walloc_scope *scope) {
     wl_report("walloc_scope_leave: the scope was already left", scope);
     return;
   }
-  if (scope->owner != scope_thread()) {
+  if (scope->owner != wl_owner_thread()) {
     wl_report("walloc_scope_leave: the scope belongs to another thread (ignored)", scope);
     return;
   }
