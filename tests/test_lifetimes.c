@@ -376,6 +376,26 @@ START_TEST(context_release_does_not_free_silently) {
 END_TEST
 
 static walloc_context *shared_ctx;
+/* A context keeps the chunks its rounds draw from one reset to the next
+   (warm memory, as a scope's thread keeps them), and gives them back when
+   it goes. */
+START_TEST(context_memory_goes_back_to_the_tier) {
+  wl_test_wasm_tiers(256 * MiB);
+  size_t before = tier_used(WALLOC_TIER_ENTITY);
+  walloc_context *c = walloc_context_create(WALLOC_TIER_ENTITY, NULL);
+  ck_assert_ptr_nonnull(c);
+  for (int r = 0; r < 20; r++) {
+    for (int i = 0; i < 200; i++) ck_assert_uint_ne(walloc_context_allocate(c, 1000 + (size_t)i * 10), WALLOC_NULL_HANDLE);
+    ck_assert_uint_gt(tier_used(WALLOC_TIER_ENTITY), before + 300 * KiB);
+    walloc_context_reset(c);
+    /* the 64 KiB chunks the round drew (7) are kept for the next */
+    ck_assert_uint_le(tier_used(WALLOC_TIER_ENTITY), before + 12 * 64 * KiB);
+  }
+  walloc_context_release(c); /* owns nothing: it goes, with its chunks */
+  ck_assert_uint_eq(tier_used(WALLOC_TIER_ENTITY), before);
+}
+END_TEST
+
 static void *context_worker(void *arg) {
   uint32_t id = (uint32_t)(uintptr_t)arg;
   walloc_handle h[500];
@@ -748,6 +768,7 @@ Suite *wl_test_suite(void) {
            scope_goes_on_after_a_tier_reset, scopes_belong_to_their_thread,
            scopes_in_8_threads);
   WL_TCASE(s, "contexts", 60, context_reset_reaches_children, context_release_does_not_free_silently,
+           context_memory_goes_back_to_the_tier,
            contexts_are_shared_by_threads, context_reset_by_another_thread_while_its_thread_allocates);
   WL_TCASE(s, "promotion", 60, promotion_of_every_size_class, promotion_into_a_full_tier_fails_cleanly);
   WL_TCASE(s, "rings", 120, ring_over_10000_frames_with_3_in_flight, ring_never_overruns_a_live_frame);

@@ -46,7 +46,8 @@ struct walloc_context {
   _Atomic(uint32_t) busy;         /* the bias thread is bumping */
   uint32_t pad;
   wl_owner_t mem;                 /* its window first: walloc.h's walloc_context_map_ */
-  wl_lock_t lock;                 /* guards mem, with the bias above */
+  wl_lock_t lock;                 /* guards mem and cache, with the bias above */
+  wl_chunk_cache_t cache;         /* chunks kept from one reset for the next rounds, as a scope's thread keeps them */
   walloc_context *parent;         /* the tree: under tree_lock */
   walloc_context *children, *next, *prev;
   bool zombie;                    /* unreferenced, kept for its blocks or children (counted in zombies) */
@@ -148,6 +149,7 @@ static void try_destroy(walloc_context *c, walloc_context **doomed) {
 static void doomed_free(walloc_context *doomed) {
   while (doomed != NULL) {
     walloc_context *next = doomed->next;
+    wl_chunk_cache_drop(&doomed->cache, doomed->mem.tier);
     wl_lock_fini(&doomed->lock);
     wl_free(doomed);
     doomed = next;
@@ -158,7 +160,8 @@ static void doomed_free(walloc_context *doomed) {
    remove the descendants nobody references. */
 static void reset_tree(walloc_context *c, walloc_context **doomed) {
   uintptr_t bias = ctx_lock(c, false);
-  wl_owner_release(&c->mem, NULL);
+  wl_owner_release(&c->mem, &c->cache);
+  wl_chunk_cache_cycle(&c->cache, c->mem.tier);
   ctx_unlock(c, bias);
   for (walloc_context *k = c->children, *next; k != NULL; k = next) {
     wl_fetch_add(&k->refs, 1); /* hold k while its subtree goes */
@@ -290,7 +293,7 @@ WL_API walloc_handle(walloc_context_allocate)(walloc_context *ctx, size_t size) 
   walloc_status st;
   ctx_lock(ctx, true);
   h = wl_owner_alloc_fast(&ctx->mem, size);
-  if (WL_UNLIKELY(h == WALLOC_NULL_HANDLE)) h = wl_owner_alloc(&ctx->mem, size, NULL, &st);
+  if (WL_UNLIKELY(h == WALLOC_NULL_HANDLE)) h = wl_owner_alloc(&ctx->mem, size, &ctx->cache, &st);
   ctx_unlock(ctx, 0);
   if (h == WALLOC_NULL_HANDLE) wl_fail(st, NULL);
   return h;
