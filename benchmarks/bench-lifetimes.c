@@ -24,7 +24,10 @@
  *                 least 8 MiB, so that two frames of N objects fit
  *   context       each round every thread allocates the frame mode's objects
  *                 from its own context (entity tier, each touched through its
- *                 handle), then resets it: the context's locked path
+ *                 handle), then resets it: a context only its creating thread
+ *                 allocates from, which bumps without the lock
+ *   context-shared  the same, with each context allocated from once by
+ *                 another thread first: the shared context's locked path
  *   tier          the same objects with walloc_allocate in the entity tier,
  *                 each touched through walloc_handle_to_ptr, then one
  *                 walloc_reset_tier per round (by one thread, between
@@ -38,16 +41,16 @@
  * Prints ns per object (allocation plus its share of the release) of the
  * slowest thread, over ROUNDS rounds after one untimed warm-up round.
  *
- * usage: bench-lifetimes frame|malloc-frame|pool|malloc-pool|scope|scope-enter|ring|context|tier|pool-private
+ * usage: bench-lifetimes frame|malloc-frame|pool|malloc-pool|scope|scope-enter|ring|context|tier|pool-private|context-shared
  *                        [N=10000] [ROUNDS=300] [THREADS=1] [SIZE=64]
  */
 #include "bench_common.h"
 #include "walloc.h"
 
 enum { MODE_FRAME, MODE_MALLOC_FRAME, MODE_POOL, MODE_MALLOC_POOL, MODE_SCOPE, MODE_SCOPE_ENTER, MODE_RING,
-       MODE_CONTEXT, MODE_TIER, MODE_POOL_PRIVATE, MODES };
+       MODE_CONTEXT, MODE_TIER, MODE_POOL_PRIVATE, MODE_CONTEXT_SHARED, MODES };
 static const char *const mode_names[] = {"frame", "malloc-frame", "pool", "malloc-pool",
-                                   "scope", "scope-enter",  "ring", "context", "tier", "pool-private"};
+                                   "scope", "scope-enter",  "ring", "context", "tier", "pool-private", "context-shared"};
 
 typedef struct {
   long id, n, rounds, size;
@@ -71,6 +74,11 @@ static void check(const unsigned char *p, size_t size, long i, long round) {
   }
 }
 
+static void *allocate_once(void *ctx) {
+  if (walloc_context_allocate((walloc_context *)ctx, 16) == WALLOC_NULL_HANDLE) bench_fail("context allocation failed");
+  return NULL;
+}
+
 static void *life_worker(void *arg) {
   life_arg_t *a = (life_arg_t *)arg;
   size_t *sizes = (size_t *)bench_malloc((size_t)a->n * sizeof *sizes);
@@ -82,10 +90,15 @@ static void *life_worker(void *arg) {
   }
   size_t ring_bytes = (size_t)a->n * 256 * 4 > ((size_t)8 << 20) ? (size_t)a->n * 256 * 4 : (size_t)8 << 20;
   walloc_ring *ring = a->mode == MODE_RING ? walloc_ring_create(WALLOC_TIER_ENTITY, ring_bytes) : NULL;
-  walloc_context *ctx = a->mode == MODE_CONTEXT ? walloc_context_create(WALLOC_TIER_ENTITY, NULL) : NULL;
+  bool with_ctx = a->mode == MODE_CONTEXT || a->mode == MODE_CONTEXT_SHARED;
+  walloc_context *ctx = with_ctx ? walloc_context_create(WALLOC_TIER_ENTITY, NULL) : NULL;
+  if (a->mode == MODE_CONTEXT_SHARED && ctx != NULL) { /* another thread allocates once: the context is shared */
+    pthread_t t;
+    if (pthread_create(&t, NULL, allocate_once, ctx) != 0 || pthread_join(t, NULL) != 0) bench_fail("pthread");
+  }
   walloc_pool *own = a->mode == MODE_POOL_PRIVATE ? walloc_pool_create((size_t)a->size, 16) : pool;
   if (a->mode == MODE_POOL_PRIVATE && own == NULL) bench_fail("pool_create failed");
-  if ((a->mode == MODE_RING && ring == NULL) || (a->mode == MODE_CONTEXT && ctx == NULL)) {
+  if ((a->mode == MODE_RING && ring == NULL) || (with_ctx && ctx == NULL)) {
     bench_fail("ring or context creation failed");
   }
   double t0 = 0;
@@ -131,6 +144,7 @@ static void *life_worker(void *arg) {
       break;
     case MODE_RING:
     case MODE_CONTEXT:
+    case MODE_CONTEXT_SHARED:
       if (ring != NULL && walloc_ring_begin_frame(ring, (uint64_t)f + 1) != WALLOC_OK) bench_fail("begin_frame");
       for (long i = 0; i < a->n; i++) {
         walloc_handle h = ring != NULL ? walloc_ring_allocate(ring, sizes[i]) : walloc_context_allocate(ctx, sizes[i]);
@@ -187,7 +201,7 @@ static void *life_worker(void *arg) {
 
 int main(int argc, char **argv) {
   const char *usage =
-      "frame|malloc-frame|pool|malloc-pool|scope|scope-enter|ring|context|tier|pool-private [N=10000] [ROUNDS=300] [THREADS=1] [SIZE=64]";
+      "frame|malloc-frame|pool|malloc-pool|scope|scope-enter|ring|context|tier|pool-private|context-shared [N=10000] [ROUNDS=300] [THREADS=1] [SIZE=64]";
   int mode = mode_arg(argc, argv, mode_names, MODES, usage);
   long n = arg_long(argc, argv, 2, 10000, "N");
   long rounds = arg_long(argc, argv, 3, 300, "ROUNDS");

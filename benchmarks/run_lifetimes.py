@@ -2,7 +2,9 @@
 """run_lifetimes.py: the lifetime paths (tier, frame, scope, ring, context, pool) against malloc + free, in one run.
 
 Runs bench-lifetimes' walloc modes (linked statically): `tier` (entity tier,
-reset once per round), `frame`, `scope`, `ring`, `context` (every object
+reset once per round), `frame`, `scope`, `ring`, `context` (a context
+its thread alone allocates from), `context-shared` (one another thread
+allocated from once, so every allocation takes its lock) (every object
 touched through its handle or pointer, first and last byte written and
 checked) and `pool`, and `malloc-frame` / `malloc-pool` (the same work with
 malloc and free) under glibc, walloc, jemalloc, mimalloc and tcmalloc
@@ -30,7 +32,8 @@ from preload import (add_callgrind_args, add_common_args, add_frame_args, alloca
 
 PATHS = [("tier", "walloc tier: allocate + resolve + reset"), ("frame", "walloc frame: frame_alloc + frame_end"),
          ("scope", "walloc scope: allocate + resolve + leave"), ("ring", "walloc ring: allocate + resolve + retire"),
-         ("context", "walloc context: allocate + resolve + reset")]
+         ("context", "walloc context: allocate + resolve + reset"),
+         ("context-shared", "walloc shared context (locked): allocate + resolve + reset")]
 
 
 def main():

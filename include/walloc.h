@@ -192,8 +192,10 @@ WALLOC_EXPORT walloc_status walloc_tier_stats_get(walloc_tier tier, walloc_tier_
 #define WALLOC_INLINE_ static inline __attribute__((always_inline))
 #ifdef __cplusplus
 #define WALLOC_PTR_(x) reinterpret_cast<void *>(static_cast<uintptr_t>(x))
+#define WALLOC_REINTERPRET_(type, x) reinterpret_cast<type>(x)
 #else
 #define WALLOC_PTR_(x) ((void *)(uintptr_t)(x))
+#define WALLOC_REINTERPRET_(type, x) ((type)(x))
 #endif
 
 /* One tier's record as the library keeps it (lib/tiers/tiers.h asserts the
@@ -321,6 +323,44 @@ WALLOC_INLINE_ int walloc_tier_bump_(const walloc_tier_map_ *t, walloc_tier_ctx_
   return 0;
 }
 
+/* An owner's bump window (a scope's or a context's current chunk, tier
+   offsets): the library's owner fast path, which walloc.h inlines for
+   scopes. The library keeps the layout (lib/lifetimes/lifetimes.h asserts
+   it); a change renumbers WALLOC_SCOPE_OPEN_. */
+typedef struct walloc_owner_window_ {
+  uint64_t cur, end;             /* bump from cur up to end */
+  uint64_t hbase;                /* handle = hbase + offset + (version << 57) */
+  uint64_t gen;                  /* the tier generation the chunk is live in (~0: none) */
+  const walloc_tier_map_ *tier;
+  uint64_t fast_max;             /* requests of 1 to fast_max bytes may be bumped inline (0: none) */
+  uint64_t used;                 /* bytes handed out (each request rounded up to the granule) */
+} walloc_owner_window_;
+
+/* A block of 1 to limit bytes bumped in the owner's window w, with its
+   slot entry (allocated, owned, one version above the last block there):
+   1 and its handle in *h, or 0 when the library must serve it (too big,
+   the window is full, or a reset or compaction took the chunk). */
+WALLOC_INLINE_ int walloc_owner_bump_(walloc_owner_window_ *w, size_t size, uint64_t limit, walloc_handle *h) {
+  uint64_t n = size;
+  if (__builtin_expect(n - 1 < limit, 1)) { /* size 0 wraps: the library */
+    const walloc_tier_map_ *t = w->tier;
+    unsigned shift = t->granule_shift;
+    uint64_t g = ((n - 1) >> shift) + 1;
+    uint64_t off = w->cur, next = off + (g << shift);
+    if (__builtin_expect(next <= w->end && w->gen == __atomic_load_n(&t->gen, __ATOMIC_ACQUIRE), 1)) {
+      w->cur = next;
+      uint16_t *slot = &t->slots[off >> shift];
+      uint64_t v = ((__atomic_load_n(slot, __ATOMIC_RELAXED) >> 1) + 1u) & 63u;
+      uint16_t entry = (g << 8) | 0x80u | (v << 1) | 1u; /* allocated, owned, version v, g granules */
+      __atomic_store_n(slot, entry, __ATOMIC_RELEASE);
+      __atomic_store_n(&w->used, w->used + (g << shift), __ATOMIC_RELAXED);
+      *h = w->hbase + off + (v << 57);
+      return 1;
+    }
+  }
+  return 0;
+}
+
 #if !defined(__wasm__)
 typedef struct walloc_thread_map_ {
   walloc_tier_ctx_map_ ctx[3];
@@ -380,6 +420,36 @@ static inline void walloc_scope_cleanup_(walloc_scope **scope) {
   walloc_scope *name __attribute__((cleanup(walloc_scope_cleanup_))) = walloc_scope_enter((tier), (budget))
 #endif
 
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(__wasm__)
+/* Inline scope allocation (not on wasm): the library's owner fast path
+   (walloc_owner_bump_) in the caller's code, for an open scope of the
+   calling thread without a budget around it; anything else calls the
+   library, which checks and reports. A scope record starts like this
+   while it is open; the state word names the layout. */
+#define WALLOC_SCOPE_OPEN_ 0x53636f01u
+typedef struct walloc_scope_map_ {
+  uint32_t state;                /* WALLOC_SCOPE_OPEN_ while open */
+  uint32_t private_;
+  uintptr_t thread;              /* &walloc_thread_ of the thread that entered it */
+  walloc_owner_window_ w;
+} walloc_scope_map_;
+
+WALLOC_INLINE_ walloc_handle walloc_scope_allocate_inline_(walloc_scope *scope, size_t size) {
+  walloc_scope_map_ *s = WALLOC_REINTERPRET_(walloc_scope_map_ *, scope);
+  walloc_handle h;
+  if (__builtin_expect(s != NULL && s->state == WALLOC_SCOPE_OPEN_ &&
+                           s->thread == WALLOC_REINTERPRET_(uintptr_t, &walloc_thread_) &&
+                           walloc_owner_bump_(&s->w, size, s->w.fast_max, &h),
+                       1)) {
+    return h;
+  }
+  return walloc_scope_allocate(scope, size);
+}
+#if !defined(WALLOC_NO_INLINE_HANDLES)
+#define walloc_scope_allocate(scope, size) walloc_scope_allocate_inline_((scope), (size))
+#endif
+#endif
+
 /* Contexts: named owners of allocations in a tier, with reference counts and
    children. Releasing the last reference does not free the allocations:
    they live until the context's parent is reset, or the tier is. */
@@ -389,6 +459,44 @@ WALLOC_EXPORT walloc_context *walloc_context_retain(walloc_context *ctx);
 WALLOC_EXPORT void walloc_context_release(walloc_context *ctx);
 WALLOC_EXPORT walloc_handle walloc_context_allocate(walloc_context *ctx, size_t size);
 WALLOC_EXPORT void walloc_context_reset(walloc_context *ctx); /* also resets its children */
+
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(__wasm__)
+/* Inline context allocation (not on wasm). A context allocated from by one
+   thread only is that thread's: it bumps without a lock, in the caller's
+   code (walloc_owner_bump_), flagging itself busy meanwhile; another
+   thread that needs the context (to allocate, reset or release) takes it
+   back with an asymmetric fence (lib/lifetimes/context.c). Anything else
+   calls the library. A live context record starts like this; the magic
+   word names the layout. */
+#define WALLOC_CONTEXT_LIVE_ 0x43747801u
+typedef struct walloc_context_map_ {
+  uint32_t magic;                /* WALLOC_CONTEXT_LIVE_ while live */
+  uint32_t refs;
+  uintptr_t bias;                /* &walloc_thread_ of the thread that may bump without the lock, else 0 */
+  uint32_t busy;                 /* that thread is bumping */
+  uint32_t private_;
+  walloc_owner_window_ w;
+} walloc_context_map_;
+
+WALLOC_INLINE_ walloc_handle walloc_context_allocate_inline_(walloc_context *ctx, size_t size) {
+  walloc_context_map_ *c = WALLOC_REINTERPRET_(walloc_context_map_ *, ctx);
+  uintptr_t me = WALLOC_REINTERPRET_(uintptr_t, &walloc_thread_);
+  if (__builtin_expect(c != NULL && c->magic == WALLOC_CONTEXT_LIVE_ && __atomic_load_n(&c->refs, __ATOMIC_RELAXED) != 0 &&
+                           __atomic_load_n(&c->bias, __ATOMIC_RELAXED) == me,
+                       1)) {
+    __atomic_store_n(&c->busy, 1u, __ATOMIC_RELAXED);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST); /* the light side of the fence */
+    walloc_handle h = 0;
+    int ok = __atomic_load_n(&c->bias, __ATOMIC_ACQUIRE) == me && walloc_owner_bump_(&c->w, size, c->w.fast_max, &h);
+    __atomic_store_n(&c->busy, 0u, __ATOMIC_RELEASE);
+    if (__builtin_expect(ok, 1)) return h;
+  }
+  return walloc_context_allocate(ctx, size);
+}
+#if !defined(WALLOC_NO_INLINE_HANDLES)
+#define walloc_context_allocate(ctx, size) walloc_context_allocate_inline_((ctx), (size))
+#endif
+#endif
 
 /* Frame arenas: one per thread, thrown away at the end of each frame. */
 WALLOC_EXPORT void walloc_frame_begin(void);

@@ -634,8 +634,8 @@ static void fork_while_threads_run(unsigned layers) {
     report->failure[0] = 0;
     long before = atomic_load(&laps);
     pid_t pid = fork();
+    if (pid == 0) child_run(layers); /* first: Check's assertions allocate (a sanitizer's malloc is not fork-safe) */
     ck_assert_int_ge(pid, 0);
-    if (pid == 0) child_run(layers);
     int status = wait_with_deadline(pid, CHILD_DEADLINE_S);
     const char *where = atomic_load(&report->step);
     ck_assert_msg(status != -1, "fork %d: the child hung in \"%s\" (killed after %d s)", round, where,
@@ -675,13 +675,13 @@ START_TEST(fork_child_finishes_a_parked_foreign_free) {
   uintptr_t was = atomic_load(&full->xthread_free);
   atomic_store(&full->xthread_free, wl_delayed_make(wl_delayed_ptr(was), WL_DELAYED_FREEING));
   pid_t pid = fork();
-  ck_assert_int_ge(pid, 0);
   if (pid == 0) {
     walloc_free(victim); /* the owner's free into its full page */
     void *q = walloc_malloc(48);
     walloc_free(q);
     _exit(q != NULL ? 0 : 1);
   }
+  ck_assert_int_ge(pid, 0);
   atomic_store(&full->xthread_free, was); /* the parent's page as it was */
   int status = wait_with_deadline(pid, CHILD_DEADLINE_S);
   ck_assert_msg(status != -1, "the child waited for a foreign free that fork interrupted (killed after %d s)",

@@ -54,16 +54,25 @@ END_TEST
 
 START_TEST(scope_handles_stay_stale_across_many_scopes) {
   enum { ROUNDS = 3000 };
-  static walloc_handle first[ROUNDS];
+  /* a scope's first block comes from the library's slow path (it takes a
+     chunk), the second from the bump path (inline in this file) */
+  static walloc_handle first[ROUNDS], second[ROUNDS];
   for (int r = 0; r < ROUNDS; r++) {
     walloc_scope *s = walloc_scope_enter(WALLOC_TIER_SCENE, 0);
     first[r] = walloc_scope_allocate(s, 100);
-    walloc_handle other = walloc_scope_allocate(s, 40);
+    second[r] = walloc_scope_allocate(s, 40);
     fill_handle(first[r], 100, (uint32_t)r);
-    fill_handle(other, 40, (uint32_t)r + 1);
+    fill_handle(second[r], 40, (uint32_t)r + 1);
     ck_assert(check_handle(first[r], 100, (uint32_t)r));
+    if (r % 100 == 99) { /* every earlier handle is refused while this scope's blocks are live at the
+                            offsets some of them named (a stale match would read live data) */
+      for (int k = 0; k < r; k++) {
+        ck_assert_ptr_null(walloc_handle_to_ptr(first[k]));
+        ck_assert_ptr_null(walloc_handle_to_ptr(second[k]));
+      }
+    }
     walloc_scope_leave(s);
-    if (r % 100 == 99) { /* every earlier handle is refused (a stale match would read live data) */
+    if (r % 100 == 99) {
       for (int k = 0; k <= r; k++) ck_assert_ptr_null(walloc_handle_to_ptr(first[k]));
     }
   }
@@ -211,6 +220,39 @@ START_TEST(scope_memory_goes_back_to_the_tier) {
 }
 END_TEST
 
+/* A reset of the tier while a scope is open takes the scope's chunk: the
+   scope's next blocks come from a new one, with handles of the new
+   generation, and never overlap what the tier hands out after the reset
+   (walloc.h's inline path must see the generation change). */
+START_TEST(scope_goes_on_after_a_tier_reset) {
+  enum { N = 300 };
+  walloc_scope *s = walloc_scope_enter(WALLOC_TIER_ENTITY, 0);
+  ck_assert_ptr_nonnull(s);
+  walloc_handle before = walloc_scope_allocate(s, 64);
+  ck_assert_uint_ne(before, WALLOC_NULL_HANDLE);
+  ck_assert_int_eq(walloc_reset_tier(WALLOC_TIER_ENTITY), WALLOC_OK);
+  assert_stale(before);
+  static walloc_handle mine[N], tiers[N];
+  for (int i = 0; i < N; i++) {
+    tiers[i] = walloc_allocate(64, WALLOC_TIER_ENTITY);
+    mine[i] = walloc_scope_allocate(s, 64);
+    ck_assert_uint_ne(tiers[i], WALLOC_NULL_HANDLE);
+    ck_assert_uint_ne(mine[i], WALLOC_NULL_HANDLE);
+    fill_handle(tiers[i], 64, (uint32_t)i);
+    fill_handle(mine[i], 64, (uint32_t)(N + i));
+  }
+  for (int i = 0; i < N; i++) {
+    ck_assert(check_handle(tiers[i], 64, (uint32_t)i));
+    ck_assert(check_handle(mine[i], 64, (uint32_t)(N + i)));
+  }
+  /* the block the reset took still counts until the scope is left */
+  ck_assert_uint_eq(walloc_scope_used(s), (N + 1) * 64);
+  walloc_scope_leave(s);
+  for (int i = 0; i < N; i++) assert_stale(mine[i]);
+  for (int i = 0; i < N; i++) ck_assert(check_handle(tiers[i], 64, (uint32_t)i));
+}
+END_TEST
+
 static walloc_scope *foreign_scope;
 static void *use_foreign_scope(void *arg) {
   (void)arg;
@@ -334,6 +376,26 @@ START_TEST(context_release_does_not_free_silently) {
 END_TEST
 
 static walloc_context *shared_ctx;
+/* A context keeps the chunks its rounds draw from one reset to the next
+   (warm memory, as a scope's thread keeps them), and gives them back when
+   it goes. */
+START_TEST(context_memory_goes_back_to_the_tier) {
+  wl_test_wasm_tiers(256 * MiB);
+  size_t before = tier_used(WALLOC_TIER_ENTITY);
+  walloc_context *c = walloc_context_create(WALLOC_TIER_ENTITY, NULL);
+  ck_assert_ptr_nonnull(c);
+  for (int r = 0; r < 20; r++) {
+    for (int i = 0; i < 200; i++) ck_assert_uint_ne(walloc_context_allocate(c, 1000 + (size_t)i * 10), WALLOC_NULL_HANDLE);
+    ck_assert_uint_gt(tier_used(WALLOC_TIER_ENTITY), before + 300 * KiB);
+    walloc_context_reset(c);
+    /* the 64 KiB chunks the round drew (7) are kept for the next */
+    ck_assert_uint_le(tier_used(WALLOC_TIER_ENTITY), before + 12 * 64 * KiB);
+  }
+  walloc_context_release(c); /* owns nothing: it goes, with its chunks */
+  ck_assert_uint_eq(tier_used(WALLOC_TIER_ENTITY), before);
+}
+END_TEST
+
 static void *context_worker(void *arg) {
   uint32_t id = (uint32_t)(uintptr_t)arg;
   walloc_handle h[500];
@@ -351,9 +413,100 @@ static void *context_worker(void *arg) {
 START_TEST(contexts_are_shared_by_threads) {
   WL_WASM_SKIP_THREADS();
   shared_ctx = walloc_context_create(WALLOC_TIER_ENTITY, NULL);
+  /* the creating thread allocates without the lock until others come */
+  walloc_handle before[100], after[100];
+  for (int i = 0; i < 100; i++) {
+    before[i] = walloc_context_allocate(shared_ctx, 40);
+    ck_assert_uint_ne(before[i], WALLOC_NULL_HANDLE);
+    fill_handle(before[i], 40, 70000 + (uint32_t)i);
+  }
   wl_test_run_workers(8, context_worker, "context worker");
+  for (int i = 0; i < 100; i++) {
+    after[i] = walloc_context_allocate(shared_ctx, 40);
+    ck_assert_uint_ne(after[i], WALLOC_NULL_HANDLE);
+    fill_handle(after[i], 40, 80000 + (uint32_t)i);
+  }
+  for (int i = 0; i < 100; i++) {
+    ck_assert(check_handle(before[i], 40, 70000 + (uint32_t)i));
+    ck_assert(check_handle(after[i], 40, 80000 + (uint32_t)i));
+  }
   walloc_context_reset(shared_ctx);
+  for (int i = 0; i < 100; i++) assert_stale(after[i]);
   walloc_context_release(shared_ctx);
+}
+END_TEST
+
+/* A context's own thread allocates from it (without its lock) while
+   another thread resets it over and over. Every block whose allocation
+   finished before a reset began must be stale once that reset is done: a
+   reset that gave a chunk back while the context's thread was still
+   writing a slot entry in it would leave that block live, in memory the
+   tier now hands to others. The resetter also takes blocks from the tier
+   after each reset and checks them. The context's thread touches no
+   memory: after a reset from elsewhere that would be the program's race. */
+static walloc_context *raced_ctx;
+static atomic_int race_done;
+static atomic_uint resets_begun, resets_done;
+static void *context_resetter(void *arg) {
+  (void)arg;
+  enum { N = 16 };
+  walloc_handle mine[N];
+  for (uint32_t round = 0; !atomic_load(&race_done); round++) {
+    atomic_fetch_add(&resets_begun, 1);
+    walloc_context_reset(raced_ctx);
+    atomic_fetch_add(&resets_done, 1);
+    for (int i = 0; i < N; i++) {
+      mine[i] = walloc_allocate(32, WALLOC_TIER_ENTITY);
+      if (mine[i] == WALLOC_NULL_HANDLE) return (void *)1;
+      fill_handle(mine[i], 32, round * N + (uint32_t)i);
+    }
+    for (int i = 0; i < N; i++) {
+      if (!check_handle(mine[i], 32, round * N + (uint32_t)i)) return (void *)2;
+      if (walloc_deallocate(mine[i]) != WALLOC_OK) return (void *)3;
+    }
+  }
+  return NULL;
+}
+
+START_TEST(context_reset_by_another_thread_while_its_thread_allocates) {
+  WL_WASM_SKIP_THREADS();
+  enum { RING = 256, ALLOCATIONS = 400000 };
+  raced_ctx = walloc_context_create(WALLOC_TIER_ENTITY, NULL);
+  ck_assert_ptr_nonnull(raced_ctx);
+  atomic_store(&race_done, 0);
+  atomic_store(&resets_begun, 0);
+  atomic_store(&resets_done, 0);
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, context_resetter, NULL), 0);
+  static walloc_handle ring[RING];
+  static unsigned begun[RING]; /* resets begun when the allocation had finished */
+  unsigned head = 0, tail = 0, checked = 0;
+  for (int i = 0; i < ALLOCATIONS; i++) {
+    walloc_handle h = walloc_context_allocate(raced_ctx, 32);
+    ck_assert_uint_ne(h, WALLOC_NULL_HANDLE);
+    unsigned b = atomic_load(&resets_begun);
+    if (head - tail == RING) tail++; /* the oldest waited long enough: dropped unchecked */
+    ring[head % RING] = h;
+    begun[head % RING] = b;
+    head++;
+    while (tail != head && atomic_load(&resets_done) > begun[tail % RING]) { /* a later reset is done */
+      ck_assert_ptr_null(walloc_handle_to_ptr(ring[tail % RING]));
+      tail++;
+      checked++;
+    }
+  }
+  atomic_store(&race_done, 1);
+  void *ret;
+  pthread_join(t, &ret);
+  ck_assert_ptr_null(ret);
+  ck_assert_uint_gt(checked, 1000); /* the resets did overlap the allocations */
+  /* still its thread's: a block after the last reset is live */
+  walloc_handle h = walloc_context_allocate(raced_ctx, 100);
+  fill_handle(h, 100, 5);
+  ck_assert(check_handle(h, 100, 5));
+  walloc_context_reset(raced_ctx);
+  assert_stale(h);
+  walloc_context_release(raced_ctx);
 }
 END_TEST
 
@@ -611,10 +764,12 @@ Suite *wl_test_suite(void) {
   Suite *s = suite_create("lifetimes");
   WL_TCASE(s, "scopes", 120, scope_allocations_go_stale_when_left, scope_handles_stay_stale_across_many_scopes,
            scopes_nest_deeper_than_64, scope_macro_leaves_at_block_end, scopes_left_out_of_order,
-           scope_budgets_count_exact_sizes, scope_budgets_refuse_and_nest, scope_memory_goes_back_to_the_tier, scopes_belong_to_their_thread,
+           scope_budgets_count_exact_sizes, scope_budgets_refuse_and_nest, scope_memory_goes_back_to_the_tier,
+           scope_goes_on_after_a_tier_reset, scopes_belong_to_their_thread,
            scopes_in_8_threads);
   WL_TCASE(s, "contexts", 60, context_reset_reaches_children, context_release_does_not_free_silently,
-           contexts_are_shared_by_threads);
+           context_memory_goes_back_to_the_tier,
+           contexts_are_shared_by_threads, context_reset_by_another_thread_while_its_thread_allocates);
   WL_TCASE(s, "promotion", 60, promotion_of_every_size_class, promotion_into_a_full_tier_fails_cleanly);
   WL_TCASE(s, "rings", 120, ring_over_10000_frames_with_3_in_flight, ring_never_overruns_a_live_frame);
   WL_TCASE(s, "budgets", 60, tier_budget_applies_to_every_path, budget_counts_what_the_tier_holds_and_fallback,

@@ -10,29 +10,58 @@
  * back: a context that still owns blocks (or children) stays, unreferenced,
  * until a reset of its parent or of its tier reclaims them; that is
  * reported in debug builds.
- * Thread safety: allocation takes the context's lock; the tree (create,
+ * Thread safety: the context's memory (mem) is its bias thread's, or
+ * under its lock. The bias thread (the creator, while no other thread has
+ * allocated from it) bumps without the lock, in walloc.h's inline path or
+ * here: it sets busy, then (after a compiler barrier only) checks that it
+ * is still the bias thread. Any other thread takes the lock, clears the
+ * bias, runs wl_os_heavy_barrier (membarrier: every thread has passed a
+ * full fence since) and waits for busy to clear: so either the bias
+ * thread saw the bias gone, or its bump finished before. Allocating from
+ * another thread ends the bias for good (the context is shared: every
+ * allocation takes the lock, as without a heavy barrier, on wasm); a reset
+ * or release from another thread gives it back after. The tree (create,
  * release, reset, the tier-reset observer) changes under one tree lock,
  * taken before any context's lock. Both are registered locks (platform.h),
  * so a fork child finds the tree and every context as the last call left
- * them. A context's lock leaves the registry, which takes no lock under
- * another, after the tree lock is dropped: contexts that go are unlinked
- * under it and freed after it (the `doomed` lists below).
+ * them (and busy cleared: the fork hook below). A context's lock leaves
+ * the registry, which takes no lock under another, after the tree lock is
+ * dropped: contexts that go are unlinked under it and freed after it (the
+ * `doomed` lists below).
  */
 #include "lifetimes.h"
 
 #include <string.h>
 
+#if defined(__wasm__)
 #define CTX_MAGIC 0x43747874u /* "Ctxt" */
+#else
+#define CTX_MAGIC WALLOC_CONTEXT_LIVE_ /* walloc.h's inline allocation reads live contexts */
+#endif
 
 struct walloc_context {
   uint32_t magic;
   _Atomic(uint32_t) refs;
-  wl_lock_t lock;                 /* guards mem */
-  wl_owner_t mem;
+  _Atomic(uintptr_t) bias;        /* wl_owner_thread() of the thread that may bump without the lock, or 0 */
+  _Atomic(uint32_t) busy;         /* the bias thread is bumping */
+  uint32_t pad;
+  wl_owner_t mem;                 /* its window first: walloc.h's walloc_context_map_ */
+  wl_lock_t lock;                 /* guards mem and cache, with the bias above */
+  wl_chunk_cache_t cache;         /* chunks kept from one reset for the next rounds, as a scope's thread keeps them */
   walloc_context *parent;         /* the tree: under tree_lock */
   walloc_context *children, *next, *prev;
   bool zombie;                    /* unreferenced, kept for its blocks or children (counted in zombies) */
 };
+
+#if !defined(__wasm__)
+_Static_assert(offsetof(struct walloc_context, magic) == offsetof(walloc_context_map_, magic) &&
+                   offsetof(struct walloc_context, refs) == offsetof(walloc_context_map_, refs) &&
+                   offsetof(struct walloc_context, bias) == offsetof(walloc_context_map_, bias) &&
+                   offsetof(struct walloc_context, busy) == offsetof(walloc_context_map_, busy) &&
+                   offsetof(struct walloc_context, mem) + offsetof(wl_owner_t, w) == offsetof(walloc_context_map_, w),
+               "walloc_context_map_ (walloc.h) must mirror struct walloc_context: change both and renumber "
+               "WALLOC_CONTEXT_LIVE_");
+#endif
 
 WL_LOCK_STATIC(tree_lock, WL_LEVEL_LIFETIMES_TOP);
 static walloc_context *roots;     /* contexts without a parent */
@@ -40,6 +69,50 @@ static _Atomic(int) observer_set;
 static _Atomic(size_t) zombies;   /* tier resets only walk the tree when there are some */
 
 static walloc_context **sibling_list(walloc_context *c) { return c->parent ? &c->parent->children : &roots; }
+
+/* Is there a heavy barrier (0 not known yet, 1 yes, 2 no)? Contexts get a
+   bias thread only if so. */
+static _Atomic(int) heavy_barrier;
+
+static bool heavy_barrier_works(void) {
+  int k = wl_load_acquire(&heavy_barrier);
+  if (k == 0) {
+    k = wl_os_heavy_barrier() ? 1 : 2;
+    wl_store_release(&heavy_barrier, k);
+  }
+  return k == 1;
+}
+
+/* Take c's lock and, from any thread but its bias thread, its memory: the
+   bias is cleared and the bias thread's bump, if one is under way, has
+   finished. for_good: the bias stays cleared (another thread allocates
+   from c: it is shared now). Returns the bias for ctx_unlock to restore. */
+static uintptr_t ctx_lock(walloc_context *c, bool for_good) {
+  wl_lock(&c->lock);
+  uintptr_t b = wl_load_relaxed(&c->bias);
+  if (b == 0 || b == wl_owner_thread()) return 0;
+  atomic_store(&c->bias, 0); /* sequentially consistent, then the heavy barrier */
+  if (!wl_os_heavy_barrier()) wl_report("context: the heavy barrier failed; taking the context back anyway", c);
+  while (wl_load_acquire(&c->busy) != 0) wl_os_yield();
+  return for_good ? 0 : b;
+}
+
+static void ctx_unlock(walloc_context *c, uintptr_t bias) {
+  if (bias != 0) wl_store_release(&c->bias, bias);
+  wl_unlock(&c->lock);
+}
+
+/* A fork child has one thread: a bias thread that was bumping in the
+   parent is not there to clear busy. Runs with every lock held. */
+static void busy_clear(walloc_context *c) {
+  for (; c != NULL; c = c->next) {
+    wl_store_relaxed(&c->busy, 0);
+    busy_clear(c->children);
+  }
+}
+static void fork_child(void) { busy_clear(roots); }
+static const wl_heap_hooks_t ctx_hooks = {NULL, fork_child};
+static _Atomic(int) hooks_state;
 
 static void unlink_ctx(walloc_context *c) {
   if (c->prev != NULL) c->prev->next = c->next;
@@ -53,7 +126,7 @@ static void unlink_ctx(walloc_context *c) {
    lock is dropped. */
 static void try_destroy(walloc_context *c, walloc_context **doomed) {
   while (c != NULL && wl_load_relaxed(&c->refs) == 0) {
-    if (c->children != NULL || wl_load_relaxed(&c->mem.used) != 0) { /* stays until a reset */
+    if (c->children != NULL || wl_load_relaxed(&c->mem.w.used) != 0) { /* stays until a reset */
       if (!c->zombie) {
         c->zombie = true;
         wl_fetch_add(&zombies, 1);
@@ -76,6 +149,7 @@ static void try_destroy(walloc_context *c, walloc_context **doomed) {
 static void doomed_free(walloc_context *doomed) {
   while (doomed != NULL) {
     walloc_context *next = doomed->next;
+    wl_chunk_cache_drop(&doomed->cache, doomed->mem.tier);
     wl_lock_fini(&doomed->lock);
     wl_free(doomed);
     doomed = next;
@@ -85,9 +159,10 @@ static void doomed_free(walloc_context *doomed) {
 /* tree_lock held: release the blocks of c and of every descendant, and
    remove the descendants nobody references. */
 static void reset_tree(walloc_context *c, walloc_context **doomed) {
-  wl_lock(&c->lock);
-  wl_owner_release(&c->mem, NULL);
-  wl_unlock(&c->lock);
+  uintptr_t bias = ctx_lock(c, false);
+  wl_owner_release(&c->mem, &c->cache);
+  wl_chunk_cache_cycle(&c->cache, c->mem.tier);
+  ctx_unlock(c, bias);
   for (walloc_context *k = c->children, *next; k != NULL; k = next) {
     wl_fetch_add(&k->refs, 1); /* hold k while its subtree goes */
     reset_tree(k, doomed);
@@ -110,9 +185,9 @@ static void forget_tree(walloc_context *c, unsigned tier, walloc_context **doome
     try_destroy(k, doomed);
   }
   if (c->mem.tier == tier) {
-    wl_lock(&c->lock);
+    uintptr_t bias = ctx_lock(c, false);
     wl_owner_forget_dead(&c->mem);
-    wl_unlock(&c->lock);
+    ctx_unlock(c, bias);
   }
 }
 
@@ -164,6 +239,11 @@ WL_API walloc_context *walloc_context_create(walloc_tier tier, walloc_context *p
   wl_store_relaxed(&c->refs, 1);
   wl_lock_init(&c->lock, WL_LEVEL_LIFETIMES);
   wl_owner_init(&c->mem, (unsigned)tier);
+  c->mem.w.fast_max = c->mem.small_max;
+  if (heavy_barrier_works()) {
+    wl_heap_hooks_add_once(&hooks_state, &ctx_hooks, "context: no room for the fork hook");
+    wl_store_relaxed(&c->bias, wl_owner_thread());
+  }
   wl_lock(&tree_lock);
   c->parent = parent;
   if (parent != NULL) wl_fetch_add(&parent->refs, 1);
@@ -186,10 +266,10 @@ WL_API void walloc_context_release(walloc_context *ctx) {
   walloc_context *doomed = NULL;
   wl_lock(&tree_lock);
   if (wl_load_relaxed(&ctx->refs) != 0 && wl_fetch_sub(&ctx->refs, 1) == 1) {
-    wl_lock(&ctx->lock);
+    uintptr_t bias = ctx_lock(ctx, false);
     wl_owner_forget_dead(&ctx->mem); /* blocks a reset took are not kept for */
-    wl_unlock(&ctx->lock);
-    if (ctx->children != NULL || wl_load_relaxed(&ctx->mem.used) != 0) {
+    ctx_unlock(ctx, bias);
+    if (ctx->children != NULL || wl_load_relaxed(&ctx->mem.w.used) != 0) {
       wl_report("walloc_context_release: the last reference is gone but the context still owns blocks; "
                 "they stay until its parent or its tier is reset", ctx);
     }
@@ -199,13 +279,22 @@ WL_API void walloc_context_release(walloc_context *ctx) {
   doomed_free(doomed);
 }
 
-WL_API walloc_handle walloc_context_allocate(walloc_context *ctx, size_t size) {
+WL_API walloc_handle(walloc_context_allocate)(walloc_context *ctx, size_t size) {
   if (ctx_check(ctx, "walloc_context_allocate: not a live context") == NULL) return WALLOC_NULL_HANDLE;
+  walloc_handle h;
+  uintptr_t me = wl_owner_thread();
+  if (wl_load_relaxed(&ctx->bias) == me) { /* walloc.h's inline path, for callers built without it */
+    wl_store_relaxed(&ctx->busy, 1);
+    wl_light_barrier();
+    h = wl_load_acquire(&ctx->bias) == me ? wl_owner_alloc_fast(&ctx->mem, size) : WALLOC_NULL_HANDLE;
+    wl_store_release(&ctx->busy, 0); /* before the lock: a thread holding it may wait for busy */
+    if (WL_LIKELY(h != WALLOC_NULL_HANDLE)) return h;
+  }
   walloc_status st;
-  wl_lock(&ctx->lock);
-  walloc_handle h = wl_owner_alloc_fast(&ctx->mem, size);
-  if (WL_UNLIKELY(h == WALLOC_NULL_HANDLE)) h = wl_owner_alloc(&ctx->mem, size, NULL, &st);
-  wl_unlock(&ctx->lock);
+  ctx_lock(ctx, true);
+  h = wl_owner_alloc_fast(&ctx->mem, size);
+  if (WL_UNLIKELY(h == WALLOC_NULL_HANDLE)) h = wl_owner_alloc(&ctx->mem, size, &ctx->cache, &st);
+  ctx_unlock(ctx, 0);
   if (h == WALLOC_NULL_HANDLE) wl_fail(st, NULL);
   return h;
 }

@@ -64,35 +64,49 @@ typedef struct wl_chunk_cache_s {
   uint32_t peak, peak_prev, cycles;
 } wl_chunk_cache_t;
 
+/* walloc.h's walloc_owner_window_, as the library writes it. */
+typedef struct wl_owner_window_s {
+  uint64_t cur, end, hbase, gen;
+  const walloc_tier_map_ *tier;
+  uint64_t fast_max;
+  _Atomic(uint64_t) used;
+} wl_owner_window_t;
+#define WL_WIN_SAME(a) (offsetof(wl_owner_window_t, a) == offsetof(walloc_owner_window_, a))
+_Static_assert(WL_WIN_SAME(cur) && WL_WIN_SAME(end) && WL_WIN_SAME(hbase) && WL_WIN_SAME(gen) && WL_WIN_SAME(tier) &&
+                   WL_WIN_SAME(fast_max) && WL_WIN_SAME(used) && sizeof(wl_owner_window_t) == sizeof(walloc_owner_window_),
+               "walloc_owner_window_ (walloc.h) must mirror wl_owner_window_t: change both and renumber WALLOC_SCOPE_OPEN_");
+#define wl_owner_window_map(w) ((walloc_owner_window_ *)(void *)(w))
+
 typedef struct wl_owner_s {
+  /* The current chunk's free part, bumped by walloc_owner_bump_ (walloc.h,
+     inline for scopes); chunks[n-1].cur is behind it until owner.c syncs.
+     w.used: bytes of the blocks handed out (requests rounded up to the
+     granule), read by other threads. */
+  wl_owner_window_t w;
   unsigned tier;
   uint32_t n, cap;
+  uint64_t small_max;    /* the largest request the bump path serves */
   wl_chunk_t *chunks;    /* chunks[n-1] is the current one */
   wl_chunk_t first;      /* storage for the first chunk */
-  _Atomic(uint64_t) used;/* bytes of the blocks handed out (requests rounded up to the granule) */
 } wl_owner_t;
+
+/* The calling thread as walloc.h's inline scope and context paths name it
+   (&walloc_thread_; any unique id on wasm, where they are not inline). */
+WL_INLINE uintptr_t wl_owner_thread(void) {
+#if defined(__wasm__)
+  return wl_os_thread_id();
+#else
+  return (uintptr_t)&wl_tier_self;
+#endif
+}
 
 void wl_owner_init(wl_owner_t *o, unsigned tier);
 /* The fast path, inline in its callers: a small block bumped in the
    current chunk, still live in the tier's current generation; else
    WALLOC_NULL_HANDLE (then wl_owner_alloc). */
 WL_INLINE walloc_handle wl_owner_alloc_fast(wl_owner_t *o, size_t size) {
-  wl_tier_t *t = &wl_tiers.tier[o->tier];
-  unsigned shift = t->granule_shift;
-  uint64_t g1 = ((uint64_t)size - 1) >> shift; /* granules - 1 (size 0 wraps: the slow path) */
-  if (WL_LIKELY(o->n != 0 && g1 < WL_SLOT_SMALL - 1)) {
-    wl_chunk_t *c = &o->chunks[o->n - 1];
-    uint64_t bs = (g1 + 1) << shift, off = c->cur;
-    if (WL_LIKELY(bs <= WL_OWNER_BLOCK_MAX && off + bs <= c->end && !c->dead && c->gen == wl_load_acquire(&t->gen))) {
-      c->cur = off + bs;
-      wl_slot_t *slot = &t->slots[off >> shift];
-      unsigned version = (wl_slot_version(wl_load_relaxed(slot)) + 1) & 63u;
-      wl_store_release(slot, (uint16_t)(wl_slot_make(true, version, (unsigned)(g1 + 1)) | WL_SLOT_OWNED));
-      wl_store_relaxed(&o->used, wl_load_relaxed(&o->used) + bs);
-      return wl_handle_make(t, off, c->gen, version);
-    }
-  }
-  return WALLOC_NULL_HANDLE;
+  walloc_handle h;
+  return walloc_owner_bump_(wl_owner_window_map(&o->w), size, o->small_max, &h) ? h : WALLOC_NULL_HANDLE;
 }
 walloc_handle wl_owner_alloc(wl_owner_t *o, size_t size, wl_chunk_cache_t *cache, walloc_status *st);
 void wl_owner_release(wl_owner_t *o, wl_chunk_cache_t *cache); /* every block; o stays usable */

@@ -11,11 +11,38 @@
 
 #include <string.h>
 
+/* The window (o->w) is the current chunk's cur, end and generation, for
+   the bump path; every other function here works on the chunk records, so
+   it saves the window into them first and loads it again last. */
+static void window_save(wl_owner_t *o) {
+  if (o->n != 0) o->chunks[o->n - 1].cur = o->w.cur;
+}
+
+static void window_load(wl_owner_t *o) {
+  wl_tier_t *t = &wl_tiers.tier[o->tier];
+  if (o->n == 0) {
+    o->w.cur = o->w.end = 0;
+    o->w.gen = UINT64_MAX;
+    o->w.hbase = 0;
+    return;
+  }
+  const wl_chunk_t *c = &o->chunks[o->n - 1];
+  o->w.cur = c->cur;
+  o->w.end = c->end;
+  o->w.gen = c->dead ? UINT64_MAX : c->gen; /* a dead chunk never matches */
+  o->w.hbase = wl_handle_make(t, 0, c->gen, 0);
+}
+
 void wl_owner_init(wl_owner_t *o, unsigned tier) {
   memset(o, 0, sizeof *o);
   o->tier = tier;
   o->chunks = &o->first;
   o->cap = 1;
+  wl_tier_t *t = &wl_tiers.tier[tier];
+  o->w.tier = wl_tier_map(t);
+  /* under WL_SLOT_SMALL granules (one slot entry) and WL_OWNER_BLOCK_MAX */
+  o->small_max = wl_min((uint64_t)(WL_SLOT_SMALL - 1) << t->granule_shift, (uint64_t)WL_OWNER_BLOCK_MAX);
+  window_load(o);
 }
 
 /* Is the chunk still the owner's? A reset takes it; a compaction may keep it. */
@@ -161,16 +188,21 @@ static WL_NOINLINE walloc_handle owner_alloc_slow(wl_owner_t *o, size_t size, wl
   uint64_t off = c->cur;
   c->cur += bs;
   unsigned version = wl_slot_own(t, off, g);
-  wl_store_relaxed(&o->used, wl_load_relaxed(&o->used) + bs);
+  wl_store_relaxed(&o->w.used, wl_load_relaxed(&o->w.used) + bs);
   return wl_handle_make(t, off, c->gen, version);
 }
 
 walloc_handle wl_owner_alloc(wl_owner_t *o, size_t size, wl_chunk_cache_t *cache, walloc_status *st) {
   walloc_handle h = wl_owner_alloc_fast(o, size);
-  return WL_LIKELY(h != WALLOC_NULL_HANDLE) ? h : owner_alloc_slow(o, size, cache, st);
+  if (WL_LIKELY(h != WALLOC_NULL_HANDLE)) return h;
+  window_save(o);
+  h = owner_alloc_slow(o, size, cache, st);
+  window_load(o);
+  return h;
 }
 
 void wl_owner_release(wl_owner_t *o, wl_chunk_cache_t *cache) {
+  window_save(o);
   for (uint32_t i = o->n; i-- > 0;) {
     wl_chunk_t *c = &o->chunks[i];
     if (cache != NULL && c->std && chunk_live(&wl_tiers.tier[o->tier], c)) {
@@ -184,10 +216,12 @@ void wl_owner_release(wl_owner_t *o, wl_chunk_cache_t *cache) {
   o->chunks = &o->first;
   o->cap = 1;
   o->n = 0;
-  wl_store_relaxed(&o->used, 0);
+  wl_store_relaxed(&o->w.used, 0);
+  window_load(o);
 }
 
 void wl_owner_forget_dead(wl_owner_t *o) {
+  window_save(o);
   wl_tier_t *t = &wl_tiers.tier[o->tier];
   uint32_t kept = 0;
   uint64_t used = 0;
@@ -198,6 +232,7 @@ void wl_owner_forget_dead(wl_owner_t *o) {
     kept++;
   }
   o->n = kept;
-  if (kept == 0) wl_store_relaxed(&o->used, 0);
-  else if (used < wl_load_relaxed(&o->used)) wl_store_relaxed(&o->used, used);
+  if (kept == 0) wl_store_relaxed(&o->w.used, 0);
+  else if (used < wl_load_relaxed(&o->w.used)) wl_store_relaxed(&o->w.used, used);
+  window_load(o);
 }

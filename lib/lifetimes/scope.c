@@ -15,20 +15,32 @@
  */
 #include "lifetimes.h"
 
+#if defined(__wasm__)
 #define SCOPE_OPEN  0x53636f70u /* "Scop" */
+#else
+#define SCOPE_OPEN  WALLOC_SCOPE_OPEN_ /* walloc.h's inline allocation reads open scopes */
+#endif
 #define SCOPE_LEFT  0x4c656674u /* "Left" */
 #define SCOPE_CACHE 64          /* records a thread keeps for its next scopes */
 
 struct walloc_scope {
   uint32_t state;
   uint32_t depth;
-  uintptr_t owner;               /* wl_os_thread_id() of the thread that entered it */
+  uintptr_t owner;               /* wl_owner_thread() of the thread that entered it */
+  wl_owner_t mem;                /* its window first: walloc.h's walloc_scope_map_ */
   size_t budget;                 /* 0 = none */
   size_t charged;                /* budgeted scopes: own and open inner scopes' bytes */
   walloc_scope *parent;          /* the scope this thread had open at enter */
   walloc_scope *budget_parent;   /* nearest enclosing scope with a budget */
-  wl_owner_t mem;
 };
+
+#if !defined(__wasm__)
+_Static_assert(offsetof(struct walloc_scope, state) == offsetof(walloc_scope_map_, state) &&
+                   offsetof(struct walloc_scope, owner) == offsetof(walloc_scope_map_, thread) &&
+                   offsetof(struct walloc_scope, mem) + offsetof(wl_owner_t, w) == offsetof(walloc_scope_map_, w),
+               "walloc_scope_map_ (walloc.h) must mirror struct walloc_scope: change both and renumber WALLOC_SCOPE_OPEN_");
+#endif
+
 
 typedef struct scope_thread_s {
   walloc_scope *top;
@@ -86,13 +98,15 @@ WL_API walloc_scope *walloc_scope_enter(walloc_tier tier, size_t budget) {
   }
   walloc_scope *parent = me->top;
   s->state = SCOPE_OPEN;
-  s->owner = wl_os_thread_id();
+  s->owner = wl_owner_thread();
   s->budget = budget;
   s->charged = 0;
   s->parent = parent;
   s->budget_parent = parent == NULL ? NULL : parent->budget != 0 ? parent : parent->budget_parent;
   s->depth = parent == NULL ? 1 : parent->depth + 1;
   wl_owner_init(&s->mem, (unsigned)tier);
+  /* walloc.h's inline path serves scopes with no budget to count against */
+  s->mem.w.fast_max = budget == 0 && s->budget_parent == NULL ? s->mem.small_max : 0;
   me->top = s;
   return s;
 }
@@ -107,14 +121,14 @@ static walloc_scope *scope_check(walloc_scope *s, const char *what) {
     wl_fail(WALLOC_ERR_STALE, what);
     return NULL;
   }
-  if (s->owner != wl_os_thread_id()) {
+  if (s->owner != wl_owner_thread()) {
     wl_fail(WALLOC_ERR_INVALID, what);
     return NULL;
   }
   return s;
 }
 
-WL_API walloc_handle walloc_scope_allocate(walloc_scope *scope, size_t size) {
+WL_API walloc_handle(walloc_scope_allocate)(walloc_scope *scope, size_t size) {
   walloc_scope *s = scope_check(scope, "walloc_scope_allocate: not an open scope of this thread");
   if (s == NULL) return WALLOC_NULL_HANDLE;
   walloc_scope *first = s->budget != 0 ? s : s->budget_parent;
@@ -141,11 +155,11 @@ WL_API walloc_handle walloc_scope_allocate(walloc_scope *scope, size_t size) {
 
 WL_API size_t walloc_scope_used(const walloc_scope *scope) {
   if (scope == NULL || scope->state != SCOPE_OPEN) return 0;
-  return (size_t)wl_load_relaxed(&((walloc_scope *)scope)->mem.used);
+  return (size_t)wl_load_relaxed(&((walloc_scope *)scope)->mem.w.used);
 }
 
 static void leave_one(scope_thread_t *me, walloc_scope *s) {
-  size_t own = (size_t)wl_load_relaxed(&s->mem.used);
+  size_t own = (size_t)wl_load_relaxed(&s->mem.w.used);
   for (walloc_scope *b = s->budget_parent; b != NULL; b = b->budget_parent) {
     b->charged = b->charged > own ? b->charged - own : 0;
   }
@@ -168,7 +182,7 @@ WL_API void walloc_scope_leave(walloc_scope *scope) {
     wl_report("walloc_scope_leave: the scope was already left", scope);
     return;
   }
-  if (scope->owner != wl_os_thread_id()) {
+  if (scope->owner != wl_owner_thread()) {
     wl_report("walloc_scope_leave: the scope belongs to another thread (ignored)", scope);
     return;
   }

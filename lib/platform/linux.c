@@ -14,12 +14,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/membarrier.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -168,6 +170,20 @@ int64_t wl_os_clock_ms(void) {
 }
 
 void wl_os_yield(void) { sched_yield(); }
+
+/* membarrier: a process registers once for the expedited command (a
+   forked child starts unregistered, so a refusal registers and tries
+   again); the plain command (a grace period, milliseconds) is the
+   fallback where expedited is not offered. */
+bool wl_os_heavy_barrier(void) {
+  if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) return true;
+  int saved = errno;
+  bool ok = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 &&
+                syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+  if (!ok) ok = syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0;
+  errno = saved;
+  return ok;
+}
 
 /* Thread exit and fork. Installed once with pthread_once, which the C
    library restarts in a child forked while it was under way (the thread

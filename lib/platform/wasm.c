@@ -254,6 +254,8 @@ int64_t wl_os_clock_ms(void) {
 
 void wl_os_yield(void) { sched_yield(); }
 
+bool wl_os_heavy_barrier(void) { return false; } /* none: callers keep their locks */
+
 #ifdef __EMSCRIPTEN_PTHREADS__
 static pthread_key_t thread_key;
 static bool thread_key_ok;
