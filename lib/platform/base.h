@@ -83,11 +83,5 @@ WL_INLINE size_t wl_max(size_t a, size_t b) { return a > b ? a : b; }
 #define wl_load_racy(p)          (*(const __typeof__(wl_load_relaxed(p)) *)(p))
 #endif
 
-/* A statistics counter written by one thread and read by any: relaxed load and
-   store (plain moves on x86-64), never a locked read-modify-write. */
-typedef _Atomic(uint64_t) wl_counter_t;
-WL_INLINE void wl_counter_add(wl_counter_t *c, uint64_t n) { wl_store_relaxed(c, wl_load_relaxed(c) + n); }
-WL_INLINE void wl_counter_set(wl_counter_t *c, uint64_t n) { wl_store_relaxed(c, n); }
-WL_INLINE uint64_t wl_counter_get(const wl_counter_t *c) { return wl_load_relaxed((wl_counter_t *)c); }
 
 #endif
