@@ -372,8 +372,11 @@ WALLOC_INLINE_ walloc_handle walloc_allocate_inline_(size_t size, walloc_tier ti
   const walloc_tiers_map_ *m = walloc_tiers_;
   unsigned i = tier;
   walloc_handle h;
+  /* i < 3 there already; the index says it again for GCC's object-size
+     warnings, which otherwise see a constant fallback tier (3) index past
+     the thread's third record (the compiler drops the repeat) */
   if (__builtin_expect(i < 3u && __atomic_load_n(&m->abi, __ATOMIC_ACQUIRE) == WALLOC_MAP_ABI_ &&
-                           walloc_tier_bump_(&m->tier[i], &walloc_thread_.ctx[i], size, &h),
+                           walloc_tier_bump_(&m->tier[i], &walloc_thread_.ctx[i < 3u ? i : 2u], size, &h),
                        1)) {
     return h;
   }

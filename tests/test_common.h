@@ -1,8 +1,8 @@
 /* test_common.h: shared helpers of walloc's Check suites.
  *
- * Every test file defines its test cases and a `suite_<name>()` function
- * listed in WL_SUITES; test_main.c runs them all with srunner_run_all and
- * returns non-zero when any test fails.
+ * Every test file is its own executable: it defines its test cases and
+ * wl_test_suite(), and test_main.c runs that suite with srunner_run_all
+ * and returns non-zero when any test fails.
  */
 #ifndef WL_TEST_COMMON_H
 #define WL_TEST_COMMON_H

@@ -157,8 +157,7 @@ wl_heap_t *wl_heap_get_or_init(void) {
   wl_unlock(&heaps_lock);
   if (heap == NULL) return NULL;
   uint64_t n = wl_fetch_add(&wl_stats.threads, 1) + 1;
-  uint64_t peak = wl_load_relaxed(&wl_stats.threads_peak);
-  while (n > peak && !wl_cas_weak(&wl_stats.threads_peak, &peak, n)) {}
+  wl_peak_raise(&wl_stats.threads_peak, n);
   wl_fetch_add(&wl_stats.heaps_created, 1);
   wl_heap_tls = heap;
   if (!WL_OS_ONE_THREAD && !wl_load_acquire(&os_hooks_done)) install_hooks(); /* one thread: no hooks */

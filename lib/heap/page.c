@@ -98,8 +98,7 @@ void wl_page_stats_sync(wl_heap_t *heap, wl_page_t *page) {
     if (d_allocs != 0) wl_fetch_add(&bs->allocs, d_allocs);
     if (d_used != 0) {
       int64_t live = atomic_fetch_add_explicit(&bs->live_blocks, d_used, memory_order_relaxed) + d_used;
-      uint64_t peak = wl_load_relaxed(&bs->peak_blocks);
-      while (live > 0 && (uint64_t)live > peak && !wl_cas_weak(&bs->peak_blocks, &peak, (uint64_t)live)) {}
+      if (live > 0) wl_peak_raise(&bs->peak_blocks, (uint64_t)live);
     }
     page->allocs_synced = page->allocs;
   }

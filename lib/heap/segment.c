@@ -241,8 +241,7 @@ static bool segment_new(wl_heap_t *heap) {
     seg->clean_mask = is_zero ? ~slice_bits(0, WL_SLICES_META) : 0;
     if (wl_option(WL_OPT_HUGE_PAGES)) wl_os_advise_huge(seg, WL_SEGMENT_SIZE);
     uint64_t n = wl_fetch_add(&wl_stats.segments, 1) + 1;
-    uint64_t peak = wl_load_relaxed(&wl_stats.peak_segments);
-    while (n > peak && !wl_cas_weak(&wl_stats.peak_segments, &peak, n)) {}
+    wl_peak_raise(&wl_stats.peak_segments, n);
     seg->page_map[0] = &seg->slices[0]; /* the header slice: kind NONE, no owner */
     segment_map_all(seg, WL_MAP_NORMAL);
   }

@@ -16,9 +16,7 @@
 wl_stats_t wl_stats;
 
 static void peak_update(_Atomic(uint64_t) *peak, int64_t value) {
-  if (value <= 0) return;
-  uint64_t p = wl_load_relaxed(peak);
-  while ((uint64_t)value > p && !wl_cas_weak(peak, &p, (uint64_t)value)) {}
+  if (value > 0) wl_peak_raise(peak, (uint64_t)value);
 }
 
 void wl_stats_live_add(int64_t bytes) {

@@ -3,8 +3,9 @@
  *
  *   frame.c    per-thread frame arenas (pointers; chunks from the OS layer)
  *   pool.c     fixed-size object pools with per-thread caches (pointers)
- *   chunk.c    tier chunks: bump sub-allocation of handles inside blocks
- *              drawn from a tier, released together (scopes, contexts)
+ *   owner.c    tier memory owned by a scope or a context: bump
+ *              sub-allocation of handles inside chunks drawn from a tier,
+ *              released together, and the chunk caches
  *   scope.c    per-thread nested scopes with budgets
  *   context.c  reference-counted owners with children
  *   ring.c     frames-in-flight rings

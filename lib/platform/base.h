@@ -64,6 +64,12 @@ WL_INLINE size_t wl_max(size_t a, size_t b) { return a > b ? a : b; }
 #define wl_fetch_add(p, v)       atomic_fetch_add_explicit((p), (v), memory_order_relaxed)
 #define wl_fetch_sub(p, v)       atomic_fetch_sub_explicit((p), (v), memory_order_relaxed)
 
+/* Raise *peak to value if value is higher (a statistics peak: relaxed). */
+WL_INLINE void wl_peak_raise(_Atomic(uint64_t) *peak, uint64_t value) {
+  uint64_t p = wl_load_relaxed(peak);
+  while (value > p && !wl_cas_weak(peak, &p, value)) {}
+}
+
 /* A relaxed load that the compiler may fold into the compare using it: the
    fast paths test several atomics once each (the segment map, a page's owner
    and limit, a block's tag), and a relaxed atomic load is always a separate
@@ -83,11 +89,5 @@ WL_INLINE size_t wl_max(size_t a, size_t b) { return a > b ? a : b; }
 #define wl_load_racy(p)          (*(const __typeof__(wl_load_relaxed(p)) *)(p))
 #endif
 
-/* A statistics counter written by one thread and read by any: relaxed load and
-   store (plain moves on x86-64), never a locked read-modify-write. */
-typedef _Atomic(uint64_t) wl_counter_t;
-WL_INLINE void wl_counter_add(wl_counter_t *c, uint64_t n) { wl_store_relaxed(c, wl_load_relaxed(c) + n); }
-WL_INLINE void wl_counter_set(wl_counter_t *c, uint64_t n) { wl_store_relaxed(c, n); }
-WL_INLINE uint64_t wl_counter_get(const wl_counter_t *c) { return wl_load_relaxed((wl_counter_t *)c); }
 
 #endif

@@ -111,14 +111,6 @@ bool wl_os_commit(void *addr, size_t size) {
   return ok;
 }
 
-bool wl_os_decommit(void *addr, size_t size) {
-  int saved = errno;
-  /* Remapping PROT_NONE over the range drops its pages and its commit charge. */
-  void *p = mmap(addr, size, PROT_NONE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  errno = saved;
-  return p != MAP_FAILED;
-}
-
 bool wl_os_purge(void *addr, size_t size) {
   int saved = errno;
   bool ok = madvise(addr, size, MADV_DONTNEED) == 0;

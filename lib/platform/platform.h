@@ -56,10 +56,6 @@ void *wl_os_reserve(size_t size, size_t align);
    writable. Returns false when the OS refuses; the range is then unchanged. */
 bool wl_os_commit(void *addr, size_t size);
 
-/* Make [addr, addr+size) inaccessible again and return its physical pages.
-   Returns false if the platform cannot (the range then stays usable). */
-bool wl_os_decommit(void *addr, size_t size);
-
 /* Return the physical pages of [addr, addr+size) (page aligned) to the OS while
    keeping the range readable and writable. Returns true when the range now
    reads as zero; false when its contents are unknown (or nothing was done). */

@@ -175,11 +175,6 @@ bool wl_os_commit(void *addr, size_t size) {
   return true; /* all of memory is accessible */
 }
 
-bool wl_os_decommit(void *addr, size_t size) {
-  WL_UNUSED(addr); WL_UNUSED(size);
-  return false; /* cannot: the range stays usable */
-}
-
 bool wl_os_purge(void *addr, size_t size) {
   WL_UNUSED(addr); WL_UNUSED(size);
   return false; /* nothing done: contents unchanged, so not known to be zero */

@@ -403,8 +403,7 @@ bool wl_tier_claim(wl_tier_t *t, size_t size, uint64_t *off, uint64_t *epoch) {
       if (!tier_commit(t, top + size)) return false;
     } while (!wl_cas_weak(&t->top, &top, top + size));
     if (wl_load_acquire(&t->gen) != e) continue; /* a reset came between: that space is not ours */
-    uint64_t peak = wl_load_relaxed(&t->peak);
-    while (top + size > peak && !wl_cas_weak(&t->peak, &peak, top + size)) {}
+    wl_peak_raise(&t->peak, top + size);
     *off = top;
     *epoch = e;
     return true;

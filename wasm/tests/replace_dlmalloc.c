@@ -10,6 +10,10 @@
  *            handles) after small tier handles; at each mark every pattern
  *            is read back (exit 77, skipped, if the host refuses to grow)
  *   tiers    walloc_allocate / handle_to_ptr / reset: handles are addresses
+ *   exhaust  sizes that could be served but do not fit what linear memory
+ *            has left (4 GiB at most): malloc, calloc, realloc,
+ *            aligned_alloc, memalign and posix_memalign fail with ENOMEM
+ *            (C and POSIX), and memory is usable again once freed
  * Prints one line per check that failed and exits non-zero if any did.
  */
 #include "walloc.h"
@@ -251,6 +255,44 @@ static void test_tiers(void) {
   CHECK(walloc_tier_stats_get(WALLOC_TIER_ENTITY, &ts) == WALLOC_OK && ts.resets == 1);
 }
 
+/* Fill linear memory with 256 MiB blocks until one is refused, then ask
+   each call of the family for more than can be left. */
+static int test_exhaust(void) {
+  enum { MAX_BLOCKS = 32 };
+  const size_t block = (size_t)256 << 20, big = (size_t)3 << 30;
+  void *held[MAX_BLOCKS];
+  int n = 0;
+  errno = 0;
+  while (n < MAX_BLOCKS && (held[n] = malloc(block)) != NULL) n++;
+  CHECK(n < MAX_BLOCKS);
+  CHECK(errno == ENOMEM);
+  printf("exhaust: %d blocks of 256 MiB, then ENOMEM\n", n);
+  if (n < 2) {
+    printf("exhaust: the host gave %d blocks of 256 MiB: skipped\n", n);
+    return 77;
+  }
+  errno = 0;
+  CHECK(malloc(big) == NULL && errno == ENOMEM);
+  errno = 0;
+  CHECK(calloc(big / 16, 16) == NULL && errno == ENOMEM);
+  errno = 0;
+  CHECK(aligned_alloc(64, big) == NULL && errno == ENOMEM);
+  errno = 0;
+  CHECK(memalign(4096, big) == NULL && errno == ENOMEM);
+  void *p = (void *)1;
+  CHECK(posix_memalign(&p, 64, big) == ENOMEM && p == (void *)1);
+  void *small = malloc(100);
+  CHECK(small != NULL);
+  errno = 0;
+  CHECK(realloc(small, big) == NULL && errno == ENOMEM); /* the block stays */
+  free(small);
+  for (int i = 0; i < n; i++) free(held[i]);
+  void *again = malloc(block);
+  CHECK(again != NULL);
+  free(again);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *part = argc > 1 ? argv[1] : "all";
   bool all = strcmp(part, "all") == 0;
@@ -259,6 +301,7 @@ int main(int argc, char **argv) {
   if (all || strcmp(part, "runtime") == 0) test_runtime();
   if (all || strcmp(part, "tiers") == 0) test_tiers();
   if (all || strcmp(part, "grow") == 0) rc = test_grow();
+  if (strcmp(part, "exhaust") == 0) rc = test_exhaust(); /* not in "all": it fills memory */
   printf("%s: %d failed checks\n", part, failures);
   return failures != 0 ? 1 : rc;
 }
