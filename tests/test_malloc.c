@@ -412,6 +412,43 @@ START_TEST(stats_print_writes_a_table) {
 }
 END_TEST
 
+/* The size-class table: a class's peak is never below its live blocks,
+   and never 0 once it served allocations, even when every block was freed
+   before the page's statistics were next synced. */
+START_TEST(stats_peak_is_never_below_live) {
+  for (int i = 0; i < 5000; i++) { /* one block at a time: the page is empty at every sync */
+    void *p = malloc(12000);
+    ck_assert_ptr_nonnull(p);
+    free(p);
+  }
+  enum { HELD = 300 };
+  void *held[HELD];
+  for (int i = 0; i < HELD; i++) held[i] = malloc(700);
+  FILE *f = tmpfile();
+  ck_assert_ptr_nonnull(f);
+  walloc_stats_print(fileno(f));
+  for (int i = 0; i < HELD; i++) free(held[i]);
+  rewind(f);
+  static char buf[16384];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  buf[n] = 0;
+  fclose(f);
+  char *line = strstr(buf, "size class");
+  ck_assert_ptr_nonnull(line);
+  int rows = 0;
+  while ((line = strchr(line, '\n')) != NULL && strncmp(++line, "  large", 7) != 0) {
+    double size;
+    char unit[8];
+    unsigned long long allocs, live, peak;
+    if (sscanf(line, "%lf %7s %llu %llu %llu", &size, unit, &allocs, &live, &peak) != 5) break;
+    rows++;
+    ck_assert_msg(peak >= live, "class %.1f %s: peak %llu below live %llu", size, unit, peak, live);
+    ck_assert_msg(allocs == 0 || peak > 0, "class %.1f %s: %llu allocations, peak 0", size, unit, allocs);
+  }
+  ck_assert_int_ge(rows, 2);
+}
+END_TEST
+
 /* Random sizes in random order: contents never bleed between blocks. */
 START_TEST(random_workout) {
   enum { SLOTS = 4096, STEPS = 200000 };
@@ -458,7 +495,8 @@ Suite *wl_test_suite(void) {
   Suite *s = suite_create("malloc");
   WL_TCASE(s, "basics", 30, malloc_is_served_by_walloc, every_size_is_usable_and_aligned,
            malloc_zero_gives_distinct_blocks, aligned_entry_points_align, aligned_zero_bytes_get_a_block_of_their_own,
-           introspection_calls_answer, stats_print_writes_a_table);
+           introspection_calls_answer, stats_print_writes_a_table,
+           stats_peak_is_never_below_live);
   WL_TCASE(s, "errors", 30, bad_alignments_are_einval, impossible_sizes_are_enomem, calloc_checks_overflow,
            realloc_follows_glibc);
   WL_TCASE(s, "contents", 60, calloc_zeroes_recycled_memory, realloc_chains_keep_contents, realloc_in_place,

@@ -96,10 +96,17 @@ void wl_page_stats_sync(wl_heap_t *heap, wl_page_t *page) {
     if (d_allocs == 0 && d_used == 0) return;
     wl_bin_stats_t *bs = &wl_stats.bins[page->bin];
     if (d_allocs != 0) wl_fetch_add(&bs->allocs, d_allocs);
-    if (d_used != 0) {
-      int64_t live = atomic_fetch_add_explicit(&bs->live_blocks, d_used, memory_order_relaxed) + d_used;
-      if (live > 0) wl_peak_raise(&bs->peak_blocks, (uint64_t)live);
-    }
+    int64_t live = d_used != 0 ? atomic_fetch_add_explicit(&bs->live_blocks, d_used, memory_order_relaxed) + d_used
+                               : wl_load_relaxed(&bs->live_blocks);
+    /* The peak: the class's other pages as last synced, plus the most this
+       page surely held since its last sync (its blocks then or now, and at
+       least one if it served an allocation): a page allocated and emptied
+       between two syncs still counts, so a class with allocations never
+       shows a peak of 0 or below what was live. */
+    uint32_t held = page->used > page->used_synced ? page->used : page->used_synced;
+    if (held == 0 && d_allocs != 0) held = 1;
+    int64_t peak = live - (int64_t)page->used + (int64_t)held;
+    if (peak > 0) wl_peak_raise(&bs->peak_blocks, (uint64_t)peak);
     page->allocs_synced = page->allocs;
   }
   /* both kinds: the live bytes (once, so the flush check is inlined once) */
