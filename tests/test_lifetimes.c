@@ -470,7 +470,9 @@ static void *context_resetter(void *arg) {
 
 START_TEST(context_reset_by_another_thread_while_its_thread_allocates) {
   WL_WASM_SKIP_THREADS();
-  enum { RING = 256, ALLOCATIONS = 400000 };
+  enum { RING = 256 };
+  /* valgrind runs one thread at a time, 50 times slower: fewer there */
+  const int allocations = getenv("CK_TIMEOUT_MULTIPLIER") != NULL ? 40000 : 400000;
   raced_ctx = walloc_context_create(WALLOC_TIER_ENTITY, NULL);
   ck_assert_ptr_nonnull(raced_ctx);
   atomic_store(&race_done, 0);
@@ -481,7 +483,7 @@ START_TEST(context_reset_by_another_thread_while_its_thread_allocates) {
   static walloc_handle ring[RING];
   static unsigned begun[RING]; /* resets begun when the allocation had finished */
   unsigned head = 0, tail = 0, checked = 0;
-  for (int i = 0; i < ALLOCATIONS; i++) {
+  for (int i = 0; i < allocations; i++) {
     walloc_handle h = walloc_context_allocate(raced_ctx, 32);
     ck_assert_uint_ne(h, WALLOC_NULL_HANDLE);
     unsigned b = atomic_load(&resets_begun);
@@ -499,7 +501,8 @@ START_TEST(context_reset_by_another_thread_while_its_thread_allocates) {
   void *ret;
   pthread_join(t, &ret);
   ck_assert_ptr_null(ret);
-  ck_assert_uint_gt(checked, 1000); /* the resets did overlap the allocations */
+  ck_assert_uint_gt(checked, 100); /* the resets did overlap the allocations */
+  printf("context race: %d allocations, %u checked stale after a later reset\n", allocations, checked);
   /* still its thread's: a block after the last reset is live */
   walloc_handle h = walloc_context_allocate(raced_ctx, 100);
   fill_handle(h, 100, 5);
