@@ -481,18 +481,26 @@ typedef struct walloc_context_map_ {
   walloc_owner_window_ w;
 } walloc_context_map_;
 
+/* A block bumped by the context's bias thread me, under the busy flag:
+   1 and its handle in *h, or 0 when the library must serve it (not the
+   bias thread, or the bias taken back meanwhile, or the bump refused).
+   The library's walloc_context_allocate runs it too. */
+WALLOC_INLINE_ int walloc_context_bump_(walloc_context_map_ *c, uintptr_t me, size_t size, walloc_handle *h) {
+  if (__atomic_load_n(&c->bias, __ATOMIC_RELAXED) != me) return 0; /* only the bias thread writes busy */
+  __atomic_store_n(&c->busy, 1u, __ATOMIC_RELAXED);
+  __atomic_signal_fence(__ATOMIC_SEQ_CST); /* the light side of the fence */
+  int ok = __atomic_load_n(&c->bias, __ATOMIC_ACQUIRE) == me && walloc_owner_bump_(&c->w, size, c->w.fast_max, h);
+  __atomic_store_n(&c->busy, 0u, __ATOMIC_RELEASE); /* before any lock: a thread holding it may wait for busy */
+  return ok;
+}
+
 WALLOC_INLINE_ walloc_handle walloc_context_allocate_inline_(walloc_context *ctx, size_t size) {
   walloc_context_map_ *c = WALLOC_REINTERPRET_(walloc_context_map_ *, ctx);
-  uintptr_t me = WALLOC_REINTERPRET_(uintptr_t, &walloc_thread_);
+  walloc_handle h = 0;
   if (__builtin_expect(c != NULL && c->magic == WALLOC_CONTEXT_LIVE_ && __atomic_load_n(&c->refs, __ATOMIC_RELAXED) != 0 &&
-                           __atomic_load_n(&c->bias, __ATOMIC_RELAXED) == me,
+                           walloc_context_bump_(c, WALLOC_REINTERPRET_(uintptr_t, &walloc_thread_), size, &h),
                        1)) {
-    __atomic_store_n(&c->busy, 1u, __ATOMIC_RELAXED);
-    __atomic_signal_fence(__ATOMIC_SEQ_CST); /* the light side of the fence */
-    walloc_handle h = 0;
-    int ok = __atomic_load_n(&c->bias, __ATOMIC_ACQUIRE) == me && walloc_owner_bump_(&c->w, size, c->w.fast_max, &h);
-    __atomic_store_n(&c->busy, 0u, __ATOMIC_RELEASE);
-    if (__builtin_expect(ok, 1)) return h;
+    return h;
   }
   return walloc_context_allocate(ctx, size);
 }

@@ -282,14 +282,9 @@ WL_API void walloc_context_release(walloc_context *ctx) {
 WL_API walloc_handle(walloc_context_allocate)(walloc_context *ctx, size_t size) {
   if (ctx_check(ctx, "walloc_context_allocate: not a live context") == NULL) return WALLOC_NULL_HANDLE;
   walloc_handle h;
-  uintptr_t me = wl_owner_thread();
-  if (wl_load_relaxed(&ctx->bias) == me) { /* walloc.h's inline path, for callers built without it */
-    wl_store_relaxed(&ctx->busy, 1);
-    wl_light_barrier();
-    h = wl_load_acquire(&ctx->bias) == me ? wl_owner_alloc_fast(&ctx->mem, size) : WALLOC_NULL_HANDLE;
-    wl_store_release(&ctx->busy, 0); /* before the lock: a thread holding it may wait for busy */
-    if (WL_LIKELY(h != WALLOC_NULL_HANDLE)) return h;
-  }
+#if !defined(__wasm__) /* walloc.h's inline path, for callers built without it (no bias on wasm) */
+  if (walloc_context_bump_((walloc_context_map_ *)(void *)ctx, wl_owner_thread(), size, &h)) return h;
+#endif
   walloc_status st;
   ctx_lock(ctx, true);
   h = wl_owner_alloc_fast(&ctx->mem, size);

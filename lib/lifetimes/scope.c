@@ -41,7 +41,6 @@ _Static_assert(offsetof(struct walloc_scope, state) == offsetof(walloc_scope_map
                "walloc_scope_map_ (walloc.h) must mirror struct walloc_scope: change both and renumber WALLOC_SCOPE_OPEN_");
 #endif
 
-
 typedef struct scope_thread_s {
   walloc_scope *top;
   walloc_scope *cache;           /* left records, linked through parent */

@@ -92,14 +92,13 @@ void wl_os_yield(void);
 /* The heavy side of an asymmetric fence: when it returns true, every other
    thread of the process has passed a full memory barrier since the call
    began, so a thread whose fast path only stores a flag and then loads a
-   word (with a compiler barrier between, wl_light_barrier) and the caller
+   word (with only a compiler barrier between: atomic_signal_fence) and the caller
    (which stores the word, calls this, then loads the flag) cannot both
    miss each other's store. Linux's membarrier (private expedited, about
    0.1 to a few microseconds); false where there is none (then callers
    must not rely on it: wasm, kernels before 4.14). Thread-safe; works in
    a forked child. */
 bool wl_os_heavy_barrier(void);
-#define wl_light_barrier() atomic_signal_fence(memory_order_seq_cst)
 
 /* Register `on_thread_exit` to run with the thread's registered value when
    a thread exits, and install the fork handlers: they take and release
