@@ -40,15 +40,15 @@
 #ifndef WL_HEAP_H
 #define WL_HEAP_H
 
-#include "../platform/platform.h"
+#include "../core/core.h"
 
 /* Lock levels (platform.h, "Locks, and fork"): a thread holding a lock
    takes only locks of lower levels. The heap's locks guard lists and call
    only the platform while held; process set-up sits below them because
    reports (wl_error) may run it under any of them. */
-#define WL_LEVEL_HEAP_INIT    (WL_LEVEL_PLATFORM + 1) /* process set-up (init.c) */
-#define WL_LEVEL_HEAP         (WL_LEVEL_PLATFORM + 2) /* heap list, hooks, segment cache, abandoned list, huge cache */
-#define WL_LEVEL_HEAP_RUNTIME (WL_LEVEL_PLATFORM + 3) /* Emscripten's runtime heap: allocates under its lock */
+#define WL_LEVEL_HEAP_INIT    (WL_LEVEL_CORE + 1) /* process set-up (init.c) */
+#define WL_LEVEL_HEAP         (WL_LEVEL_CORE + 2) /* heap list, hooks, segment cache, abandoned list, huge cache */
+#define WL_LEVEL_HEAP_RUNTIME (WL_LEVEL_CORE + 3) /* Emscripten's runtime heap: allocates under its lock */
 
 /* ------------------------------------------------------------------------
    Geometry
