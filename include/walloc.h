@@ -126,6 +126,25 @@ typedef enum walloc_status {
 
 WALLOC_EXPORT const char *walloc_status_str(walloc_status s); /* "WALLOC_ERR_STALE: ..."; never NULL */
 
+/* ------------------------------------------------------------------------
+   Options (docs/options.md)
+
+   Every setting is read from WALLOC_<NAME> (WALLOC_PURGE_DELAY=50), else
+   from WALLOC_OPTIONS ("purge_delay=50,stats=1,tiers=2G:60,30,10"), else
+   its default; a bad one is reported on stderr and its default used. name:
+   "purge_delay" or "WALLOC_PURGE_DELAY", any case.
+   walloc_option_get: the value in force (yes/no options 1/0, choices their
+   index); WALLOC_ERR_NOT_FOUND for an unknown name, WALLOC_ERR_UNSUPPORTED
+   for a text option (use walloc_option_text).
+   walloc_option_set: for the options docs/options.md marks as changeable at
+   run time; WALLOC_ERR_UNSUPPORTED for the others (and on wasm, where
+   options are fixed), WALLOC_ERR_INVALID out of range. Thread-safe.
+   walloc_option_text: a text option's value, NULL when unset or unknown.
+   ------------------------------------------------------------------------ */
+WALLOC_EXPORT walloc_status walloc_option_get(const char *name, long *value);
+WALLOC_EXPORT walloc_status walloc_option_set(const char *name, long value);
+WALLOC_EXPORT const char *walloc_option_text(const char *name);
+
 typedef struct walloc_config {
   size_t tier_memory;       /* bytes for the three tiers together; 0 = default */
   unsigned tier_percent[3]; /* render, scene, entity; 0,0,0 = 50,30,20 */

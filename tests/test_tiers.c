@@ -785,7 +785,7 @@ static void allocate_in_every_tier(void) {
 static void env_is_refused(const char *value, const char *why) {
   setenv("WALLOC_TIERS", value, 1);
   char want[160];
-  snprintf(want, sizeof want, "walloc: WALLOC_TIERS=%s refused (%s); the tiers use the defaults: ", value, why);
+  snprintf(want, sizeof want, "walloc: warning: WALLOC_TIERS=%s refused (%s); using ", value, why);
 #if defined(__EMSCRIPTEN__) /* the report cannot be read back there (test_common.h): the rest is checked */
   printf("skipped: reading back \"%s\" (stderr is not captured under Emscripten)\n", want);
   allocate_in_every_tier();

@@ -49,9 +49,10 @@ static const char *bind_all(void *lib) {
   return NULL;
 }
 
-/* WALLOC_LIBCURL, when set, is the only library tried: the user asked for it. */
+/* The libcurl option (WALLOC_LIBCURL), when set, is the only library
+   tried: the user asked for it. */
 static void load(void) {
-  const char *forced = getenv("WALLOC_LIBCURL");
+  const char *forced = walloc_option_text("libcurl");
   const char *name = NULL;
   void *lib = NULL;
   if (forced != NULL && forced[0] != '\0') {

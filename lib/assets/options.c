@@ -1,7 +1,7 @@
 /* options.c: the asset settings, the base URL, statistics and error messages.
  *
- * Owns: the settings in force (defaults, overridden once by the
- * WALLOC_ASSET_* environment at the first asset call, then by
+ * Owns: the settings in force (defaults, overridden once by the asset
+ * options of the table, core.h, at the first asset call, then by
  * walloc_set_asset_options), the base URL and the joining of paths onto it,
  * the asset counters, and each thread's last error message.
  * Thread safety: settings and the base URL sit behind one small lock; a load
@@ -30,17 +30,6 @@ static __thread char last_error[WL_ASSET_ERROR_MAX];
 /* ------------------------------------------------------------------------
    Defaults and the environment
    ------------------------------------------------------------------------ */
-
-/* An option's value: "123", "-1", "64M", "yes" (1), "no" (-1: off). */
-static bool env_long(const char *name, long *out) {
-  const char *s = wl_os_getenv(name);
-  if (s == NULL || *s == 0) return false;
-  if (!wl_option_parse(s, -1, out)) {
-    wl_warn("walloc: ignoring a WALLOC_ASSET_ variable that is not a number", NULL);
-    return false;
-  }
-  return true;
-}
 
 static void opts_defaults(wl_asset_opts_t *o) {
   memset(o, 0, sizeof *o);
@@ -81,32 +70,28 @@ static walloc_status opts_apply(wl_asset_opts_t *o, const walloc_asset_options *
   return WALLOC_OK;
 }
 
+/* The asset options of the table (core.h), read at the first asset call,
+   as the public struct (0 = keep, -1 = off). */
 static void opts_init(void) {
+  wl_options_read(WL_OPTG_ASSETS);
   walloc_asset_options u;
   memset(&u, 0, sizeof u);
-  long v;
-  if (env_long("WALLOC_ASSET_CONNECT_TIMEOUT_MS", &v)) u.connect_timeout_ms = v;
-  if (env_long("WALLOC_ASSET_TIMEOUT_MS", &v)) u.timeout_ms = v;
-  if (env_long("WALLOC_ASSET_MAX_SIZE", &v) && v > 0) u.max_size = (size_t)v;
-  if (env_long("WALLOC_ASSET_RETRIES", &v)) u.retries = v == 0 ? -1 : (int)v;
-  if (env_long("WALLOC_ASSET_RETRY_BACKOFF_MS", &v)) u.retry_backoff_ms = v;
-  if (env_long("WALLOC_ASSET_MAX_REDIRECTS", &v)) u.max_redirects = v == 0 ? -1 : (int)v;
-  if (env_long("WALLOC_ASSET_COMPRESSED", &v)) u.compressed = v > 0 ? 1 : -1;
-  if (env_long("WALLOC_ASSET_VERIFY_TLS", &v)) u.verify_tls = v > 0 ? 1 : -1;
-  if (env_long("WALLOC_ASSET_CONNECTIONS", &v)) u.connections = (int)v;
-  if (env_long("WALLOC_ASSET_REVALIDATE", &v)) u.revalidate = v > 0 ? 1 : -1;
-  const char *audio = wl_os_getenv("WALLOC_ASSET_AUDIO_TIER"); /* a name, or walloc_tier + 1 */
-  static const char *const tier_names[] = {"render", "scene", "entity", "fallback"};
-  for (int t = 0; audio != NULL && t < 4; t++) {
-    if (strcmp(audio, tier_names[t]) == 0) u.audio_tier = t + 1;
-  }
-  if (u.audio_tier == 0 && env_long("WALLOC_ASSET_AUDIO_TIER", &v)) u.audio_tier = (int)v;
-  u.user_agent = wl_os_getenv("WALLOC_ASSET_USER_AGENT");
+  u.connect_timeout_ms = (long)wl_option(WL_OPT_ASSET_CONNECT_TIMEOUT_MS);
+  u.timeout_ms = (long)wl_option(WL_OPT_ASSET_TIMEOUT_MS);
+  u.max_size = (size_t)wl_option(WL_OPT_ASSET_MAX_SIZE);
+  u.retries = wl_option(WL_OPT_ASSET_RETRIES) == 0 ? -1 : (int)wl_option(WL_OPT_ASSET_RETRIES);
+  u.retry_backoff_ms = (long)wl_option(WL_OPT_ASSET_RETRY_BACKOFF_MS);
+  u.max_redirects = wl_option(WL_OPT_ASSET_MAX_REDIRECTS) == 0 ? -1 : (int)wl_option(WL_OPT_ASSET_MAX_REDIRECTS);
+  u.compressed = wl_option(WL_OPT_ASSET_COMPRESSED) ? 1 : -1;
+  u.verify_tls = wl_option(WL_OPT_ASSET_VERIFY_TLS) ? 1 : -1;
+  u.connections = (int)wl_option(WL_OPT_ASSET_CONNECTIONS);
+  u.revalidate = wl_option(WL_OPT_ASSET_REVALIDATE) ? 1 : -1;
+  u.audio_tier = (int)wl_option(WL_OPT_ASSET_AUDIO_TIER) + 1;
+  u.user_agent = wl_option_text(WL_OPT_ASSET_USER_AGENT);
   opts_defaults(&env_opts);
-  if (opts_apply(&env_opts, &u) != WALLOC_OK) {
-    wl_warn("walloc: a WALLOC_ASSET_ variable is out of range; asset settings keep their defaults", NULL);
-    opts_defaults(&env_opts);
-  }
+  walloc_status st = opts_apply(&env_opts, &u);
+  wl_assert(st == WALLOC_OK); /* the table's ranges are within opts_apply's */
+  WL_UNUSED(st);
   opts = env_opts;
 }
 

@@ -364,63 +364,11 @@ WL_INLINE int64_t wl_clock_since(int64_t now, uint32_t then) { return (int64_t)(
 size_t wl_bin_of(size_t size);            /* 1..WL_BIN_MAX for size <= WL_MEDIUM_MAX */
 size_t wl_bin_size(size_t bin);           /* block size of a class */
 
-/* options.c */
-typedef enum wl_option_e {
-  WL_OPT_STATS,          /* print statistics at exit */
-  WL_OPT_VERBOSE,        /* report errors (foreign or double frees) on stderr */
-  WL_OPT_PURGE_DELAY,    /* ms before free memory is given back; -1 never */
-  WL_OPT_SEGMENT_CACHE,  /* free segments kept for reuse */
-  WL_OPT_HUGE_CACHE,     /* freed huge blocks kept for reuse */
-  WL_OPT_HUGE_CACHE_DELAY, /* ms a freed huge block stays cached */
-  WL_OPT_HUGE_PAGES,     /* ask for transparent huge pages on segments */
-  WL_OPT_MISUSE_ABORT,   /* abort on a misuse of free or realloc (0: report and ignore) */
-  WL_OPT_COUNT
-} wl_option_t;
-/* Defaults. On wasm nothing caches (memory never goes back to the host and
-   nothing faults in: a cached segment or huge block only keeps memory from
-   the rest of the program, while a released range goes on the platform
-   layer's free list, where any later segment or huge block reuses it), and
-   nothing is purged (the platform cannot give pages back). */
-#if defined(__wasm__)
-#define WL_SEGMENT_CACHE_DEFAULT 0
-#define WL_HUGE_CACHE_DEFAULT 0
-#define WL_PURGE_DELAY_DEFAULT (-1)
-#else
-#define WL_SEGMENT_CACHE_DEFAULT 16
-#define WL_HUGE_CACHE_DEFAULT 8
-#define WL_PURGE_DELAY_DEFAULT 10
-#endif
-#define WL_OPTION_DEFAULTS {                              \
-  [WL_OPT_STATS] = 0,                                     \
-  [WL_OPT_VERBOSE] = WL_DEBUG > 0,                        \
-  [WL_OPT_PURGE_DELAY] = WL_PURGE_DELAY_DEFAULT,          \
-  [WL_OPT_SEGMENT_CACHE] = WL_SEGMENT_CACHE_DEFAULT,      \
-  [WL_OPT_HUGE_CACHE] = WL_HUGE_CACHE_DEFAULT,            \
-  [WL_OPT_HUGE_CACHE_DELAY] = 100,                        \
-  [WL_OPT_HUGE_PAGES] = 0,                                \
-  [WL_OPT_MISUSE_ABORT] = 1,                              \
-}
-/* On wasm the options are their defaults, fixed at compile time: the
-   environment there is empty or (Emscripten builds environ after walloc's
-   first allocation) not yet readable, so reading it cost code and changed
-   nothing; as constants they also compile out the verbose reports and the
-   statistics printed at exit. */
-#if defined(__wasm__)
-#define WL_OPTIONS_FIXED 1
-WL_INLINE long wl_option(wl_option_t opt) {
-  static const long fixed[WL_OPT_COUNT] = WL_OPTION_DEFAULTS;
-  return fixed[opt];
-}
-#else
-#define WL_OPTIONS_FIXED 0
-extern long wl_option_values[WL_OPT_COUNT];
-WL_INLINE long wl_option(wl_option_t opt) { return wl_option_values[opt]; }
-#endif
-/* Nothing is ever purged (wasm: the platform cannot give pages back), known
-   at compile time: the purge bookkeeping compiles out. */
-#define WL_PURGE_NEVER (WL_OPTIONS_FIXED && WL_PURGE_DELAY_DEFAULT < 0)
-void wl_options_init(void);
-bool wl_option_parse(const char *s, long no_value, long *out); /* an option's text: 12, 64M, yes, off */
+/* Options: the core's table (core.h); the heap's group is read at process
+   start (init.c). On wasm nothing is ever purged (the platform cannot give
+   pages back; purge_delay's wasm default is -1), known at compile time: the
+   purge bookkeeping compiles out. */
+#define WL_PURGE_NEVER (WL_OPTIONS_FIXED && WL_PURGE_DELAY_WASM < 0)
 
 /* init.c */
 extern _Atomic(int) wl_process_ready;

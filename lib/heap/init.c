@@ -17,7 +17,7 @@ void wl_process_init(void) {
   wl_lock(&init_lock);
   if (!wl_load_relaxed(&wl_process_ready)) {
     wl_os_init(&wl_os);
-    wl_options_init();
+    wl_options_read(WL_OPTG_HEAP);
     wl_stats_init();
     wl_store_release(&wl_process_ready, 1);
   }

@@ -156,6 +156,9 @@ WL_INLINE uintptr_t wl_os_thread_id(void) { return (uintptr_t)&wl_os_thread_anch
 
 /* The value of environment variable `name`, or NULL. Never allocates. */
 const char *wl_os_getenv(const char *name);
+/* The i-th entry "NAME=value" of the environment, NULL past the last (to
+   walk it: i = 0, 1, ... until NULL). Never allocates. */
+const char *wl_os_env_at(size_t i);
 
 /* Write all of buf to file descriptor fd, retrying on EINTR. Never allocates. */
 void wl_os_write(int fd, const char *buf, size_t len);

@@ -23,6 +23,14 @@ const char *wl_os_getenv(const char *name) {
   return NULL;
 }
 
+const char *wl_os_env_at(size_t i) {
+  if (environ == NULL) return NULL;
+  for (size_t k = 0; k < i; k++) {
+    if (environ[k] == NULL) return NULL;
+  }
+  return environ[i];
+}
+
 void wl_os_write(int fd, const char *buf, size_t len) {
   int saved = errno;
   while (len > 0) {

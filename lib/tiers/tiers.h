@@ -79,6 +79,7 @@
 #define WL_TIER_DIRECT          ((size_t)16 << 10)   /* blocks this big are claimed directly */
 #define WL_TIER_COMMIT_CHUNK    ((size_t)4 << 20)
 #define WL_TIER_MAX_MEMORY      ((uint64_t)1 << WL_HANDLE_OFF_BITS)
+_Static_assert(WL_TIER_WINDOW == WL_TIERS_MIN_SHARE, "the tiers option's share limit (core.h) is a window");
 #define WL_GEN_LIMITS           65536                /* compaction limits kept (a ring, 1 MiB reserved) */
 
 /* Slot table entry (16 bits): bit 0 allocated; bits 1-6 the version;
@@ -203,7 +204,6 @@ typedef struct wl_tiers_s {
   uint8_t *base;                    /* handle offsets count from here */
   size_t total;                     /* bytes reserved for the three tiers */
   _Atomic(int) state;               /* 0 none, 1 initialising, 2 ready, 3 failed */
-  bool decommit_on_reset;
   wl_tier_t tier[WL_TIERS];
 } wl_tiers_t;
 
