@@ -144,9 +144,10 @@ WL_INLINE bool wl_once_done(wl_once_t *o) { return wl_load_acquire(&o->done) != 
     "loading a registered path fetches it again")                                                         \
   X(ASSET_AUDIO_TIER, "asset_audio_tier", CHOICE, 1, 1, 0, 3, ASSETS, 0, "render,scene,entity,fallback",  \
     "the tier audio assets go to")                                                                        \
-  X(LIBCURL, "libcurl", TEXT, 0, 0, 0, 4095, ASSETS, 0, "unset: `libcurl.so.4`, then `libcurl-gnutls.so.4`", \
-    "the libcurl to open at the first asset load (a path, or a name the dynamic linker finds); if it "    \
-    "cannot be opened, loads return `WALLOC_ERR_UNSUPPORTED` with the reason")
+  X(LIBCURL, "libcurl", TEXT, 0, 0, 0, 4095, ASSETS, 0, "unset",                                          \
+    "the libcurl to open at the first asset load (a path, or a name the dynamic linker finds) instead of " \
+    "`libcurl.so.4`, then `libcurl-gnutls.so.4`; if it cannot be opened, loads return "                   \
+    "`WALLOC_ERR_UNSUPPORTED` with the reason")
 
 typedef enum wl_option_e {
 #define WL_OPTION_ID_(id, ...) WL_OPT_##id,

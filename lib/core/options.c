@@ -294,7 +294,7 @@ const char *wl_option_texts[WL_OPT_COUNT];
 
 /* WALLOC_OPTIONS, copied and split: items[i] is "name=value" cut at its
    end. A copy: the environment may change under a running program. */
-enum { OPTIONS_MAX = 1024, ITEMS_MAX = 64 };
+enum { OPTIONS_MAX = 8192, ITEMS_MAX = 64 };
 static char options_copy[OPTIONS_MAX];
 static const char *items[ITEMS_MAX];
 static int item_count;
@@ -315,7 +315,7 @@ static void options_split(const char *env) {
   if (len >= OPTIONS_MAX) {
     wl_out_t o;
     wl_out_init(&o, 2);
-    wl_out_str(&o, "walloc: warning: WALLOC_OPTIONS is longer than 1023 bytes; ignored\n");
+    wl_out_str(&o, "walloc: warning: WALLOC_OPTIONS is longer than 8191 bytes; ignored\n");
     wl_out_flush(&o);
     return;
   }
