@@ -420,6 +420,9 @@ WALLOC_INLINE_ walloc_handle walloc_allocate_inline_(size_t size, walloc_tier ti
    null handle or NULL) failed: WALLOC_ERR_BUDGET, _NOMEM, _INVALID, ...
    Only failures set it. */
 WALLOC_EXPORT walloc_status walloc_last_status(void);
+/* This thread's last failure in words, naming the call and the argument
+   ("walloc_scope_leave: the scope was already left"); "" before any. */
+WALLOC_EXPORT const char *walloc_last_error(void);
 
 /* Scopes: a checkpoint with a budget. Leaving releases everything allocated
    inside at once. A scope belongs to the thread that entered it (other

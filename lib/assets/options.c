@@ -3,10 +3,10 @@
  * Owns: the settings in force (defaults, overridden once by the asset
  * options of the table, core.h, at the first asset call, then by
  * walloc_set_asset_options), the base URL and the joining of paths onto it,
- * the asset counters, and each thread's last error message.
+ * and the asset counters (messages: the core's error path, core.h).
  * Thread safety: settings and the base URL sit behind one small lock; a load
- * works on a snapshot taken at its start. Counters are relaxed atomics; the
- * message is thread-local. Nothing here allocates except the joined URL
+ * works on a snapshot taken at its start. Counters are relaxed atomics.
+ * Nothing here allocates except the joined URL
  * (internal heap).
  */
 #include "assets.h"
@@ -25,7 +25,6 @@ static wl_asset_opts_t env_opts;   /* defaults with the environment applied */
 static pthread_once_t opts_once = PTHREAD_ONCE_INIT;
 static char *base_url;             /* wl_malloc'd, with a trailing '/', or NULL */
 
-static __thread char last_error[WL_ASSET_ERROR_MAX];
 
 /* ------------------------------------------------------------------------
    Defaults and the environment
@@ -106,7 +105,7 @@ WL_API walloc_status walloc_set_asset_options(const walloc_asset_options *option
   pthread_once(&opts_once, opts_init);
   wl_asset_opts_t o = env_opts;
   if (options != NULL && opts_apply(&o, options) != WALLOC_OK) {
-    wl_asset_error("walloc_set_asset_options: a field is out of range");
+    wl_note("walloc_set_asset_options: a field is out of range");
     return WALLOC_ERR_INVALID;
   }
   wl_lock(&opts_lock);
@@ -129,14 +128,8 @@ unsigned wl_asset_tier(const wl_asset_opts_t *o, walloc_asset_type type) {
    Errors and statistics
    ------------------------------------------------------------------------ */
 
-void wl_asset_error(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(last_error, sizeof last_error, fmt, ap);
-  va_end(ap);
-}
-
-WL_API const char *walloc_asset_last_error(void) { return last_error; }
+/* The asset calls' messages are the library's (core.h, "Errors"). */
+WL_API const char *walloc_asset_last_error(void) { return walloc_last_error(); }
 
 WL_API void walloc_asset_stats_get(walloc_asset_stats *out) {
   if (out == NULL) return;
@@ -221,7 +214,7 @@ static bool has_dotdot(const char *s) {
 char *wl_asset_url(const char *path, walloc_status *st) {
   *st = WALLOC_ERR_INVALID;
   if (!clean_chars(path)) {
-    wl_asset_error("invalid asset path \"%.200s\": spaces or control characters", path);
+    wl_note("invalid asset path \"%.200s\": spaces or control characters", path);
     return NULL;
   }
   wl_lock(&opts_lock);
@@ -230,18 +223,18 @@ char *wl_asset_url(const char *path, walloc_status *st) {
   bool refused = true;
   if (blen == 0) {
     if (!has_scheme(path)) {
-      wl_asset_error("invalid asset path \"%.200s\": not a URL, and no base URL is set", path);
+      wl_note("invalid asset path \"%.200s\": not a URL, and no base URL is set", path);
     } else if (!allowed_scheme(path)) {
-      wl_asset_error("invalid asset URL \"%.200s\": only http, https and file URLs are loaded", path);
+      wl_note("invalid asset URL \"%.200s\": only http, https and file URLs are loaded", path);
     } else {
       refused = false;
       if ((url = wl_malloc(strlen(path) + 1)) != NULL) strcpy(url, path);
     }
   } else if (has_scheme(path) || (path[0] == '/' && path[1] == '/') || path[0] == '\\') {
-    wl_asset_error("asset path \"%.200s\" escapes the base URL: absolute URLs are refused when a base is set",
+    wl_note("asset path \"%.200s\" escapes the base URL: absolute URLs are refused when a base is set",
                    path);
   } else if (has_dotdot(path)) {
-    wl_asset_error("asset path \"%.200s\" escapes the base URL: it has a \"..\" segment", path);
+    wl_note("asset path \"%.200s\" escapes the base URL: it has a \"..\" segment", path);
   } else {
     const char *rel = path[0] == '/' ? path + 1 : path;
     refused = false;
@@ -256,7 +249,7 @@ char *wl_asset_url(const char *path, walloc_status *st) {
     *st = WALLOC_OK;
   } else if (!refused) {
     *st = WALLOC_ERR_NOMEM;
-    wl_asset_error("out of memory for the URL of \"%.200s\"", path);
+    wl_note("out of memory for the URL of \"%.200s\"", path);
   }
   return url;
 }
@@ -265,14 +258,14 @@ WL_API walloc_status walloc_set_base_url(const char *url) {
   char *copy = NULL;
   if (url != NULL && *url != 0) {
     if (!clean_chars(url) || !allowed_scheme(url)) {
-      wl_asset_error("invalid base URL \"%.200s\": an http, https or file URL without spaces is expected", url);
+      wl_note("invalid base URL \"%.200s\": an http, https or file URL without spaces is expected", url);
       return WALLOC_ERR_INVALID;
     }
     size_t n = strlen(url);
     bool slash = url[n - 1] == '/';
     copy = wl_malloc(n + 2);
     if (copy == NULL) {
-      wl_asset_error("walloc_set_base_url: out of memory");
+      wl_note("walloc_set_base_url: out of memory");
       return WALLOC_ERR_NOMEM;
     }
     memcpy(copy, url, n);

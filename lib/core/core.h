@@ -14,6 +14,7 @@
 #define WL_CORE_H
 
 #include "../platform/platform.h"
+#include "walloc.h"
 
 /* Lock levels: the core's, then each layer's above it (heap.h and up). */
 #define WL_LEVEL_CORE (WL_LEVEL_PLATFORM + 1)
@@ -88,6 +89,7 @@ WL_INLINE bool wl_once_done(wl_once_t *o) { return wl_load_acquire(&o->done) != 
 #define WL_TIERS_DEFAULT_TEXT "1G:50,30,20"
 #else
 #define WL_TIERS_DEFAULT_TEXT "256M:50,30,20"
+
 #endif
 #define WL_OPTION_TABLE(X)                                                                                \
   X(STATS, "stats", CHOICE, 0, 0, 0, 2, HEAP, 1, "no,yes,json",                                          \
@@ -161,28 +163,36 @@ typedef enum wl_option_kind_e {
 } wl_option_kind_t;
 typedef enum wl_option_group_e { WL_OPTG_HEAP, WL_OPTG_TIERS, WL_OPTG_ASSETS, WL_OPTG_COUNT } wl_option_group_t;
 
+/* wasm: the heap's options are their wasm defaults, fixed at compile time
+   (the environment is not yet built when walloc first runs there): as
+   constants they compile out what they turn off. The tiers' and the
+   assets' are read when those start, as natively. */
 #if defined(__wasm__)
 #define WL_OPTIONS_FIXED 1
+#else
+#define WL_OPTIONS_FIXED 0
+#endif
+extern _Atomic(int64_t) wl_option_values[WL_OPT_COUNT];
+extern const char *wl_option_texts[WL_OPT_COUNT];
+/* Fixed on this build: an option of the heap's group on wasm. */
+#define WL_OPTION_FIXED_(id, nm, kd, d, wd, lo, hi, grp, ...) [WL_OPT_##id] = WL_OPTIONS_FIXED && WL_OPTG_##grp == WL_OPTG_HEAP,
+static const bool wl_option_fixed[WL_OPT_COUNT] = {WL_OPTION_TABLE(WL_OPTION_FIXED_)};
+#undef WL_OPTION_FIXED_
+/* The value in force (the group's, once wl_options_read has run for it). */
 WL_INLINE int64_t wl_option(wl_option_t opt) {
+#if WL_OPTIONS_FIXED
 #define WL_OPTION_WASM_(id, name, kind, def, wdef, ...) [WL_OPT_##id] = (wdef),
   static const int64_t fixed[WL_OPT_COUNT] = {WL_OPTION_TABLE(WL_OPTION_WASM_)};
 #undef WL_OPTION_WASM_
-  return fixed[opt];
+  if (wl_option_fixed[opt]) return fixed[opt];
+#endif
+  return wl_load_relaxed(&wl_option_values[opt]);
 }
-WL_INLINE const char *wl_option_text(wl_option_t opt) { WL_UNUSED(opt); return NULL; }
-WL_INLINE void wl_options_read(wl_option_group_t g) { WL_UNUSED(g); }
-#else
-#define WL_OPTIONS_FIXED 0
-extern _Atomic(int64_t) wl_option_values[WL_OPT_COUNT];
-extern const char *wl_option_texts[WL_OPT_COUNT];
-/* The value in force (the group's, once wl_options_read has run for it). */
-WL_INLINE int64_t wl_option(wl_option_t opt) { return wl_load_relaxed(&wl_option_values[opt]); }
 /* A TEXT option's value, NULL when unset. */
 WL_INLINE const char *wl_option_text(wl_option_t opt) { return wl_option_texts[opt]; }
 /* Read the group's options (once; and the heap's group first, with the
    reports of unknown names). Every layer calls it where it starts. */
 void wl_options_read(wl_option_group_t g);
-#endif
 /* A number as options write it: "123", "-1", "64M", "yes"/"true"/"on" (1),
    "no"/"false"/"off" (0). False when the text is not one (or overflows). */
 bool wl_option_number(const char *s, int64_t *out);
@@ -205,7 +215,7 @@ const char *wl_option_tiers(const char *s, wl_tiers_option_t *out);
    refused (<why>); using <instead>". */
 void wl_option_refused(wl_option_t opt, const char *value, const char *why, const char *instead);
 /* For tests and the documentation check: the table, and a re-read of every
-   group from the current environment (wl_options_reread; native only). */
+   group from the current environment (wl_options_reread). */
 typedef struct wl_option_info_s {
   const char *name, *extra, *doc;
   wl_option_kind_t kind;
@@ -215,5 +225,49 @@ typedef struct wl_option_info_s {
 } wl_option_info_t;
 extern const wl_option_info_t wl_option_info[WL_OPT_COUNT];
 void wl_options_reread(void);
+
+
+/* ------------------------------------------------------------------------
+   Errors (report.c)
+
+   One path for every layer. A call that fails records, for the calling
+   thread, a status (walloc_last_status) and a message naming the call and
+   the argument (walloc_last_error); only failures write them, so the fast
+   paths pay nothing. Lines on stderr have one of two prefixes, "walloc:
+   error: " and "walloc: warning: ", and a pointer only where it means
+   something. What is printed when:
+   - wl_fail / wl_failf: the thread's status and message; printed (as an
+     error) when WALLOC_VERBOSE=1 or in debug builds;
+   - wl_warn: a tolerated misuse or an odd state (a scope left twice);
+     printed in debug builds or when verbose;
+   - wl_error: a failure inside walloc the program did not cause (no room
+     for a hook); printed when verbose;
+   - wl_fatal: a broken invariant: aborts in debug builds, else as wl_error.
+   Bad options are reported by options.c, always; misuse of the malloc
+   family by the heap (heap.h, wl_misuse), always. With the options fixed
+   and no debug checks (wasm release builds) verbose is off, so nothing is
+   ever printed: the printing functions are empty inline functions there
+   and their messages leave the module's data. Nothing here allocates.
+   ------------------------------------------------------------------------ */
+#if WL_OPTIONS_FIXED && WL_DEBUG == 0
+#define WL_REPORTS 0
+WL_INLINE void wl_error(const char *msg, const void *p) { WL_UNUSED(msg); WL_UNUSED(p); }
+WL_INLINE void wl_warn(const char *msg, const void *p) { WL_UNUSED(msg); WL_UNUSED(p); }
+WL_INLINE void wl_fatal(const char *msg, const void *p) { WL_UNUSED(msg); WL_UNUSED(p); }
+#else
+#define WL_REPORTS 1
+void wl_error(const char *msg, const void *p);   /* p NULL: no pointer printed */
+void wl_warn(const char *msg, const void *p);
+void wl_fatal(const char *msg, const void *p);
+#endif
+/* A line on stderr begun with walloc's prefix for `kind` ("error",
+   "warning", "fatal"): the caller adds the rest and flushes. */
+void wl_report_begin(wl_out_t *o, const char *kind);
+/* The calling thread's status and message (what: "walloc_scope_leave: the
+   scope was already left"; NULL keeps the status's own words). */
+void wl_fail(walloc_status status, const char *what);
+/* The message alone, printf-style, for calls that return their status
+   themselves (assets: the URL, the HTTP status). */
+void wl_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -286,8 +286,7 @@ static void report_unknown(const char *name, size_t n, const char *value, bool f
    The values in force, and the three doors
    ------------------------------------------------------------------------ */
 
-#if !WL_OPTIONS_FIXED
-#define WL_OPTION_DEFAULT_(id, nm, kd, d, ...) [WL_OPT_##id] = (d),
+#define WL_OPTION_DEFAULT_(id, nm, kd, d, wd, ...) [WL_OPT_##id] = WL_OPTIONS_FIXED ? (wd) : (d),
 _Atomic(int64_t) wl_option_values[WL_OPT_COUNT] = {WL_OPTION_TABLE(WL_OPTION_DEFAULT_)};
 #undef WL_OPTION_DEFAULT_
 const char *wl_option_texts[WL_OPT_COUNT];
@@ -395,8 +394,9 @@ static void read_one(wl_option_t opt) {
   }
   /* the variable first; if it is bad, the item if good, else the default */
   const char *sources[2] = {wl_os_getenv(var), item_value(info->name)};
-  int64_t v = info->def;
+  int64_t v = default_of(info);
   const char *text = NULL;
+  if (wl_option_fixed[opt]) return;
   for (int s = 0; s < 2; s++) {
     if (sources[s] == NULL || (*sources[s] == 0 && s == 0)) continue;
     int64_t got;
@@ -425,7 +425,7 @@ static void read_group(wl_option_group_t g) {
    variables before), reporting only what changed. */
 static void read_heap(void) {
   options_split(wl_os_getenv("WALLOC_OPTIONS"));
-  report_unknown_variables();
+  if (!WL_OPTIONS_FIXED) report_unknown_variables(); /* wasm: the environment is not built yet */
   for (int i = 0; i < WL_OPT_COUNT; i++) read_one((wl_option_t)i);
 }
 static void read_tiers(void) { read_group(WL_OPTG_TIERS); }
@@ -449,9 +449,6 @@ void wl_options_reread(void) {
   memset(reported, 0, sizeof reported);
   read_heap();
 }
-#else
-void wl_options_reread(void) {}
-#endif
 
 /* ------------------------------------------------------------------------
    walloc_option_get / walloc_option_set
@@ -486,11 +483,10 @@ WL_API const char *walloc_option_text(const char *name) {
 WL_API walloc_status walloc_option_set(const char *name, long value) {
   const wl_option_info_t *info = find(name);
   if (info == NULL) return WALLOC_ERR_NOT_FOUND;
-  if (WL_OPTIONS_FIXED || !info->runtime || info->kind >= WL_OPTK_TEXT) return WALLOC_ERR_UNSUPPORTED;
+  wl_option_t opt = (wl_option_t)(info - wl_option_info);
+  if (wl_option_fixed[opt] || !info->runtime || info->kind >= WL_OPTK_TEXT) return WALLOC_ERR_UNSUPPORTED;
   if (value < info->min || value > info->max) return WALLOC_ERR_INVALID;
-#if !WL_OPTIONS_FIXED
   wl_options_read(info->group);
-  wl_store_relaxed(&wl_option_values[info - wl_option_info], (int64_t)value);
-#endif
+  wl_store_relaxed(&wl_option_values[opt], (int64_t)value);
   return WALLOC_OK;
 }

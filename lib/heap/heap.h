@@ -373,10 +373,6 @@ size_t wl_bin_size(size_t bin);           /* block size of a class */
 /* init.c */
 extern _Atomic(int) wl_process_ready;
 void wl_process_init(void);
-/* With options fixed at their defaults and no debug checks (wasm release
-   builds), verbose is off, so nothing is ever reported: the reports are
-   empty inline functions there and their messages leave the module's data
-   (about 300 bytes of it). */
 /* Misuse of the malloc family by the program (free.c, alloc.c, huge.c):
    reported always, with the pointer and the block it falls in, counted, and
    then the process aborts as glibc's would, unless WALLOC_MISUSE_ABORT=0,
@@ -389,21 +385,13 @@ typedef enum wl_misuse_e {
   WL_MISUSE_FOREIGN,        /* not walloc's memory at all */
   WL_MISUSE_CORRUPT,        /* a free list is damaged */
 } wl_misuse_t;
-#if WL_OPTIONS_FIXED && WL_DEBUG == 0
-#define WL_REPORTS 0
-WL_INLINE void wl_error(const char *msg, const void *p) { WL_UNUSED(msg); WL_UNUSED(p); }
-WL_INLINE void wl_warn(const char *msg, const void *p) { WL_UNUSED(msg); WL_UNUSED(p); }
-WL_INLINE void wl_fatal(const char *msg, const void *p) { WL_UNUSED(msg); WL_UNUSED(p); }
+#if !WL_REPORTS
 /* wasm release: nothing is printed and the option is fixed: misuse traps */
 WL_INLINE void wl_misuse(wl_misuse_t what, const char *call, const void *p, const void *block, size_t size) {
   WL_UNUSED(what); WL_UNUSED(call); WL_UNUSED(p); WL_UNUSED(block); WL_UNUSED(size);
   wl_os_abort();
 }
 #else
-#define WL_REPORTS 1
-void wl_error(const char *msg, const void *p);   /* reported when verbose */
-void wl_warn(const char *msg, const void *p);    /* reported in debug builds, or when verbose */
-void wl_fatal(const char *msg, const void *p);   /* aborts in debug builds */
 /* call: "free", "realloc", ...; block and size: the block p falls in (NULL, 0 if none).
    Returns only when the option says to ignore the call. */
 WL_COLD void wl_misuse(wl_misuse_t what, const char *call, const void *p, const void *block, size_t size);

@@ -92,7 +92,7 @@ static uintptr_t ctx_lock(walloc_context *c, bool for_good) {
   uintptr_t b = wl_load_relaxed(&c->bias);
   if (b == 0 || b == wl_owner_thread()) return 0;
   atomic_store(&c->bias, 0); /* sequentially consistent, then the heavy barrier */
-  if (!wl_os_heavy_barrier()) wl_report("context: the heavy barrier failed; taking the context back anyway", c);
+  if (!wl_os_heavy_barrier()) wl_warn("context: the heavy barrier failed; taking the context back anyway", c);
   while (wl_load_acquire(&c->busy) != 0) wl_os_yield();
   return for_good ? 0 : b;
 }
@@ -270,7 +270,7 @@ WL_API void walloc_context_release(walloc_context *ctx) {
     wl_owner_forget_dead(&ctx->mem); /* blocks a reset took are not kept for */
     ctx_unlock(ctx, bias);
     if (ctx->children != NULL || wl_load_relaxed(&ctx->mem.w.used) != 0) {
-      wl_report("walloc_context_release: the last reference is gone but the context still owns blocks; "
+      wl_warn("walloc_context_release: the last reference is gone but the context still owns blocks; "
                 "they stay until its parent or its tier is reset", ctx);
     }
     try_destroy(ctx, &doomed);

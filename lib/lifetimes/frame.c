@@ -187,7 +187,7 @@ WL_NO_ASAN static uintptr_t poison_check(const wl_frame_chunk_t *c) {
 WL_API void walloc_frame_begin(void) {
   wl_frame_thread_t *t = &wl_frame_self;
   if (WL_UNLIKELY(t->in_frame)) {
-    wl_lifetime_report("walloc_frame_begin inside a frame (frames do not nest; ignored)", NULL);
+    wl_warn("walloc_frame_begin inside a frame (frames do not nest; ignored)", NULL);
     return;
   }
   if (WL_UNLIKELY(!t->registered)) frame_register(t);
@@ -199,7 +199,7 @@ WL_API void walloc_frame_begin(void) {
     for (wl_frame_chunk_t *c = t->chunks; c != NULL; c = c->next) {
       uintptr_t bad = poison_check(c);
       if (bad != 0) {
-        wl_lifetime_report("frame memory written after walloc_frame_end", (const void *)bad);
+        wl_warn("frame memory written after walloc_frame_end", (const void *)bad);
         break;
       }
     }
@@ -222,7 +222,7 @@ static size_t frame_bytes(const wl_frame_thread_t *t) {
 WL_API void walloc_frame_end(void) {
   wl_frame_thread_t *t = &wl_frame_self;
   if (WL_UNLIKELY(!t->in_frame)) {
-    wl_lifetime_report("walloc_frame_end outside a frame (ignored)", NULL);
+    wl_warn("walloc_frame_end outside a frame (ignored)", NULL);
     return;
   }
   size_t bytes = frame_bytes(t);
@@ -279,17 +279,17 @@ static wl_frame_chunk_t *chunk_map(size_t size) {
 static WL_NOINLINE void *frame_alloc_slow(size_t size, size_t align) {
   wl_frame_thread_t *t = &wl_frame_self;
   if (WL_UNLIKELY(!t->in_frame)) {
-    wl_lifetime_fail(WALLOC_ERR_INVALID, "walloc_frame_alloc outside a frame");
+    wl_fail(WALLOC_ERR_INVALID, "walloc_frame_alloc outside a frame");
     return NULL;
   }
   if (align == 0) align = 16;
   if (WL_UNLIKELY(!wl_is_pow2(align))) {
-    wl_lifetime_fail(WALLOC_ERR_INVALID, "walloc_frame_alloc: alignment is not a power of two");
+    wl_fail(WALLOC_ERR_INVALID, "walloc_frame_alloc: alignment is not a power of two");
     return NULL;
   }
   if (size == 0) size = 1;
   if (WL_UNLIKELY(size > WL_MAX_ALLOC || align > WL_MAX_ALLOC / 2)) {
-    wl_lifetime_fail(WALLOC_ERR_NOMEM, "walloc_frame_alloc: size or alignment too large");
+    wl_fail(WALLOC_ERR_NOMEM, "walloc_frame_alloc: size or alignment too large");
     return NULL;
   }
   uintptr_t p = t->chunk != NULL ? bump(t->cur, t->end, size, align) : 0;
@@ -303,7 +303,7 @@ static WL_NOINLINE void *frame_alloc_slow(size_t size, size_t align) {
     size_t map = wl_align_up(need, wl_os.page_size);
     wl_frame_chunk_t *c = map >= need ? chunk_map(map) : NULL;
     if (c == NULL) {
-      wl_lifetime_fail(WALLOC_ERR_NOMEM, "walloc_frame_alloc: no memory for a large request");
+      wl_fail(WALLOC_ERR_NOMEM, "walloc_frame_alloc: no memory for a large request");
       return NULL;
     }
     c->next = t->large;
@@ -324,7 +324,7 @@ static WL_NOINLINE void *frame_alloc_slow(size_t size, size_t align) {
     while (grow < need) grow <<= 1; /* need <= WL_FRAME_CHUNK_MAX here */
     c = chunk_map(grow);
     if (c == NULL) { /* the current chunk stays current */
-      wl_lifetime_fail(WALLOC_ERR_NOMEM, "walloc_frame_alloc: no memory for a chunk");
+      wl_fail(WALLOC_ERR_NOMEM, "walloc_frame_alloc: no memory for a chunk");
       return NULL;
     }
     wl_frame_chunk_t **link = &t->chunks; /* append: creation order */

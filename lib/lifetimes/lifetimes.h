@@ -22,10 +22,6 @@
 #define WL_LEVEL_LIFETIMES     (WL_LEVEL_TIERS_TOP + 1) /* each context, ring, pool, depot shard */
 #define WL_LEVEL_LIFETIMES_TOP (WL_LEVEL_TIERS_TOP + 2) /* the context tree, the pool registry */
 
-/* Failures and reports go through the tiers' status.c. */
-WL_INLINE void wl_lifetime_fail(walloc_status st, const char *what) { wl_fail(st, what); }
-WL_INLINE void wl_lifetime_report(const char *what, const void *p) { wl_report(what, p); }
-
 /* ------------------------------------------------------------------------
    owner.c: tier memory owned by a scope or a context. Blocks are bumped
    inside 64 KiB chunks taken from the tier (bigger blocks get a chunk of

@@ -607,15 +607,15 @@ static uint64_t odd_inverse(uint64_t m) {
 WL_API walloc_pool *walloc_pool_create(size_t object_size, size_t align) {
   if (align == 0) align = 16;
   if (!wl_is_pow2(align)) {
-    wl_lifetime_fail(WALLOC_ERR_INVALID, "walloc_pool_create: alignment is not a power of two");
+    wl_fail(WALLOC_ERR_INVALID, "walloc_pool_create: alignment is not a power of two");
     return NULL;
   }
   if (object_size == 0) {
-    wl_lifetime_fail(WALLOC_ERR_INVALID, "walloc_pool_create: object size 0");
+    wl_fail(WALLOC_ERR_INVALID, "walloc_pool_create: object size 0");
     return NULL;
   }
   if (object_size > WL_POOL_MAX_OBJECT || align > WL_POOL_MAX_OBJECT) {
-    wl_lifetime_fail(WALLOC_ERR_NOMEM, "walloc_pool_create: object size or alignment too large");
+    wl_fail(WALLOC_ERR_NOMEM, "walloc_pool_create: object size or alignment too large");
     return NULL;
   }
   wl_process_init();
@@ -623,7 +623,7 @@ WL_API walloc_pool *walloc_pool_create(size_t object_size, size_t align) {
   size_t size = wl_align_up(wl_max(object_size, WL_POOL_MIN_OBJECT), align);
   walloc_pool *pool = wl_aligned(_Alignof(walloc_pool), sizeof *pool, true);
   if (pool == NULL) {
-    wl_lifetime_fail(WALLOC_ERR_NOMEM, "walloc_pool_create: no memory for the pool");
+    wl_fail(WALLOC_ERR_NOMEM, "walloc_pool_create: no memory for the pool");
     return NULL;
   }
   wl_lock_init(&pool->lock, WL_LEVEL_LIFETIMES);
@@ -684,7 +684,7 @@ WL_API walloc_pool *walloc_pool_create(size_t object_size, size_t align) {
 
 static WL_NOINLINE void *pool_alloc_slow(walloc_pool *pool) {
   if (WL_UNLIKELY(pool == NULL)) {
-    wl_lifetime_fail(WALLOC_ERR_INVALID, "walloc_pool_alloc: NULL pool");
+    wl_fail(WALLOC_ERR_INVALID, "walloc_pool_alloc: NULL pool");
     return NULL;
   }
   wl_pool_cache_t *c = cache_get(pool);
@@ -744,7 +744,7 @@ static WL_NOINLINE void *pool_alloc_slow(walloc_pool *pool) {
   o->tag = 0;
   return o;
 nomem:
-  wl_lifetime_fail(WALLOC_ERR_NOMEM, "walloc_pool_alloc: no memory for a slab");
+  wl_fail(WALLOC_ERR_NOMEM, "walloc_pool_alloc: no memory for a slab");
   return NULL;
 }
 
@@ -811,21 +811,21 @@ static WL_NOINLINE void pool_free_slow(walloc_pool *pool, wl_pool_obj_t *o) {
 static WL_NOINLINE void pool_free_refused(walloc_pool *pool, void *object) {
   if (object == NULL) return;
   if (pool == NULL) {
-    wl_lifetime_report("walloc_pool_free: NULL pool (ignored)", object);
+    wl_warn("walloc_pool_free: NULL pool (ignored)", object);
     return;
   }
   uintptr_t p = (uintptr_t)object;
   wl_pool_slab_t *slab = (p >> WL_POOL_REGION_SHIFT >> WL_POOL_LEAF_SHIFT) < WL_POOL_TOP ? slab_lookup(p) : NULL;
   if (slab == NULL || slab->pool != pool || p - (uintptr_t)slab >= slab->size) {
-    wl_lifetime_report("walloc_pool_free: not an object of this pool (ignored)", object);
+    wl_warn("walloc_pool_free: not an object of this pool (ignored)", object);
     return;
   }
   uint64_t off = (uint64_t)(p - slab->data);
   if (p < slab->data || off >= wl_load_relaxed(&slab->carved) || off % pool->object_size != 0) {
-    wl_lifetime_report("walloc_pool_free: not the start of an allocated object (ignored)", object);
+    wl_warn("walloc_pool_free: not the start of an allocated object (ignored)", object);
     return;
   }
-  wl_lifetime_report("walloc_pool_free: double free (ignored)", object); /* it carries the tag */
+  wl_warn("walloc_pool_free: double free (ignored)", object); /* it carries the tag */
 }
 
 /* The checks, in as few instructions as they take: the slab map's top index
@@ -907,7 +907,7 @@ WL_API void walloc_pool_free(walloc_pool *pool, void *object) {
 /* Racy but whole: each count is read once, without stopping the threads. */
 WL_API walloc_status walloc_pool_stats_get(walloc_pool *pool, walloc_pool_stats *out) {
   if (pool == NULL || out == NULL) {
-    wl_lifetime_fail(WALLOC_ERR_INVALID, "walloc_pool_stats_get: NULL pool or output");
+    wl_fail(WALLOC_ERR_INVALID, "walloc_pool_stats_get: NULL pool or output");
     return WALLOC_ERR_INVALID;
   }
   walloc_pool_stats st = {pool->object_size, 0, 0, 0};
@@ -927,7 +927,7 @@ WL_API void walloc_pool_destroy(walloc_pool *pool) {
   if (i != WL_POOL_NO_INDEX) {
     if (i >= slots_top || slots[i].pool != pool) {
       wl_unlock(&registry_lock);
-      wl_lifetime_report("walloc_pool_destroy: not a live pool (ignored)", pool);
+      wl_warn("walloc_pool_destroy: not a live pool (ignored)", pool);
       return;
     }
     slots[i].pool = NULL;

@@ -56,7 +56,7 @@ static void leave_one(scope_thread_t *me, walloc_scope *s);
 
 static void thread_exit(void) {
   scope_thread_t *me = &self;
-  if (me->top != NULL) wl_report("a thread exited with scopes open: they are left now", me->top);
+  if (me->top != NULL) wl_warn("a thread exited with scopes open: they are left now", me->top);
   while (me->top != NULL) leave_one(me, me->top);
   for (unsigned i = 0; i < WL_TIERS; i++) wl_chunk_cache_drop(&me->chunks[i], i);
   while (me->cache != NULL) {
@@ -178,16 +178,16 @@ static void leave_one(scope_thread_t *me, walloc_scope *s) {
 WL_API void walloc_scope_leave(walloc_scope *scope) {
   if (scope == NULL) return;
   if (scope->state != SCOPE_OPEN) {
-    wl_report("walloc_scope_leave: the scope was already left", scope);
+    wl_warn("walloc_scope_leave: the scope was already left", scope);
     return;
   }
   if (scope->owner != wl_owner_thread()) {
-    wl_report("walloc_scope_leave: the scope belongs to another thread (ignored)", scope);
+    wl_warn("walloc_scope_leave: the scope belongs to another thread (ignored)", scope);
     return;
   }
   scope_thread_t *me = &self;
   if (me->top != scope) {
-    wl_report("walloc_scope_leave: scopes left out of order; the inner ones are left with it", scope);
+    wl_warn("walloc_scope_leave: scopes left out of order; the inner ones are left with it", scope);
     while (me->top != NULL && me->top != scope) leave_one(me, me->top);
   }
   leave_one(me, scope);

@@ -1,23 +1,7 @@
-/* api.c: the tier calls that only route: reset, compaction, statistics,
- * and the status strings. */
+/* api.c: the tier calls that only route: reset, compaction, statistics. */
 #include "tiers.h"
 
 #include <string.h>
-
-WL_API const char *walloc_status_str(walloc_status s) {
-  switch (s) {
-    case WALLOC_OK: return "WALLOC_OK: success";
-    case WALLOC_ERR_NOMEM: return "WALLOC_ERR_NOMEM: out of memory (tier full or system refused)";
-    case WALLOC_ERR_INVALID: return "WALLOC_ERR_INVALID: invalid argument (tier, handle, pointer or configuration)";
-    case WALLOC_ERR_BOUNDS: return "WALLOC_ERR_BOUNDS: offset and length do not fit in the block";
-    case WALLOC_ERR_STALE: return "WALLOC_ERR_STALE: the handle's block was reclaimed (reset, compaction or deallocation)";
-    case WALLOC_ERR_BUDGET: return "WALLOC_ERR_BUDGET: the budget refused the allocation";
-    case WALLOC_ERR_NOT_FOUND: return "WALLOC_ERR_NOT_FOUND: not found";
-    case WALLOC_ERR_IO: return "WALLOC_ERR_IO: input/output error";
-    case WALLOC_ERR_UNSUPPORTED: return "WALLOC_ERR_UNSUPPORTED: not supported in this build or on this platform";
-  }
-  return "walloc: unknown status";
-}
 
 WL_API walloc_status walloc_reset_tier(walloc_tier tier) {
   if ((unsigned)tier >= WL_TIERS) return WALLOC_ERR_INVALID; /* FALLBACK too: it would free the world */

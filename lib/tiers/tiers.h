@@ -380,8 +380,5 @@ void wl_budget_reset(unsigned tier, size_t used);           /* after a reset or 
 bool wl_budget_on(unsigned tier);                           /* a limit is set */
 size_t wl_budget_headroom(unsigned tier);                   /* bytes below the hard limit (SIZE_MAX: none) */
 
-/* status.c */
-void wl_fail(walloc_status st, const char *what);          /* walloc_last_status; message in debug builds */
-void wl_report(const char *what, const void *p);          /* a tolerated misuse, in debug builds */
 
 #endif
