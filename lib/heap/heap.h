@@ -366,7 +366,7 @@ size_t wl_bin_size(size_t bin);           /* block size of a class */
 
 /* options.c */
 typedef enum wl_option_e {
-  WL_OPT_STATS,          /* print statistics at exit */
+  WL_OPT_STATS,          /* report statistics at exit: WL_STATS_TABLE or WL_STATS_JSON */
   WL_OPT_VERBOSE,        /* report errors (foreign or double frees) on stderr */
   WL_OPT_PURGE_DELAY,    /* ms before free memory is given back; -1 never */
   WL_OPT_SEGMENT_CACHE,  /* free segments kept for reuse */
@@ -376,6 +376,8 @@ typedef enum wl_option_e {
   WL_OPT_MISUSE_ABORT,   /* abort on a misuse of free or realloc (0: report and ignore) */
   WL_OPT_COUNT
 } wl_option_t;
+#define WL_STATS_TABLE 1  /* WALLOC_STATS=1 */
+#define WL_STATS_JSON  2  /* WALLOC_STATS=json */
 /* Defaults. On wasm nothing caches (memory never goes back to the host and
    nothing faults in: a cached segment or huge block only keeps memory from
    the rest of the program, while a released range goes on the platform
@@ -588,8 +590,18 @@ WL_INLINE void wl_heap_stat_live(wl_heap_t *heap, int64_t bytes) {
   }
 }
 void wl_stats_mapped(int64_t bytes);
-void wl_stats_print(int fd);
+void wl_stats_print(int fd);  /* the table, headed by the pid and the program's name */
+/* One size class (bin 1..WL_BIN_MAX): false when it never served a block. */
+typedef struct wl_class_stats_s {
+  uint64_t block_size, allocations, live_blocks, peak_blocks;
+} wl_class_stats_t;
+bool wl_stats_class(size_t bin, wl_class_stats_t *out);
+void wl_stats_big_live(uint64_t *large, uint64_t *huge);  /* live large and huge blocks */
+
+/* exit_report.c: what WALLOC_STATS reports at exit, and where to
+   (WALLOC_STATS_FILE). The layer on top hands in the JSON writer. */
 void wl_stats_init(void);
+void wl_stats_exit_json_set(void (*write_json)(int fd));
 void wl_stats_print_at_exit(void);
 
 /* ------------------------------------------------------------------------

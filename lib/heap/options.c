@@ -59,6 +59,7 @@ void wl_options_init(void) {
     const char *s = wl_os_getenv(option_names[i]);
     long v;
     if (s != NULL && *s != 0 && wl_option_parse(s, 0, &v)) wl_option_values[i] = v;
+    else if (i == WL_OPT_STATS && s != NULL && streq_nocase(s, "json")) wl_option_values[i] = WL_STATS_JSON;
   }
 #endif
 }
