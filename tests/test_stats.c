@@ -4,7 +4,7 @@
  * snprintf does; the document's opening; the figures of the caller's
  * scopes and frames, and of pools and rings, after using each.
  * What the document holds as a whole, and the exit reports, are checked by
- * tests/stats_check.py on the output of tests/stats_prog.c.
+ * tests/programs/stats_check.py on the output of tests/programs/stats_prog.c.
  *
  * Each case runs in a fresh forked process (Check; one node process on wasm).
  */
