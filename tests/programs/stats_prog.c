@@ -32,8 +32,9 @@ static void *blocks[64];
 
 /* Something in every section of the document; kept live until exit. */
 static void use_everything(void) {
-  for (size_t i = 0; i < 64; i++) blocks[i] = malloc(16 + i * 200);
-  blocks[63] = realloc(blocks[63], (size_t)1 << 20);  /* large */
+  /* walloc_ names: walloc's even where malloc is not (-Doverride=false) */
+  for (size_t i = 0; i < 64; i++) blocks[i] = walloc_malloc(16 + i * 200);
+  blocks[63] = walloc_realloc(blocks[63], (size_t)1 << 20);  /* large */
   for (int t = 0; t < WALLOC_TIER_COUNT; t++) CHECK(walloc_allocate(1000, (walloc_tier)t) != WALLOC_NULL_HANDLE);
   walloc_scope *scope = walloc_scope_enter(WALLOC_TIER_ENTITY, 0);
   CHECK(scope != NULL && walloc_scope_allocate(scope, 500) != WALLOC_NULL_HANDLE);
@@ -81,7 +82,10 @@ static int fork_children(int n) {
 
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "";
-  if (strcmp(mode, "fork") == 0 && argc > 2) return fork_children(atoi(argv[2]));
+  if (strcmp(mode, "fork") == 0 && argc > 2) {
+    blocks[0] = walloc_malloc(100); /* the parent's report has a block too */
+    return fork_children(atoi(argv[2]));
+  }
   use_everything();
   if (strcmp(mode, "doc") == 0) return print_document();
   if (strcmp(mode, "exit") == 0) return failed;
