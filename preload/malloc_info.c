@@ -19,6 +19,7 @@
 #include "walloc.h"
 
 #include <errno.h>
+#include <malloc.h>  /* glibc's prototype, to keep this one's in step */
 #include <stdio.h>
 
 #ifdef __GLIBC__
