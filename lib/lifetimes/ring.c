@@ -10,6 +10,8 @@
  * Blocks carry slot entries (allocated, owned, version + 1 over the last
  * block at that offset): retiring a frame clears them, so its handles go
  * stale.
+ * Statistics (wl_ring_stats): rings created, and the live ones' count and
+ * bytes, as process-wide relaxed counters moved only by create and destroy.
  * Thread safety: every call takes the ring's lock (registered: a fork
  * child finds the ring as the last call left it, never mid-allocation).
  */

@@ -1,7 +1,8 @@
 /* scope.c: per-thread nested scopes with budgets (walloc_scope_*).
  *
- * Owns: each thread's stack of open scopes, its cache of scope records and
- * its chunk caches (one per tier). A scope is an owner (owner.c): its
+ * Owns: each thread's stack of open scopes, its cache of scope records,
+ * its chunk caches (one per tier) and its count of scopes entered (kept per
+ * thread, so entering stays free of shared writes: wl_scope_stats). A scope is an owner (owner.c): its
  * blocks live in chunks of its own, so leaving one, in any order, releases
  * exactly its blocks and nothing of any other scope or thread.
  * Budgets: an allocation counts against the scope's budget and against the
