@@ -90,6 +90,14 @@ typedef struct walloc_heap_stats {
 WALLOC_EXPORT void walloc_heap_stats_get(walloc_heap_stats *out);
 WALLOC_EXPORT void walloc_stats_print(int fd);  /* the WALLOC_STATS table, to fd */
 
+/* Every layer's statistics (heap, size classes, tiers, scopes, frames, pools,
+   rings, assets) as one JSON document, the one WALLOC_STATS=json prints at
+   exit (docs/stats.md lists the keys). Like snprintf: writes at most len
+   bytes into buf, the terminating NUL included (buf may be NULL when len is
+   0), and returns the length of the whole document without the NUL, so a
+   result >= len means it was cut short. Never allocates. */
+WALLOC_EXPORT size_t walloc_stats_json(char *buf, size_t len);
+
 /* ------------------------------------------------------------------------
    Tiers: memory grouped by use and lifetime, reached through handles.
 

@@ -93,10 +93,13 @@ WL_INLINE bool wl_once_done(wl_once_t *o) { return wl_load_acquire(&o->done) != 
 #endif
 #define WL_OPTION_TABLE(X)                                                                                \
   X(STATS, "stats", CHOICE, 0, 0, 0, 2, HEAP, 1, "no,yes,json",                                          \
-    "print the statistics when the process exits: `yes`, a table on stderr; `json`, the document "        \
-    "`walloc_stats_json` writes (`walloc-run --stats` sets it)")                                           \
-  X(STATS_FILE, "stats_file", TEXT, 0, 0, 0, 4095, HEAP, 0, "unset",                                     \
-    "write the exit statistics to this file instead of stderr; `%p` in it is replaced by the process id") \
+    "report the statistics when the process exits: `yes`, the table (`walloc-run --stats`); `json`, the "  \
+    "JSON document of every layer (`walloc-run --stats-json`); headed by the pid and program name, on "   \
+    "stderr unless `WALLOC_STATS_FILE` is set ([stats.md](stats.md))")                                    \
+  X(STATS_FILE, "stats_file", TEXT, 0, 0, 0, 1023, HEAP, 0, "unset",                                     \
+    "the exit report goes to this file instead of stderr, `%p` replaced by the process id (one file per "  \
+    "process: `stats.%p`), created or truncated at exit; if it cannot be opened, one line on stderr says " \
+    "so and the report goes there (`walloc-run --stats-file PATH`)")                                      \
   X(VERBOSE, "verbose", BOOL, WL_DEBUG > 0, WL_DEBUG > 0, 0, 1, HEAP, 1, NULL,                           \
     "report other errors on stderr: misuse of the tier and lifetime APIs, calls that fail (1 in debug "    \
     "builds)")                                                                                             \

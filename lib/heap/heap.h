@@ -369,6 +369,8 @@ size_t wl_bin_size(size_t bin);           /* block size of a class */
    pages back; purge_delay's wasm default is -1), known at compile time: the
    purge bookkeeping compiles out. */
 #define WL_PURGE_NEVER (WL_OPTIONS_FIXED && WL_PURGE_DELAY_WASM < 0)
+#define WL_STATS_TABLE 1  /* WALLOC_STATS=yes */
+#define WL_STATS_JSON  2  /* WALLOC_STATS=json */
 
 /* init.c */
 extern _Atomic(int) wl_process_ready;
@@ -524,8 +526,18 @@ WL_INLINE void wl_heap_stat_live(wl_heap_t *heap, int64_t bytes) {
   }
 }
 void wl_stats_mapped(int64_t bytes);
-void wl_stats_print(int fd);
+void wl_stats_print(int fd);  /* the table, headed by the pid and the program's name */
+/* One size class (bin 1..WL_BIN_MAX): false when it never served a block. */
+typedef struct wl_class_stats_s {
+  uint64_t block_size, allocations, live_blocks, peak_blocks;
+} wl_class_stats_t;
+bool wl_stats_class(size_t bin, wl_class_stats_t *out);
+void wl_stats_big_live(uint64_t *large, uint64_t *huge);  /* live large and huge blocks */
+
+/* exit_report.c: what WALLOC_STATS reports at exit, and where to
+   (WALLOC_STATS_FILE). The layer on top hands in the JSON writer. */
 void wl_stats_init(void);
+void wl_stats_exit_json_set(void (*write_json)(int fd));
 void wl_stats_print_at_exit(void);
 
 /* ------------------------------------------------------------------------

@@ -64,7 +64,7 @@
  * back to the full way on any miss. A free object carries a tag word (its
  * second word: the pool's key, from a per-process secret, xor its address),
  * carved objects too; freeing an object that carries it is a double free.
- * Refused frees are reported (wl_lifetime_report) and change nothing.
+ * Refused frees are reported (wl_warn) and change nothing.
  *
  * Sizes: objects are at least 16 bytes and 8-byte aligned (a free object
  * holds a link and the tag), rounded up to the alignment asked for (0 means
@@ -905,19 +905,39 @@ WL_API void walloc_pool_free(walloc_pool *pool, void *object) {
 }
 
 /* Racy but whole: each count is read once, without stopping the threads. */
-WL_API walloc_status walloc_pool_stats_get(walloc_pool *pool, walloc_pool_stats *out) {
-  if (pool == NULL || out == NULL) {
-    wl_fail(WALLOC_ERR_INVALID, "walloc_pool_stats_get: NULL pool or output");
-    return WALLOC_ERR_INVALID;
-  }
+static walloc_pool_stats pool_stats(walloc_pool *pool) {
   walloc_pool_stats st = {pool->object_size, 0, 0, 0};
   wl_lock(&pool->lock);
   st.objects = wl_load_relaxed(&pool->carved_objects);
   for (const wl_pool_slab_t *s = pool->slabs; s != NULL; s = s->next) st.slab_bytes += s->size;
   wl_unlock(&pool->lock);
   for (int h = 0; h < WL_POOL_HOMES; h++) st.magazines_taken += wl_load_relaxed(&pool->shards[h].taken);
-  *out = st;
+  return st;
+}
+
+WL_API walloc_status walloc_pool_stats_get(walloc_pool *pool, walloc_pool_stats *out) {
+  if (pool == NULL || out == NULL) {
+    wl_fail(WALLOC_ERR_INVALID, "walloc_pool_stats_get: NULL pool or output");
+    return WALLOC_ERR_INVALID;
+  }
+  *out = pool_stats(pool);
   return WALLOC_OK;
+}
+
+/* Every registered pool, under the registry's lock (each pool's lock below
+   it, as destroy takes them). */
+void wl_pools_stats(wl_pools_stats_t *out) {
+  *out = (wl_pools_stats_t){0, 0, 0, 0};
+  wl_lock(&registry_lock);
+  for (uint32_t i = 0; i < slots_top; i++) {
+    if (slots[i].pool == NULL) continue;
+    walloc_pool_stats st = pool_stats(slots[i].pool);
+    out->pools++;
+    out->objects += st.objects;
+    out->slab_bytes += st.slab_bytes;
+    out->magazines_taken += st.magazines_taken;
+  }
+  wl_unlock(&registry_lock);
 }
 
 WL_API void walloc_pool_destroy(walloc_pool *pool) {

@@ -1,7 +1,8 @@
 /* scope.c: per-thread nested scopes with budgets (walloc_scope_*).
  *
- * Owns: each thread's stack of open scopes, its cache of scope records and
- * its chunk caches (one per tier). A scope is an owner (owner.c): its
+ * Owns: each thread's stack of open scopes, its cache of scope records,
+ * its chunk caches (one per tier) and its count of scopes entered (kept per
+ * thread, so entering stays free of shared writes: wl_scope_stats). A scope is an owner (owner.c): its
  * blocks live in chunks of its own, so leaving one, in any order, releases
  * exactly its blocks and nothing of any other scope or thread.
  * Budgets: an allocation counts against the scope's budget and against the
@@ -46,6 +47,7 @@ typedef struct scope_thread_s {
   walloc_scope *cache;           /* left records, linked through parent */
   unsigned cached;
   bool hooked;
+  uint64_t entered;              /* statistics: scopes ever entered */
   wl_chunk_cache_t chunks[WL_TIERS];
 } scope_thread_t;
 
@@ -107,6 +109,7 @@ WL_API walloc_scope *walloc_scope_enter(walloc_tier tier, size_t budget) {
   /* walloc.h's inline path serves scopes with no budget to count against */
   s->mem.w.fast_max = budget == 0 && s->budget_parent == NULL ? s->mem.small_max : 0;
   me->top = s;
+  me->entered++;
   return s;
 }
 
@@ -191,4 +194,12 @@ WL_API void walloc_scope_leave(walloc_scope *scope) {
     while (me->top != NULL && me->top != scope) leave_one(me, me->top);
   }
   leave_one(me, scope);
+}
+
+void wl_scope_stats(wl_scope_stats_t *out) {
+  const scope_thread_t *me = &self;
+  out->entered = me->entered;
+  out->open = me->top != NULL ? me->top->depth : 0;
+  out->used_bytes = 0;
+  for (walloc_scope *s = me->top; s != NULL; s = s->parent) out->used_bytes += wl_load_relaxed(&s->mem.w.used);
 }

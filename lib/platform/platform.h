@@ -167,6 +167,20 @@ void wl_os_write(int fd, const char *buf, size_t len);
    of the way of programs that assume small descriptor numbers), or -1. */
 int wl_os_dup(int fd, int min);
 
+/* Open `path` for writing: created (mode 0644 before the umask) or
+   truncated, close-on-exec. The descriptor, or -1 when it cannot be opened
+   (errno kept as it was). Never allocates. Close it with wl_os_close. */
+int wl_os_open_write(const char *path);
+void wl_os_close(int fd);
+
+/* The process id (what getpid says; a fork child has its own). */
+int wl_os_pid(void);
+
+/* The program's short name, as ps shows it (Linux: /proc/self/comm, at
+   most 15 characters), NUL-terminated in buf (len > 0); "" when it cannot
+   be read. Never allocates. */
+void wl_os_program_name(char *buf, size_t len);
+
 /* Current resident set size in bytes and, in *peak, the peak (0 if unknown). */
 size_t wl_os_rss(size_t *peak);
 
@@ -322,10 +336,19 @@ WL_INLINE void wl_unlock(wl_lock_t *l) {
 typedef struct wl_out_s {
   int    fd;
   size_t len;
+  char  *mem;        /* wl_out_init_mem: the caller's buffer, else NULL */
+  size_t mem_len;    /* its size, the NUL included */
+  size_t total;      /* bytes flushed so far (whether they fitted or not) */
   char   buf[512];
 } wl_out_t;
 
 void wl_out_init(wl_out_t *o, int fd);
+/* Output into buf instead of a descriptor, as snprintf does: at most len
+   bytes, the terminating NUL included (buf may be NULL when len is 0).
+   wl_out_end_mem flushes, terminates and returns the length the whole
+   output needs (without the NUL): more than len - 1 means truncated. */
+void wl_out_init_mem(wl_out_t *o, char *buf, size_t len);
+size_t wl_out_end_mem(wl_out_t *o);
 void wl_out_str(wl_out_t *o, const char *s);
 void wl_out_char(wl_out_t *o, char c);
 void wl_out_u64(wl_out_t *o, uint64_t v, int width);      /* right-aligned in width (0 = none) */

@@ -295,4 +295,12 @@ size_t wl_os_rss(size_t *peak) {
   return rss;
 }
 
+/* No process table to ask: every module is "wasm". */
+void wl_os_program_name(char *buf, size_t len) {
+  const char *name = "wasm";
+  size_t n = 0;
+  for (; name[n] != 0 && n + 1 < len; n++) buf[n] = name[n];
+  buf[n] = 0;
+}
+
 void wl_os_abort(void) { abort(); }

@@ -317,6 +317,7 @@ WL_INLINE walloc_handle wl_handle_make(const wl_tier_t *t, uint64_t off, uint64_
 typedef void (*wl_tier_observer_fn)(unsigned tier);
 extern _Atomic(wl_tier_observer_fn) wl_tier_reset_observer; /* told after each reset or compaction */
 walloc_status wl_tiers_ensure(void);
+WL_INLINE bool wl_tiers_ready(void) { return wl_load_acquire(&wl_tiers.state) == 2; } /* set up, without setting up */
 wl_tier_ctx_t *wl_tier_thread_ctx(unsigned tier);
 bool wl_tier_claim(wl_tier_t *t, size_t size, uint64_t *off, uint64_t *epoch);
 walloc_status wl_tier_reset(unsigned tier, size_t preserve, bool compact);
