@@ -47,21 +47,14 @@ static void segment_map_all(const void *seg, unsigned value) {
   }
 }
 
+/* A mapping for a segment or a huge block: inside the segment map, or none. */
 wl_segment_t *wl_segment_os_alloc(size_t size, size_t align, size_t offset, bool *is_zero) {
-  void *p = wl_os_alloc(size, align, offset, is_zero);
-  if (p == NULL) return NULL;
-  if (!wl_in_map((uintptr_t)p, size)) { /* outside the map: cannot be told apart */
-    wl_os_release(p, size);
+  void *p = wl_osmem_map(WL_MEM_HEAP, size, align, offset, is_zero);
+  if (p != NULL && !wl_in_map((uintptr_t)p, size)) { /* outside the map: cannot be told apart */
+    wl_osmem_unmap(WL_MEM_HEAP, p, size);
     return NULL;
   }
-  wl_stats_mapped((int64_t)size);
   return p;
-}
-
-void wl_segment_os_release(void *base, size_t size) {
-  wl_os_release(base, size);
-  wl_stats_mapped(-(int64_t)size);
-  wl_fetch_add(&wl_stats.released, size);
 }
 
 static uint64_t slice_bits(size_t idx, size_t count) {
@@ -76,8 +69,7 @@ static void purge_slices(wl_segment_t *seg, uint64_t mask) {
     uint64_t shifted = mask >> start;
     size_t len = (~shifted == 0) ? 64 - start : wl_ctz64(~shifted);
     uint8_t *p = (uint8_t *)seg + start * WL_SLICE_SIZE;
-    if (wl_os_purge(p, len * WL_SLICE_SIZE)) seg->clean_mask |= slice_bits(start, len);
-    wl_fetch_add(&wl_stats.purged, len * WL_SLICE_SIZE);
+    if (wl_osmem_purge(p, len * WL_SLICE_SIZE)) seg->clean_mask |= slice_bits(start, len);
     mask &= ~slice_bits(start, len);
   }
 }
@@ -224,7 +216,7 @@ static wl_segment_t *cache_pop(void) {
 static void segment_os_free(wl_segment_t *seg) {
   segment_map_all(seg, WL_MAP_NONE);
   wl_fetch_sub(&wl_stats.segments, 1);
-  wl_segment_os_release(seg, WL_SEGMENT_SIZE);
+  wl_osmem_unmap(WL_MEM_HEAP, seg, WL_SEGMENT_SIZE);
 }
 
 static bool segment_new(wl_heap_t *heap) {
@@ -239,7 +231,7 @@ static bool segment_new(wl_heap_t *heap) {
     seg->mapped_base = seg;
     seg->mapped_size = WL_SEGMENT_SIZE;
     seg->clean_mask = is_zero ? ~slice_bits(0, WL_SLICES_META) : 0;
-    if (wl_option(WL_OPT_HUGE_PAGES)) wl_os_advise_huge(seg, WL_SEGMENT_SIZE);
+    if (wl_option(WL_OPT_HUGE_PAGES)) wl_osmem_advise_huge(seg, WL_SEGMENT_SIZE);
     uint64_t n = wl_fetch_add(&wl_stats.segments, 1) + 1;
     wl_peak_raise(&wl_stats.peak_segments, n);
     seg->page_map[0] = &seg->slices[0]; /* the header slice: kind NONE, no owner */
