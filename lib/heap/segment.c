@@ -178,6 +178,46 @@ static void page_slices_init(wl_segment_t *seg, size_t idx, size_t from, size_t 
 }
 
 /* ------------------------------------------------------------------------
+   The invariants (top of this file), checked in debug builds after every
+   change to a heap's segment: one walk of its 64 slices and of the heap's
+   64 span queues heads, so cheap enough for every page made or freed.
+   ------------------------------------------------------------------------ */
+#if WL_DEBUG >= 2
+static void segment_check(const wl_heap_t *heap, const wl_segment_t *seg) {
+  wl_assert_internal(seg->heap == heap && seg->page_map[0] == &seg->slices[0]);
+  uint64_t in_pages = 0;
+  uint32_t pages = 0;
+  bool after_span = false;
+  for (size_t i = WL_SLICES_META; i < WL_SLICES;) {
+    const wl_page_t *d = &seg->slices[i];
+    size_t n = d->slice_count;
+    /* each slice in exactly one page or span, whose first descriptor page_map names */
+    wl_assert_internal(d->kind != WL_PAGE_NONE && n >= 1 && n <= WL_SLICES - i);
+    for (size_t j = 0; j < n; j++) wl_assert_internal(seg->page_map[i + j] == d);
+    if (d->kind == WL_PAGE_SPAN) {
+      wl_assert_internal(!after_span); /* free spans are never adjacent */
+      /* in its heap's spans[n] queue: linked both ways, or the queue's head */
+      wl_assert_internal(d->prev != NULL ? d->prev->next == d : heap->spans[n].first == d);
+      wl_assert_internal(d->next != NULL ? d->next->prev == d : heap->spans[n].last == d);
+    } else {
+      in_pages |= slice_bits(i, n);
+      pages++;
+    }
+    after_span = d->kind == WL_PAGE_SPAN;
+    i += n;
+  }
+  wl_assert_internal(pages == seg->used);
+  /* only free slices are dirty (to purge) or known to be zero */
+  wl_assert_internal(((seg->purge_mask | seg->purge_old | seg->clean_mask) & in_pages) == 0);
+  for (size_t n = 1; n <= WL_SLICES; n++) { /* span_mask bit n-1: spans[n] not empty */
+    wl_assert_internal(((heap->span_mask >> (n - 1)) & 1) == (heap->spans[n].first != NULL));
+  }
+}
+#else
+WL_INLINE void segment_check(const wl_heap_t *heap, const wl_segment_t *seg) { WL_UNUSED(heap); WL_UNUSED(seg); }
+#endif
+
+/* ------------------------------------------------------------------------
    Segments: new, released, cached
    ------------------------------------------------------------------------ */
 static void segment_attach(wl_heap_t *heap, wl_segment_t *seg) {
@@ -339,6 +379,7 @@ wl_page_t *wl_segment_page_alloc(wl_heap_t *heap, size_t slices, wl_page_kind_t 
     seg->purge_old &= ~bits;
   }
   seg->used++;
+  segment_check(heap, seg);
   return page;
 }
 
@@ -353,6 +394,7 @@ void wl_segment_page_free(wl_heap_t *heap, wl_page_t *page) {
   schedule_purge(heap, seg, slice_bits(idx, count));
   span_free(heap, seg, idx, count);
   if (seg->used == 0) segment_release(heap, seg);
+  else segment_check(heap, seg);
 }
 
 bool wl_segment_page_grow(wl_heap_t *heap, wl_page_t *page, size_t slices) {
@@ -376,6 +418,7 @@ bool wl_segment_page_grow(wl_heap_t *heap, wl_page_t *page, size_t slices) {
     seg->purge_old &= ~bits;
   }
   page->slice_count = (uint32_t)slices;
+  segment_check(heap, seg);
   return true;
 }
 
@@ -387,6 +430,7 @@ void wl_segment_page_shrink(wl_heap_t *heap, wl_page_t *page, size_t slices) {
   page->slice_count = (uint32_t)slices;
   schedule_purge(heap, seg, slice_bits(idx + slices, have - slices));
   span_free(heap, seg, idx + slices, have - slices);
+  segment_check(heap, seg);
 }
 
 /* ------------------------------------------------------------------------
@@ -442,6 +486,7 @@ bool wl_segment_reclaim_one(wl_heap_t *heap) {
     else pages[npages++] = d;
     i += d->slice_count;
   }
+  segment_check(heap, seg);
   /* Adopting may free pages and so the segment itself: touch nothing after. */
   for (size_t k = 0; k < npages; k++) wl_heap_adopt_page(heap, pages[k]);
   return true;
