@@ -40,14 +40,6 @@ static wl_osmem_stats_t counted(void) {
   return s;
 }
 
-static walloc_heap_stats heap_stats(void) {
-  walloc_heap_stats h;
-  memset(&h, 0, sizeof h);
-  h.size = sizeof h;
-  walloc_heap_stats_get(&h);
-  return h;
-}
-
 static uint64_t tiers_reported(void) {
   if (wl_load_acquire(&wl_tiers.state) != 2) return 0;
   uint64_t sum = (uint64_t)WL_TIERS * WL_GEN_LIMITS * sizeof(wl_gen_limit_t);
@@ -63,7 +55,7 @@ static uint64_t tiers_reported(void) {
 static size_t meta_bytes; /* the heap structs, found at the start */
 
 static uint64_t heap_reported(void) {
-  return heap_stats().segments * WL_SEGMENT_SIZE + huge_held + meta_bytes;
+  return wl_test_stats().segments * WL_SEGMENT_SIZE + huge_held + meta_bytes;
 }
 
 static size_t pool_slab_bytes(walloc_pool *pool) {
@@ -77,7 +69,7 @@ static size_t pool_slab_bytes(walloc_pool *pool) {
 static void check_layers(const char *step, walloc_pool *pool) {
   wl_osmem_stats_t c = counted();
   uint64_t *by = c.by_user;
-  walloc_heap_stats h = heap_stats();
+  walloc_heap_stats h = wl_test_stats();
   ck_assert_msg(h.mapped_bytes == c.mapped, "%s: mapped_bytes is the counter's", step);
   ck_assert_msg(by[WL_MEM_HEAP] + by[WL_MEM_TIERS] + by[WL_MEM_FRAMES] + by[WL_MEM_POOLS] + by[WL_MEM_ASSETS] ==
                     c.mapped, "%s: mapped is the sum of the layers' shares", step);
@@ -100,7 +92,7 @@ static void check_layers(const char *step, walloc_pool *pool) {
 START_TEST(test_mapped_is_every_layer) {
   void *warm = wl_malloc(64); /* the thread's heap, and its first segment */
   ck_assert_ptr_nonnull(warm);
-  meta_bytes = (size_t)(counted().by_user[WL_MEM_HEAP] - heap_stats().segments * WL_SEGMENT_SIZE);
+  meta_bytes = (size_t)(counted().by_user[WL_MEM_HEAP] - wl_test_stats().segments * WL_SEGMENT_SIZE);
   ck_assert_msg(meta_bytes == 0 || meta_bytes == ((size_t)256 << 10), "heap structs: %zu bytes", meta_bytes);
   check_layers("start", NULL);
   uint64_t m0 = counted().mapped;
@@ -117,7 +109,7 @@ START_TEST(test_mapped_is_every_layer) {
   enum { BLOCKS = 1024 };
   static void *blocks[BLOCKS];
   for (int i = 0; i < BLOCKS; i++) ck_assert_ptr_nonnull(blocks[i] = wl_malloc(8 * KiB));
-  ck_assert_uint_ge(heap_stats().segments, 2);
+  ck_assert_uint_ge(wl_test_stats().segments, 2);
   check_layers("heap blocks", NULL);
 
   /* a huge block: its own mapping */
@@ -166,7 +158,7 @@ START_TEST(test_mapped_is_every_layer) {
   }
   check_layers("ring and context", pool);
   uint64_t full = counted().mapped;
-  uint64_t full_segments = heap_stats().segments;
+  uint64_t full_segments = wl_test_stats().segments;
 
   /* and back: each release lowers mapped by what its layer held */
   walloc_frame_end();
@@ -185,7 +177,7 @@ START_TEST(test_mapped_is_every_layer) {
   for (int i = 0; i < BLOCKS; i++) wl_free(blocks[i]);
   walloc_collect(true);
   check_layers("blocks freed, collected", NULL);
-  ck_assert_uint_lt(heap_stats().segments, full_segments); /* the blocks' segments went back */
+  ck_assert_uint_lt(wl_test_stats().segments, full_segments); /* the blocks' segments went back */
   wl_osmem_stats_t end = counted();
   ck_assert_uint_lt(end.mapped, full - dedicated - slabs - 9 * MiB);
   ck_assert_uint_ge(end.peak_mapped, full);
