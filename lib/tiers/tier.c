@@ -376,7 +376,9 @@ static bool tier_commit_once(wl_tier_t *t, uint64_t upto) {
   if (upto > have) {
     uint64_t want = wl_min(wl_align_up(upto, WL_TIER_COMMIT_CHUNK), t->capacity);
     size_t page = wl_os.page_size;
-    /* the slot pages past those committed with [0, have): each commits once (counted, core.h) */
+    /* the slot pages past those committed with [0, have): each commits once (counted, core.h).
+       If the OS refuses the slots after the data, the data stays committed
+       and its retry counts it again: committed then runs ahead by that much. */
     uintptr_t slo = wl_align_up((uintptr_t)(t->slots + (have >> t->granule_shift)), page);
     uintptr_t shi = wl_align_up((uintptr_t)(t->slots + (want >> t->granule_shift)), page);
     ok = wl_osmem_commit(t->start + have, want - have) && (shi <= slo || wl_osmem_commit((void *)slo, shi - slo));
