@@ -71,7 +71,9 @@ typedef struct walloc_heap_stats {
   uint64_t live_blocks;
   uint64_t live_bytes;         /* bytes in live blocks (usable sizes) */
   uint64_t peak_bytes;
-  uint64_t mapped_bytes;       /* address space walloc holds from the OS */
+  uint64_t mapped_bytes;       /* address space walloc holds from the OS, every layer's: heap
+                                  segments and huge blocks, the tiers' reservations (touched or
+                                  not), frame chunks, pool slabs, asset spools */
   uint64_t peak_mapped_bytes;
   uint64_t purged_bytes;       /* physical memory given back, range kept */
   uint64_t released_bytes;     /* address space unmapped */

@@ -144,7 +144,7 @@ typedef struct chunk_s {
 static void spool_free(xfer_t *x) {
   for (chunk_t *c = x->chunks, *next; c != NULL; c = next) {
     next = c->next;
-    wl_os_release(c, c->size);
+    wl_osmem_unmap(WL_MEM_ASSETS, c, c->size);
   }
   x->chunks = x->last = NULL;
 }
@@ -203,9 +203,7 @@ static bool size_known(xfer_t *x, int64_t len) {
 /* One more piece of spool, for the bytes from x->len on. */
 static bool spool_add(xfer_t *x) {
   size_t size = x->last == NULL ? CHUNK_FIRST : wl_min(x->last->size * 2, CHUNK_MAX);
-  wl_os_info_t os;
-  wl_os_init(&os);
-  chunk_t *c = wl_os_alloc(size, os.page_size, 0, NULL);
+  chunk_t *c = wl_osmem_map(WL_MEM_ASSETS, size, wl_os.page_size, 0, NULL);
   if (c == NULL) {
     xfail(x, WALLOC_ERR_NOMEM, false, "%s: no memory to receive a body of unknown length (%zu bytes so far)",
           x->url, x->len);
@@ -258,7 +256,7 @@ static bool place(xfer_t *x) {
     wl_memcpy(ptr + off, (uint8_t *)c + CHUNK_DATA, k);
     off += k;
     x->chunks = c->next;
-    wl_os_release(c, c->size);
+    wl_osmem_unmap(WL_MEM_ASSETS, c, c->size);
   }
   x->last = NULL;
   wl_asset_count(&wl_asset_counters.bytes_copied, x->len);

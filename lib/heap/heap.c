@@ -91,7 +91,7 @@ static wl_heap_t *heap_struct_alloc(void) {
   }
   size_t need = wl_align_up(sizeof(wl_heap_t), WL_CACHE_LINE);
   if (meta_left < need) {
-    void *chunk = wl_segment_os_alloc(WL_META_CHUNK, wl_os.page_size, 0, NULL);
+    void *chunk = wl_osmem_map(WL_MEM_HEAP, WL_META_CHUNK, wl_os.page_size, 0, NULL);
     if (chunk == NULL) return NULL;
     meta_chunk = chunk;
     meta_left = WL_META_CHUNK;

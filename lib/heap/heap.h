@@ -245,8 +245,6 @@ typedef struct wl_stats_s {
   _Atomic(uint64_t) peak_bytes;
   _Atomic(uint64_t) large_allocs, huge_allocs;
   _Atomic(int64_t) large_live, huge_live;  /* blocks */
-  _Atomic(uint64_t) mapped, peak_mapped;   /* bytes mapped from the OS */
-  _Atomic(uint64_t) purged, released;      /* bytes given back: purged, unmapped */
   _Atomic(uint64_t) segments, peak_segments, segments_cached, segments_abandoned, segments_reclaimed;
   _Atomic(uint64_t) huge_cache_hits, threads, threads_peak, heaps_created;
   _Atomic(uint64_t) foreign_frees;         /* frees of pointers outside walloc's memory */
@@ -286,7 +284,6 @@ extern wl_heap_t wl_heap_empty;
 extern wl_page_t wl_page_empty;
 extern __thread wl_heap_t *wl_heap_tls __attribute__((tls_model("initial-exec")));
 extern wl_stats_t wl_stats;
-extern wl_os_info_t wl_os;
 
 /* ------------------------------------------------------------------------
    Inline helpers for the fast paths
@@ -409,8 +406,9 @@ void wl_segment_abandon(wl_heap_t *heap, wl_segment_t *seg);
 bool wl_segment_reclaim_one(wl_heap_t *heap);
 void wl_segments_purge(wl_heap_t *heap, int64_t now, bool force);
 void wl_segment_cache_collect(int64_t now, bool force);
+/* A mapping inside the segment map (for a segment or a huge block), counted
+   for the heap (core.h); NULL when refused or outside the map. */
 wl_segment_t *wl_segment_os_alloc(size_t size, size_t align, size_t offset, bool *is_zero);
-void wl_segment_os_release(void *base, size_t size);
 WL_INLINE uint8_t *wl_page_area(const wl_page_t *page, size_t *size) {
   wl_segment_t *seg = wl_segment_of(page);
   if (size != NULL) *size = (size_t)page->slice_count * WL_SLICE_SIZE;
@@ -485,8 +483,9 @@ bool wl_give_back(wl_heap_t *heap);
 /* wl_malloc_slow's failure end: gives back, runs wl_malloc_slow once more,
    and answers NULL with ENOMEM if that fails too. heap may be NULL. */
 void *wl_malloc_refused(size_t size, wl_heap_t *heap, bool zero);
-/* wl_segment_os_alloc, once more after wl_give_back when refused. */
-wl_segment_t *wl_segment_os_alloc_retry(size_t size, size_t align, size_t offset, bool *is_zero);
+/* wl_osmem_map for `who` (frame chunks, pool slabs), once more after
+   wl_give_back when refused. */
+void *wl_give_back_map(wl_mem_user_t who, size_t size, size_t align, bool *is_zero);
 
 /* alloc.c */
 void *wl_malloc(size_t size);
@@ -525,7 +524,6 @@ WL_INLINE void wl_heap_stat_live(wl_heap_t *heap, int64_t bytes) {
     wl_heap_stats_flush(heap);
   }
 }
-void wl_stats_mapped(int64_t bytes);
 void wl_stats_print(int fd);  /* the table, headed by the pid and the program's name */
 /* One size class (bin 1..WL_BIN_MAX): false when it never served a block. */
 typedef struct wl_class_stats_s {

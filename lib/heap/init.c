@@ -10,7 +10,6 @@
  */
 #include "heap.h"
 
-wl_os_info_t wl_os;
 _Atomic(int) wl_process_ready;
 WL_LOCK_STATIC(init_lock, WL_LEVEL_HEAP_INIT);
 

@@ -35,11 +35,6 @@ void wl_heap_stats_flush(wl_heap_t *heap) {
   heap->stat_live = 0;
 }
 
-void wl_stats_mapped(int64_t bytes) {
-  uint64_t m = atomic_fetch_add_explicit(&wl_stats.mapped, (uint64_t)bytes, memory_order_relaxed) + (uint64_t)bytes;
-  peak_update(&wl_stats.peak_mapped, (int64_t)m);
-}
-
 /* Publish the calling thread's pages so its figures are exact. */
 static void sync_own_heap(void) {
   wl_heap_t *heap = wl_heap_tls;
@@ -72,10 +67,12 @@ void walloc_heap_stats_get(walloc_heap_stats *out) {
   s.live_blocks = live_blocks;
   s.live_bytes = u(wl_load_relaxed(&wl_stats.live_bytes));
   s.peak_bytes = wl_load_relaxed(&wl_stats.peak_bytes);
-  s.mapped_bytes = wl_load_relaxed(&wl_stats.mapped);
-  s.peak_mapped_bytes = wl_load_relaxed(&wl_stats.peak_mapped);
-  s.purged_bytes = wl_load_relaxed(&wl_stats.purged);
-  s.released_bytes = wl_load_relaxed(&wl_stats.released);
+  wl_osmem_stats_t os; /* every layer's OS memory (core.h) */
+  wl_osmem_stats(&os);
+  s.mapped_bytes = os.mapped;
+  s.peak_mapped_bytes = os.peak_mapped;
+  s.purged_bytes = os.purged;
+  s.released_bytes = os.released;
   s.rss_bytes = wl_os_rss(&s.peak_rss_bytes);
   if (s.peak_rss_bytes < s.rss_bytes) s.peak_rss_bytes = s.rss_bytes; /* two kernel sources, read apart */
   s.segments = wl_load_relaxed(&wl_stats.segments);

@@ -1,7 +1,7 @@
 /* frame.c: per-thread frame arenas (walloc_frame_begin/alloc/end/stats_get).
  *
  * Owns: each thread's frame state (wl_frame_self, TLS) and the chunks it
- * holds. Chunks are mapped from the OS layer (wl_segment_os_alloc, so they
+ * holds. Chunks are mapped through the core's OS door (wl_osmem_map, so they
  * count in walloc_heap_stats mapped_bytes), never from malloc.
  *
  *   chunk: | header (64 B) | objects bumped upwards ...        |
@@ -113,7 +113,7 @@ WL_INLINE uintptr_t chunk_end(const wl_frame_chunk_t *c) { return (uintptr_t)c +
 static void chunk_release(wl_frame_chunk_t *c) {
   size_t size = c->size;
   ASAN_UNPOISON_MEMORY_REGION(c, size);
-  wl_segment_os_release(c, size);
+  wl_osmem_unmap(WL_MEM_FRAMES, c, size);
 }
 
 /* ------------------------------------------------------------------------
@@ -266,7 +266,7 @@ WL_INLINE uintptr_t bump(uintptr_t cur, uintptr_t end, size_t size, size_t align
 }
 
 static wl_frame_chunk_t *chunk_map(size_t size) {
-  wl_frame_chunk_t *c = (wl_frame_chunk_t *)wl_segment_os_alloc_retry(size, wl_os.page_size, 0, NULL);
+  wl_frame_chunk_t *c = wl_give_back_map(WL_MEM_FRAMES, size, wl_os.page_size, NULL);
   if (c == NULL) return NULL;
   c->next = NULL;
   c->size = size;

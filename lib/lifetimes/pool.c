@@ -1,7 +1,8 @@
 /* pool.c: fixed-size object pools (walloc_pool_create/alloc/free/destroy).
  *
- * Owns: the pools (structs from the internal heap), their slabs (mapped from
- * the OS layer, so they count in mapped_bytes), the registry of pool
+ * Owns: the pools (structs from the internal heap), their slabs and the slab
+ * map's leaves (mapped through the core's OS door, so they count in
+ * mapped_bytes), the registry of pool
  * indices, the slab map, the magazines (internal heap) and each thread's
  * pool caches (TLS).
  *
@@ -235,11 +236,12 @@ static bool slab_map_set(uintptr_t base, size_t size, wl_pool_slab_t *value) {
     if (leaf == NULL) {
       if (value == NULL) continue;
       size_t bytes = WL_POOL_LEAF * sizeof(wl_slab_entry_t);
-      wl_slab_entry_t *fresh = wl_os_alloc(bytes, wl_os.page_size, 0, NULL); /* reads as zero */
-      if (fresh == NULL && wl_give_back(NULL)) fresh = wl_os_alloc(bytes, wl_os.page_size, 0, NULL);
+      bool zero = false;
+      wl_slab_entry_t *fresh = wl_give_back_map(WL_MEM_POOLS, bytes, wl_os.page_size, &zero);
       if (fresh == NULL) return false;
+      if (!zero) memset(fresh, 0, bytes); /* wasm reuses released ranges */
       if (wl_cas_strong(&slab_map[top], &leaf, fresh)) leaf = fresh;
-      else wl_os_release(fresh, bytes); /* leaf now holds the winner's */
+      else wl_osmem_unmap(WL_MEM_POOLS, fresh, bytes); /* leaf now holds the winner's */
     }
     wl_store_release(&leaf[idx & (WL_POOL_LEAF - 1)], value);
   }
@@ -255,13 +257,13 @@ static void slab_release(wl_pool_slab_t *slab) {
   uintptr_t base = (uintptr_t)slab;
   size_t size = slab->size;
   slab_map_set(base, size, NULL);
-  wl_segment_os_release(slab, size);
+  wl_osmem_unmap(WL_MEM_POOLS, slab, size);
 }
 
 static bool slab_new(walloc_pool *pool) {
   size_t size = pool->next_slab;
   size_t align = wl_max(WL_POOL_REGION, pool->align);
-  wl_pool_slab_t *slab = (wl_pool_slab_t *)wl_segment_os_alloc_retry(size, align, 0, NULL);
+  wl_pool_slab_t *slab = wl_give_back_map(WL_MEM_POOLS, size, align, NULL);
   if (slab == NULL) return false;
   slab->pool = pool;
   slab->size = size;
@@ -271,7 +273,7 @@ static bool slab_new(walloc_pool *pool) {
   wl_store_relaxed(&slab->carved, 0);
   if (!slab_map_set((uintptr_t)slab, size, slab)) {
     slab_map_set((uintptr_t)slab, size, NULL);
-    wl_segment_os_release(slab, size);
+    wl_osmem_unmap(WL_MEM_POOLS, slab, size);
     return false;
   }
   slab->next = pool->slabs;

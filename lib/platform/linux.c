@@ -52,6 +52,7 @@ void wl_os_init(wl_os_info_t *info) {
 #endif
   info->purge_zeroes = true;
   info->can_release = true;
+  info->reserve_commits = false;
   info->can_remap = !WL_REMAP_HIDDEN;
   info->handles_are_addresses = false;
 }

@@ -30,6 +30,7 @@ typedef struct wl_os_info_s {
   size_t huge_page_size;  /* transparent huge page size, 0 if none */
   bool   purge_zeroes;    /* purged memory reads as zero afterwards */
   bool   can_release;     /* released address space really returns to the OS */
+  bool   reserve_commits; /* reserved memory is readable and writable at once (wasm) */
   bool   can_remap;       /* wl_os_remap can move pages without copying */
   bool   handles_are_addresses; /* one address space from 0 that fits a handle's offset
                                    (wasm32): tier handles carry addresses, not offsets */
@@ -49,7 +50,8 @@ void wl_os_init(wl_os_info_t *info);
 void *wl_os_alloc(size_t size, size_t align, size_t offset, bool *is_zero);
 
 /* Reserve `size` bytes of address space aligned to `align`, inaccessible until
-   committed. Returns NULL when the OS refuses. */
+   committed (readable and writable at once where info.reserve_commits).
+   Returns NULL when the OS refuses. */
 void *wl_os_reserve(size_t size, size_t align);
 
 /* Make [addr, addr+size) (page aligned, inside a reservation) readable and

@@ -49,6 +49,7 @@ void wl_os_init(wl_os_info_t *info) {
   info->huge_page_size = 0;
   info->purge_zeroes = false;
   info->can_release = false;
+  info->reserve_commits = true;
   info->can_remap = false;
   info->handles_are_addresses = true;
 }

@@ -20,7 +20,9 @@ WL_API walloc_status walloc_tier_stats_get(walloc_tier tier, walloc_tier_stats *
     walloc_heap_stats h;
     h.size = sizeof h;
     walloc_heap_stats_get(&h);
-    out->capacity = (size_t)h.mapped_bytes;
+    wl_osmem_stats_t os; /* the heap's own: mapped_bytes holds the tiers' reservations too */
+    wl_osmem_stats(&os);
+    out->capacity = (size_t)os.by_user[WL_MEM_HEAP];
     out->used = (size_t)h.live_bytes;
     out->peak = (size_t)h.peak_bytes;
     out->allocations = h.allocations;

@@ -211,17 +211,17 @@ wl_tier_ctx_t *wl_tier_thread_ctx(unsigned tier) {
    all three, or none and false. */
 static bool reserve_all(size_t limits_bytes, size_t total, size_t slots_total, uint8_t **limits, uint8_t **base,
                         uint8_t **slots) {
-  *limits = wl_os_reserve(limits_bytes, wl_os.page_size);
+  *limits = wl_osmem_reserve(WL_MEM_TIERS, limits_bytes, wl_os.page_size);
   if (*limits == NULL) return false;
-  *base = wl_os_reserve(total, WL_TIER_COMMIT_CHUNK);
+  *base = wl_osmem_reserve(WL_MEM_TIERS, total, WL_TIER_COMMIT_CHUNK);
   if (*base == NULL) {
-    wl_os_release(*limits, limits_bytes);
+    wl_osmem_unreserve(WL_MEM_TIERS, *limits, limits_bytes, 0);
     return false;
   }
-  *slots = slots_total != 0 ? wl_os_reserve(slots_total, wl_os.page_size) : NULL;
+  *slots = slots_total != 0 ? wl_osmem_reserve(WL_MEM_TIERS, slots_total, wl_os.page_size) : NULL;
   if (slots_total != 0 && *slots == NULL) {
-    wl_os_release(*base, total);
-    wl_os_release(*limits, limits_bytes);
+    wl_osmem_unreserve(WL_MEM_TIERS, *base, total, 0);
+    wl_osmem_unreserve(WL_MEM_TIERS, *limits, limits_bytes, 0);
     return false;
   }
   return true;
@@ -335,9 +335,12 @@ static bool tier_commit_once(wl_tier_t *t, uint64_t upto) {
   if (upto > have) {
     uint64_t want = wl_min(wl_align_up(upto, WL_TIER_COMMIT_CHUNK), t->capacity);
     size_t page = wl_os.page_size;
-    uintptr_t slo = wl_align_down((uintptr_t)(t->slots + (have >> t->granule_shift)), page);
+    /* the slot pages past those committed with [0, have): each commits once (counted, core.h).
+       If the OS refuses the slots after the data, the data stays committed
+       and its retry counts it again: committed then runs ahead by that much. */
+    uintptr_t slo = wl_align_up((uintptr_t)(t->slots + (have >> t->granule_shift)), page);
     uintptr_t shi = wl_align_up((uintptr_t)(t->slots + (want >> t->granule_shift)), page);
-    ok = wl_os_commit(t->start + have, want - have) && (shi <= slo || wl_os_commit((void *)slo, shi - slo));
+    ok = wl_osmem_commit(t->start + have, want - have) && (shi <= slo || wl_osmem_commit((void *)slo, shi - slo));
     if (ok) wl_store_release(&t->committed, want);
   }
   wl_unlock(&t->lock);
@@ -420,7 +423,7 @@ static void limits_close(wl_tier_t *t, uint64_t cur, uint64_t limit) {
   uint32_t phys = (wl_load_relaxed(&t->lim_first) + n) % WL_GEN_LIMITS;
   if (phys >= t->lim_committed) { /* grow the committed part by a page */
     size_t per_page = wl_os.page_size / sizeof(wl_gen_limit_t);
-    if (!wl_os_commit(&t->limits[t->lim_committed], per_page * sizeof(wl_gen_limit_t))) {
+    if (!wl_osmem_commit(&t->limits[t->lim_committed], per_page * sizeof(wl_gen_limit_t))) {
       wl_store_relaxed(&t->reset_gen, cur + 1); /* cannot remember: treat as a reset (safe side) */
       wl_store_relaxed(&t->lim_count, 0);
       return;
@@ -449,7 +452,7 @@ walloc_status wl_tier_reset(unsigned tier, size_t preserve, bool compact) {
     size_t page = wl_os.page_size;
     uint64_t from = wl_align_up(keep, page);
     uint64_t to = wl_load_relaxed(&t->committed);
-    if (to > from) wl_os_purge(t->start + from, to - from);
+    if (to > from) wl_osmem_purge(t->start + from, to - from);
   }
   limits_close(t, cur, keep);
   for (int k = 0; k < WL_FREE_CLASSES; k++) { /* empty, with a new tag */
