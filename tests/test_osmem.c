@@ -24,6 +24,7 @@
  */
 #include "test_common.h"
 
+#include "heap/heap.h" /* white box: the huge header, segments */
 #include "lifetimes/lifetimes.h"
 
 #define MiB ((size_t)1 << 20)

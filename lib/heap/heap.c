@@ -147,6 +147,8 @@ static void install_hooks(void) {
   wl_store_release(&os_hooks_done, 1);
 }
 
+bool wl_heap_thread_gone(void) { return wl_heap_tls == &wl_heap_empty; }
+
 wl_heap_t *wl_heap_get_or_init(void) {
   wl_heap_t *heap = wl_heap_tls;
   if (heap != &wl_heap_empty) return heap;

@@ -40,21 +40,12 @@
 #ifndef WL_HEAP_H
 #define WL_HEAP_H
 
-#include "../core/core.h"
+#include "heap_api.h" /* what the layers above see */
 
-/* Lock levels (platform.h, "Locks, and fork"): a thread holding a lock
-   takes only locks of lower levels. The heap's locks guard lists and call
-   only the platform while held; process set-up sits below them because
-   reports (wl_error) may run it under any of them. */
-#define WL_LEVEL_HEAP_INIT    (WL_LEVEL_CORE + 1) /* process set-up (init.c) */
-#define WL_LEVEL_HEAP         (WL_LEVEL_CORE + 2) /* heap list, hooks, segment cache, abandoned list, huge cache */
-#define WL_LEVEL_HEAP_RUNTIME (WL_LEVEL_CORE + 3) /* Emscripten's runtime heap: allocates under its lock */
 
 /* ------------------------------------------------------------------------
    Geometry
    ------------------------------------------------------------------------ */
-#define WL_SEGMENT_SHIFT   22
-#define WL_SEGMENT_SIZE    ((size_t)1 << WL_SEGMENT_SHIFT)     /* 4 MiB */
 #define WL_SEGMENT_MASK    (WL_SEGMENT_SIZE - 1)
 #define WL_SLICE_SHIFT     16
 #define WL_SLICE_SIZE      ((size_t)1 << WL_SLICE_SHIFT)       /* 64 KiB */
@@ -69,19 +60,10 @@
 
 #define WL_MIN_ALIGN       16                   /* every block is 16-byte aligned */
 #define WL_DIRECT_WSIZE    64                   /* sizes up to 64*16 = 1 KiB index pages_direct */
-#define WL_BIN_MAX         64                   /* size class of WL_MEDIUM_MAX */
 #define WL_BIN_FULL        (WL_BIN_MAX + 1)     /* queue of full pages (and large pages) */
 #define WL_BINS            (WL_BIN_MAX + 2)
 
-/* Largest request served at all: beyond this, sizes overflow page rounding. */
-#define WL_MAX_ALLOC       ((size_t)PTRDIFF_MAX - 2 * WL_SEGMENT_SIZE)
 
-/* Address space covered by the segment map. */
-#if UINTPTR_MAX > 0xFFFFFFFFu
-#define WL_ADDRESS_BITS    47
-#else
-#define WL_ADDRESS_BITS    32
-#endif
 
 /* Granularity of the segment map, and the alignment of a huge block's
    header. A segment's address space is free elsewhere, so on Linux both are
@@ -252,7 +234,7 @@ typedef struct wl_stats_s {
   wl_bin_stats_t bins[WL_BINS];
 } wl_stats_t;
 
-typedef struct wl_heap_s {
+struct wl_heap_s {
   wl_page_t *pages_direct[WL_DIRECT_WSIZE + 1]; /* fast path: first page for each 16-byte size */
   wl_page_queue_t pages[WL_BINS];               /* a queue per size class, plus the full queue */
   _Atomic(wl_block_t *) thread_delayed_free;    /* blocks of full pages freed by other threads */
@@ -274,7 +256,7 @@ typedef struct wl_heap_s {
   uint64_t stat_large_allocs;
   struct wl_heap_s *next;                       /* in the recycled list */
   bool in_use;
-} wl_heap_t;
+};
 
 /* ------------------------------------------------------------------------
    Globals
@@ -371,7 +353,6 @@ size_t wl_bin_size(size_t bin);           /* block size of a class */
 
 /* init.c */
 extern _Atomic(int) wl_process_ready;
-void wl_process_init(void);
 /* Misuse of the malloc family by the program (free.c, alloc.c, huge.c):
    reported always, with the pointer and the block it falls in, counted, and
    then the process aborts as glibc's would, unless WALLOC_MISUSE_ABORT=0,
@@ -437,25 +418,6 @@ wl_page_t *wl_page_find(wl_heap_t *heap, size_t size);
 uint8_t *wl_block_start(const wl_page_t *page, const void *p);
 
 /* heap.c */
-/* Upper layers hook into thread exit and the fork child through callbacks
-   (the heap installs the thread-exit key and the fork handlers). Locks need
-   no hook: fork takes and releases every registered lock by itself
-   (platform.h); fork_child repairs other state in the child, while every
-   lock is still held (it must take none). At thread exit the hooks run
-   newest first, so a hook may call into modules that added theirs before
-   it (add yours after setting up what your hook calls: scopes ensure the
-   tiers first). At most WL_HEAP_HOOKS. */
-#define WL_HEAP_HOOKS 8
-typedef struct wl_heap_hooks_s {
-  void (*thread_exit)(void);
-  void (*fork_child)(void);
-} wl_heap_hooks_t;
-bool wl_heap_hooks_add(const wl_heap_hooks_t *hooks);
-/* Adds `hooks` once for the module whose state word (0 at start) is
-   *state, however many threads race here; every caller returns after they
-   are in. `what` names the module in the report if there is no room. */
-void wl_heap_hooks_add_once(_Atomic(int) *state, const wl_heap_hooks_t *hooks, const char *what);
-wl_heap_t *wl_heap_get_or_init(void);
 void wl_heap_delayed_free_all(wl_heap_t *heap);
 void wl_heap_collect(wl_heap_t *heap, bool force);
 void wl_heap_abandon(wl_heap_t *heap);
@@ -467,41 +429,21 @@ void wl_heap_maintenance(wl_heap_t *heap);
 void *wl_heap_runtime_alloc(size_t align, size_t size); /* never reads a thread-local */
 #endif
 
-/* pressure.c: when the OS refuses memory, every layer gives back what it
-   caches and the request is tried once more. Layers above the heap add a
-   callback (once; at most WL_GIVE_BACK_MAX in all) that gives back what
-   they cache; it runs on the refused thread, never allocates, and takes
-   locks only with wl_lock_try. */
-#define WL_GIVE_BACK_MAX 8
-typedef void (*wl_give_back_fn)(void);
-bool wl_give_back_add(wl_give_back_fn fn);  /* false when there is no room */
-/* Runs the callbacks, then collects `heap` (the calling thread's own, or
-   &wl_heap_empty when it has none; NULL: read it) with force and empties
-   the global caches. False when called from inside a callback: then nothing
-   was done, and retrying is pointless. */
-bool wl_give_back(wl_heap_t *heap);
+/* pressure.c (and heap_api.h) */
 /* wl_malloc_slow's failure end: gives back, runs wl_malloc_slow once more,
    and answers NULL with ENOMEM if that fails too. heap may be NULL. */
 void *wl_malloc_refused(size_t size, wl_heap_t *heap, bool zero);
-/* wl_osmem_map for `who` (frame chunks, pool slabs), once more after
-   wl_give_back when refused. */
-void *wl_give_back_map(wl_mem_user_t who, size_t size, size_t align, bool *is_zero);
 
 /* alloc.c */
-void *wl_malloc(size_t size);
 void *wl_malloc_slow(size_t size, wl_heap_t *heap, bool zero); /* size first: malloc's register */
-void *wl_zalloc(size_t size);
 void *wl_calloc(size_t count, size_t size);
 void *wl_realloc(void *p, size_t size);
-void *wl_aligned(size_t align, size_t size, bool zero);
 size_t wl_usable_size(const void *p);
 
 /* free.c */
-void wl_free(void *p);
 void wl_free_generic(void *p, wl_page_t *page);
 void wl_free_special(void *p);
 void wl_free_local(wl_heap_t *heap, wl_page_t *page, wl_block_t *block);
-bool wl_owns(const void *p);  /* p is the start of a live block */
 /* The usable size of the live block starting at p; 0 when p is not one.
    With `call` non-NULL, anything else is reported as a misuse of that call
    (and 0 returned if the option says to ignore it). */
@@ -525,17 +467,10 @@ WL_INLINE void wl_heap_stat_live(wl_heap_t *heap, int64_t bytes) {
   }
 }
 void wl_stats_print(int fd);  /* the table, headed by the pid and the program's name */
-/* One size class (bin 1..WL_BIN_MAX): false when it never served a block. */
-typedef struct wl_class_stats_s {
-  uint64_t block_size, allocations, live_blocks, peak_blocks;
-} wl_class_stats_t;
-bool wl_stats_class(size_t bin, wl_class_stats_t *out);
-void wl_stats_big_live(uint64_t *large, uint64_t *huge);  /* live large and huge blocks */
 
 /* exit_report.c: what WALLOC_STATS reports at exit, and where to
    (WALLOC_STATS_FILE). The layer on top hands in the JSON writer. */
 void wl_stats_init(void);
-void wl_stats_exit_json_set(void (*write_json)(int fd));
 void wl_stats_print_at_exit(void);
 
 /* ------------------------------------------------------------------------

@@ -188,7 +188,7 @@ wl_tier_ctx_t *wl_tier_thread_ctx(unsigned tier) {
        runs them newest first, and every module that calls the tiers from
        its hook added it after the tiers' (it would stay listed after the
        thread is gone). */
-    wl_assert(wl_heap_tls == &wl_heap_empty);
+    wl_assert(wl_heap_thread_gone());
     self->exited = false;
   }
   if (WL_UNLIKELY(!self->registered)) {

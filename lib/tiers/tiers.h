@@ -49,7 +49,7 @@
 #ifndef WL_TIERS_H
 #define WL_TIERS_H
 
-#include "../heap/heap.h"
+#include "../heap/heap_api.h"
 #include "walloc.h"
 
 #include <string.h>
