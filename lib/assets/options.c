@@ -11,7 +11,6 @@
  */
 #include "assets.h"
 
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +21,6 @@ wl_asset_counters_t wl_asset_counters;
 WL_LOCK_STATIC(opts_lock, WL_LEVEL_ASSETS);
 static wl_asset_opts_t opts;       /* settings in force */
 static wl_asset_opts_t env_opts;   /* defaults with the environment applied */
-static pthread_once_t opts_once = PTHREAD_ONCE_INIT;
 static char *base_url;             /* wl_malloc'd, with a trailing '/', or NULL */
 
 
@@ -94,15 +92,17 @@ static void opts_init(void) {
   opts = env_opts;
 }
 
+WL_ONCE_STATIC(opts_once, WL_LEVEL_ASSETS);
+
 void wl_asset_opts(wl_asset_opts_t *out) {
-  pthread_once(&opts_once, opts_init);
+  wl_once(&opts_once, opts_init);
   wl_lock(&opts_lock);
   *out = opts;
   wl_unlock(&opts_lock);
 }
 
 WL_API walloc_status walloc_set_asset_options(const walloc_asset_options *options) {
-  pthread_once(&opts_once, opts_init);
+  wl_once(&opts_once, opts_init);
   wl_asset_opts_t o = env_opts;
   if (options != NULL && opts_apply(&o, options) != WALLOC_OK) {
     wl_note("walloc_set_asset_options: a field is out of range");

@@ -352,7 +352,6 @@ size_t wl_bin_size(size_t bin);           /* block size of a class */
 #define WL_STATS_JSON  2  /* WALLOC_STATS=json */
 
 /* init.c */
-extern _Atomic(int) wl_process_ready;
 /* Misuse of the malloc family by the program (free.c, alloc.c, huge.c):
    reported always, with the pointer and the block it falls in, counted, and
    then the process aborts as glibc's would, unless WALLOC_MISUSE_ABORT=0,

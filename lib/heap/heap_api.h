@@ -64,11 +64,9 @@ typedef struct wl_heap_hooks_s {
   void (*thread_exit)(void);
   void (*fork_child)(void);
 } wl_heap_hooks_t;
+/* False when there is no room. Once per module: under a wl_once (core.h),
+   so that every caller returns after the hooks are in. */
 bool wl_heap_hooks_add(const wl_heap_hooks_t *hooks);
-/* Adds `hooks` once for the module whose state word (0 at start) is
-   *state, however many threads race here; every caller returns after they
-   are in. `what` names the module in the report if there is no room. */
-void wl_heap_hooks_add_once(_Atomic(int) *state, const wl_heap_hooks_t *hooks, const char *what);
 /* The calling thread's heap, made if need be (so its thread-exit hook will
    run); NULL when none can be made. */
 wl_heap_t *wl_heap_get_or_init(void);

@@ -2,28 +2,22 @@
  *
  * Initialisation is lazy and allocation-free: the first allocation of any
  * thread (possibly from the dynamic loader, before constructors run) calls
- * wl_process_init, which reads the platform facts and the options once under
- * a lock. The library constructor calls it too, so options are read early;
+ * wl_process_init, which reads the platform facts and the options once (a
+ * wl_once). The library constructor calls it too, so options are read early;
  * the destructor prints statistics when WALLOC_STATS asks for them. The
  * misuse of the malloc family is reported here (the rest of the reports:
  * lib/core/report.c).
  */
 #include "heap.h"
 
-_Atomic(int) wl_process_ready;
-WL_LOCK_STATIC(init_lock, WL_LEVEL_HEAP_INIT);
-
-void wl_process_init(void) {
-  if (WL_LIKELY(wl_load_acquire(&wl_process_ready))) return;
-  wl_lock(&init_lock);
-  if (!wl_load_relaxed(&wl_process_ready)) {
-    wl_os_init(&wl_os);
-    wl_options_read(WL_OPTG_HEAP);
-    wl_stats_init();
-    wl_store_release(&wl_process_ready, 1);
-  }
-  wl_unlock(&init_lock);
+static void process_setup(void) {
+  wl_os_init(&wl_os);
+  wl_options_read(WL_OPTG_HEAP);
+  wl_stats_init();
 }
+WL_ONCE_STATIC(process_once, WL_LEVEL_HEAP_INIT);
+
+void wl_process_init(void) { wl_once(&process_once, process_setup); }
 
 __attribute__((constructor)) static void wl_init_at_load(void) { wl_process_init(); }
 

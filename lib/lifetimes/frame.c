@@ -105,7 +105,6 @@ typedef struct wl_frame_thread_s {
 } wl_frame_thread_t;
 
 static __thread wl_frame_thread_t wl_frame_self __attribute__((tls_model("initial-exec")));
-static _Atomic(int) hooks_added;
 
 WL_INLINE uintptr_t chunk_data(const wl_frame_chunk_t *c) { return (uintptr_t)c + WL_FRAME_HEADER; }
 WL_INLINE uintptr_t chunk_end(const wl_frame_chunk_t *c) { return (uintptr_t)c + c->size; }
@@ -152,11 +151,16 @@ static void frame_give_back(void) {
   }
 }
 
+static void hooks_add(void) {
+  if (!wl_heap_hooks_add(&frame_hooks)) wl_error("frame: no room for the thread-exit hook", NULL);
+  if (!wl_give_back_add(frame_give_back)) wl_error("frame: no room for the give-back callback", NULL);
+}
+WL_ONCE_STATIC(hooks_added, WL_LEVEL_HEAP);
+
 static WL_NOINLINE void frame_register(wl_frame_thread_t *t) {
   wl_process_init();
   wl_heap_get_or_init(); /* the heap's thread-exit hook is what releases this thread's chunks */
-  wl_heap_hooks_add_once(&hooks_added, &frame_hooks, "frame: no room for the thread-exit hook");
-  if (!wl_give_back_add(frame_give_back)) wl_error("frame: no room for the give-back callback", NULL);
+  wl_once(&hooks_added, hooks_add);
   t->registered = true;
 }
 

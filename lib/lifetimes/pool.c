@@ -208,7 +208,6 @@ WL_LOCK_STATIC(registry_lock, WL_LEVEL_LIFETIMES_TOP);
 static wl_pool_slot_t *slots;
 static uint32_t slots_cap, slots_top, slots_free;
 static uintptr_t pool_secret;
-static _Atomic(int) hooks_added;
 static uint32_t homes_given;                   /* under registry_lock, as are: */
 static uint32_t home_threads[WL_POOL_HOMES];   /* live threads per home (a hint: a forked child keeps its parent's) */
 
@@ -561,10 +560,12 @@ static void pool_give_back(void) {
   }
 }
 
-static void hooks_once(void) {
-  wl_heap_hooks_add_once(&hooks_added, &pool_hooks, "pool: no room for the thread-exit hook");
+static void hooks_add(void) {
+  if (!wl_heap_hooks_add(&pool_hooks)) wl_error("pool: no room for the thread-exit hook", NULL);
   if (!wl_give_back_add(pool_give_back)) wl_error("pool: no room for the give-back callback", NULL);
 }
+WL_ONCE_STATIC(hooks_added, WL_LEVEL_HEAP);
+static void hooks_once(void) { wl_once(&hooks_added, hooks_add); }
 
 /* The calling thread's cache for pool, reset if it belongs to a destroyed
    pool; NULL if the pool has no index or memory for the cache array lacks. */

@@ -52,7 +52,6 @@ typedef struct scope_thread_s {
 } scope_thread_t;
 
 static __thread scope_thread_t self __attribute__((tls_model("initial-exec")));
-static _Atomic(int) hooks_state; /* 0 none, 1 adding, 2 added */
 
 static void leave_one(scope_thread_t *me, walloc_scope *s);
 
@@ -71,9 +70,14 @@ static void thread_exit(void) {
 
 static const wl_heap_hooks_t scope_hooks = {thread_exit, NULL};
 
+static void hooks_add(void) {
+  if (!wl_heap_hooks_add(&scope_hooks)) wl_error("scope: no room for the thread-exit hook", NULL);
+}
+WL_ONCE_STATIC(hooks_added, WL_LEVEL_HEAP);
+
 static void hooks_once(scope_thread_t *me) {
   me->hooked = true;
-  wl_heap_hooks_add_once(&hooks_state, &scope_hooks, "scope: no room for the thread-exit hook");
+  wl_once(&hooks_added, hooks_add);
   wl_heap_get_or_init(); /* this thread's exit runs the hooks */
 }
 
