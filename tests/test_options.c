@@ -232,10 +232,49 @@ START_TEST(tiers_option_form) {
 }
 END_TEST
 
+/* ------------------------------------------------------------------------
+   The one error path (lib/core/report.c): every layer's failures leave the
+   thread's status and a message naming the call; with verbose on, one line
+   with the error prefix and no pointer where there is none.
+   ------------------------------------------------------------------------ */
+static void failing_calls(void) {
+  ck_assert_ptr_null(walloc_scope_enter((walloc_tier)7, 0));
+}
+
+START_TEST(failures_name_the_call_in_every_layer) {
+  ck_assert_ptr_null(walloc_scope_enter((walloc_tier)7, 0)); /* lifetimes */
+  ck_assert_int_eq(walloc_last_status(), WALLOC_ERR_INVALID);
+  ck_assert_msg(strncmp(walloc_last_error(), "walloc_scope_enter: ", 20) == 0, "%s", walloc_last_error());
+  ck_assert_int_eq(walloc_pool_stats_get(NULL, NULL), WALLOC_ERR_INVALID); /* pools */
+  ck_assert_msg(strstr(walloc_last_error(), "walloc_pool_stats_get") != NULL, "%s", walloc_last_error());
+  walloc_asset_options bad;
+  memset(&bad, 0, sizeof bad);
+  bad.connections = 100000;
+  ck_assert_int_eq(walloc_set_asset_options(&bad), WALLOC_ERR_INVALID); /* assets: the same message */
+  ck_assert_msg(strstr(walloc_last_error(), "walloc_set_asset_options") != NULL, "%s", walloc_last_error());
+  ck_assert_str_eq(walloc_asset_last_error(), walloc_last_error());
+  ck_assert_str_eq(walloc_status_str(WALLOC_ERR_STALE),
+                   "WALLOC_ERR_STALE: the handle's block was reclaimed (reset, compaction or deallocation)");
+}
+END_TEST
+
+START_TEST(reports_have_one_prefix_and_no_null_pointer) {
+  if (WL_OPTIONS_FIXED && WL_DEBUG == 0) {
+    printf("skipped: reports_have_one_prefix_and_no_null_pointer (a wasm release build prints nothing)\n");
+    return;
+  }
+  if (!WL_OPTIONS_FIXED) ck_assert_int_eq(walloc_option_set("verbose", 1), WALLOC_OK);
+  ck_assert(wl_test_stderr_has(failing_calls, "walloc: error: walloc_scope_enter: "));
+  ck_assert(!wl_test_stderr_has(failing_calls, "0x0000000000000000"));
+  ck_assert(!wl_test_stderr_has(failing_calls, "walloc: error: walloc: "));
+}
+END_TEST
+
 Suite *wl_test_suite(void) {
   Suite *s = suite_create("options");
   WL_TCASE(s, "table", 30, the_table_is_well_formed, every_option_through_its_variable,
            every_option_through_walloc_options, every_option_through_walloc_option_set,
            names_in_any_case_and_unknown_names, a_value_set_at_run_time_is_used, tiers_option_form);
+  WL_TCASE(s, "errors", 30, failures_name_the_call_in_every_layer, reports_have_one_prefix_and_no_null_pointer);
   return s;
 }
