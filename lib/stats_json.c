@@ -185,6 +185,7 @@ WL_API size_t walloc_stats_json(char *buf, size_t len) {
   return wl_out_end_mem(&j.o);
 }
 
+#if !WL_OPTIONS_FIXED /* wasm: no exit report (WALLOC_STATS is fixed at 0) */
 /* WALLOC_STATS=json: the heap's exit report calls this (it cannot call up). */
 static void write_at_exit(int fd) {
   json_t j;
@@ -195,3 +196,4 @@ static void write_at_exit(int fd) {
 }
 
 __attribute__((constructor)) static void stats_json_register(void) { wl_stats_exit_json_set(write_at_exit); }
+#endif

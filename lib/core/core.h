@@ -194,8 +194,15 @@ WL_INLINE int64_t wl_option(wl_option_t opt) {
 /* A TEXT option's value, NULL when unset. */
 WL_INLINE const char *wl_option_text(wl_option_t opt) { return wl_option_texts[opt]; }
 /* Read the group's options (once; and the heap's group first, with the
-   reports of unknown names). Every layer calls it where it starts. */
-void wl_options_read(wl_option_group_t g);
+   reports of unknown names). Every layer calls it where it starts. Inline,
+   so that a call for the heap's group (every program's) does not link the
+   reading of the others (wasm modules that only malloc leave it out). */
+void wl_options_read_heap(void);
+void wl_options_read_group(wl_option_group_t g);
+WL_INLINE void wl_options_read(wl_option_group_t g) {
+  if (g == WL_OPTG_HEAP) wl_options_read_heap();
+  else wl_options_read_group(g);
+}
 /* A number as options write it: "123", "-1", "64M", "yes"/"true"/"on" (1),
    "no"/"false"/"off" (0). False when the text is not one (or overflows). */
 bool wl_option_number(const char *s, int64_t *out);

@@ -18,8 +18,15 @@
 
 #include <string.h>
 
+/* The descriptions are for docs/options.md (tests/options_table.c, native):
+   wasm modules leave them out. */
+#if defined(__wasm__)
+#define WL_OPTION_DOC_(text) NULL
+#else
+#define WL_OPTION_DOC_(text) text
+#endif
 #define WL_OPTION_INFO_(id, nm, kd, d, wd, lo, hi, grp, rt, ex, text) \
-  [WL_OPT_##id] = {.name = nm, .extra = ex, .doc = text, .kind = WL_OPTK_##kd, .group = WL_OPTG_##grp, \
+  [WL_OPT_##id] = {.name = nm, .extra = ex, .doc = WL_OPTION_DOC_(text), .kind = WL_OPTK_##kd, .group = WL_OPTG_##grp, \
                    .def = (d), .wasm_def = (wd), .min = (lo), .max = (hi), .runtime = (rt) != 0},
 const wl_option_info_t wl_option_info[WL_OPT_COUNT] = {WL_OPTION_TABLE(WL_OPTION_INFO_)};
 #undef WL_OPTION_INFO_
@@ -423,9 +430,16 @@ static void read_group(wl_option_group_t g) {
    there, whether or not the program uses its layer; the tiers and the
    assets read their groups again when they start (a program may set their
    variables before), reporting only what changed. */
+static void split(void) { options_split(wl_os_getenv("WALLOC_OPTIONS")); }
+WL_ONCE_STATIC(split_once, WL_LEVEL_CORE);
+
+/* wasm: the heap's group is fixed and the environment not built yet at
+   start; the tiers and the assets read theirs (and WALLOC_OPTIONS) when
+   they start. So a program that only mallocs carries none of this. */
 static void read_heap(void) {
-  options_split(wl_os_getenv("WALLOC_OPTIONS"));
-  if (!WL_OPTIONS_FIXED) report_unknown_variables(); /* wasm: the environment is not built yet */
+  if (WL_OPTIONS_FIXED) return;
+  wl_once(&split_once, split);
+  report_unknown_variables();
   for (int i = 0; i < WL_OPT_COUNT; i++) read_one((wl_option_t)i);
 }
 static void read_tiers(void) { read_group(WL_OPTG_TIERS); }
@@ -438,16 +452,21 @@ WL_LOCK_REGISTER(group_once_register1, &group_once[1].lock);
 WL_LOCK_REGISTER(group_once_register2, &group_once[2].lock);
 static void (*const group_read[WL_OPTG_COUNT])(void) = {read_heap, read_tiers, read_assets};
 
-void wl_options_read(wl_option_group_t g) {
-  wl_once(&group_once[WL_OPTG_HEAP], read_heap);
-  if (g != WL_OPTG_HEAP) wl_once(&group_once[g], group_read[g]);
+void wl_options_read_heap(void) { wl_once(&group_once[WL_OPTG_HEAP], read_heap); }
+
+void wl_options_read_group(wl_option_group_t g) {
+  wl_options_read_heap();
+  wl_once(&split_once, split);
+  wl_once(&group_once[g], group_read[g]);
 }
 
 void wl_options_reread(void) {
   wl_options_read(WL_OPTG_ASSETS);
   wl_options_read(WL_OPTG_TIERS);
   memset(reported, 0, sizeof reported);
+  split(); /* the environment changed */
   read_heap();
+  if (WL_OPTIONS_FIXED) read_tiers(), read_assets();
 }
 
 /* ------------------------------------------------------------------------
