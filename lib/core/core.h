@@ -166,10 +166,11 @@ typedef enum wl_option_kind_e {
 } wl_option_kind_t;
 typedef enum wl_option_group_e { WL_OPTG_HEAP, WL_OPTG_TIERS, WL_OPTG_ASSETS, WL_OPTG_COUNT } wl_option_group_t;
 
-/* wasm: the heap's options are their wasm defaults, fixed at compile time
-   (the environment is not yet built when walloc first runs there): as
-   constants they compile out what they turn off. The tiers' and the
-   assets' are read when those start, as natively. */
+/* wasm: every option is its wasm default, fixed at compile time (the
+   environment is not yet built when walloc first runs there, and a page
+   has none): as constants they compile out what they turn off, and the
+   module carries no option reading (walloc_init sets up the tiers there,
+   walloc_set_asset_options the assets). */
 #if defined(__wasm__)
 #define WL_OPTIONS_FIXED 1
 #else
@@ -177,22 +178,26 @@ typedef enum wl_option_group_e { WL_OPTG_HEAP, WL_OPTG_TIERS, WL_OPTG_ASSETS, WL
 #endif
 extern _Atomic(int64_t) wl_option_values[WL_OPT_COUNT];
 extern const char *wl_option_texts[WL_OPT_COUNT];
-/* Fixed on this build: an option of the heap's group on wasm. */
-#define WL_OPTION_FIXED_(id, nm, kd, d, wd, lo, hi, grp, ...) [WL_OPT_##id] = WL_OPTIONS_FIXED && WL_OPTG_##grp == WL_OPTG_HEAP,
-static const bool wl_option_fixed[WL_OPT_COUNT] = {WL_OPTION_TABLE(WL_OPTION_FIXED_)};
-#undef WL_OPTION_FIXED_
 /* The value in force (the group's, once wl_options_read has run for it). */
 WL_INLINE int64_t wl_option(wl_option_t opt) {
 #if WL_OPTIONS_FIXED
 #define WL_OPTION_WASM_(id, name, kind, def, wdef, ...) [WL_OPT_##id] = (wdef),
   static const int64_t fixed[WL_OPT_COUNT] = {WL_OPTION_TABLE(WL_OPTION_WASM_)};
 #undef WL_OPTION_WASM_
-  if (wl_option_fixed[opt]) return fixed[opt];
-#endif
+  return fixed[opt];
+#else
   return wl_load_relaxed(&wl_option_values[opt]);
+#endif
 }
-/* A TEXT option's value, NULL when unset. */
-WL_INLINE const char *wl_option_text(wl_option_t opt) { return wl_option_texts[opt]; }
+/* A TEXT option's value, NULL when unset (always on wasm). */
+WL_INLINE const char *wl_option_text(wl_option_t opt) {
+#if WL_OPTIONS_FIXED
+  WL_UNUSED(opt);
+  return NULL;
+#else
+  return wl_option_texts[opt];
+#endif
+}
 /* Read the group's options (once; and the heap's group first, with the
    reports of unknown names). Every layer calls it where it starts. Inline,
    so that a call for the heap's group (every program's) does not link the

@@ -403,7 +403,6 @@ static void read_one(wl_option_t opt) {
   const char *sources[2] = {wl_os_getenv(var), item_value(info->name)};
   int64_t v = default_of(info);
   const char *text = NULL;
-  if (wl_option_fixed[opt]) return;
   for (int s = 0; s < 2; s++) {
     if (sources[s] == NULL || (*sources[s] == 0 && s == 0)) continue;
     int64_t got;
@@ -433,11 +432,7 @@ static void read_group(wl_option_group_t g) {
 static void split(void) { options_split(wl_os_getenv("WALLOC_OPTIONS")); }
 WL_ONCE_STATIC(split_once, WL_LEVEL_CORE);
 
-/* wasm: the heap's group is fixed and the environment not built yet at
-   start; the tiers and the assets read theirs (and WALLOC_OPTIONS) when
-   they start. So a program that only mallocs carries none of this. */
 static void read_heap(void) {
-  if (WL_OPTIONS_FIXED) return;
   wl_once(&split_once, split);
   report_unknown_variables();
   for (int i = 0; i < WL_OPT_COUNT; i++) read_one((wl_option_t)i);
@@ -452,9 +447,13 @@ WL_LOCK_REGISTER(group_once_register1, &group_once[1].lock);
 WL_LOCK_REGISTER(group_once_register2, &group_once[2].lock);
 static void (*const group_read[WL_OPTG_COUNT])(void) = {read_heap, read_tiers, read_assets};
 
-void wl_options_read_heap(void) { wl_once(&group_once[WL_OPTG_HEAP], read_heap); }
+/* wasm: nothing to read (core.h), and so nothing of the reading linked. */
+void wl_options_read_heap(void) {
+  if (!WL_OPTIONS_FIXED) wl_once(&group_once[WL_OPTG_HEAP], read_heap);
+}
 
 void wl_options_read_group(wl_option_group_t g) {
+  if (WL_OPTIONS_FIXED) return;
   wl_options_read_heap();
   wl_once(&split_once, split);
   wl_once(&group_once[g], group_read[g]);
@@ -463,10 +462,10 @@ void wl_options_read_group(wl_option_group_t g) {
 void wl_options_reread(void) {
   wl_options_read(WL_OPTG_ASSETS);
   wl_options_read(WL_OPTG_TIERS);
+  if (WL_OPTIONS_FIXED) return;
   memset(reported, 0, sizeof reported);
   split(); /* the environment changed */
   read_heap();
-  if (WL_OPTIONS_FIXED) read_tiers(), read_assets();
 }
 
 /* ------------------------------------------------------------------------
@@ -503,7 +502,7 @@ WL_API walloc_status walloc_option_set(const char *name, long value) {
   const wl_option_info_t *info = find(name);
   if (info == NULL) return WALLOC_ERR_NOT_FOUND;
   wl_option_t opt = (wl_option_t)(info - wl_option_info);
-  if (wl_option_fixed[opt] || !info->runtime || info->kind >= WL_OPTK_TEXT) return WALLOC_ERR_UNSUPPORTED;
+  if (WL_OPTIONS_FIXED || !info->runtime || info->kind >= WL_OPTK_TEXT) return WALLOC_ERR_UNSUPPORTED;
   if (value < info->min || value > info->max) return WALLOC_ERR_INVALID;
   wl_options_read(info->group);
   wl_store_relaxed(&wl_option_values[opt], (int64_t)value);
