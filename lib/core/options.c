@@ -430,10 +430,11 @@ static void read_group(wl_option_group_t g) {
    assets read their groups again when they start (a program may set their
    variables before), reporting only what changed. */
 static void split(void) { options_split(wl_os_getenv("WALLOC_OPTIONS")); }
-WL_ONCE_STATIC(split_once, WL_LEVEL_CORE);
 
+/* Under the heap group's once, which every other group's read runs first:
+   WALLOC_OPTIONS is split once, before any group looks at its items. */
 static void read_heap(void) {
-  wl_once(&split_once, split);
+  split();
   report_unknown_variables();
   for (int i = 0; i < WL_OPT_COUNT; i++) read_one((wl_option_t)i);
 }
@@ -455,7 +456,6 @@ void wl_options_read_heap(void) {
 void wl_options_read_group(wl_option_group_t g) {
   if (WL_OPTIONS_FIXED) return;
   wl_options_read_heap();
-  wl_once(&split_once, split);
   wl_once(&group_once[g], group_read[g]);
 }
 
@@ -464,8 +464,7 @@ void wl_options_reread(void) {
   wl_options_read(WL_OPTG_TIERS);
   if (WL_OPTIONS_FIXED) return;
   memset(reported, 0, sizeof reported);
-  split(); /* the environment changed */
-  read_heap();
+  read_heap(); /* WALLOC_OPTIONS split again: the environment changed */
 }
 
 /* ------------------------------------------------------------------------
