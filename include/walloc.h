@@ -71,7 +71,9 @@ typedef struct walloc_heap_stats {
   uint64_t live_blocks;
   uint64_t live_bytes;         /* bytes in live blocks (usable sizes) */
   uint64_t peak_bytes;
-  uint64_t mapped_bytes;       /* address space walloc holds from the OS */
+  uint64_t mapped_bytes;       /* address space walloc holds from the OS, every layer's: heap
+                                  segments and huge blocks, the tiers' reservations (touched or
+                                  not), frame chunks, pool slabs, asset spools */
   uint64_t peak_mapped_bytes;
   uint64_t purged_bytes;       /* physical memory given back, range kept */
   uint64_t released_bytes;     /* address space unmapped */
@@ -89,6 +91,14 @@ typedef struct walloc_heap_stats {
 
 WALLOC_EXPORT void walloc_heap_stats_get(walloc_heap_stats *out);
 WALLOC_EXPORT void walloc_stats_print(int fd);  /* the WALLOC_STATS table, to fd */
+
+/* Every layer's statistics (heap, size classes, tiers, scopes, frames, pools,
+   rings, assets) as one JSON document, the one WALLOC_STATS=json prints at
+   exit (docs/stats.md lists the keys). Like snprintf: writes at most len
+   bytes into buf, the terminating NUL included (buf may be NULL when len is
+   0), and returns the length of the whole document without the NUL, so a
+   result >= len means it was cut short. Never allocates. */
+WALLOC_EXPORT size_t walloc_stats_json(char *buf, size_t len);
 
 /* ------------------------------------------------------------------------
    Tiers: memory grouped by use and lifetime, reached through handles.
@@ -125,6 +135,25 @@ typedef enum walloc_status {
 } walloc_status;
 
 WALLOC_EXPORT const char *walloc_status_str(walloc_status s); /* "WALLOC_ERR_STALE: ..."; never NULL */
+
+/* ------------------------------------------------------------------------
+   Options (docs/options.md)
+
+   Every setting is read from WALLOC_<NAME> (WALLOC_PURGE_DELAY=50), else
+   from WALLOC_OPTIONS ("purge_delay=50,stats=1,tiers=2G:60,30,10"), else
+   its default; a bad one is reported on stderr and its default used. name:
+   "purge_delay" or "WALLOC_PURGE_DELAY", any case.
+   walloc_option_get: the value in force (yes/no options 1/0, choices their
+   index); WALLOC_ERR_NOT_FOUND for an unknown name, WALLOC_ERR_UNSUPPORTED
+   for a text option (use walloc_option_text).
+   walloc_option_set: for the options docs/options.md marks as changeable at
+   run time; WALLOC_ERR_UNSUPPORTED for the others (and on wasm, where
+   options are fixed), WALLOC_ERR_INVALID out of range. Thread-safe.
+   walloc_option_text: a text option's value, NULL when unset or unknown.
+   ------------------------------------------------------------------------ */
+WALLOC_EXPORT walloc_status walloc_option_get(const char *name, long *value);
+WALLOC_EXPORT walloc_status walloc_option_set(const char *name, long value);
+WALLOC_EXPORT const char *walloc_option_text(const char *name);
 
 typedef struct walloc_config {
   size_t tier_memory;       /* bytes for the three tiers together; 0 = default */
@@ -401,6 +430,9 @@ WALLOC_INLINE_ walloc_handle walloc_allocate_inline_(size_t size, walloc_tier ti
    null handle or NULL) failed: WALLOC_ERR_BUDGET, _NOMEM, _INVALID, ...
    Only failures set it. */
 WALLOC_EXPORT walloc_status walloc_last_status(void);
+/* This thread's last failure in words, naming the call and the argument
+   ("walloc_scope_leave: the scope was already left"); "" before any. */
+WALLOC_EXPORT const char *walloc_last_error(void);
 
 /* Scopes: a checkpoint with a budget. Leaving releases everything allocated
    inside at once. A scope belongs to the thread that entered it (other

@@ -112,12 +112,18 @@ void *emscripten_builtin_memalign(size_t align, size_t size) WL_EXPORT_ALIAS(mem
 /* ------------------------------------------------------------------------
    Tuning and introspection, answered from walloc's own state
    ------------------------------------------------------------------------ */
+static uint64_t given_back(void) {
+  wl_osmem_stats_t os;
+  wl_osmem_stats(&os);
+  return os.purged + os.released;
+}
+
 WL_API int malloc_trim(size_t pad) {
   WL_UNUSED(pad);
-  uint64_t before = wl_load_relaxed(&wl_stats.purged) + wl_load_relaxed(&wl_stats.released);
+  uint64_t before = given_back();
   wl_heap_t *heap = wl_heap_get_or_init();
   if (heap != NULL) wl_give_back(heap); /* every layer's caches, as walloc_collect(true) */
-  return wl_load_relaxed(&wl_stats.purged) + wl_load_relaxed(&wl_stats.released) > before;
+  return given_back() > before;
 }
 
 /* walloc has no arenas or thresholds to tune: every parameter is accepted

@@ -138,9 +138,9 @@ cmd_test() {
   CC=clang CXX=clang++ setup build-asan --buildtype=debugoptimized -Db_sanitize=address,undefined \
     -Db_lundef=false -Ddebug_checks=true -Doverride=false -Dbenchmarks=false
   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    run_tests "ASan+UBSan: threads, stress, misuse, tiers, lifetimes, memcpy, fork" build-asan \
+    run_tests "ASan+UBSan: threads, stress, misuse, tiers, lifetimes, memcpy, fork, stats" build-asan \
     --suite threads --suite stress --suite misuse --suite tiers --suite memcpy \
-    --suite lifetimes --suite frame --suite pool --suite fork
+    --suite lifetimes --suite frame --suite pool --suite fork --suite stats
   # The fuzzers, libFuzzer's here: 40 s each on its committed corpus
   # (tests/fuzz/corpus/) and what earlier runs of this tree found.
   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \

@@ -27,7 +27,7 @@
 #define WL_LEVEL_ASSETS (WL_LEVEL_TIERS_TOP + 1)
 _Static_assert(WL_LEVEL_ASSETS < WL_LOCK_LEVELS, "a level for the assets");
 
-#define WL_ASSET_ERROR_MAX 512  /* bytes of walloc_asset_last_error, with the terminator */
+#define WL_ASSET_ERROR_MAX 512  /* bytes of a load's message (walloc_last_error holds as many) */
 #define WL_ASSET_UA_MAX    128
 
 /* ------------------------------------------------------------------------
@@ -61,8 +61,6 @@ char *wl_asset_url(const char *path, walloc_status *st);
 /* The tier for an asset type under the given settings. */
 unsigned wl_asset_tier(const wl_asset_opts_t *o, walloc_asset_type type);
 
-/* Sets the calling thread's message (printf format, truncated to fit). Never allocates. */
-void wl_asset_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Counters of walloc_asset_stats_get. */
 typedef struct wl_asset_counters_s {

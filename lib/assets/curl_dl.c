@@ -4,10 +4,10 @@
  * name; else libcurl.so.4, Debian's OpenSSL flavour, then the GnuTLS one),
  * the table of its entry points, and curl_global_init. The library stays
  * loaded for the life of the process. */
+#include "assets.h"
 #include "curl_dl.h"
 
 #include <dlfcn.h>
-#include <pthread.h>
 #include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,9 +15,8 @@
 
 wl_curl_api_t wl_curl;
 
-static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static walloc_status load_status = WALLOC_ERR_UNSUPPORTED;
-static char why[384]; /* written once, inside the pthread_once */
+static char why[384]; /* written once, inside the once */
 
 static const char *const sonames[] = {"libcurl.so.4", "libcurl-gnutls.so.4"};
 
@@ -49,9 +48,10 @@ static const char *bind_all(void *lib) {
   return NULL;
 }
 
-/* WALLOC_LIBCURL, when set, is the only library tried: the user asked for it. */
+/* The libcurl option (WALLOC_LIBCURL), when set, is the only library
+   tried: the user asked for it. */
 static void load(void) {
-  const char *forced = getenv("WALLOC_LIBCURL");
+  const char *forced = walloc_option_text("libcurl");
   const char *name = NULL;
   void *lib = NULL;
   if (forced != NULL && forced[0] != '\0') {
@@ -83,8 +83,12 @@ static void load(void) {
   load_status = WALLOC_OK;
 }
 
+/* A wl_once (core.h): a fork child whose parent had another thread inside
+   load() finds it done or not begun (pthread_once would leave it waiting). */
+WL_ONCE_STATIC(load_once, WL_LEVEL_ASSETS);
+
 walloc_status wl_curl_load(const char **reason) {
-  pthread_once(&load_once, load);
+  wl_once(&load_once, load);
   if (load_status != WALLOC_OK && reason != NULL) *reason = why;
   return load_status;
 }

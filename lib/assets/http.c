@@ -144,7 +144,7 @@ typedef struct chunk_s {
 static void spool_free(xfer_t *x) {
   for (chunk_t *c = x->chunks, *next; c != NULL; c = next) {
     next = c->next;
-    wl_os_release(c, c->size);
+    wl_osmem_unmap(WL_MEM_ASSETS, c, c->size);
   }
   x->chunks = x->last = NULL;
 }
@@ -203,9 +203,7 @@ static bool size_known(xfer_t *x, int64_t len) {
 /* One more piece of spool, for the bytes from x->len on. */
 static bool spool_add(xfer_t *x) {
   size_t size = x->last == NULL ? CHUNK_FIRST : wl_min(x->last->size * 2, CHUNK_MAX);
-  wl_os_info_t os;
-  wl_os_init(&os);
-  chunk_t *c = wl_os_alloc(size, os.page_size, 0, NULL);
+  chunk_t *c = wl_osmem_map(WL_MEM_ASSETS, size, wl_os.page_size, 0, NULL);
   if (c == NULL) {
     xfail(x, WALLOC_ERR_NOMEM, false, "%s: no memory to receive a body of unknown length (%zu bytes so far)",
           x->url, x->len);
@@ -258,7 +256,7 @@ static bool place(xfer_t *x) {
     wl_memcpy(ptr + off, (uint8_t *)c + CHUNK_DATA, k);
     off += k;
     x->chunks = c->next;
-    wl_os_release(c, c->size);
+    wl_osmem_unmap(WL_MEM_ASSETS, c, c->size);
   }
   x->last = NULL;
   wl_asset_count(&wl_asset_counters.bytes_copied, x->len);
@@ -371,7 +369,7 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
 static void fail_final(xfer_t *x) {
   x->state = X_DONE;
   wl_asset_count(&wl_asset_counters.failed, 1);
-  wl_asset_error("%s", x->msg);
+  wl_note("%s", x->msg);
 }
 
 static const char *file_kind_name(wl_os_file_kind_t k) {
@@ -687,7 +685,7 @@ static void prepare(batch_t *b, xfer_t *x, const walloc_asset_request *r) {
   x->state = X_SKIP;
   if (x->key == NULL || *x->key == 0 || (unsigned)r->type >= WALLOC_ASSET_TYPE_COUNT) {
     x->st = WALLOC_ERR_INVALID;
-    wl_asset_error("invalid asset request: %s", x->key == NULL || *x->key == 0 ? "no path" : "unknown type");
+    wl_note("invalid asset request: %s", x->key == NULL || *x->key == 0 ? "no path" : "unknown type");
     wl_asset_count(&wl_asset_counters.failed, 1);
     return;
   }
@@ -722,7 +720,7 @@ WL_API size_t walloc_load_assets_batch(const walloc_asset_request *requests, siz
   if (results == NULL || count == 0) return 0;
   if (requests == NULL) {
     fill_all(results, count, WALLOC_ERR_INVALID);
-    wl_asset_error("walloc_load_assets_batch: requests is NULL");
+    wl_note("walloc_load_assets_batch: requests is NULL");
     return 0;
   }
   uint64_t epoch = wl_load_relaxed(&cancel_epoch); /* first: a cancel from here on stops this call */
@@ -730,7 +728,7 @@ WL_API size_t walloc_load_assets_batch(const walloc_asset_request *requests, siz
   walloc_status curl_st = wl_curl_load(&why);
   if (curl_st != WALLOC_OK) { /* cannot be opened: UNSUPPORTED; its set-up failed: IO */
     fill_all(results, count, curl_st);
-    wl_asset_error("asset loads need libcurl: %s", why);
+    wl_note("asset loads need libcurl: %s", why);
     return 0;
   }
   batch_t b;
@@ -742,7 +740,7 @@ WL_API size_t walloc_load_assets_batch(const walloc_asset_request *requests, siz
   if (b.x == NULL || (b.m = multi_get(b.o.connections)) == NULL) {
     wl_free(b.x);
     fill_all(results, count, WALLOC_ERR_NOMEM);
-    wl_asset_error("walloc_load_assets_batch: out of memory for %zu requests", count);
+    wl_note("walloc_load_assets_batch: out of memory for %zu requests", count);
     return 0;
   }
   for (size_t i = 0; i < count; i++) {
@@ -772,7 +770,7 @@ WL_API size_t walloc_load_assets_batch(const walloc_asset_request *requests, siz
 
 WL_API walloc_status walloc_load_asset(const char *path, walloc_asset_type type, walloc_handle *out) {
   if (out == NULL) {
-    wl_asset_error("walloc_load_asset: out is NULL");
+    wl_note("walloc_load_asset: out is NULL");
     return WALLOC_ERR_INVALID;
   }
   walloc_asset_request r = {path, type};

@@ -12,7 +12,7 @@ WL_API walloc_status walloc_load_asset(const char *path, walloc_asset_type type,
   WL_UNUSED(path);
   WL_UNUSED(type);
   if (out != NULL) *out = WALLOC_NULL_HANDLE;
-  wl_asset_error("%s", no_curl);
+  wl_note("%s", no_curl);
   return WALLOC_ERR_UNSUPPORTED;
 }
 
@@ -24,7 +24,7 @@ WL_API size_t walloc_load_assets_batch(const walloc_asset_request *requests, siz
     results[i].handle = WALLOC_NULL_HANDLE;
     results[i].http_status = 0;
   }
-  if (count != 0) wl_asset_error("%s", no_curl);
+  if (count != 0) wl_note("%s", no_curl);
   return 0;
 }
 

@@ -1,17 +1,16 @@
 /* options.c: the asset settings, the base URL, statistics and error messages.
  *
- * Owns: the settings in force (defaults, overridden once by the
- * WALLOC_ASSET_* environment at the first asset call, then by
+ * Owns: the settings in force (defaults, overridden once by the asset
+ * options of the table, core.h, at the first asset call, then by
  * walloc_set_asset_options), the base URL and the joining of paths onto it,
- * the asset counters, and each thread's last error message.
+ * and the asset counters (messages: the core's error path, core.h).
  * Thread safety: settings and the base URL sit behind one small lock; a load
- * works on a snapshot taken at its start. Counters are relaxed atomics; the
- * message is thread-local. Nothing here allocates except the joined URL
+ * works on a snapshot taken at its start. Counters are relaxed atomics.
+ * Nothing here allocates except the joined URL
  * (internal heap).
  */
 #include "assets.h"
 
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,25 +21,12 @@ wl_asset_counters_t wl_asset_counters;
 WL_LOCK_STATIC(opts_lock, WL_LEVEL_ASSETS);
 static wl_asset_opts_t opts;       /* settings in force */
 static wl_asset_opts_t env_opts;   /* defaults with the environment applied */
-static pthread_once_t opts_once = PTHREAD_ONCE_INIT;
 static char *base_url;             /* wl_malloc'd, with a trailing '/', or NULL */
 
-static __thread char last_error[WL_ASSET_ERROR_MAX];
 
 /* ------------------------------------------------------------------------
    Defaults and the environment
    ------------------------------------------------------------------------ */
-
-/* An option's value: "123", "-1", "64M", "yes" (1), "no" (-1: off). */
-static bool env_long(const char *name, long *out) {
-  const char *s = wl_os_getenv(name);
-  if (s == NULL || *s == 0) return false;
-  if (!wl_option_parse(s, -1, out)) {
-    wl_warn("walloc: ignoring a WALLOC_ASSET_ variable that is not a number", NULL);
-    return false;
-  }
-  return true;
-}
 
 static void opts_defaults(wl_asset_opts_t *o) {
   memset(o, 0, sizeof *o);
@@ -81,47 +67,45 @@ static walloc_status opts_apply(wl_asset_opts_t *o, const walloc_asset_options *
   return WALLOC_OK;
 }
 
+/* The asset options of the table (core.h), read at the first asset call,
+   as the public struct (0 = keep, -1 = off). */
 static void opts_init(void) {
+  wl_options_read(WL_OPTG_ASSETS);
   walloc_asset_options u;
   memset(&u, 0, sizeof u);
-  long v;
-  if (env_long("WALLOC_ASSET_CONNECT_TIMEOUT_MS", &v)) u.connect_timeout_ms = v;
-  if (env_long("WALLOC_ASSET_TIMEOUT_MS", &v)) u.timeout_ms = v;
-  if (env_long("WALLOC_ASSET_MAX_SIZE", &v) && v > 0) u.max_size = (size_t)v;
-  if (env_long("WALLOC_ASSET_RETRIES", &v)) u.retries = v == 0 ? -1 : (int)v;
-  if (env_long("WALLOC_ASSET_RETRY_BACKOFF_MS", &v)) u.retry_backoff_ms = v;
-  if (env_long("WALLOC_ASSET_MAX_REDIRECTS", &v)) u.max_redirects = v == 0 ? -1 : (int)v;
-  if (env_long("WALLOC_ASSET_COMPRESSED", &v)) u.compressed = v > 0 ? 1 : -1;
-  if (env_long("WALLOC_ASSET_VERIFY_TLS", &v)) u.verify_tls = v > 0 ? 1 : -1;
-  if (env_long("WALLOC_ASSET_CONNECTIONS", &v)) u.connections = (int)v;
-  if (env_long("WALLOC_ASSET_REVALIDATE", &v)) u.revalidate = v > 0 ? 1 : -1;
-  const char *audio = wl_os_getenv("WALLOC_ASSET_AUDIO_TIER"); /* a name, or walloc_tier + 1 */
-  static const char *const tier_names[] = {"render", "scene", "entity", "fallback"};
-  for (int t = 0; audio != NULL && t < 4; t++) {
-    if (strcmp(audio, tier_names[t]) == 0) u.audio_tier = t + 1;
-  }
-  if (u.audio_tier == 0 && env_long("WALLOC_ASSET_AUDIO_TIER", &v)) u.audio_tier = (int)v;
-  u.user_agent = wl_os_getenv("WALLOC_ASSET_USER_AGENT");
+  u.connect_timeout_ms = (long)wl_option(WL_OPT_ASSET_CONNECT_TIMEOUT_MS);
+  u.timeout_ms = (long)wl_option(WL_OPT_ASSET_TIMEOUT_MS);
+  u.max_size = (size_t)wl_option(WL_OPT_ASSET_MAX_SIZE);
+  u.retries = wl_option(WL_OPT_ASSET_RETRIES) == 0 ? -1 : (int)wl_option(WL_OPT_ASSET_RETRIES);
+  u.retry_backoff_ms = (long)wl_option(WL_OPT_ASSET_RETRY_BACKOFF_MS);
+  u.max_redirects = wl_option(WL_OPT_ASSET_MAX_REDIRECTS) == 0 ? -1 : (int)wl_option(WL_OPT_ASSET_MAX_REDIRECTS);
+  u.compressed = wl_option(WL_OPT_ASSET_COMPRESSED) ? 1 : -1;
+  u.verify_tls = wl_option(WL_OPT_ASSET_VERIFY_TLS) ? 1 : -1;
+  u.connections = (int)wl_option(WL_OPT_ASSET_CONNECTIONS);
+  u.revalidate = wl_option(WL_OPT_ASSET_REVALIDATE) ? 1 : -1;
+  u.audio_tier = (int)wl_option(WL_OPT_ASSET_AUDIO_TIER) + 1;
+  u.user_agent = wl_option_text(WL_OPT_ASSET_USER_AGENT);
   opts_defaults(&env_opts);
-  if (opts_apply(&env_opts, &u) != WALLOC_OK) {
-    wl_warn("walloc: a WALLOC_ASSET_ variable is out of range; asset settings keep their defaults", NULL);
-    opts_defaults(&env_opts);
-  }
+  walloc_status st = opts_apply(&env_opts, &u);
+  wl_assert(st == WALLOC_OK); /* the table's ranges are within opts_apply's */
+  WL_UNUSED(st);
   opts = env_opts;
 }
 
+WL_ONCE_STATIC(opts_once, WL_LEVEL_ASSETS);
+
 void wl_asset_opts(wl_asset_opts_t *out) {
-  pthread_once(&opts_once, opts_init);
+  wl_once(&opts_once, opts_init);
   wl_lock(&opts_lock);
   *out = opts;
   wl_unlock(&opts_lock);
 }
 
 WL_API walloc_status walloc_set_asset_options(const walloc_asset_options *options) {
-  pthread_once(&opts_once, opts_init);
+  wl_once(&opts_once, opts_init);
   wl_asset_opts_t o = env_opts;
   if (options != NULL && opts_apply(&o, options) != WALLOC_OK) {
-    wl_asset_error("walloc_set_asset_options: a field is out of range");
+    wl_note("walloc_set_asset_options: a field is out of range");
     return WALLOC_ERR_INVALID;
   }
   wl_lock(&opts_lock);
@@ -144,14 +128,8 @@ unsigned wl_asset_tier(const wl_asset_opts_t *o, walloc_asset_type type) {
    Errors and statistics
    ------------------------------------------------------------------------ */
 
-void wl_asset_error(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(last_error, sizeof last_error, fmt, ap);
-  va_end(ap);
-}
-
-WL_API const char *walloc_asset_last_error(void) { return last_error; }
+/* The asset calls' messages are the library's (core.h, "Errors"). */
+WL_API const char *walloc_asset_last_error(void) { return walloc_last_error(); }
 
 WL_API void walloc_asset_stats_get(walloc_asset_stats *out) {
   if (out == NULL) return;
@@ -236,7 +214,7 @@ static bool has_dotdot(const char *s) {
 char *wl_asset_url(const char *path, walloc_status *st) {
   *st = WALLOC_ERR_INVALID;
   if (!clean_chars(path)) {
-    wl_asset_error("invalid asset path \"%.200s\": spaces or control characters", path);
+    wl_note("invalid asset path \"%.200s\": spaces or control characters", path);
     return NULL;
   }
   wl_lock(&opts_lock);
@@ -245,18 +223,18 @@ char *wl_asset_url(const char *path, walloc_status *st) {
   bool refused = true;
   if (blen == 0) {
     if (!has_scheme(path)) {
-      wl_asset_error("invalid asset path \"%.200s\": not a URL, and no base URL is set", path);
+      wl_note("invalid asset path \"%.200s\": not a URL, and no base URL is set", path);
     } else if (!allowed_scheme(path)) {
-      wl_asset_error("invalid asset URL \"%.200s\": only http, https and file URLs are loaded", path);
+      wl_note("invalid asset URL \"%.200s\": only http, https and file URLs are loaded", path);
     } else {
       refused = false;
       if ((url = wl_malloc(strlen(path) + 1)) != NULL) strcpy(url, path);
     }
   } else if (has_scheme(path) || (path[0] == '/' && path[1] == '/') || path[0] == '\\') {
-    wl_asset_error("asset path \"%.200s\" escapes the base URL: absolute URLs are refused when a base is set",
+    wl_note("asset path \"%.200s\" escapes the base URL: absolute URLs are refused when a base is set",
                    path);
   } else if (has_dotdot(path)) {
-    wl_asset_error("asset path \"%.200s\" escapes the base URL: it has a \"..\" segment", path);
+    wl_note("asset path \"%.200s\" escapes the base URL: it has a \"..\" segment", path);
   } else {
     const char *rel = path[0] == '/' ? path + 1 : path;
     refused = false;
@@ -271,7 +249,7 @@ char *wl_asset_url(const char *path, walloc_status *st) {
     *st = WALLOC_OK;
   } else if (!refused) {
     *st = WALLOC_ERR_NOMEM;
-    wl_asset_error("out of memory for the URL of \"%.200s\"", path);
+    wl_note("out of memory for the URL of \"%.200s\"", path);
   }
   return url;
 }
@@ -280,14 +258,14 @@ WL_API walloc_status walloc_set_base_url(const char *url) {
   char *copy = NULL;
   if (url != NULL && *url != 0) {
     if (!clean_chars(url) || !allowed_scheme(url)) {
-      wl_asset_error("invalid base URL \"%.200s\": an http, https or file URL without spaces is expected", url);
+      wl_note("invalid base URL \"%.200s\": an http, https or file URL without spaces is expected", url);
       return WALLOC_ERR_INVALID;
     }
     size_t n = strlen(url);
     bool slash = url[n - 1] == '/';
     copy = wl_malloc(n + 2);
     if (copy == NULL) {
-      wl_asset_error("walloc_set_base_url: out of memory");
+      wl_note("walloc_set_base_url: out of memory");
       return WALLOC_ERR_NOMEM;
     }
     memcpy(copy, url, n);

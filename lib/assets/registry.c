@@ -190,21 +190,21 @@ bool wl_registry_store(const char *key, walloc_asset_metadata *md, bool replace)
 WL_API walloc_handle walloc_load_asset_zero_copy(const void *data, size_t length, walloc_tier tier) {
   if (data == NULL || length == 0 || (unsigned)tier >= WALLOC_TIER_COUNT) {
     wl_fail(WALLOC_ERR_INVALID, NULL);
-    wl_asset_error("walloc_load_asset_zero_copy: %s", data == NULL   ? "data is NULL"
+    wl_note("walloc_load_asset_zero_copy: %s", data == NULL   ? "data is NULL"
                                                      : length == 0 ? "length is 0"
                                                                    : "no such tier");
     return WALLOC_NULL_HANDLE;
   }
   walloc_handle h = walloc_allocate(length, tier);
   if (h == WALLOC_NULL_HANDLE) { /* walloc_last_status says why */
-    wl_asset_error("walloc_load_asset_zero_copy: %zu bytes refused by the tier (%s)", length,
+    wl_note("walloc_load_asset_zero_copy: %zu bytes refused by the tier (%s)", length,
                    walloc_status_str(walloc_last_status()));
     return WALLOC_NULL_HANDLE;
   }
   wl_block_ref_t ref;
   if (wl_handle_resolve(h, &ref) != WALLOC_OK) { /* a reset raced with us */
     wl_fail(WALLOC_ERR_STALE, NULL);
-    wl_asset_error("walloc_load_asset_zero_copy: the tier was reset during the copy");
+    wl_note("walloc_load_asset_zero_copy: the tier was reset during the copy");
     return WALLOC_NULL_HANDLE;
   }
   wl_memcpy(ref.ptr, data, length);

@@ -32,7 +32,6 @@ static uint8_t *meta_chunk;
 static size_t meta_left;
 #endif
 static _Atomic(int) os_hooks_done;  /* the thread-exit key and fork handlers are installed */
-WL_LOCK_STATIC(hooks_lock, WL_LEVEL_HEAP); /* serialises wl_heap_hooks_add_once */
 
 #define WL_META_CHUNK ((size_t)256 << 10)
 
@@ -50,20 +49,6 @@ bool wl_heap_hooks_add(const wl_heap_hooks_t *h) {
   }
   wl_store_release(&hooks[n], h);
   return true;
-}
-
-/* Under a lock rather than a spin on *state: a thread that waited for
-   another to finish adding would wait forever in a fork child where that
-   other thread does not exist; fork takes the lock, so the child finds the
-   hooks added or not. */
-void wl_heap_hooks_add_once(_Atomic(int) *state, const wl_heap_hooks_t *h, const char *what) {
-  if (WL_LIKELY(wl_load_acquire(state) != 0)) return;
-  wl_lock(&hooks_lock);
-  if (wl_load_relaxed(state) == 0) {
-    if (!wl_heap_hooks_add(h)) wl_error(what, NULL);
-    wl_store_release(state, 1);
-  }
-  wl_unlock(&hooks_lock);
 }
 
 #define FOR_EACH_HOOK(field)                                      \
@@ -91,7 +76,7 @@ static wl_heap_t *heap_struct_alloc(void) {
   }
   size_t need = wl_align_up(sizeof(wl_heap_t), WL_CACHE_LINE);
   if (meta_left < need) {
-    void *chunk = wl_segment_os_alloc(WL_META_CHUNK, wl_os.page_size, 0, NULL);
+    void *chunk = wl_osmem_map(WL_MEM_HEAP, WL_META_CHUNK, wl_os.page_size, 0, NULL);
     if (chunk == NULL) return NULL;
     meta_chunk = chunk;
     meta_left = WL_META_CHUNK;
@@ -146,6 +131,8 @@ static void install_hooks(void) {
   wl_os_thread_hooks_init(wl_heap_thread_done, wl_heap_fork_child);
   wl_store_release(&os_hooks_done, 1);
 }
+
+bool wl_heap_thread_gone(void) { return wl_heap_tls == &wl_heap_empty; }
 
 wl_heap_t *wl_heap_get_or_init(void) {
   wl_heap_t *heap = wl_heap_tls;

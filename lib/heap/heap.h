@@ -40,21 +40,12 @@
 #ifndef WL_HEAP_H
 #define WL_HEAP_H
 
-#include "../core/core.h"
+#include "heap_api.h" /* what the layers above see */
 
-/* Lock levels (platform.h, "Locks, and fork"): a thread holding a lock
-   takes only locks of lower levels. The heap's locks guard lists and call
-   only the platform while held; process set-up sits below them because
-   reports (wl_error) may run it under any of them. */
-#define WL_LEVEL_HEAP_INIT    (WL_LEVEL_CORE + 1) /* process set-up (init.c) */
-#define WL_LEVEL_HEAP         (WL_LEVEL_CORE + 2) /* heap list, hooks, segment cache, abandoned list, huge cache */
-#define WL_LEVEL_HEAP_RUNTIME (WL_LEVEL_CORE + 3) /* Emscripten's runtime heap: allocates under its lock */
 
 /* ------------------------------------------------------------------------
    Geometry
    ------------------------------------------------------------------------ */
-#define WL_SEGMENT_SHIFT   22
-#define WL_SEGMENT_SIZE    ((size_t)1 << WL_SEGMENT_SHIFT)     /* 4 MiB */
 #define WL_SEGMENT_MASK    (WL_SEGMENT_SIZE - 1)
 #define WL_SLICE_SHIFT     16
 #define WL_SLICE_SIZE      ((size_t)1 << WL_SLICE_SHIFT)       /* 64 KiB */
@@ -69,19 +60,10 @@
 
 #define WL_MIN_ALIGN       16                   /* every block is 16-byte aligned */
 #define WL_DIRECT_WSIZE    64                   /* sizes up to 64*16 = 1 KiB index pages_direct */
-#define WL_BIN_MAX         64                   /* size class of WL_MEDIUM_MAX */
 #define WL_BIN_FULL        (WL_BIN_MAX + 1)     /* queue of full pages (and large pages) */
 #define WL_BINS            (WL_BIN_MAX + 2)
 
-/* Largest request served at all: beyond this, sizes overflow page rounding. */
-#define WL_MAX_ALLOC       ((size_t)PTRDIFF_MAX - 2 * WL_SEGMENT_SIZE)
 
-/* Address space covered by the segment map. */
-#if UINTPTR_MAX > 0xFFFFFFFFu
-#define WL_ADDRESS_BITS    47
-#else
-#define WL_ADDRESS_BITS    32
-#endif
 
 /* Granularity of the segment map, and the alignment of a huge block's
    header. A segment's address space is free elsewhere, so on Linux both are
@@ -245,8 +227,6 @@ typedef struct wl_stats_s {
   _Atomic(uint64_t) peak_bytes;
   _Atomic(uint64_t) large_allocs, huge_allocs;
   _Atomic(int64_t) large_live, huge_live;  /* blocks */
-  _Atomic(uint64_t) mapped, peak_mapped;   /* bytes mapped from the OS */
-  _Atomic(uint64_t) purged, released;      /* bytes given back: purged, unmapped */
   _Atomic(uint64_t) segments, peak_segments, segments_cached, segments_abandoned, segments_reclaimed;
   _Atomic(uint64_t) huge_cache_hits, threads, threads_peak, heaps_created;
   _Atomic(uint64_t) foreign_frees;         /* frees of pointers outside walloc's memory */
@@ -254,7 +234,7 @@ typedef struct wl_stats_s {
   wl_bin_stats_t bins[WL_BINS];
 } wl_stats_t;
 
-typedef struct wl_heap_s {
+struct wl_heap_s {
   wl_page_t *pages_direct[WL_DIRECT_WSIZE + 1]; /* fast path: first page for each 16-byte size */
   wl_page_queue_t pages[WL_BINS];               /* a queue per size class, plus the full queue */
   _Atomic(wl_block_t *) thread_delayed_free;    /* blocks of full pages freed by other threads */
@@ -276,7 +256,7 @@ typedef struct wl_heap_s {
   uint64_t stat_large_allocs;
   struct wl_heap_s *next;                       /* in the recycled list */
   bool in_use;
-} wl_heap_t;
+};
 
 /* ------------------------------------------------------------------------
    Globals
@@ -286,7 +266,6 @@ extern wl_heap_t wl_heap_empty;
 extern wl_page_t wl_page_empty;
 extern __thread wl_heap_t *wl_heap_tls __attribute__((tls_model("initial-exec")));
 extern wl_stats_t wl_stats;
-extern wl_os_info_t wl_os;
 
 /* ------------------------------------------------------------------------
    Inline helpers for the fast paths
@@ -364,71 +343,15 @@ WL_INLINE int64_t wl_clock_since(int64_t now, uint32_t then) { return (int64_t)(
 size_t wl_bin_of(size_t size);            /* 1..WL_BIN_MAX for size <= WL_MEDIUM_MAX */
 size_t wl_bin_size(size_t bin);           /* block size of a class */
 
-/* options.c */
-typedef enum wl_option_e {
-  WL_OPT_STATS,          /* print statistics at exit */
-  WL_OPT_VERBOSE,        /* report errors (foreign or double frees) on stderr */
-  WL_OPT_PURGE_DELAY,    /* ms before free memory is given back; -1 never */
-  WL_OPT_SEGMENT_CACHE,  /* free segments kept for reuse */
-  WL_OPT_HUGE_CACHE,     /* freed huge blocks kept for reuse */
-  WL_OPT_HUGE_CACHE_DELAY, /* ms a freed huge block stays cached */
-  WL_OPT_HUGE_PAGES,     /* ask for transparent huge pages on segments */
-  WL_OPT_MISUSE_ABORT,   /* abort on a misuse of free or realloc (0: report and ignore) */
-  WL_OPT_COUNT
-} wl_option_t;
-/* Defaults. On wasm nothing caches (memory never goes back to the host and
-   nothing faults in: a cached segment or huge block only keeps memory from
-   the rest of the program, while a released range goes on the platform
-   layer's free list, where any later segment or huge block reuses it), and
-   nothing is purged (the platform cannot give pages back). */
-#if defined(__wasm__)
-#define WL_SEGMENT_CACHE_DEFAULT 0
-#define WL_HUGE_CACHE_DEFAULT 0
-#define WL_PURGE_DELAY_DEFAULT (-1)
-#else
-#define WL_SEGMENT_CACHE_DEFAULT 16
-#define WL_HUGE_CACHE_DEFAULT 8
-#define WL_PURGE_DELAY_DEFAULT 10
-#endif
-#define WL_OPTION_DEFAULTS {                              \
-  [WL_OPT_STATS] = 0,                                     \
-  [WL_OPT_VERBOSE] = WL_DEBUG > 0,                        \
-  [WL_OPT_PURGE_DELAY] = WL_PURGE_DELAY_DEFAULT,          \
-  [WL_OPT_SEGMENT_CACHE] = WL_SEGMENT_CACHE_DEFAULT,      \
-  [WL_OPT_HUGE_CACHE] = WL_HUGE_CACHE_DEFAULT,            \
-  [WL_OPT_HUGE_CACHE_DELAY] = 100,                        \
-  [WL_OPT_HUGE_PAGES] = 0,                                \
-  [WL_OPT_MISUSE_ABORT] = 1,                              \
-}
-/* On wasm the options are their defaults, fixed at compile time: the
-   environment there is empty or (Emscripten builds environ after walloc's
-   first allocation) not yet readable, so reading it cost code and changed
-   nothing; as constants they also compile out the verbose reports and the
-   statistics printed at exit. */
-#if defined(__wasm__)
-#define WL_OPTIONS_FIXED 1
-WL_INLINE long wl_option(wl_option_t opt) {
-  static const long fixed[WL_OPT_COUNT] = WL_OPTION_DEFAULTS;
-  return fixed[opt];
-}
-#else
-#define WL_OPTIONS_FIXED 0
-extern long wl_option_values[WL_OPT_COUNT];
-WL_INLINE long wl_option(wl_option_t opt) { return wl_option_values[opt]; }
-#endif
-/* Nothing is ever purged (wasm: the platform cannot give pages back), known
-   at compile time: the purge bookkeeping compiles out. */
-#define WL_PURGE_NEVER (WL_OPTIONS_FIXED && WL_PURGE_DELAY_DEFAULT < 0)
-void wl_options_init(void);
-bool wl_option_parse(const char *s, long no_value, long *out); /* an option's text: 12, 64M, yes, off */
+/* Options: the core's table (core.h); the heap's group is read at process
+   start (init.c). On wasm nothing is ever purged (the platform cannot give
+   pages back; purge_delay's wasm default is -1), known at compile time: the
+   purge bookkeeping compiles out. */
+#define WL_PURGE_NEVER (WL_OPTIONS_FIXED && WL_PURGE_DELAY_WASM < 0)
+#define WL_STATS_TABLE 1  /* WALLOC_STATS=yes */
+#define WL_STATS_JSON  2  /* WALLOC_STATS=json */
 
 /* init.c */
-extern _Atomic(int) wl_process_ready;
-void wl_process_init(void);
-/* With options fixed at their defaults and no debug checks (wasm release
-   builds), verbose is off, so nothing is ever reported: the reports are
-   empty inline functions there and their messages leave the module's data
-   (about 300 bytes of it). */
 /* Misuse of the malloc family by the program (free.c, alloc.c, huge.c):
    reported always, with the pointer and the block it falls in, counted, and
    then the process aborts as glibc's would, unless WALLOC_MISUSE_ABORT=0,
@@ -441,21 +364,13 @@ typedef enum wl_misuse_e {
   WL_MISUSE_FOREIGN,        /* not walloc's memory at all */
   WL_MISUSE_CORRUPT,        /* a free list is damaged */
 } wl_misuse_t;
-#if WL_OPTIONS_FIXED && WL_DEBUG == 0
-#define WL_REPORTS 0
-WL_INLINE void wl_error(const char *msg, const void *p) { WL_UNUSED(msg); WL_UNUSED(p); }
-WL_INLINE void wl_warn(const char *msg, const void *p) { WL_UNUSED(msg); WL_UNUSED(p); }
-WL_INLINE void wl_fatal(const char *msg, const void *p) { WL_UNUSED(msg); WL_UNUSED(p); }
+#if !WL_REPORTS
 /* wasm release: nothing is printed and the option is fixed: misuse traps */
 WL_INLINE void wl_misuse(wl_misuse_t what, const char *call, const void *p, const void *block, size_t size) {
   WL_UNUSED(what); WL_UNUSED(call); WL_UNUSED(p); WL_UNUSED(block); WL_UNUSED(size);
   wl_os_abort();
 }
 #else
-#define WL_REPORTS 1
-void wl_error(const char *msg, const void *p);   /* reported when verbose */
-void wl_warn(const char *msg, const void *p);    /* reported in debug builds, or when verbose */
-void wl_fatal(const char *msg, const void *p);   /* aborts in debug builds */
 /* call: "free", "realloc", ...; block and size: the block p falls in (NULL, 0 if none).
    Returns only when the option says to ignore the call. */
 WL_COLD void wl_misuse(wl_misuse_t what, const char *call, const void *p, const void *block, size_t size);
@@ -471,8 +386,9 @@ void wl_segment_abandon(wl_heap_t *heap, wl_segment_t *seg);
 bool wl_segment_reclaim_one(wl_heap_t *heap);
 void wl_segments_purge(wl_heap_t *heap, int64_t now, bool force);
 void wl_segment_cache_collect(int64_t now, bool force);
+/* A mapping inside the segment map (for a segment or a huge block), counted
+   for the heap (core.h); NULL when refused or outside the map. */
 wl_segment_t *wl_segment_os_alloc(size_t size, size_t align, size_t offset, bool *is_zero);
-void wl_segment_os_release(void *base, size_t size);
 WL_INLINE uint8_t *wl_page_area(const wl_page_t *page, size_t *size) {
   wl_segment_t *seg = wl_segment_of(page);
   if (size != NULL) *size = (size_t)page->slice_count * WL_SLICE_SIZE;
@@ -501,25 +417,6 @@ wl_page_t *wl_page_find(wl_heap_t *heap, size_t size);
 uint8_t *wl_block_start(const wl_page_t *page, const void *p);
 
 /* heap.c */
-/* Upper layers hook into thread exit and the fork child through callbacks
-   (the heap installs the thread-exit key and the fork handlers). Locks need
-   no hook: fork takes and releases every registered lock by itself
-   (platform.h); fork_child repairs other state in the child, while every
-   lock is still held (it must take none). At thread exit the hooks run
-   newest first, so a hook may call into modules that added theirs before
-   it (add yours after setting up what your hook calls: scopes ensure the
-   tiers first). At most WL_HEAP_HOOKS. */
-#define WL_HEAP_HOOKS 8
-typedef struct wl_heap_hooks_s {
-  void (*thread_exit)(void);
-  void (*fork_child)(void);
-} wl_heap_hooks_t;
-bool wl_heap_hooks_add(const wl_heap_hooks_t *hooks);
-/* Adds `hooks` once for the module whose state word (0 at start) is
-   *state, however many threads race here; every caller returns after they
-   are in. `what` names the module in the report if there is no room. */
-void wl_heap_hooks_add_once(_Atomic(int) *state, const wl_heap_hooks_t *hooks, const char *what);
-wl_heap_t *wl_heap_get_or_init(void);
 void wl_heap_delayed_free_all(wl_heap_t *heap);
 void wl_heap_collect(wl_heap_t *heap, bool force);
 void wl_heap_abandon(wl_heap_t *heap);
@@ -531,40 +428,21 @@ void wl_heap_maintenance(wl_heap_t *heap);
 void *wl_heap_runtime_alloc(size_t align, size_t size); /* never reads a thread-local */
 #endif
 
-/* pressure.c: when the OS refuses memory, every layer gives back what it
-   caches and the request is tried once more. Layers above the heap add a
-   callback (once; at most WL_GIVE_BACK_MAX in all) that gives back what
-   they cache; it runs on the refused thread, never allocates, and takes
-   locks only with wl_lock_try. */
-#define WL_GIVE_BACK_MAX 8
-typedef void (*wl_give_back_fn)(void);
-bool wl_give_back_add(wl_give_back_fn fn);  /* false when there is no room */
-/* Runs the callbacks, then collects `heap` (the calling thread's own, or
-   &wl_heap_empty when it has none; NULL: read it) with force and empties
-   the global caches. False when called from inside a callback: then nothing
-   was done, and retrying is pointless. */
-bool wl_give_back(wl_heap_t *heap);
+/* pressure.c (and heap_api.h) */
 /* wl_malloc_slow's failure end: gives back, runs wl_malloc_slow once more,
    and answers NULL with ENOMEM if that fails too. heap may be NULL. */
 void *wl_malloc_refused(size_t size, wl_heap_t *heap, bool zero);
-/* wl_segment_os_alloc, once more after wl_give_back when refused. */
-wl_segment_t *wl_segment_os_alloc_retry(size_t size, size_t align, size_t offset, bool *is_zero);
 
 /* alloc.c */
-void *wl_malloc(size_t size);
 void *wl_malloc_slow(size_t size, wl_heap_t *heap, bool zero); /* size first: malloc's register */
-void *wl_zalloc(size_t size);
 void *wl_calloc(size_t count, size_t size);
 void *wl_realloc(void *p, size_t size);
-void *wl_aligned(size_t align, size_t size, bool zero);
 size_t wl_usable_size(const void *p);
 
 /* free.c */
-void wl_free(void *p);
 void wl_free_generic(void *p, wl_page_t *page);
 void wl_free_special(void *p);
 void wl_free_local(wl_heap_t *heap, wl_page_t *page, wl_block_t *block);
-bool wl_owns(const void *p);  /* p is the start of a live block */
 /* The usable size of the live block starting at p; 0 when p is not one.
    With `call` non-NULL, anything else is reported as a misuse of that call
    (and 0 returned if the option says to ignore it). */
@@ -587,8 +465,10 @@ WL_INLINE void wl_heap_stat_live(wl_heap_t *heap, int64_t bytes) {
     wl_heap_stats_flush(heap);
   }
 }
-void wl_stats_mapped(int64_t bytes);
-void wl_stats_print(int fd);
+void wl_stats_print(int fd);  /* the table, headed by the pid and the program's name */
+
+/* exit_report.c: what WALLOC_STATS reports at exit, and where to
+   (WALLOC_STATS_FILE). The layer on top hands in the JSON writer. */
 void wl_stats_init(void);
 void wl_stats_print_at_exit(void);
 

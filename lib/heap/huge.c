@@ -43,7 +43,7 @@ static uint8_t *huge_block(wl_segment_t *seg) { return (uint8_t *)seg + seg->hug
 
 static void huge_release(wl_segment_t *seg) {
   wl_segment_map_set(huge_block(seg), WL_MAP_NONE);
-  wl_segment_os_release(seg->mapped_base, seg->mapped_size);
+  wl_osmem_unmap(WL_MEM_HEAP, seg->mapped_base, seg->mapped_size);
 }
 
 static void huge_account(int64_t blocks, int64_t bytes) {
@@ -71,9 +71,7 @@ static wl_segment_t *cache_take(size_t need) {
   }
   wl_unlock(&huge_lock);
   size_t keep = wl_align_up(need + need / 4, wl_os.page_size);
-  if (seg != NULL && seg->mapped_size > keep && wl_os_resize(seg, seg->mapped_size, keep)) {
-    wl_stats_mapped(-(int64_t)(seg->mapped_size - keep));
-    wl_fetch_add(&wl_stats.released, seg->mapped_size - keep);
+  if (seg != NULL && seg->mapped_size > keep && wl_osmem_resize(WL_MEM_HEAP, seg, seg->mapped_size, keep)) {
     seg->mapped_size = keep;
   }
   return seg;
@@ -184,9 +182,7 @@ void wl_huge_cache_collect(int64_t now, bool force) {
 /* Grow (or shrink) the mapping behind a huge block to `need` bytes without
    copying. Returns the (possibly moved) header, or NULL when it cannot. */
 static wl_segment_t *huge_remap(wl_segment_t *seg, size_t need) {
-  if (wl_os_resize(seg, seg->mapped_size, need)) {
-    wl_stats_mapped((int64_t)need - (int64_t)seg->mapped_size);
-    if (need < seg->mapped_size) wl_fetch_add(&wl_stats.released, seg->mapped_size - need);
+  if (wl_osmem_resize(WL_MEM_HEAP, seg, seg->mapped_size, need)) {
     seg->mapped_size = need;
     return seg;
   }
@@ -194,7 +190,7 @@ static wl_segment_t *huge_remap(wl_segment_t *seg, size_t need) {
   /* The target is mapped readable and writable rather than only reserved:
      the kernel replaces it either way, and valgrind then knows the grown
      part is usable (over a PROT_NONE target it keeps it inaccessible). */
-  void *dst = wl_os_alloc(need, WL_HUGE_ALIGN, 0, NULL);
+  void *dst = wl_osmem_map(WL_MEM_HEAP, need, WL_HUGE_ALIGN, 0, NULL);
   if (dst == NULL) return NULL;
   /* The move frees the old range at once, and another thread may map a
      block there before this one goes on: the old map byte is cleared
@@ -202,13 +198,12 @@ static wl_segment_t *huge_remap(wl_segment_t *seg, size_t need) {
      be that block's byte. The block being moved is the caller's, so no
      one looks it up meanwhile. */
   wl_segment_map_set(seg, WL_MAP_NONE);
-  if (!wl_in_map((uintptr_t)dst, need) || !wl_os_remap(seg, seg->mapped_size, dst, need)) {
+  if (!wl_in_map((uintptr_t)dst, need) || !wl_osmem_remap(WL_MEM_HEAP, seg, seg->mapped_size, dst, need)) {
     wl_segment_map_set(seg, WL_MAP_HUGE);
-    wl_os_release(dst, need);
+    wl_osmem_unmap(WL_MEM_HEAP, dst, need);
     return NULL;
   }
   wl_segment_t *moved = dst;
-  wl_stats_mapped((int64_t)need - (int64_t)moved->mapped_size);
   moved->mapped_base = moved;
   moved->mapped_size = need;
   wl_segment_map_set(moved, WL_MAP_HUGE);

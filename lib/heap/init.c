@@ -1,56 +1,29 @@
-/* init.c: process start and end, and error reporting.
+/* init.c: process start and end, and the misuse of the malloc family.
  *
  * Initialisation is lazy and allocation-free: the first allocation of any
  * thread (possibly from the dynamic loader, before constructors run) calls
- * wl_process_init, which reads the platform facts and the options once under
- * a lock. The library constructor calls it too, so options are read early;
- * the destructor prints statistics when WALLOC_STATS asks for them.
+ * wl_process_init, which reads the platform facts and the options once (a
+ * wl_once). The library constructor calls it too, so options are read early;
+ * the destructor prints statistics when WALLOC_STATS asks for them. The
+ * misuse of the malloc family is reported here (the rest of the reports:
+ * lib/core/report.c).
  */
 #include "heap.h"
 
-wl_os_info_t wl_os;
-_Atomic(int) wl_process_ready;
-WL_LOCK_STATIC(init_lock, WL_LEVEL_HEAP_INIT);
-
-void wl_process_init(void) {
-  if (WL_LIKELY(wl_load_acquire(&wl_process_ready))) return;
-  wl_lock(&init_lock);
-  if (!wl_load_relaxed(&wl_process_ready)) {
-    wl_os_init(&wl_os);
-    wl_options_init();
-    wl_stats_init();
-    wl_store_release(&wl_process_ready, 1);
-  }
-  wl_unlock(&init_lock);
+static void process_setup(void) {
+  wl_os_init(&wl_os);
+  wl_options_read(WL_OPTG_HEAP);
+  wl_stats_init();
 }
+WL_ONCE_STATIC(process_once, WL_LEVEL_HEAP_INIT);
+
+void wl_process_init(void) { wl_once(&process_once, process_setup); }
 
 __attribute__((constructor)) static void wl_init_at_load(void) { wl_process_init(); }
 
 __attribute__((destructor)) static void wl_done_at_exit(void) { wl_stats_print_at_exit(); }
 
 #if WL_REPORTS
-static void report(const char *what, const char *msg, const void *p) {
-  wl_out_t o;
-  wl_out_init(&o, 2);
-  wl_out_str(&o, "walloc: ");
-  wl_out_str(&o, what);
-  wl_out_str(&o, msg);
-  wl_out_str(&o, ": ");
-  wl_out_hex(&o, (uintptr_t)p);
-  wl_out_char(&o, '\n');
-  wl_out_flush(&o);
-}
-
-void wl_error(const char *msg, const void *p) {
-  wl_process_init();
-  if (wl_option(WL_OPT_VERBOSE) > 0) report("error: ", msg, p);
-}
-
-void wl_warn(const char *msg, const void *p) {
-  wl_process_init();
-  if (WL_DEBUG > 0 || wl_option(WL_OPT_VERBOSE) > 0) report("error: ", msg, p);
-}
-
 /* Misuse: what the program did, the pointer, and the block it falls in. */
 static const char *const misuse_what[] = {
   [WL_MISUSE_DOUBLE_FREE] = "double free of ",
@@ -65,8 +38,7 @@ void wl_misuse(wl_misuse_t what, const char *call, const void *p, const void *bl
   wl_fetch_add(what == WL_MISUSE_DOUBLE_FREE ? &wl_stats.double_frees : &wl_stats.invalid_frees, 1);
   bool abort = what == WL_MISUSE_CORRUPT || wl_option(WL_OPT_MISUSE_ABORT) != 0;
   wl_out_t o;
-  wl_out_init(&o, 2);
-  wl_out_str(&o, "walloc: ");
+  wl_report_begin(&o, "error");
   wl_out_str(&o, call);
   wl_out_str(&o, "(): ");
   wl_out_str(&o, misuse_what[what]);
@@ -83,12 +55,4 @@ void wl_misuse(wl_misuse_t what, const char *call, const void *p, const void *bl
   if (abort) wl_os_abort();
 }
 
-void wl_fatal(const char *msg, const void *p) {
-  wl_process_init();
-  if (WL_DEBUG > 0) {
-    report("fatal: ", msg, p);
-    wl_os_abort();
-  }
-  if (wl_option(WL_OPT_VERBOSE) > 0) report("error: ", msg, p);
-}
 #endif

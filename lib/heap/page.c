@@ -22,15 +22,48 @@
 /* ------------------------------------------------------------------------
    Queues
    ------------------------------------------------------------------------ */
+/* The direct slots of this queue's sizes, [*lo, *hi]; false when it has none. */
+static bool queue_direct_range(const wl_heap_t *heap, const wl_page_queue_t *pq, size_t *lo, size_t *hi) {
+  size_t bin = (size_t)(pq - heap->pages);
+  if (bin == 0 || bin > WL_BIN_MAX || pq->block_size > WL_DIRECT_WSIZE * WL_MIN_ALIGN) return false;
+  *hi = pq->block_size / WL_MIN_ALIGN;
+  *lo = bin == 1 ? 0 : wl_bin_size(bin - 1) / WL_MIN_ALIGN + 1;
+  return true;
+}
+
 /* Point the direct slots of this queue's sizes at its first page. */
 static void queue_direct_update(wl_heap_t *heap, wl_page_queue_t *pq) {
-  size_t bin = (size_t)(pq - heap->pages);
-  if (bin == 0 || bin > WL_BIN_MAX || pq->block_size > WL_DIRECT_WSIZE * WL_MIN_ALIGN) return;
-  size_t hi = pq->block_size / WL_MIN_ALIGN;
-  size_t lo = bin == 1 ? 0 : wl_bin_size(bin - 1) / WL_MIN_ALIGN + 1;
+  size_t lo, hi;
+  if (!queue_direct_range(heap, pq, &lo, &hi)) return;
   wl_page_t *first = pq->first != NULL ? pq->first : &wl_page_empty;
   for (size_t w = lo; w <= hi; w++) heap->pages_direct[w] = first;
 }
+
+static wl_page_queue_t *queue_of(wl_heap_t *heap, const wl_page_t *page) {
+  return (page->flags & WL_PAGE_IN_FULL) ? &heap->pages[WL_BIN_FULL] : &heap->pages[page->bin];
+}
+
+/* The invariants (top of this file), checked in debug builds after every
+   queue change: the page is linked in the one queue its flags name (a large
+   page in the full queue), and the queue's direct slots name its first page. */
+#if WL_DEBUG >= 2
+static void queue_check(wl_heap_t *heap, const wl_page_queue_t *pq, const wl_page_t *page) {
+  if (page != NULL) {
+    const wl_heap_t *owner = wl_load_relaxed(&((wl_page_t *)page)->heap);
+    wl_assert_internal(pq == queue_of(heap, page) && owner == heap);
+    wl_assert_internal(page->kind != WL_PAGE_LARGE || (page->flags & WL_PAGE_IN_FULL));
+    wl_assert_internal(page->prev != NULL ? page->prev->next == page : pq->first == page);
+    wl_assert_internal(page->next != NULL ? page->next->prev == page : pq->last == page);
+  }
+  size_t lo, hi;
+  if (!queue_direct_range(heap, pq, &lo, &hi)) return;
+  for (size_t w = lo; w <= hi; w++) wl_assert_internal(heap->pages_direct[w] == (pq->first != NULL ? pq->first : &wl_page_empty));
+}
+#else
+WL_INLINE void queue_check(wl_heap_t *heap, const wl_page_queue_t *pq, const wl_page_t *page) {
+  WL_UNUSED(heap); WL_UNUSED(pq); WL_UNUSED(page);
+}
+#endif
 
 void wl_page_queue_push(wl_heap_t *heap, wl_page_queue_t *pq, wl_page_t *page) {
   page->prev = NULL;
@@ -39,6 +72,7 @@ void wl_page_queue_push(wl_heap_t *heap, wl_page_queue_t *pq, wl_page_t *page) {
   else pq->last = page;
   pq->first = page;
   queue_direct_update(heap, pq);
+  queue_check(heap, pq, page);
 }
 
 void wl_page_queue_append(wl_heap_t *heap, wl_page_queue_t *pq, wl_page_t *page) {
@@ -50,6 +84,7 @@ void wl_page_queue_append(wl_heap_t *heap, wl_page_queue_t *pq, wl_page_t *page)
   page->prev = pq->last;
   pq->last->next = page;
   pq->last = page;
+  queue_check(heap, pq, page);
 }
 
 void wl_page_queue_remove(wl_heap_t *heap, wl_page_queue_t *pq, wl_page_t *page) {
@@ -60,10 +95,7 @@ void wl_page_queue_remove(wl_heap_t *heap, wl_page_queue_t *pq, wl_page_t *page)
   else pq->last = page->prev;
   page->next = page->prev = NULL;
   if (was_first) queue_direct_update(heap, pq);
-}
-
-static wl_page_queue_t *queue_of(wl_heap_t *heap, const wl_page_t *page) {
-  return (page->flags & WL_PAGE_IN_FULL) ? &heap->pages[WL_BIN_FULL] : &heap->pages[page->bin];
+  queue_check(heap, pq, NULL);
 }
 
 /* ------------------------------------------------------------------------
@@ -374,6 +406,7 @@ wl_page_t *wl_page_find(wl_heap_t *heap, size_t size) {
         wl_page_queue_remove(heap, pq, page);
         wl_page_queue_push(heap, pq, page);
       }
+      queue_check(heap, pq, page);
       return page;
     }
     /* Before taking fresh memory, adopt what exited threads left behind. */

@@ -9,7 +9,7 @@
  * tries its request once more, where nothing is half done: the failure ends
  * of wl_malloc_slow and of the aligned huge path (alloc.c), the tiers'
  * reservation and commits (tiers/tier.c), the frames' chunks and the pools'
- * slabs (wl_segment_os_alloc_retry, below). Only then does it answer NULL
+ * slabs (wl_give_back_map, below). Only then does it answer NULL
  * with ENOMEM (or WALLOC_ERR_NOMEM). walloc_collect(true) and malloc_trim
  * give back the same way.
  *
@@ -100,8 +100,8 @@ WL_COLD void *wl_malloc_refused(size_t size, wl_heap_t *heap, bool zero) {
   return p;
 }
 
-wl_segment_t *wl_segment_os_alloc_retry(size_t size, size_t align, size_t offset, bool *is_zero) {
-  wl_segment_t *p = wl_segment_os_alloc(size, align, offset, is_zero);
-  if (p == NULL && wl_give_back(NULL)) p = wl_segment_os_alloc(size, align, offset, is_zero);
+void *wl_give_back_map(wl_mem_user_t who, size_t size, size_t align, bool *is_zero) {
+  void *p = wl_osmem_map(who, size, align, 0, is_zero);
+  if (p == NULL && wl_give_back(NULL)) p = wl_osmem_map(who, size, align, 0, is_zero);
   return p;
 }

@@ -47,21 +47,14 @@ static void segment_map_all(const void *seg, unsigned value) {
   }
 }
 
+/* A mapping for a segment or a huge block: inside the segment map, or none. */
 wl_segment_t *wl_segment_os_alloc(size_t size, size_t align, size_t offset, bool *is_zero) {
-  void *p = wl_os_alloc(size, align, offset, is_zero);
-  if (p == NULL) return NULL;
-  if (!wl_in_map((uintptr_t)p, size)) { /* outside the map: cannot be told apart */
-    wl_os_release(p, size);
+  void *p = wl_osmem_map(WL_MEM_HEAP, size, align, offset, is_zero);
+  if (p != NULL && !wl_in_map((uintptr_t)p, size)) { /* outside the map: cannot be told apart */
+    wl_osmem_unmap(WL_MEM_HEAP, p, size);
     return NULL;
   }
-  wl_stats_mapped((int64_t)size);
   return p;
-}
-
-void wl_segment_os_release(void *base, size_t size) {
-  wl_os_release(base, size);
-  wl_stats_mapped(-(int64_t)size);
-  wl_fetch_add(&wl_stats.released, size);
 }
 
 static uint64_t slice_bits(size_t idx, size_t count) {
@@ -76,8 +69,7 @@ static void purge_slices(wl_segment_t *seg, uint64_t mask) {
     uint64_t shifted = mask >> start;
     size_t len = (~shifted == 0) ? 64 - start : wl_ctz64(~shifted);
     uint8_t *p = (uint8_t *)seg + start * WL_SLICE_SIZE;
-    if (wl_os_purge(p, len * WL_SLICE_SIZE)) seg->clean_mask |= slice_bits(start, len);
-    wl_fetch_add(&wl_stats.purged, len * WL_SLICE_SIZE);
+    if (wl_osmem_purge(p, len * WL_SLICE_SIZE)) seg->clean_mask |= slice_bits(start, len);
     mask &= ~slice_bits(start, len);
   }
 }
@@ -186,6 +178,46 @@ static void page_slices_init(wl_segment_t *seg, size_t idx, size_t from, size_t 
 }
 
 /* ------------------------------------------------------------------------
+   The invariants (top of this file), checked in debug builds after every
+   change to a heap's segment: one walk of its 64 slices and of the heap's
+   64 span queues heads, so cheap enough for every page made or freed.
+   ------------------------------------------------------------------------ */
+#if WL_DEBUG >= 2
+static void segment_check(const wl_heap_t *heap, const wl_segment_t *seg) {
+  wl_assert_internal(seg->heap == heap && seg->page_map[0] == &seg->slices[0]);
+  uint64_t in_pages = 0;
+  uint32_t pages = 0;
+  bool after_span = false;
+  for (size_t i = WL_SLICES_META; i < WL_SLICES;) {
+    const wl_page_t *d = &seg->slices[i];
+    size_t n = d->slice_count;
+    /* each slice in exactly one page or span, whose first descriptor page_map names */
+    wl_assert_internal(d->kind != WL_PAGE_NONE && n >= 1 && n <= WL_SLICES - i);
+    for (size_t j = 0; j < n; j++) wl_assert_internal(seg->page_map[i + j] == d);
+    if (d->kind == WL_PAGE_SPAN) {
+      wl_assert_internal(!after_span); /* free spans are never adjacent */
+      /* in its heap's spans[n] queue: linked both ways, or the queue's head */
+      wl_assert_internal(d->prev != NULL ? d->prev->next == d : heap->spans[n].first == d);
+      wl_assert_internal(d->next != NULL ? d->next->prev == d : heap->spans[n].last == d);
+    } else {
+      in_pages |= slice_bits(i, n);
+      pages++;
+    }
+    after_span = d->kind == WL_PAGE_SPAN;
+    i += n;
+  }
+  wl_assert_internal(pages == seg->used);
+  /* only free slices are dirty (to purge) or known to be zero */
+  wl_assert_internal(((seg->purge_mask | seg->purge_old | seg->clean_mask) & in_pages) == 0);
+  for (size_t n = 1; n <= WL_SLICES; n++) { /* span_mask bit n-1: spans[n] not empty */
+    wl_assert_internal(((heap->span_mask >> (n - 1)) & 1) == (heap->spans[n].first != NULL));
+  }
+}
+#else
+WL_INLINE void segment_check(const wl_heap_t *heap, const wl_segment_t *seg) { WL_UNUSED(heap); WL_UNUSED(seg); }
+#endif
+
+/* ------------------------------------------------------------------------
    Segments: new, released, cached
    ------------------------------------------------------------------------ */
 static void segment_attach(wl_heap_t *heap, wl_segment_t *seg) {
@@ -224,7 +256,7 @@ static wl_segment_t *cache_pop(void) {
 static void segment_os_free(wl_segment_t *seg) {
   segment_map_all(seg, WL_MAP_NONE);
   wl_fetch_sub(&wl_stats.segments, 1);
-  wl_segment_os_release(seg, WL_SEGMENT_SIZE);
+  wl_osmem_unmap(WL_MEM_HEAP, seg, WL_SEGMENT_SIZE);
 }
 
 static bool segment_new(wl_heap_t *heap) {
@@ -239,7 +271,7 @@ static bool segment_new(wl_heap_t *heap) {
     seg->mapped_base = seg;
     seg->mapped_size = WL_SEGMENT_SIZE;
     seg->clean_mask = is_zero ? ~slice_bits(0, WL_SLICES_META) : 0;
-    if (wl_option(WL_OPT_HUGE_PAGES)) wl_os_advise_huge(seg, WL_SEGMENT_SIZE);
+    if (wl_option(WL_OPT_HUGE_PAGES)) wl_osmem_advise_huge(seg, WL_SEGMENT_SIZE);
     uint64_t n = wl_fetch_add(&wl_stats.segments, 1) + 1;
     wl_peak_raise(&wl_stats.peak_segments, n);
     seg->page_map[0] = &seg->slices[0]; /* the header slice: kind NONE, no owner */
@@ -347,6 +379,7 @@ wl_page_t *wl_segment_page_alloc(wl_heap_t *heap, size_t slices, wl_page_kind_t 
     seg->purge_old &= ~bits;
   }
   seg->used++;
+  segment_check(heap, seg);
   return page;
 }
 
@@ -361,6 +394,7 @@ void wl_segment_page_free(wl_heap_t *heap, wl_page_t *page) {
   schedule_purge(heap, seg, slice_bits(idx, count));
   span_free(heap, seg, idx, count);
   if (seg->used == 0) segment_release(heap, seg);
+  else segment_check(heap, seg);
 }
 
 bool wl_segment_page_grow(wl_heap_t *heap, wl_page_t *page, size_t slices) {
@@ -384,6 +418,7 @@ bool wl_segment_page_grow(wl_heap_t *heap, wl_page_t *page, size_t slices) {
     seg->purge_old &= ~bits;
   }
   page->slice_count = (uint32_t)slices;
+  segment_check(heap, seg);
   return true;
 }
 
@@ -395,6 +430,7 @@ void wl_segment_page_shrink(wl_heap_t *heap, wl_page_t *page, size_t slices) {
   page->slice_count = (uint32_t)slices;
   schedule_purge(heap, seg, slice_bits(idx + slices, have - slices));
   span_free(heap, seg, idx + slices, have - slices);
+  segment_check(heap, seg);
 }
 
 /* ------------------------------------------------------------------------
@@ -450,6 +486,7 @@ bool wl_segment_reclaim_one(wl_heap_t *heap) {
     else pages[npages++] = d;
     i += d->slice_count;
   }
+  segment_check(heap, seg);
   /* Adopting may free pages and so the segment itself: touch nothing after. */
   for (size_t k = 0; k < npages; k++) wl_heap_adopt_page(heap, pages[k]);
   return true;

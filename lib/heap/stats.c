@@ -35,11 +35,6 @@ void wl_heap_stats_flush(wl_heap_t *heap) {
   heap->stat_live = 0;
 }
 
-void wl_stats_mapped(int64_t bytes) {
-  uint64_t m = atomic_fetch_add_explicit(&wl_stats.mapped, (uint64_t)bytes, memory_order_relaxed) + (uint64_t)bytes;
-  peak_update(&wl_stats.peak_mapped, (int64_t)m);
-}
-
 /* Publish the calling thread's pages so its figures are exact. */
 static void sync_own_heap(void) {
   wl_heap_t *heap = wl_heap_tls;
@@ -72,10 +67,12 @@ void walloc_heap_stats_get(walloc_heap_stats *out) {
   s.live_blocks = live_blocks;
   s.live_bytes = u(wl_load_relaxed(&wl_stats.live_bytes));
   s.peak_bytes = wl_load_relaxed(&wl_stats.peak_bytes);
-  s.mapped_bytes = wl_load_relaxed(&wl_stats.mapped);
-  s.peak_mapped_bytes = wl_load_relaxed(&wl_stats.peak_mapped);
-  s.purged_bytes = wl_load_relaxed(&wl_stats.purged);
-  s.released_bytes = wl_load_relaxed(&wl_stats.released);
+  wl_osmem_stats_t os; /* every layer's OS memory (core.h) */
+  wl_osmem_stats(&os);
+  s.mapped_bytes = os.mapped;
+  s.peak_mapped_bytes = os.peak_mapped;
+  s.purged_bytes = os.purged;
+  s.released_bytes = os.released;
   s.rss_bytes = wl_os_rss(&s.peak_rss_bytes);
   if (s.peak_rss_bytes < s.rss_bytes) s.peak_rss_bytes = s.rss_bytes; /* two kernel sources, read apart */
   s.segments = wl_load_relaxed(&wl_stats.segments);
@@ -107,13 +104,32 @@ static void row(wl_out_t *o, const char *label, uint64_t a, const char *label2, 
   wl_out_char(o, '\n');
 }
 
+bool wl_stats_class(size_t bin, wl_class_stats_t *out) {
+  out->block_size = wl_bin_size(bin);
+  out->allocations = wl_load_relaxed(&wl_stats.bins[bin].allocs);
+  out->live_blocks = u(wl_load_relaxed(&wl_stats.bins[bin].live_blocks));
+  out->peak_blocks = wl_load_relaxed(&wl_stats.bins[bin].peak_blocks);
+  return out->allocations != 0;
+}
+
+void wl_stats_big_live(uint64_t *large, uint64_t *huge) {
+  *large = u(wl_load_relaxed(&wl_stats.large_live));
+  *huge = u(wl_load_relaxed(&wl_stats.huge_live));
+}
+
 void wl_stats_print(int fd) {
   walloc_heap_stats s;
   s.size = sizeof s;
   walloc_heap_stats_get(&s);
+  char name[64];
+  wl_os_program_name(name, sizeof name);
   wl_out_t o;
   wl_out_init(&o, fd);
-  wl_out_str(&o, "walloc " WALLOC_VERSION_STRING " statistics\n");
+  wl_out_str(&o, "walloc " WALLOC_VERSION_STRING " statistics: pid ");
+  wl_out_u64(&o, (uint64_t)wl_os_pid(), 0);
+  wl_out_str(&o, " (");
+  wl_out_str(&o, name);
+  wl_out_str(&o, ")\n");
   row(&o, "allocations", s.allocations, "frees", s.frees, false);
   row(&o, "live blocks", s.live_blocks, "threads (peak)", s.threads_peak, false);
   row(&o, "in use", s.live_bytes, "peak in use", s.peak_bytes, true);
@@ -126,36 +142,24 @@ void wl_stats_print(int fd) {
   row(&o, "foreign frees", s.foreign_frees, "huge cache hits", s.huge_cache_hits, false);
   wl_out_str(&o, "  size class    allocations   live blocks   peak blocks    live bytes\n");
   for (size_t bin = 1; bin <= WL_BIN_MAX; bin++) {
-    uint64_t a = wl_load_relaxed(&wl_stats.bins[bin].allocs);
-    if (a == 0) continue;
-    uint64_t live = u(wl_load_relaxed(&wl_stats.bins[bin].live_blocks));
-    wl_out_size(&o, wl_bin_size(bin), 12);
-    wl_out_u64(&o, a, 15);
-    wl_out_u64(&o, live, 14);
-    wl_out_u64(&o, wl_load_relaxed(&wl_stats.bins[bin].peak_blocks), 14);
-    wl_out_size(&o, live * wl_bin_size(bin), 14);
+    wl_class_stats_t c;
+    if (!wl_stats_class(bin, &c)) continue;
+    wl_out_size(&o, c.block_size, 12);
+    wl_out_u64(&o, c.allocations, 15);
+    wl_out_u64(&o, c.live_blocks, 14);
+    wl_out_u64(&o, c.peak_blocks, 14);
+    wl_out_size(&o, c.live_blocks * c.block_size, 14);
     wl_out_char(&o, '\n');
   }
+  uint64_t large_live, huge_live;
+  wl_stats_big_live(&large_live, &huge_live);
   wl_out_pad(&o, "  large", 12);
   wl_out_u64(&o, s.large_allocations, 15);
-  wl_out_u64(&o, u(wl_load_relaxed(&wl_stats.large_live)), 14);
+  wl_out_u64(&o, large_live, 14);
   wl_out_str(&o, "             -   (64 KiB - 2 MiB, one span each)\n");
   wl_out_pad(&o, "  huge", 12);
   wl_out_u64(&o, s.huge_allocations, 15);
-  wl_out_u64(&o, u(wl_load_relaxed(&wl_stats.huge_live)), 14);
+  wl_out_u64(&o, huge_live, 14);
   wl_out_str(&o, "             -   (over 2 MiB, one mapping each)\n");
   wl_out_flush(&o);
-}
-
-/* Programs such as coreutils close stderr before exiting, and the table is
-   printed after that, from the library's destructor: so when statistics are
-   asked for, walloc keeps its own copy of stderr from start-up. */
-static int stats_fd = -1;
-
-void wl_stats_init(void) {
-  if (wl_option(WL_OPT_STATS) > 0 && stats_fd < 0) stats_fd = wl_os_dup(2, 64);
-}
-
-void wl_stats_print_at_exit(void) {
-  if (wl_option(WL_OPT_STATS) > 0) wl_stats_print(stats_fd >= 0 ? stats_fd : 2);
 }

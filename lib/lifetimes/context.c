@@ -65,7 +65,6 @@ _Static_assert(offsetof(struct walloc_context, magic) == offsetof(walloc_context
 
 WL_LOCK_STATIC(tree_lock, WL_LEVEL_LIFETIMES_TOP);
 static walloc_context *roots;     /* contexts without a parent */
-static _Atomic(int) observer_set;
 static _Atomic(size_t) zombies;   /* tier resets only walk the tree when there are some */
 
 static walloc_context **sibling_list(walloc_context *c) { return c->parent ? &c->parent->children : &roots; }
@@ -92,7 +91,7 @@ static uintptr_t ctx_lock(walloc_context *c, bool for_good) {
   uintptr_t b = wl_load_relaxed(&c->bias);
   if (b == 0 || b == wl_owner_thread()) return 0;
   atomic_store(&c->bias, 0); /* sequentially consistent, then the heavy barrier */
-  if (!wl_os_heavy_barrier()) wl_report("context: the heavy barrier failed; taking the context back anyway", c);
+  if (!wl_os_heavy_barrier()) wl_warn("context: the heavy barrier failed; taking the context back anyway", c);
   while (wl_load_acquire(&c->busy) != 0) wl_os_yield();
   return for_good ? 0 : b;
 }
@@ -112,7 +111,10 @@ static void busy_clear(walloc_context *c) {
 }
 static void fork_child(void) { busy_clear(roots); }
 static const wl_heap_hooks_t ctx_hooks = {NULL, fork_child};
-static _Atomic(int) hooks_state;
+static void hooks_add(void) {
+  if (!wl_heap_hooks_add(&ctx_hooks)) wl_error("context: no room for the fork hook", NULL);
+}
+WL_ONCE_STATIC(hooks_added, WL_LEVEL_HEAP);
 
 static void unlink_ctx(walloc_context *c) {
   if (c->prev != NULL) c->prev->next = c->next;
@@ -206,6 +208,12 @@ static void tier_reset_observer(unsigned tier) {
   doomed_free(doomed);
 }
 
+/* Once: tier resets tell the contexts (a context made by another thread
+   must not go on before the observer is in: the first reset after it would
+   miss its dead blocks). */
+static void observer_install(void) { wl_store_release(&wl_tier_reset_observer, tier_reset_observer); }
+WL_ONCE_STATIC(observer_installed, WL_LEVEL_LIFETIMES);
+
 /* A context the caller may use (a live reference), else NULL. */
 static walloc_context *ctx_check(walloc_context *c, const char *what) {
   if (c == NULL || c->magic != CTX_MAGIC || wl_load_relaxed(&c->refs) == 0) {
@@ -228,8 +236,7 @@ WL_API walloc_context *walloc_context_create(walloc_tier tier, walloc_context *p
     wl_fail(st, "walloc_context_create: the tiers could not be set up");
     return NULL;
   }
-  int set = 0;
-  if (wl_cas_strong(&observer_set, &set, 1)) wl_store_release(&wl_tier_reset_observer, tier_reset_observer);
+  wl_once(&observer_installed, observer_install); /* every caller goes on after it is in */
   walloc_context *c = wl_zalloc(sizeof *c);
   if (c == NULL) {
     wl_fail(WALLOC_ERR_NOMEM, "walloc_context_create: no memory for the context");
@@ -241,7 +248,7 @@ WL_API walloc_context *walloc_context_create(walloc_tier tier, walloc_context *p
   wl_owner_init(&c->mem, (unsigned)tier);
   c->mem.w.fast_max = c->mem.small_max;
   if (heavy_barrier_works()) {
-    wl_heap_hooks_add_once(&hooks_state, &ctx_hooks, "context: no room for the fork hook");
+    wl_once(&hooks_added, hooks_add);
     wl_store_relaxed(&c->bias, wl_owner_thread());
   }
   wl_lock(&tree_lock);
@@ -270,7 +277,7 @@ WL_API void walloc_context_release(walloc_context *ctx) {
     wl_owner_forget_dead(&ctx->mem); /* blocks a reset took are not kept for */
     ctx_unlock(ctx, bias);
     if (ctx->children != NULL || wl_load_relaxed(&ctx->mem.w.used) != 0) {
-      wl_report("walloc_context_release: the last reference is gone but the context still owns blocks; "
+      wl_warn("walloc_context_release: the last reference is gone but the context still owns blocks; "
                 "they stay until its parent or its tier is reset", ctx);
     }
     try_destroy(ctx, &doomed);

@@ -1,7 +1,7 @@
 /* frame.c: per-thread frame arenas (walloc_frame_begin/alloc/end/stats_get).
  *
  * Owns: each thread's frame state (wl_frame_self, TLS) and the chunks it
- * holds. Chunks are mapped from the OS layer (wl_segment_os_alloc, so they
+ * holds. Chunks are mapped through the core's OS door (wl_osmem_map, so they
  * count in walloc_heap_stats mapped_bytes), never from malloc.
  *
  *   chunk: | header (64 B) | objects bumped upwards ...        |
@@ -105,7 +105,6 @@ typedef struct wl_frame_thread_s {
 } wl_frame_thread_t;
 
 static __thread wl_frame_thread_t wl_frame_self __attribute__((tls_model("initial-exec")));
-static _Atomic(int) hooks_added;
 
 WL_INLINE uintptr_t chunk_data(const wl_frame_chunk_t *c) { return (uintptr_t)c + WL_FRAME_HEADER; }
 WL_INLINE uintptr_t chunk_end(const wl_frame_chunk_t *c) { return (uintptr_t)c + c->size; }
@@ -113,7 +112,7 @@ WL_INLINE uintptr_t chunk_end(const wl_frame_chunk_t *c) { return (uintptr_t)c +
 static void chunk_release(wl_frame_chunk_t *c) {
   size_t size = c->size;
   ASAN_UNPOISON_MEMORY_REGION(c, size);
-  wl_segment_os_release(c, size);
+  wl_osmem_unmap(WL_MEM_FRAMES, c, size);
 }
 
 /* ------------------------------------------------------------------------
@@ -152,11 +151,16 @@ static void frame_give_back(void) {
   }
 }
 
+static void hooks_add(void) {
+  if (!wl_heap_hooks_add(&frame_hooks)) wl_error("frame: no room for the thread-exit hook", NULL);
+  if (!wl_give_back_add(frame_give_back)) wl_error("frame: no room for the give-back callback", NULL);
+}
+WL_ONCE_STATIC(hooks_added, WL_LEVEL_HEAP);
+
 static WL_NOINLINE void frame_register(wl_frame_thread_t *t) {
   wl_process_init();
   wl_heap_get_or_init(); /* the heap's thread-exit hook is what releases this thread's chunks */
-  wl_heap_hooks_add_once(&hooks_added, &frame_hooks, "frame: no room for the thread-exit hook");
-  if (!wl_give_back_add(frame_give_back)) wl_error("frame: no room for the give-back callback", NULL);
+  wl_once(&hooks_added, hooks_add);
   t->registered = true;
 }
 
@@ -187,7 +191,7 @@ WL_NO_ASAN static uintptr_t poison_check(const wl_frame_chunk_t *c) {
 WL_API void walloc_frame_begin(void) {
   wl_frame_thread_t *t = &wl_frame_self;
   if (WL_UNLIKELY(t->in_frame)) {
-    wl_lifetime_report("walloc_frame_begin inside a frame (frames do not nest; ignored)", NULL);
+    wl_warn("walloc_frame_begin inside a frame (frames do not nest; ignored)", NULL);
     return;
   }
   if (WL_UNLIKELY(!t->registered)) frame_register(t);
@@ -199,7 +203,7 @@ WL_API void walloc_frame_begin(void) {
     for (wl_frame_chunk_t *c = t->chunks; c != NULL; c = c->next) {
       uintptr_t bad = poison_check(c);
       if (bad != 0) {
-        wl_lifetime_report("frame memory written after walloc_frame_end", (const void *)bad);
+        wl_warn("frame memory written after walloc_frame_end", (const void *)bad);
         break;
       }
     }
@@ -222,7 +226,7 @@ static size_t frame_bytes(const wl_frame_thread_t *t) {
 WL_API void walloc_frame_end(void) {
   wl_frame_thread_t *t = &wl_frame_self;
   if (WL_UNLIKELY(!t->in_frame)) {
-    wl_lifetime_report("walloc_frame_end outside a frame (ignored)", NULL);
+    wl_warn("walloc_frame_end outside a frame (ignored)", NULL);
     return;
   }
   size_t bytes = frame_bytes(t);
@@ -266,7 +270,7 @@ WL_INLINE uintptr_t bump(uintptr_t cur, uintptr_t end, size_t size, size_t align
 }
 
 static wl_frame_chunk_t *chunk_map(size_t size) {
-  wl_frame_chunk_t *c = (wl_frame_chunk_t *)wl_segment_os_alloc_retry(size, wl_os.page_size, 0, NULL);
+  wl_frame_chunk_t *c = wl_give_back_map(WL_MEM_FRAMES, size, wl_os.page_size, NULL);
   if (c == NULL) return NULL;
   c->next = NULL;
   c->size = size;
@@ -279,17 +283,17 @@ static wl_frame_chunk_t *chunk_map(size_t size) {
 static WL_NOINLINE void *frame_alloc_slow(size_t size, size_t align) {
   wl_frame_thread_t *t = &wl_frame_self;
   if (WL_UNLIKELY(!t->in_frame)) {
-    wl_lifetime_fail(WALLOC_ERR_INVALID, "walloc_frame_alloc outside a frame");
+    wl_fail(WALLOC_ERR_INVALID, "walloc_frame_alloc outside a frame");
     return NULL;
   }
   if (align == 0) align = 16;
   if (WL_UNLIKELY(!wl_is_pow2(align))) {
-    wl_lifetime_fail(WALLOC_ERR_INVALID, "walloc_frame_alloc: alignment is not a power of two");
+    wl_fail(WALLOC_ERR_INVALID, "walloc_frame_alloc: alignment is not a power of two");
     return NULL;
   }
   if (size == 0) size = 1;
   if (WL_UNLIKELY(size > WL_MAX_ALLOC || align > WL_MAX_ALLOC / 2)) {
-    wl_lifetime_fail(WALLOC_ERR_NOMEM, "walloc_frame_alloc: size or alignment too large");
+    wl_fail(WALLOC_ERR_NOMEM, "walloc_frame_alloc: size or alignment too large");
     return NULL;
   }
   uintptr_t p = t->chunk != NULL ? bump(t->cur, t->end, size, align) : 0;
@@ -303,7 +307,7 @@ static WL_NOINLINE void *frame_alloc_slow(size_t size, size_t align) {
     size_t map = wl_align_up(need, wl_os.page_size);
     wl_frame_chunk_t *c = map >= need ? chunk_map(map) : NULL;
     if (c == NULL) {
-      wl_lifetime_fail(WALLOC_ERR_NOMEM, "walloc_frame_alloc: no memory for a large request");
+      wl_fail(WALLOC_ERR_NOMEM, "walloc_frame_alloc: no memory for a large request");
       return NULL;
     }
     c->next = t->large;
@@ -324,7 +328,7 @@ static WL_NOINLINE void *frame_alloc_slow(size_t size, size_t align) {
     while (grow < need) grow <<= 1; /* need <= WL_FRAME_CHUNK_MAX here */
     c = chunk_map(grow);
     if (c == NULL) { /* the current chunk stays current */
-      wl_lifetime_fail(WALLOC_ERR_NOMEM, "walloc_frame_alloc: no memory for a chunk");
+      wl_fail(WALLOC_ERR_NOMEM, "walloc_frame_alloc: no memory for a chunk");
       return NULL;
     }
     wl_frame_chunk_t **link = &t->chunks; /* append: creation order */

@@ -22,9 +22,26 @@
 #define WL_LEVEL_LIFETIMES     (WL_LEVEL_TIERS_TOP + 1) /* each context, ring, pool, depot shard */
 #define WL_LEVEL_LIFETIMES_TOP (WL_LEVEL_TIERS_TOP + 2) /* the context tree, the pool registry */
 
-/* Failures and reports go through the tiers' status.c. */
-WL_INLINE void wl_lifetime_fail(walloc_status st, const char *what) { wl_fail(st, what); }
-WL_INLINE void wl_lifetime_report(const char *what, const void *p) { wl_report(what, p); }
+/* ------------------------------------------------------------------------
+   Statistics of scopes, rings and pools as a whole (walloc_stats_json);
+   each is read without stopping other threads (relaxed: racy but whole).
+   ------------------------------------------------------------------------ */
+typedef struct wl_scope_stats_s {
+  uint64_t entered;      /* scopes the calling thread ever entered */
+  uint64_t open;         /* its scopes open now (the depth) */
+  uint64_t used_bytes;   /* bytes of the blocks its open scopes hold */
+} wl_scope_stats_t;
+void wl_scope_stats(wl_scope_stats_t *out);   /* scope.c: the calling thread's */
+typedef struct wl_ring_stats_s {
+  uint64_t created, live;
+  uint64_t bytes;        /* tier bytes the live rings hold */
+} wl_ring_stats_t;
+void wl_ring_stats(wl_ring_stats_t *out);     /* ring.c: the process's */
+typedef struct wl_pools_stats_s {
+  uint64_t pools;        /* live pools; the rest sums walloc_pool_stats over them */
+  uint64_t objects, slab_bytes, magazines_taken;
+} wl_pools_stats_t;
+void wl_pools_stats(wl_pools_stats_t *out);   /* pool.c: the process's */
 
 /* ------------------------------------------------------------------------
    owner.c: tier memory owned by a scope or a context. Blocks are bumped

@@ -1,7 +1,8 @@
 /* pool.c: fixed-size object pools (walloc_pool_create/alloc/free/destroy).
  *
- * Owns: the pools (structs from the internal heap), their slabs (mapped from
- * the OS layer, so they count in mapped_bytes), the registry of pool
+ * Owns: the pools (structs from the internal heap), their slabs and the slab
+ * map's leaves (mapped through the core's OS door, so they count in
+ * mapped_bytes), the registry of pool
  * indices, the slab map, the magazines (internal heap) and each thread's
  * pool caches (TLS).
  *
@@ -64,7 +65,7 @@
  * back to the full way on any miss. A free object carries a tag word (its
  * second word: the pool's key, from a per-process secret, xor its address),
  * carved objects too; freeing an object that carries it is a double free.
- * Refused frees are reported (wl_lifetime_report) and change nothing.
+ * Refused frees are reported (wl_warn) and change nothing.
  *
  * Sizes: objects are at least 16 bytes and 8-byte aligned (a free object
  * holds a link and the tag), rounded up to the alignment asked for (0 means
@@ -207,7 +208,6 @@ WL_LOCK_STATIC(registry_lock, WL_LEVEL_LIFETIMES_TOP);
 static wl_pool_slot_t *slots;
 static uint32_t slots_cap, slots_top, slots_free;
 static uintptr_t pool_secret;
-static _Atomic(int) hooks_added;
 static uint32_t homes_given;                   /* under registry_lock, as are: */
 static uint32_t home_threads[WL_POOL_HOMES];   /* live threads per home (a hint: a forked child keeps its parent's) */
 
@@ -235,11 +235,12 @@ static bool slab_map_set(uintptr_t base, size_t size, wl_pool_slab_t *value) {
     if (leaf == NULL) {
       if (value == NULL) continue;
       size_t bytes = WL_POOL_LEAF * sizeof(wl_slab_entry_t);
-      wl_slab_entry_t *fresh = wl_os_alloc(bytes, wl_os.page_size, 0, NULL); /* reads as zero */
-      if (fresh == NULL && wl_give_back(NULL)) fresh = wl_os_alloc(bytes, wl_os.page_size, 0, NULL);
+      bool zero = false;
+      wl_slab_entry_t *fresh = wl_give_back_map(WL_MEM_POOLS, bytes, wl_os.page_size, &zero);
       if (fresh == NULL) return false;
+      if (!zero) memset(fresh, 0, bytes); /* wasm reuses released ranges */
       if (wl_cas_strong(&slab_map[top], &leaf, fresh)) leaf = fresh;
-      else wl_os_release(fresh, bytes); /* leaf now holds the winner's */
+      else wl_osmem_unmap(WL_MEM_POOLS, fresh, bytes); /* leaf now holds the winner's */
     }
     wl_store_release(&leaf[idx & (WL_POOL_LEAF - 1)], value);
   }
@@ -255,13 +256,13 @@ static void slab_release(wl_pool_slab_t *slab) {
   uintptr_t base = (uintptr_t)slab;
   size_t size = slab->size;
   slab_map_set(base, size, NULL);
-  wl_segment_os_release(slab, size);
+  wl_osmem_unmap(WL_MEM_POOLS, slab, size);
 }
 
 static bool slab_new(walloc_pool *pool) {
   size_t size = pool->next_slab;
   size_t align = wl_max(WL_POOL_REGION, pool->align);
-  wl_pool_slab_t *slab = (wl_pool_slab_t *)wl_segment_os_alloc_retry(size, align, 0, NULL);
+  wl_pool_slab_t *slab = wl_give_back_map(WL_MEM_POOLS, size, align, NULL);
   if (slab == NULL) return false;
   slab->pool = pool;
   slab->size = size;
@@ -271,7 +272,7 @@ static bool slab_new(walloc_pool *pool) {
   wl_store_relaxed(&slab->carved, 0);
   if (!slab_map_set((uintptr_t)slab, size, slab)) {
     slab_map_set((uintptr_t)slab, size, NULL);
-    wl_segment_os_release(slab, size);
+    wl_osmem_unmap(WL_MEM_POOLS, slab, size);
     return false;
   }
   slab->next = pool->slabs;
@@ -559,10 +560,12 @@ static void pool_give_back(void) {
   }
 }
 
-static void hooks_once(void) {
-  wl_heap_hooks_add_once(&hooks_added, &pool_hooks, "pool: no room for the thread-exit hook");
+static void hooks_add(void) {
+  if (!wl_heap_hooks_add(&pool_hooks)) wl_error("pool: no room for the thread-exit hook", NULL);
   if (!wl_give_back_add(pool_give_back)) wl_error("pool: no room for the give-back callback", NULL);
 }
+WL_ONCE_STATIC(hooks_added, WL_LEVEL_HEAP);
+static void hooks_once(void) { wl_once(&hooks_added, hooks_add); }
 
 /* The calling thread's cache for pool, reset if it belongs to a destroyed
    pool; NULL if the pool has no index or memory for the cache array lacks. */
@@ -607,15 +610,15 @@ static uint64_t odd_inverse(uint64_t m) {
 WL_API walloc_pool *walloc_pool_create(size_t object_size, size_t align) {
   if (align == 0) align = 16;
   if (!wl_is_pow2(align)) {
-    wl_lifetime_fail(WALLOC_ERR_INVALID, "walloc_pool_create: alignment is not a power of two");
+    wl_fail(WALLOC_ERR_INVALID, "walloc_pool_create: alignment is not a power of two");
     return NULL;
   }
   if (object_size == 0) {
-    wl_lifetime_fail(WALLOC_ERR_INVALID, "walloc_pool_create: object size 0");
+    wl_fail(WALLOC_ERR_INVALID, "walloc_pool_create: object size 0");
     return NULL;
   }
   if (object_size > WL_POOL_MAX_OBJECT || align > WL_POOL_MAX_OBJECT) {
-    wl_lifetime_fail(WALLOC_ERR_NOMEM, "walloc_pool_create: object size or alignment too large");
+    wl_fail(WALLOC_ERR_NOMEM, "walloc_pool_create: object size or alignment too large");
     return NULL;
   }
   wl_process_init();
@@ -623,7 +626,7 @@ WL_API walloc_pool *walloc_pool_create(size_t object_size, size_t align) {
   size_t size = wl_align_up(wl_max(object_size, WL_POOL_MIN_OBJECT), align);
   walloc_pool *pool = wl_aligned(_Alignof(walloc_pool), sizeof *pool, true);
   if (pool == NULL) {
-    wl_lifetime_fail(WALLOC_ERR_NOMEM, "walloc_pool_create: no memory for the pool");
+    wl_fail(WALLOC_ERR_NOMEM, "walloc_pool_create: no memory for the pool");
     return NULL;
   }
   wl_lock_init(&pool->lock, WL_LEVEL_LIFETIMES);
@@ -684,7 +687,7 @@ WL_API walloc_pool *walloc_pool_create(size_t object_size, size_t align) {
 
 static WL_NOINLINE void *pool_alloc_slow(walloc_pool *pool) {
   if (WL_UNLIKELY(pool == NULL)) {
-    wl_lifetime_fail(WALLOC_ERR_INVALID, "walloc_pool_alloc: NULL pool");
+    wl_fail(WALLOC_ERR_INVALID, "walloc_pool_alloc: NULL pool");
     return NULL;
   }
   wl_pool_cache_t *c = cache_get(pool);
@@ -744,7 +747,7 @@ static WL_NOINLINE void *pool_alloc_slow(walloc_pool *pool) {
   o->tag = 0;
   return o;
 nomem:
-  wl_lifetime_fail(WALLOC_ERR_NOMEM, "walloc_pool_alloc: no memory for a slab");
+  wl_fail(WALLOC_ERR_NOMEM, "walloc_pool_alloc: no memory for a slab");
   return NULL;
 }
 
@@ -811,21 +814,21 @@ static WL_NOINLINE void pool_free_slow(walloc_pool *pool, wl_pool_obj_t *o) {
 static WL_NOINLINE void pool_free_refused(walloc_pool *pool, void *object) {
   if (object == NULL) return;
   if (pool == NULL) {
-    wl_lifetime_report("walloc_pool_free: NULL pool (ignored)", object);
+    wl_warn("walloc_pool_free: NULL pool (ignored)", object);
     return;
   }
   uintptr_t p = (uintptr_t)object;
   wl_pool_slab_t *slab = (p >> WL_POOL_REGION_SHIFT >> WL_POOL_LEAF_SHIFT) < WL_POOL_TOP ? slab_lookup(p) : NULL;
   if (slab == NULL || slab->pool != pool || p - (uintptr_t)slab >= slab->size) {
-    wl_lifetime_report("walloc_pool_free: not an object of this pool (ignored)", object);
+    wl_warn("walloc_pool_free: not an object of this pool (ignored)", object);
     return;
   }
   uint64_t off = (uint64_t)(p - slab->data);
   if (p < slab->data || off >= wl_load_relaxed(&slab->carved) || off % pool->object_size != 0) {
-    wl_lifetime_report("walloc_pool_free: not the start of an allocated object (ignored)", object);
+    wl_warn("walloc_pool_free: not the start of an allocated object (ignored)", object);
     return;
   }
-  wl_lifetime_report("walloc_pool_free: double free (ignored)", object); /* it carries the tag */
+  wl_warn("walloc_pool_free: double free (ignored)", object); /* it carries the tag */
 }
 
 /* The checks, in as few instructions as they take: the slab map's top index
@@ -905,19 +908,39 @@ WL_API void walloc_pool_free(walloc_pool *pool, void *object) {
 }
 
 /* Racy but whole: each count is read once, without stopping the threads. */
-WL_API walloc_status walloc_pool_stats_get(walloc_pool *pool, walloc_pool_stats *out) {
-  if (pool == NULL || out == NULL) {
-    wl_lifetime_fail(WALLOC_ERR_INVALID, "walloc_pool_stats_get: NULL pool or output");
-    return WALLOC_ERR_INVALID;
-  }
+static walloc_pool_stats pool_stats(walloc_pool *pool) {
   walloc_pool_stats st = {pool->object_size, 0, 0, 0};
   wl_lock(&pool->lock);
   st.objects = wl_load_relaxed(&pool->carved_objects);
   for (const wl_pool_slab_t *s = pool->slabs; s != NULL; s = s->next) st.slab_bytes += s->size;
   wl_unlock(&pool->lock);
   for (int h = 0; h < WL_POOL_HOMES; h++) st.magazines_taken += wl_load_relaxed(&pool->shards[h].taken);
-  *out = st;
+  return st;
+}
+
+WL_API walloc_status walloc_pool_stats_get(walloc_pool *pool, walloc_pool_stats *out) {
+  if (pool == NULL || out == NULL) {
+    wl_fail(WALLOC_ERR_INVALID, "walloc_pool_stats_get: NULL pool or output");
+    return WALLOC_ERR_INVALID;
+  }
+  *out = pool_stats(pool);
   return WALLOC_OK;
+}
+
+/* Every registered pool, under the registry's lock (each pool's lock below
+   it, as destroy takes them). */
+void wl_pools_stats(wl_pools_stats_t *out) {
+  *out = (wl_pools_stats_t){0, 0, 0, 0};
+  wl_lock(&registry_lock);
+  for (uint32_t i = 0; i < slots_top; i++) {
+    if (slots[i].pool == NULL) continue;
+    walloc_pool_stats st = pool_stats(slots[i].pool);
+    out->pools++;
+    out->objects += st.objects;
+    out->slab_bytes += st.slab_bytes;
+    out->magazines_taken += st.magazines_taken;
+  }
+  wl_unlock(&registry_lock);
 }
 
 WL_API void walloc_pool_destroy(walloc_pool *pool) {
@@ -927,7 +950,7 @@ WL_API void walloc_pool_destroy(walloc_pool *pool) {
   if (i != WL_POOL_NO_INDEX) {
     if (i >= slots_top || slots[i].pool != pool) {
       wl_unlock(&registry_lock);
-      wl_lifetime_report("walloc_pool_destroy: not a live pool (ignored)", pool);
+      wl_warn("walloc_pool_destroy: not a live pool (ignored)", pool);
       return;
     }
     slots[i].pool = NULL;

@@ -10,6 +10,8 @@
  * Blocks carry slot entries (allocated, owned, version + 1 over the last
  * block at that offset): retiring a frame clears them, so its handles go
  * stale.
+ * Statistics (wl_ring_stats): rings created, and the live ones' count and
+ * bytes, as process-wide relaxed counters moved only by create and destroy.
  * Thread safety: every call takes the ring's lock (registered: a fork
  * child finds the ring as the last call left it, never mid-allocation).
  */
@@ -36,6 +38,11 @@ struct walloc_ring {
   uint32_t first, count, cap;
   bool in_frame, dead;
 };
+
+/* Statistics: rings made, and the live ones' count and bytes. */
+static struct {
+  _Atomic(uint64_t) created, live, bytes;
+} ring_stats;
 
 static bool ring_live(walloc_ring *r) {
   if (r->dead) return false;
@@ -100,6 +107,9 @@ WL_API walloc_ring *walloc_ring_create(walloc_tier tier, size_t bytes) {
   }
   wl_lock_init(&r->lock, WL_LEVEL_LIFETIMES);
   r->magic = RING_MAGIC;
+  wl_fetch_add(&ring_stats.created, 1);
+  wl_fetch_add(&ring_stats.live, 1);
+  wl_fetch_add(&ring_stats.bytes, r->size);
   return r;
 }
 
@@ -196,7 +206,15 @@ WL_API void walloc_ring_destroy(walloc_ring *ring) {
     wl_tier_block_give(r->tier, r->block, r->base, r->gen);
   }
   wl_unlock(&r->lock);
+  wl_fetch_sub(&ring_stats.live, 1);
+  wl_fetch_sub(&ring_stats.bytes, r->size);
   wl_lock_fini(&r->lock);
   wl_free(r->frames);
   wl_free(r);
+}
+
+void wl_ring_stats(wl_ring_stats_t *out) {
+  out->created = wl_load_relaxed(&ring_stats.created);
+  out->live = wl_load_relaxed(&ring_stats.live);
+  out->bytes = wl_load_relaxed(&ring_stats.bytes);
 }

@@ -1,7 +1,8 @@
 /* scope.c: per-thread nested scopes with budgets (walloc_scope_*).
  *
- * Owns: each thread's stack of open scopes, its cache of scope records and
- * its chunk caches (one per tier). A scope is an owner (owner.c): its
+ * Owns: each thread's stack of open scopes, its cache of scope records,
+ * its chunk caches (one per tier) and its count of scopes entered (kept per
+ * thread, so entering stays free of shared writes: wl_scope_stats). A scope is an owner (owner.c): its
  * blocks live in chunks of its own, so leaving one, in any order, releases
  * exactly its blocks and nothing of any other scope or thread.
  * Budgets: an allocation counts against the scope's budget and against the
@@ -46,17 +47,17 @@ typedef struct scope_thread_s {
   walloc_scope *cache;           /* left records, linked through parent */
   unsigned cached;
   bool hooked;
+  uint64_t entered;              /* statistics: scopes ever entered */
   wl_chunk_cache_t chunks[WL_TIERS];
 } scope_thread_t;
 
 static __thread scope_thread_t self __attribute__((tls_model("initial-exec")));
-static _Atomic(int) hooks_state; /* 0 none, 1 adding, 2 added */
 
 static void leave_one(scope_thread_t *me, walloc_scope *s);
 
 static void thread_exit(void) {
   scope_thread_t *me = &self;
-  if (me->top != NULL) wl_report("a thread exited with scopes open: they are left now", me->top);
+  if (me->top != NULL) wl_warn("a thread exited with scopes open: they are left now", me->top);
   while (me->top != NULL) leave_one(me, me->top);
   for (unsigned i = 0; i < WL_TIERS; i++) wl_chunk_cache_drop(&me->chunks[i], i);
   while (me->cache != NULL) {
@@ -69,9 +70,14 @@ static void thread_exit(void) {
 
 static const wl_heap_hooks_t scope_hooks = {thread_exit, NULL};
 
+static void hooks_add(void) {
+  if (!wl_heap_hooks_add(&scope_hooks)) wl_error("scope: no room for the thread-exit hook", NULL);
+}
+WL_ONCE_STATIC(hooks_added, WL_LEVEL_HEAP);
+
 static void hooks_once(scope_thread_t *me) {
   me->hooked = true;
-  wl_heap_hooks_add_once(&hooks_state, &scope_hooks, "scope: no room for the thread-exit hook");
+  wl_once(&hooks_added, hooks_add);
   wl_heap_get_or_init(); /* this thread's exit runs the hooks */
 }
 
@@ -107,6 +113,7 @@ WL_API walloc_scope *walloc_scope_enter(walloc_tier tier, size_t budget) {
   /* walloc.h's inline path serves scopes with no budget to count against */
   s->mem.w.fast_max = budget == 0 && s->budget_parent == NULL ? s->mem.small_max : 0;
   me->top = s;
+  me->entered++;
   return s;
 }
 
@@ -178,17 +185,25 @@ static void leave_one(scope_thread_t *me, walloc_scope *s) {
 WL_API void walloc_scope_leave(walloc_scope *scope) {
   if (scope == NULL) return;
   if (scope->state != SCOPE_OPEN) {
-    wl_report("walloc_scope_leave: the scope was already left", scope);
+    wl_warn("walloc_scope_leave: the scope was already left", scope);
     return;
   }
   if (scope->owner != wl_owner_thread()) {
-    wl_report("walloc_scope_leave: the scope belongs to another thread (ignored)", scope);
+    wl_warn("walloc_scope_leave: the scope belongs to another thread (ignored)", scope);
     return;
   }
   scope_thread_t *me = &self;
   if (me->top != scope) {
-    wl_report("walloc_scope_leave: scopes left out of order; the inner ones are left with it", scope);
+    wl_warn("walloc_scope_leave: scopes left out of order; the inner ones are left with it", scope);
     while (me->top != NULL && me->top != scope) leave_one(me, me->top);
   }
   leave_one(me, scope);
+}
+
+void wl_scope_stats(wl_scope_stats_t *out) {
+  const scope_thread_t *me = &self;
+  out->entered = me->entered;
+  out->open = me->top != NULL ? me->top->depth : 0;
+  out->used_bytes = 0;
+  for (walloc_scope *s = me->top; s != NULL; s = s->parent) out->used_bytes += wl_load_relaxed(&s->mem.w.used);
 }

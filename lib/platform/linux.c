@@ -52,6 +52,7 @@ void wl_os_init(wl_os_info_t *info) {
 #endif
   info->purge_zeroes = true;
   info->can_release = true;
+  info->reserve_commits = false;
   info->can_remap = !WL_REMAP_HIDDEN;
   info->handles_are_addresses = false;
 }
@@ -254,6 +255,20 @@ size_t wl_os_rss(size_t *peak) {
   }
   errno = saved;
   return rss;
+}
+
+void wl_os_program_name(char *buf, size_t len) {
+  int saved = errno;
+  size_t n = 0;
+  int fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ssize_t r = read(fd, buf, len - 1);
+    close(fd);
+    n = r > 0 ? (size_t)r : 0;
+    while (n > 0 && buf[n - 1] == '\n') n--;
+  }
+  buf[n] = 0;
+  errno = saved;
 }
 
 void wl_os_abort(void) { abort(); }

@@ -14,11 +14,37 @@ __thread char wl_os_thread_anchor __attribute__((aligned(8))); /* an even addres
 void wl_out_init(wl_out_t *o, int fd) {
   o->fd = fd;
   o->len = 0;
+  o->mem = NULL;
+  o->mem_len = 0;
+  o->total = 0;
+}
+
+void wl_out_init_mem(wl_out_t *o, char *buf, size_t len) {
+  wl_out_init(o, -1);
+  o->mem = buf;
+  o->mem_len = buf != NULL ? len : 0;
+}
+
+/* Into the caller's buffer: what still fits before its last byte (the NUL's). */
+static void flush_mem(wl_out_t *o) {
+  size_t room = o->mem_len == 0 || o->total >= o->mem_len - 1 ? 0 : o->mem_len - 1 - o->total;
+  size_t n = o->len < room ? o->len : room;
+  for (size_t i = 0; i < n; i++) o->mem[o->total + i] = o->buf[i];
 }
 
 void wl_out_flush(wl_out_t *o) {
-  if (o->len > 0) wl_os_write(o->fd, o->buf, o->len);
+  if (o->len > 0) {
+    if (o->mem_len != 0) flush_mem(o);
+    else if (o->fd >= 0) wl_os_write(o->fd, o->buf, o->len);
+  }
+  o->total += o->len;
   o->len = 0;
+}
+
+size_t wl_out_end_mem(wl_out_t *o) {
+  wl_out_flush(o);
+  if (o->mem_len != 0) o->mem[o->total < o->mem_len - 1 ? o->total : o->mem_len - 1] = 0;
+  return o->total;
 }
 
 void wl_out_char(wl_out_t *o, char c) {

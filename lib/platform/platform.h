@@ -30,6 +30,7 @@ typedef struct wl_os_info_s {
   size_t huge_page_size;  /* transparent huge page size, 0 if none */
   bool   purge_zeroes;    /* purged memory reads as zero afterwards */
   bool   can_release;     /* released address space really returns to the OS */
+  bool   reserve_commits; /* reserved memory is readable and writable at once (wasm) */
   bool   can_remap;       /* wl_os_remap can move pages without copying */
   bool   handles_are_addresses; /* one address space from 0 that fits a handle's offset
                                    (wasm32): tier handles carry addresses, not offsets */
@@ -49,7 +50,8 @@ void wl_os_init(wl_os_info_t *info);
 void *wl_os_alloc(size_t size, size_t align, size_t offset, bool *is_zero);
 
 /* Reserve `size` bytes of address space aligned to `align`, inaccessible until
-   committed. Returns NULL when the OS refuses. */
+   committed (readable and writable at once where info.reserve_commits).
+   Returns NULL when the OS refuses. */
 void *wl_os_reserve(size_t size, size_t align);
 
 /* Make [addr, addr+size) (page aligned, inside a reservation) readable and
@@ -156,6 +158,9 @@ WL_INLINE uintptr_t wl_os_thread_id(void) { return (uintptr_t)&wl_os_thread_anch
 
 /* The value of environment variable `name`, or NULL. Never allocates. */
 const char *wl_os_getenv(const char *name);
+/* The i-th entry "NAME=value" of the environment, NULL past the last (to
+   walk it: i = 0, 1, ... until NULL). Never allocates. */
+const char *wl_os_env_at(size_t i);
 
 /* Write all of buf to file descriptor fd, retrying on EINTR. Never allocates. */
 void wl_os_write(int fd, const char *buf, size_t len);
@@ -163,6 +168,20 @@ void wl_os_write(int fd, const char *buf, size_t len);
 /* A close-on-exec duplicate of fd, numbered at least `min` (so it stays out
    of the way of programs that assume small descriptor numbers), or -1. */
 int wl_os_dup(int fd, int min);
+
+/* Open `path` for writing: created (mode 0644 before the umask) or
+   truncated, close-on-exec. The descriptor, or -1 when it cannot be opened
+   (errno kept as it was). Never allocates. Close it with wl_os_close. */
+int wl_os_open_write(const char *path);
+void wl_os_close(int fd);
+
+/* The process id (what getpid says; a fork child has its own). */
+int wl_os_pid(void);
+
+/* The program's short name, as ps shows it (Linux: /proc/self/comm, at
+   most 15 characters), NUL-terminated in buf (len > 0); "" when it cannot
+   be read. Never allocates. */
+void wl_os_program_name(char *buf, size_t len);
 
 /* Current resident set size in bytes and, in *peak, the peak (0 if unknown). */
 size_t wl_os_rss(size_t *peak);
@@ -319,10 +338,19 @@ WL_INLINE void wl_unlock(wl_lock_t *l) {
 typedef struct wl_out_s {
   int    fd;
   size_t len;
+  char  *mem;        /* wl_out_init_mem: the caller's buffer, else NULL */
+  size_t mem_len;    /* its size, the NUL included */
+  size_t total;      /* bytes flushed so far (whether they fitted or not) */
   char   buf[512];
 } wl_out_t;
 
 void wl_out_init(wl_out_t *o, int fd);
+/* Output into buf instead of a descriptor, as snprintf does: at most len
+   bytes, the terminating NUL included (buf may be NULL when len is 0).
+   wl_out_end_mem flushes, terminates and returns the length the whole
+   output needs (without the NUL): more than len - 1 means truncated. */
+void wl_out_init_mem(wl_out_t *o, char *buf, size_t len);
+size_t wl_out_end_mem(wl_out_t *o);
 void wl_out_str(wl_out_t *o, const char *s);
 void wl_out_char(wl_out_t *o, char c);
 void wl_out_u64(wl_out_t *o, uint64_t v, int width);      /* right-aligned in width (0 = none) */

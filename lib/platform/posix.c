@@ -1,6 +1,6 @@
 /* posix.c: the parts of the platform layer every POSIX-like target shares
- * (Linux and Emscripten): the environment, writing to a descriptor and what
- * a path names. None of them allocates, locks or changes errno.
+ * (Linux and Emscripten): the environment, the process id, opening a file
+ * for writing, writing to a descriptor and what a path names. None of them allocates, locks or changes errno.
  *
  * On Emscripten, environ is built by a constructor (which allocates): before
  * it, or when it is empty, every variable reads as unset.
@@ -8,6 +8,7 @@
 #include "platform.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -21,6 +22,14 @@ const char *wl_os_getenv(const char *name) {
     if (strncmp(*e, name, n) == 0 && (*e)[n] == '=') return *e + n + 1;
   }
   return NULL;
+}
+
+const char *wl_os_env_at(size_t i) {
+  if (environ == NULL) return NULL;
+  for (size_t k = 0; k < i; k++) {
+    if (environ[k] == NULL) return NULL;
+  }
+  return environ[i];
 }
 
 void wl_os_write(int fd, const char *buf, size_t len) {
@@ -49,3 +58,18 @@ wl_os_file_kind_t wl_os_file_kind(const char *path) {
   if (S_ISSOCK(st.st_mode)) return WL_OS_FILE_SOCKET;
   return WL_OS_FILE_OTHER;
 }
+
+int wl_os_open_write(const char *path) {
+  int saved = errno;
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  errno = saved;
+  return fd;
+}
+
+void wl_os_close(int fd) {
+  int saved = errno;
+  close(fd);
+  errno = saved;
+}
+
+int wl_os_pid(void) { return (int)getpid(); }

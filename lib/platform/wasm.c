@@ -49,6 +49,7 @@ void wl_os_init(wl_os_info_t *info) {
   info->huge_page_size = 0;
   info->purge_zeroes = false;
   info->can_release = false;
+  info->reserve_commits = true;
   info->can_remap = false;
   info->handles_are_addresses = true;
 }
@@ -293,6 +294,14 @@ size_t wl_os_rss(size_t *peak) {
   size_t rss = bytes > SIZE_MAX ? SIZE_MAX : (size_t)bytes;
   if (peak != NULL) *peak = rss;
   return rss;
+}
+
+/* No process table to ask: every module is "wasm". */
+void wl_os_program_name(char *buf, size_t len) {
+  const char *name = "wasm";
+  size_t n = 0;
+  for (; name[n] != 0 && n + 1 < len; n++) buf[n] = name[n];
+  buf[n] = 0;
 }
 
 void wl_os_abort(void) { abort(); }

@@ -339,7 +339,7 @@ WL_API walloc_status walloc_deallocate(walloc_handle handle) {
   wl_tier_t *t = ref.tier;
   uint16_t expected = ref.slot;
   if (expected & WL_SLOT_OWNED) {
-    wl_report("walloc_deallocate: the block belongs to a scope, context or ring (released with it)",
+    wl_warn("walloc_deallocate: the block belongs to a scope, context or ring (released with it)",
               ref.ptr);
     return WALLOC_ERR_INVALID;
   }

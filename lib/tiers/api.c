@@ -1,23 +1,7 @@
-/* api.c: the tier calls that only route: reset, compaction, statistics,
- * and the status strings. */
+/* api.c: the tier calls that only route: reset, compaction, statistics. */
 #include "tiers.h"
 
 #include <string.h>
-
-WL_API const char *walloc_status_str(walloc_status s) {
-  switch (s) {
-    case WALLOC_OK: return "WALLOC_OK: success";
-    case WALLOC_ERR_NOMEM: return "WALLOC_ERR_NOMEM: out of memory (tier full or system refused)";
-    case WALLOC_ERR_INVALID: return "WALLOC_ERR_INVALID: invalid argument (tier, handle, pointer or configuration)";
-    case WALLOC_ERR_BOUNDS: return "WALLOC_ERR_BOUNDS: offset and length do not fit in the block";
-    case WALLOC_ERR_STALE: return "WALLOC_ERR_STALE: the handle's block was reclaimed (reset, compaction or deallocation)";
-    case WALLOC_ERR_BUDGET: return "WALLOC_ERR_BUDGET: the budget refused the allocation";
-    case WALLOC_ERR_NOT_FOUND: return "WALLOC_ERR_NOT_FOUND: not found";
-    case WALLOC_ERR_IO: return "WALLOC_ERR_IO: input/output error";
-    case WALLOC_ERR_UNSUPPORTED: return "WALLOC_ERR_UNSUPPORTED: not supported in this build or on this platform";
-  }
-  return "walloc: unknown status";
-}
 
 WL_API walloc_status walloc_reset_tier(walloc_tier tier) {
   if ((unsigned)tier >= WL_TIERS) return WALLOC_ERR_INVALID; /* FALLBACK too: it would free the world */
@@ -36,7 +20,9 @@ WL_API walloc_status walloc_tier_stats_get(walloc_tier tier, walloc_tier_stats *
     walloc_heap_stats h;
     h.size = sizeof h;
     walloc_heap_stats_get(&h);
-    out->capacity = (size_t)h.mapped_bytes;
+    wl_osmem_stats_t os; /* the heap's own: mapped_bytes holds the tiers' reservations too */
+    wl_osmem_stats(&os);
+    out->capacity = (size_t)os.by_user[WL_MEM_HEAP];
     out->used = (size_t)h.live_bytes;
     out->peak = (size_t)h.peak_bytes;
     out->allocations = h.allocations;

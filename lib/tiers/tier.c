@@ -64,33 +64,25 @@ static const size_t default_align[WL_TIERS] = {128, 64, 8};
 #endif
 
 /* ------------------------------------------------------------------------
-   Configuration: walloc_init's struct, else WALLOC_TIERS, else defaults.
+   Configuration: walloc_init's struct, else the tiers option (WALLOC_TIERS
+   or tiers= in WALLOC_OPTIONS, core.h), else defaults.
    WALLOC_TIERS=<memory>[:<render>,<scene>,<entity>], memory with an
    optional K, M or G suffix: WALLOC_TIERS=2G:60,30,10. A value that does
    not parse or is out of range is reported on stderr (always: without it
    every tier allocation would fail with no word why) and the defaults are
    used; a walloc_config out of range is WALLOC_ERR_INVALID.
    ------------------------------------------------------------------------ */
-#define WL_TIER_MIN_MEMORY ((uint64_t)1 << 20)
+#define WL_TIER_MIN_MEMORY WL_TIERS_MIN_MEMORY
 /* Every handle offset must fit its 36 bits; a 32-bit size_t says less. */
-#define WL_TIER_LIMIT (SIZE_MAX < WL_TIER_MAX_MEMORY ? (uint64_t)SIZE_MAX : WL_TIER_MAX_MEMORY)
+#define WL_TIER_LIMIT WL_TIERS_MAX_MEMORY
+_Static_assert(WL_TIERS_MAX_MEMORY == (SIZE_MAX < WL_TIER_MAX_MEMORY ? (uint64_t)SIZE_MAX : WL_TIER_MAX_MEMORY),
+               "the tiers option's limit (core.h) is what a handle's offset addresses");
 
 typedef struct wl_tier_layout_s {
   size_t memory;
   unsigned percent[WL_TIERS];
   size_t align[WL_TIERS];
 } wl_tier_layout_t;
-
-static const char *parse_number(const char *s, uint64_t *out) {
-  uint64_t v = 0;
-  if (*s < '0' || *s > '9') return NULL;
-  while (*s >= '0' && *s <= '9') {
-    if (v > (UINT64_MAX - 9) / 10) return NULL;
-    v = v * 10 + (uint64_t)(*s++ - '0');
-  }
-  *out = v;
-  return s;
-}
 
 static const char *const memory_range = SIZE_MAX < WL_TIER_MAX_MEMORY ? "the memory must be from 1M to 4G-1"
                                                                       : "the memory must be from 1M to 64G";
@@ -113,46 +105,11 @@ static const char *layout_refusal(const wl_tier_layout_t *l) {
   return NULL;
 }
 
-/* Read WALLOC_TIERS over the defaults in l: NULL when it is absent or
-   good, else why it was refused (l unchanged). */
-static const char *layout_from_env(const char *s, wl_tier_layout_t *l) {
-  static const char *const syntax = "not <memory>[:<render>,<scene>,<entity>]";
-  wl_tier_layout_t e = *l;
-  uint64_t v;
-  if ((s = parse_number(s, &v)) == NULL) return syntax;
-  int shift = *s == 'K' || *s == 'k' ? 10 : *s == 'M' || *s == 'm' ? 20 : *s == 'G' || *s == 'g' ? 30 : 0;
-  if (shift != 0) s++;
-  if (v > (WL_TIER_LIMIT >> shift)) return memory_range;
-  e.memory = (size_t)(v << shift);
-  if (*s != 0) {
-    if (*s++ != ':') return syntax;
-    for (int i = 0; i < WL_TIERS; i++) {
-      if ((s = parse_number(s, &v)) == NULL) return syntax;
-      e.percent[i] = v > 100 ? 101 : (unsigned)v;
-      if (i < WL_TIERS - 1 && *s++ != ',') return syntax;
-    }
-    if (*s != 0) return syntax;
-    if ((e.percent[0] | e.percent[1] | e.percent[2]) == 0) memcpy(e.percent, default_percent, sizeof e.percent);
-  }
-  const char *why = layout_refusal(&e);
-  if (why == NULL) *l = e;
-  return why;
-}
+static _Atomic(int) option_refused; /* reported already: a process says it once */
 
-static _Atomic(int) env_refused; /* reported already: a process says it once */
-
-static void report_env(const char *value, const char *why) {
-  if (atomic_exchange(&env_refused, 1) != 0) return;
-  wl_out_t o;
-  wl_out_init(&o, 2);
-  wl_out_str(&o, "walloc: WALLOC_TIERS=");
-  wl_out_str(&o, value);
-  wl_out_str(&o, " refused (");
-  wl_out_str(&o, why);
-  wl_out_str(&o, "); the tiers use the defaults: ");
-  wl_out_size(&o, WL_TIER_DEFAULT_MEMORY, 0);
-  wl_out_str(&o, ", shares 50,30,20 %\n");
-  wl_out_flush(&o);
+static void report_option(const char *value, const char *why) {
+  if (atomic_exchange(&option_refused, 1) != 0) return;
+  wl_option_refused(WL_OPT_TIERS, value, why, WL_TIERS_DEFAULT_TEXT);
 }
 
 /* The layout for cfg (NULL: none), over WALLOC_TIERS when use_env, over the
@@ -161,10 +118,14 @@ static walloc_status layout_resolve(const walloc_config *cfg, bool use_env, wl_t
   l->memory = WL_TIER_DEFAULT_MEMORY;
   memcpy(l->percent, default_percent, sizeof l->percent);
   memcpy(l->align, default_align, sizeof l->align);
-  const char *env = use_env ? wl_os_getenv("WALLOC_TIERS") : NULL;
-  if (env != NULL && *env != 0) {
-    const char *why = layout_from_env(env, l);
-    if (why != NULL) report_env(env, why);
+  /* the option, checked by the core (a bad one was reported there and
+     reads as unset) */
+  wl_options_read(WL_OPTG_TIERS);
+  const char *opt = use_env ? wl_option_text(WL_OPT_TIERS) : NULL;
+  wl_tiers_option_t o;
+  if (opt != NULL && wl_option_tiers(opt, &o) == NULL) {
+    l->memory = (size_t)o.memory;
+    if ((o.percent[0] | o.percent[1] | o.percent[2]) != 0) memcpy(l->percent, o.percent, sizeof l->percent);
   }
   if (cfg != NULL && cfg->tier_memory != 0) l->memory = cfg->tier_memory;
   if (cfg != NULL && (cfg->tier_percent[0] | cfg->tier_percent[1] | cfg->tier_percent[2]) != 0) {
@@ -227,7 +188,7 @@ wl_tier_ctx_t *wl_tier_thread_ctx(unsigned tier) {
        runs them newest first, and every module that calls the tiers from
        its hook added it after the tiers' (it would stay listed after the
        thread is gone). */
-    wl_assert(wl_heap_tls == &wl_heap_empty);
+    wl_assert(wl_heap_thread_gone());
     self->exited = false;
   }
   if (WL_UNLIKELY(!self->registered)) {
@@ -250,17 +211,17 @@ wl_tier_ctx_t *wl_tier_thread_ctx(unsigned tier) {
    all three, or none and false. */
 static bool reserve_all(size_t limits_bytes, size_t total, size_t slots_total, uint8_t **limits, uint8_t **base,
                         uint8_t **slots) {
-  *limits = wl_os_reserve(limits_bytes, wl_os.page_size);
+  *limits = wl_osmem_reserve(WL_MEM_TIERS, limits_bytes, wl_os.page_size);
   if (*limits == NULL) return false;
-  *base = wl_os_reserve(total, WL_TIER_COMMIT_CHUNK);
+  *base = wl_osmem_reserve(WL_MEM_TIERS, total, WL_TIER_COMMIT_CHUNK);
   if (*base == NULL) {
-    wl_os_release(*limits, limits_bytes);
+    wl_osmem_unreserve(WL_MEM_TIERS, *limits, limits_bytes, 0);
     return false;
   }
-  *slots = slots_total != 0 ? wl_os_reserve(slots_total, wl_os.page_size) : NULL;
+  *slots = slots_total != 0 ? wl_osmem_reserve(WL_MEM_TIERS, slots_total, wl_os.page_size) : NULL;
   if (slots_total != 0 && *slots == NULL) {
-    wl_os_release(*base, total);
-    wl_os_release(*limits, limits_bytes);
+    wl_osmem_unreserve(WL_MEM_TIERS, *base, total, 0);
+    wl_osmem_unreserve(WL_MEM_TIERS, *limits, limits_bytes, 0);
     return false;
   }
   return true;
@@ -304,8 +265,6 @@ static walloc_status tiers_setup(const walloc_config *cfg, bool use_env) {
   for (int i = 0; i < WL_TIERS; i++) offsets[i] += origin;
   wl_tiers.base = (uint8_t *)((uintptr_t)base - origin);
   wl_tiers.total = origin + total;
-  wl_tiers.decommit_on_reset = wl_os_getenv("WALLOC_TIER_DECOMMIT") != NULL &&
-                               wl_os_getenv("WALLOC_TIER_DECOMMIT")[0] == '1';
   for (int i = 0; i < WL_TIERS; i++) {
     wl_tier_t *t = &wl_tiers.tier[i];
     /* every other field is still zero: set-up runs once, and fast paths may
@@ -338,10 +297,10 @@ walloc_status wl_tiers_ensure(void) {
   walloc_status st = WALLOC_OK;
   if (wl_load_relaxed(&wl_tiers.state) == 0) {
     st = tiers_setup(NULL, true);
-    const char *env = wl_os_getenv("WALLOC_TIERS");
-    if (st != WALLOC_OK && env != NULL && *env != 0 && !wl_load_relaxed(&env_refused)) {
+    const char *opt = wl_option_text(WL_OPT_TIERS);
+    if (st != WALLOC_OK && opt != NULL && !wl_load_relaxed(&option_refused)) {
       /* WALLOC_TIERS in range, but more than this process can reserve */
-      report_env(env, "cannot reserve that much");
+      report_option(opt, "cannot reserve that much");
       st = tiers_setup(NULL, false);
     }
     wl_store_release(&wl_tiers.state, st == WALLOC_OK ? 2 : 3);
@@ -376,9 +335,12 @@ static bool tier_commit_once(wl_tier_t *t, uint64_t upto) {
   if (upto > have) {
     uint64_t want = wl_min(wl_align_up(upto, WL_TIER_COMMIT_CHUNK), t->capacity);
     size_t page = wl_os.page_size;
-    uintptr_t slo = wl_align_down((uintptr_t)(t->slots + (have >> t->granule_shift)), page);
+    /* the slot pages past those committed with [0, have): each commits once (counted, core.h).
+       If the OS refuses the slots after the data, the data stays committed
+       and its retry counts it again: committed then runs ahead by that much. */
+    uintptr_t slo = wl_align_up((uintptr_t)(t->slots + (have >> t->granule_shift)), page);
     uintptr_t shi = wl_align_up((uintptr_t)(t->slots + (want >> t->granule_shift)), page);
-    ok = wl_os_commit(t->start + have, want - have) && (shi <= slo || wl_os_commit((void *)slo, shi - slo));
+    ok = wl_osmem_commit(t->start + have, want - have) && (shi <= slo || wl_osmem_commit((void *)slo, shi - slo));
     if (ok) wl_store_release(&t->committed, want);
   }
   wl_unlock(&t->lock);
@@ -461,7 +423,7 @@ static void limits_close(wl_tier_t *t, uint64_t cur, uint64_t limit) {
   uint32_t phys = (wl_load_relaxed(&t->lim_first) + n) % WL_GEN_LIMITS;
   if (phys >= t->lim_committed) { /* grow the committed part by a page */
     size_t per_page = wl_os.page_size / sizeof(wl_gen_limit_t);
-    if (!wl_os_commit(&t->limits[t->lim_committed], per_page * sizeof(wl_gen_limit_t))) {
+    if (!wl_osmem_commit(&t->limits[t->lim_committed], per_page * sizeof(wl_gen_limit_t))) {
       wl_store_relaxed(&t->reset_gen, cur + 1); /* cannot remember: treat as a reset (safe side) */
       wl_store_relaxed(&t->lim_count, 0);
       return;
@@ -486,11 +448,11 @@ walloc_status wl_tier_reset(unsigned tier, size_t preserve, bool compact) {
   }
   atomic_fetch_add_explicit(&t->seq, 1, memory_order_acq_rel); /* odd: changing */
   uint64_t cur = wl_load_relaxed(&t->gen);
-  if (wl_tiers.decommit_on_reset && wl_load_relaxed(&t->committed) > keep) {
+  if (wl_option(WL_OPT_TIER_DECOMMIT) != 0 && wl_load_relaxed(&t->committed) > keep) {
     size_t page = wl_os.page_size;
     uint64_t from = wl_align_up(keep, page);
     uint64_t to = wl_load_relaxed(&t->committed);
-    if (to > from) wl_os_purge(t->start + from, to - from);
+    if (to > from) wl_osmem_purge(t->start + from, to - from);
   }
   limits_close(t, cur, keep);
   for (int k = 0; k < WL_FREE_CLASSES; k++) { /* empty, with a new tag */

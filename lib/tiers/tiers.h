@@ -49,7 +49,7 @@
 #ifndef WL_TIERS_H
 #define WL_TIERS_H
 
-#include "../heap/heap.h"
+#include "../heap/heap_api.h"
 #include "walloc.h"
 
 #include <string.h>
@@ -79,6 +79,7 @@
 #define WL_TIER_DIRECT          ((size_t)16 << 10)   /* blocks this big are claimed directly */
 #define WL_TIER_COMMIT_CHUNK    ((size_t)4 << 20)
 #define WL_TIER_MAX_MEMORY      ((uint64_t)1 << WL_HANDLE_OFF_BITS)
+_Static_assert(WL_TIER_WINDOW == WL_TIERS_MIN_SHARE, "the tiers option's share limit (core.h) is a window");
 #define WL_GEN_LIMITS           65536                /* compaction limits kept (a ring, 1 MiB reserved) */
 
 /* Slot table entry (16 bits): bit 0 allocated; bits 1-6 the version;
@@ -203,7 +204,6 @@ typedef struct wl_tiers_s {
   uint8_t *base;                    /* handle offsets count from here */
   size_t total;                     /* bytes reserved for the three tiers */
   _Atomic(int) state;               /* 0 none, 1 initialising, 2 ready, 3 failed */
-  bool decommit_on_reset;
   wl_tier_t tier[WL_TIERS];
 } wl_tiers_t;
 
@@ -317,6 +317,7 @@ WL_INLINE walloc_handle wl_handle_make(const wl_tier_t *t, uint64_t off, uint64_
 typedef void (*wl_tier_observer_fn)(unsigned tier);
 extern _Atomic(wl_tier_observer_fn) wl_tier_reset_observer; /* told after each reset or compaction */
 walloc_status wl_tiers_ensure(void);
+WL_INLINE bool wl_tiers_ready(void) { return wl_load_acquire(&wl_tiers.state) == 2; } /* set up, without setting up */
 wl_tier_ctx_t *wl_tier_thread_ctx(unsigned tier);
 bool wl_tier_claim(wl_tier_t *t, size_t size, uint64_t *off, uint64_t *epoch);
 walloc_status wl_tier_reset(unsigned tier, size_t preserve, bool compact);
@@ -380,8 +381,5 @@ void wl_budget_reset(unsigned tier, size_t used);           /* after a reset or 
 bool wl_budget_on(unsigned tier);                           /* a limit is set */
 size_t wl_budget_headroom(unsigned tier);                   /* bytes below the hard limit (SIZE_MAX: none) */
 
-/* status.c */
-void wl_fail(walloc_status st, const char *what);          /* walloc_last_status; message in debug builds */
-void wl_report(const char *what, const void *p);          /* a tolerated misuse, in debug builds */
 
 #endif

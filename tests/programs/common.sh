@@ -11,7 +11,7 @@
 #   workload() { step name cmd args...; ... }   # runs in $WORK, may use $DATA
 #   run_and_compare
 #
-# Set WALLOC_TEST_KEEP=1 to keep the scratch directory for a post-mortem.
+# Set WL_TEST_KEEP=1 to keep the scratch directory for a post-mortem.
 
 # Nothing from the caller's environment may change the runs' outputs.
 unset WALLOC_STATS WALLOC_VERBOSE LD_PRELOAD MALLOC_CHECK_ MALLOC_PERTURB_ GLIBC_TUNABLES
@@ -43,7 +43,7 @@ walloc_test_init() {
 }
 
 walloc_test_cleanup() {
-  if [ "${WALLOC_TEST_KEEP:-0}" = 1 ]; then
+  if [ "${WL_TEST_KEEP:-0}" = 1 ]; then
     echo "scratch directory kept: $TEST_TMP" >&2
   else
     rm -rf "$TEST_TMP"
@@ -129,7 +129,7 @@ run_and_compare() {
     if ! cmp -s "$f" "$w/$name.rc"; then
       echo "FAIL: step $name: exit status $(cat "$f") plain, $(cat "$w/$name.rc" 2>/dev/null || echo none) under walloc" >&2
       describe_step "$w" "$name"
-      echo "    reproduce (WALLOC_TEST_KEEP=1 keeps the files): cd $WORK && LD_PRELOAD=$WALLOC_LIB $(cat "$w/$name.cmd")" >&2
+      echo "    reproduce (WL_TEST_KEEP=1 keeps the files): cd $WORK && LD_PRELOAD=$WALLOC_LIB $(cat "$w/$name.cmd")" >&2
       echo "    backtrace: cd $WORK && gdb -batch -ex run -ex bt --args env LD_PRELOAD=$WALLOC_LIB $(cat "$w/$name.cmd")" >&2
       bad=1
     fi
@@ -154,7 +154,7 @@ run_and_compare() {
   for f in "$w"/*; do
     [ -e "$p/$(basename "$f")" ] || { echo "FAIL: $(basename "$f") only in the walloc run" >&2; bad=1; }
   done
-  [ "$bad" = 0 ] || { [ "${WALLOC_TEST_KEEP:-0}" = 1 ] || echo "(set WALLOC_TEST_KEEP=1 to keep $TEST_TMP)" >&2; exit 1; }
+  [ "$bad" = 0 ] || { [ "${WL_TEST_KEEP:-0}" = 1 ] || echo "(set WL_TEST_KEEP=1 to keep $TEST_TMP)" >&2; exit 1; }
   local steps=("$p"/*.rc)
   echo "plain and walloc runs identical: ${#steps[@]} steps"
 }

@@ -3,6 +3,7 @@
 # programs that close stdout and stderr on their way out, as every coreutils
 # program does (close_stdout, registered with atexit, runs before walloc's
 # destructor). walloc has to keep a descriptor of its own for the table.
+# The table is headed by the process id and the program's name.
 # (Programs that end with _exit, such as dash, run no destructor and print
 # no table; that is not checked.)
 #   stats-coreutils.sh WALLOC_RUN [VERSION]
@@ -27,7 +28,7 @@ for cmd in "sort $tmp/in" "cat $tmp/in" "ls $tmp"; do
     echo "FAIL: walloc-run --stats -- $cmd: exit status $rc" >&2
     cat "$tmp/err" >&2
     failed=1
-  elif ! grep -qxF "$header" "$tmp/err"; then
+  elif ! grep -qx "$header: pid [0-9][0-9]* (${cmd%% *})" "$tmp/err"; then
     echo "FAIL: walloc-run --stats -- $cmd: no statistics table (the program closed stderr before walloc's destructor ran)" >&2
     failed=1
   else

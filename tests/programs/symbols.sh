@@ -20,7 +20,7 @@ NM=${NM:-nm}
 command -v "$NM" >/dev/null || { echo "FAIL: nm is missing: install the Debian package 'binutils'" >&2; exit 1; }
 
 family="malloc free calloc realloc reallocarray posix_memalign aligned_alloc memalign valloc pvalloc
-  malloc_usable_size malloc_trim mallopt mallinfo mallinfo2 malloc_stats __libc_malloc __libc_free
+  malloc_usable_size malloc_trim mallopt mallinfo mallinfo2 malloc_stats malloc_info __libc_malloc __libc_free
   __libc_calloc __libc_realloc __libc_memalign __libc_valloc __libc_pvalloc __posix_memalign"
 # every operator new and delete variant (C++17), mangled for 64-bit size_t
 operators="_Znwm _Znam _ZnwmRKSt9nothrow_t _ZnamRKSt9nothrow_t
@@ -33,7 +33,7 @@ operators="_Znwm _Znam _ZnwmRKSt9nothrow_t _ZnamRKSt9nothrow_t
 # thread-local records its inline allocation bumps in
 data="walloc_tiers_ walloc_thread_"
 api="walloc_version walloc_malloc walloc_calloc walloc_realloc walloc_free walloc_aligned_alloc
-  walloc_usable_size walloc_owns walloc_collect walloc_heap_stats_get walloc_stats_print"
+  walloc_usable_size walloc_owns walloc_collect walloc_heap_stats_get walloc_stats_print walloc_stats_json"
 
 # name and type of each defined dynamic symbol (version suffixes dropped)
 syms=$("$NM" -D --defined-only "$lib" | awk 'NF >= 3 { sub(/@.*/, "", $3); print $3, $2 }' | sort -u)

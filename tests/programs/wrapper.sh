@@ -51,7 +51,7 @@ has() {  # has FILE TEXT WHAT
 if t "--stats /bin/true" 0 "$run" --stats -- /bin/true &&
    has "$err" "$header" "--stats /bin/true" && has "$err" "allocations" "--stats /bin/true" &&
    has "$err" "peak in use" "--stats /bin/true" && has "$err" "size class" "--stats /bin/true"; then
-  [ "$(grep -c "^$header\$" "$err")" = 1 ] || bad "--stats /bin/true: expected one table"
+  [ "$(grep -c "^$header: pid [0-9][0-9]* (.*)\$" "$err")" = 1 ] || bad "--stats /bin/true: expected one table"
   [ ! -s "$out" ] || bad "--stats /bin/true: the table must go to stderr, not stdout"
   ok "--stats -- /bin/true prints the table"
 fi
@@ -61,8 +61,26 @@ if t "--stats python3" 0 "$run" --stats -- "$PY" -c pass && has "$err" "$header"
 fi
 # every process prints its own: python starts a child python
 if t "--stats child" 0 "$run" --stats -- "$PY" -c 'import subprocess, sys; subprocess.run([sys.executable, "-c", "pass"], check=True)'; then
-  n=$(grep -c "^$header\$" "$err" || true)
+  n=$(grep -c "^$header: pid [0-9][0-9]* (.*)\$" "$err" || true)
   if [ "$n" = 2 ]; then ok "--stats: a parent and its child print a table each"; else bad "--stats child: $n tables, expected 2"; fi
+fi
+# --stats-file: each process's table in its own file, %p its pid; stderr quiet
+mkdir "$tmp/files"
+if t "--stats-file child" 0 "$run" --stats-file "$tmp/files/s.%p" -- "$PY" -c 'import subprocess, sys; subprocess.run([sys.executable, "-c", "pass"], check=True)'; then
+  n=0
+  for f in "$tmp/files"/s.*; do
+    [ -e "$f" ] || continue
+    grep -qx "$header: pid ${f##*.} (python3)" "$f" && n=$((n + 1))
+  done
+  if grep -qF "$header" "$err"; then bad "--stats-file: a table went to stderr"
+  elif [ "$n" = 2 ]; then ok "--stats-file: a parent and its child write a table each, in a file named with its pid"
+  else bad "--stats-file child: $n files with their own pid's table, expected 2: $(ls "$tmp/files")"; fi
+fi
+# --stats-json: one JSON document
+if t "--stats-json" 0 "$run" --stats-json -- "$PY" -c pass; then
+  if "$PY" -c 'import json, sys; d = json.load(open(sys.argv[1])); assert d["heap"]["allocations"] > 0' "$err"; then
+    ok "--stats-json -- python3 -c pass prints a JSON document"
+  else bad "--stats-json: stderr is not the JSON document"; fi
 fi
 # without --stats: no table
 if t "no --stats" 0 "$run" -- /bin/true; then
@@ -70,7 +88,7 @@ if t "no --stats" 0 "$run" -- /bin/true; then
 fi
 
 # usage errors
-if t "no program" 2 "$run" && has "$err" "walloc-run [--stats] [--verbose] [--lib PATH] [--] PROGRAM" "no program"; then
+if t "no program" 2 "$run" && has "$err" "walloc-run [--stats|--stats-json] [--stats-file PATH] [--verbose] [--lib PATH] [--] PROGRAM" "no program"; then
   if grep -qE '^(set |lib=|usage\(\)|while |case )' "$err"; then
     bad "no program: the usage text includes lines of the script itself"
   else
@@ -81,7 +99,8 @@ t "only --" 2 "$run" -- && ok "'--' and no program: exit 2"
 t "only --stats" 2 "$run" --stats && ok "--stats and no program: exit 2"
 t "unknown option" 2 "$run" --bogus -- /bin/true && has "$err" "--bogus" "unknown option" && ok "unknown option: exit 2, named"
 t "--lib without a path" 2 "$run" --lib && ok "--lib without a path: exit 2"
-t "--help" 0 "$run" --help && has "$out" "walloc-run [--stats]" "--help" && ok "--help: usage on stdout, exit 0"
+t "--stats-file without a path" 2 "$run" --stats-file && ok "--stats-file without a path: exit 2"
+t "--help" 0 "$run" --help && has "$out" "walloc-run [--stats|--stats-json]" "--help" && ok "--help: usage on stdout, exit 0"
 if t "--lib /nonexistent" nonzero "$run" --lib /nonexistent -- true && has "$err" "/nonexistent" "--lib /nonexistent"; then
   ok "--lib /nonexistent: exit $rc with a message"
 fi

@@ -13,7 +13,7 @@ import sys
 
 DLMALLOC_NAMES = [b"dlmalloc", b"dlfree", b"dlrealloc", b"dlcalloc", b"dlmemalign",
                   b"dlposix_memalign", b"dlmalloc_usable_size"]
-WALLOC_NAMES = [b"wl_malloc_slow", b"wl_os_alloc"]
+WALLOC_NAMES = [b"wl_malloc_slow", b"wl_osmem_map"]  # the core's OS door (wl_os_alloc is inlined into it)
 
 
 def main():
