@@ -220,6 +220,11 @@ bool wl_option_number(const char *s, int64_t *out);
 #define WL_TIERS_MIN_MEMORY ((uint64_t)1 << 20)
 #define WL_TIERS_MAX_MEMORY (SIZE_MAX < ((uint64_t)1 << 36) ? (uint64_t)SIZE_MAX : (uint64_t)1 << 36)
 #define WL_TIERS_MIN_SHARE  ((uint64_t)64 << 10)
+#define WL_TIERS_DEFAULT_SHARES {50, 30, 20} /* render, scene, entity, in percent */
+/* The limits alone, for a layout from the option or from walloc_config:
+   NULL when memory and the shares (render, scene, entity) are within
+   them, else why not. */
+const char *wl_tiers_shape_refusal(uint64_t memory, const unsigned percent[3]);
 typedef struct wl_tiers_option_s {
   uint64_t memory;
   unsigned percent[3]; /* render, scene, entity */

@@ -90,10 +90,25 @@ static const char *tiers_piece(const char *s, const char *ends, uint64_t *out) {
   return s + n;
 }
 
+const char *wl_tiers_shape_refusal(uint64_t memory, const unsigned percent[3]) {
+  if (memory < WL_TIERS_MIN_MEMORY || memory > WL_TIERS_MAX_MEMORY) {
+    return SIZE_MAX < ((uint64_t)1 << 36) ? "the memory must be from 1M to 4G-1" : "the memory must be from 1M to 64G";
+  }
+  unsigned sum = 0;
+  for (int i = 0; i < 3; i++) {
+    if (percent[i] > 100) return "a share is above 100 %";
+    sum += percent[i];
+  }
+  if (sum == 0 || sum > 100) return "the shares must add up to 1..100 %";
+  for (int i = 0; i < 3; i++) {
+    if (percent[i] != 0 && memory / 100 * percent[i] < WL_TIERS_MIN_SHARE) return "a share gives its tier less than 64K";
+  }
+  return NULL;
+}
+
 const char *wl_option_tiers(const char *s, wl_tiers_option_t *out) {
   static const char *const syntax = "not <memory>[:<render>,<scene>,<entity>]";
-  static const char *const memory_range = SIZE_MAX < ((uint64_t)1 << 36) ? "the memory must be from 1M to 4G-1"
-                                                                         : "the memory must be from 1M to 64G";
+  static const unsigned defaults[3] = WL_TIERS_DEFAULT_SHARES;
   wl_tiers_option_t e;
   memset(&e, 0, sizeof e);
   uint64_t v;
@@ -108,20 +123,10 @@ const char *wl_option_tiers(const char *s, wl_tiers_option_t *out) {
     }
     if (*s != 0) return syntax;
   }
-  if (e.memory < WL_TIERS_MIN_MEMORY || e.memory > WL_TIERS_MAX_MEMORY) return memory_range;
-  unsigned sum = e.percent[0] + e.percent[1] + e.percent[2];
-  if (sum != 0) {
-    for (int i = 0; i < 3; i++) {
-      if (e.percent[i] > 100) return "a share is above 100 %";
-    }
-    if (sum > 100) return "the shares must add up to 1..100 %";
-  }
-  for (int i = 0; i < 3; i++) { /* the default shares (50, 30, 20) when none are given */
-    unsigned p = sum != 0 ? e.percent[i] : (unsigned[]){50, 30, 20}[i];
-    if (p != 0 && e.memory / 100 * p < WL_TIERS_MIN_SHARE) return "a share gives its tier less than 64K";
-  }
-  *out = e;
-  return NULL;
+  bool given = (e.percent[0] | e.percent[1] | e.percent[2]) != 0; /* else the defaults */
+  const char *why = wl_tiers_shape_refusal(e.memory, given ? e.percent : defaults);
+  if (why == NULL) *out = e;
+  return why;
 }
 
 typedef enum { VALUE_OK, VALUE_MALFORMED, VALUE_RANGE } value_verdict_t;
