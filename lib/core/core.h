@@ -279,9 +279,10 @@ void wl_error(const char *msg, const void *p);   /* p NULL: no pointer printed *
 void wl_warn(const char *msg, const void *p);
 void wl_fatal(const char *msg, const void *p);
 #endif
-/* A line on stderr begun with walloc's prefix for `kind` ("error",
-   "warning", "fatal"): the caller adds the rest and flushes. */
-void wl_report_begin(wl_out_t *o, const char *kind);
+/* A line on fd (2, or the statistics' own copy of stderr) begun with
+   walloc's prefix for `kind` ("error", "warning", "fatal"): the caller adds
+   the rest and flushes. */
+void wl_report_begin(wl_out_t *o, int fd, const char *kind);
 /* The calling thread's status and message (what: "walloc_scope_leave: the
    scope was already left"; NULL keeps the status's own words). */
 void wl_fail(walloc_status status, const char *what);

@@ -36,6 +36,7 @@ const wl_option_info_t wl_option_info[WL_OPT_COUNT] = {WL_OPTION_TABLE(WL_OPTION
    ------------------------------------------------------------------------ */
 
 static char lower(char c) { return c >= 'A' && c <= 'Z' ? (char)(c + 32) : c; }
+static char upper(char c) { return c >= 'a' && c <= 'z' ? (char)(c - 32) : c; }
 
 /* a and b equal ignoring case, b of length n (a NUL-terminated) */
 static bool same_word(const char *a, const char *b, size_t n) {
@@ -169,7 +170,7 @@ static void out_i64(wl_out_t *o, int64_t v) {
 }
 
 static void out_upper(wl_out_t *o, const char *s) {
-  for (; *s != 0; s++) wl_out_char(o, *s >= 'a' && *s <= 'z' ? (char)(*s - 32) : *s);
+  for (; *s != 0; s++) wl_out_char(o, upper(*s));
 }
 
 /* The value an option has when nothing sets it, as a user writes it. */
@@ -194,13 +195,12 @@ static void out_value(wl_out_t *o, const wl_option_info_t *info, int64_t v) {
    or WALLOC_OPTIONS item name=value. */
 static void report_head(wl_out_t *o, const wl_option_info_t *info, const char *name, size_t name_len,
                         const char *value, bool from_options) {
-  wl_out_init(o, 2);
-  wl_out_str(o, "walloc: warning: ");
+  wl_report_begin(o, 2, "warning");
   if (from_options) wl_out_str(o, "WALLOC_OPTIONS item ");
   else wl_out_str(o, "WALLOC_");
   for (size_t i = 0; i < name_len; i++) {
     char c = info != NULL ? info->name[i] : name[i];
-    wl_out_char(o, from_options ? c : (c >= 'a' && c <= 'z' ? (char)(c - 32) : c));
+    wl_out_char(o, from_options ? c : upper(c));
   }
   wl_out_char(o, '=');
   wl_out_str(o, value);
@@ -325,8 +325,8 @@ static void options_split(const char *env) {
   size_t len = strlen(env);
   if (len >= OPTIONS_MAX) {
     wl_out_t o;
-    wl_out_init(&o, 2);
-    wl_out_str(&o, "walloc: warning: WALLOC_OPTIONS is longer than 8191 bytes; ignored\n");
+    wl_report_begin(&o, 2, "warning");
+    wl_out_str(&o, "WALLOC_OPTIONS is longer than 8191 bytes; ignored\n");
     wl_out_flush(&o);
     return;
   }
@@ -347,8 +347,8 @@ static void options_split(const char *env) {
     size_t n = strcspn(items[i], "=");
     if (items[i][n] != '=') {
       wl_out_t o;
-      wl_out_init(&o, 2);
-      wl_out_str(&o, "walloc: warning: WALLOC_OPTIONS item ");
+      wl_report_begin(&o, 2, "warning");
+      wl_out_str(&o, "WALLOC_OPTIONS item ");
       wl_out_str(&o, items[i]);
       wl_out_str(&o, " is not name=value; ignored\n");
       wl_out_flush(&o);
@@ -380,7 +380,7 @@ static void report_unknown_variables(void) {
     for (int k = 0; k < WL_OPT_COUNT && !known; k++) {
       const char *o = wl_option_info[k].name;
       known = strlen(o) == n;
-      for (size_t c = 0; known && c < n; c++) known = name[c] == (o[c] >= 'a' && o[c] <= 'z' ? o[c] - 32 : o[c]);
+      for (size_t c = 0; known && c < n; c++) known = name[c] == upper(o[c]);
     }
     if (!known) report_unknown(name, n, name + n + 1, false);
   }
@@ -400,10 +400,7 @@ static void read_one(wl_option_t opt) {
   const wl_option_info_t *info = &wl_option_info[opt];
   char var[64] = "WALLOC_"; /* names are under 56 bytes (asserted by the options test) */
   size_t n = strlen(info->name);
-  for (size_t i = 0; i <= n; i++) {
-    char c = info->name[i];
-    var[7 + i] = c >= 'a' && c <= 'z' ? (char)(c - 32) : c;
-  }
+  for (size_t i = 0; i <= n; i++) var[7 + i] = upper(info->name[i]);
   /* the variable first; if it is bad, the item if good, else the default */
   const char *sources[2] = {wl_os_getenv(var), item_value(info->name)};
   int64_t v = default_of(info);
