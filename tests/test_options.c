@@ -75,9 +75,6 @@ static void assert_default(const wl_option_info_t *info) {
   }
 }
 
-/* wasm: the options are fixed at compile time (core.h) */
-static bool fixed(const wl_option_info_t *info) { return WL_OPTIONS_FIXED && info != NULL; }
-
 static void clear_environment(void) {
   for (int i = 0; i < WL_OPT_COUNT; i++) {
     char var[64];
@@ -110,7 +107,7 @@ END_TEST
 START_TEST(every_option_through_its_variable) {
   for (int i = 0; i < WL_OPT_COUNT; i++) {
     const wl_option_info_t *info = &wl_option_info[i];
-    if (fixed(info)) {
+    if (WL_OPTIONS_FIXED) { /* wasm: fixed at compile time (core.h) */
       printf("skipped: WALLOC_%s through its variable (fixed at compile time on wasm)\n", info->name);
       continue;
     }
@@ -133,7 +130,7 @@ END_TEST
 START_TEST(every_option_through_walloc_options) {
   for (int i = 0; i < WL_OPT_COUNT; i++) {
     const wl_option_info_t *info = &wl_option_info[i];
-    if (fixed(info)) {
+    if (WL_OPTIONS_FIXED) { /* wasm: fixed at compile time (core.h) */
       printf("skipped: %s through WALLOC_OPTIONS (fixed at compile time on wasm)\n", info->name);
       continue;
     }
@@ -169,7 +166,7 @@ START_TEST(every_option_through_walloc_option_set) {
     char text[80];
     long want, before;
     other_value(info, text, sizeof text, &want);
-    if (fixed(info) || !info->runtime) { /* refused, and nothing changes */
+    if (WL_OPTIONS_FIXED || !info->runtime) { /* refused, and nothing changes */
       ck_assert_int_eq(walloc_option_set(info->name, want), WALLOC_ERR_UNSUPPORTED);
       if (info->kind < WL_OPTK_TEXT) assert_default(info);
       continue;

@@ -220,6 +220,11 @@ bool wl_option_number(const char *s, int64_t *out);
 #define WL_TIERS_MIN_MEMORY ((uint64_t)1 << 20)
 #define WL_TIERS_MAX_MEMORY (SIZE_MAX < ((uint64_t)1 << 36) ? (uint64_t)SIZE_MAX : (uint64_t)1 << 36)
 #define WL_TIERS_MIN_SHARE  ((uint64_t)64 << 10)
+#define WL_TIERS_DEFAULT_SHARES {50, 30, 20} /* render, scene, entity, in percent */
+/* The limits alone, for a layout from the option or from walloc_config:
+   NULL when memory and the shares (render, scene, entity) are within
+   them, else why not. */
+const char *wl_tiers_shape_refusal(uint64_t memory, const unsigned percent[3]);
 typedef struct wl_tiers_option_s {
   uint64_t memory;
   unsigned percent[3]; /* render, scene, entity */
@@ -274,9 +279,10 @@ void wl_error(const char *msg, const void *p);   /* p NULL: no pointer printed *
 void wl_warn(const char *msg, const void *p);
 void wl_fatal(const char *msg, const void *p);
 #endif
-/* A line on stderr begun with walloc's prefix for `kind` ("error",
-   "warning", "fatal"): the caller adds the rest and flushes. */
-void wl_report_begin(wl_out_t *o, const char *kind);
+/* A line on fd (2, or the statistics' own copy of stderr) begun with
+   walloc's prefix for `kind` ("error", "warning", "fatal"): the caller adds
+   the rest and flushes. */
+void wl_report_begin(wl_out_t *o, int fd, const char *kind);
 /* The calling thread's status and message (what: "walloc_scope_leave: the
    scope was already left"; NULL keeps the status's own words). */
 void wl_fail(walloc_status status, const char *what);

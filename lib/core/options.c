@@ -36,6 +36,7 @@ const wl_option_info_t wl_option_info[WL_OPT_COUNT] = {WL_OPTION_TABLE(WL_OPTION
    ------------------------------------------------------------------------ */
 
 static char lower(char c) { return c >= 'A' && c <= 'Z' ? (char)(c + 32) : c; }
+static char upper(char c) { return c >= 'a' && c <= 'z' ? (char)(c - 32) : c; }
 
 /* a and b equal ignoring case, b of length n (a NUL-terminated) */
 static bool same_word(const char *a, const char *b, size_t n) {
@@ -90,10 +91,25 @@ static const char *tiers_piece(const char *s, const char *ends, uint64_t *out) {
   return s + n;
 }
 
+const char *wl_tiers_shape_refusal(uint64_t memory, const unsigned percent[3]) {
+  if (memory < WL_TIERS_MIN_MEMORY || memory > WL_TIERS_MAX_MEMORY) {
+    return SIZE_MAX < ((uint64_t)1 << 36) ? "the memory must be from 1M to 4G-1" : "the memory must be from 1M to 64G";
+  }
+  unsigned sum = 0;
+  for (int i = 0; i < 3; i++) {
+    if (percent[i] > 100) return "a share is above 100 %";
+    sum += percent[i];
+  }
+  if (sum == 0 || sum > 100) return "the shares must add up to 1..100 %";
+  for (int i = 0; i < 3; i++) {
+    if (percent[i] != 0 && memory / 100 * percent[i] < WL_TIERS_MIN_SHARE) return "a share gives its tier less than 64K";
+  }
+  return NULL;
+}
+
 const char *wl_option_tiers(const char *s, wl_tiers_option_t *out) {
   static const char *const syntax = "not <memory>[:<render>,<scene>,<entity>]";
-  static const char *const memory_range = SIZE_MAX < ((uint64_t)1 << 36) ? "the memory must be from 1M to 4G-1"
-                                                                         : "the memory must be from 1M to 64G";
+  static const unsigned defaults[3] = WL_TIERS_DEFAULT_SHARES;
   wl_tiers_option_t e;
   memset(&e, 0, sizeof e);
   uint64_t v;
@@ -108,20 +124,10 @@ const char *wl_option_tiers(const char *s, wl_tiers_option_t *out) {
     }
     if (*s != 0) return syntax;
   }
-  if (e.memory < WL_TIERS_MIN_MEMORY || e.memory > WL_TIERS_MAX_MEMORY) return memory_range;
-  unsigned sum = e.percent[0] + e.percent[1] + e.percent[2];
-  if (sum != 0) {
-    for (int i = 0; i < 3; i++) {
-      if (e.percent[i] > 100) return "a share is above 100 %";
-    }
-    if (sum > 100) return "the shares must add up to 1..100 %";
-  }
-  for (int i = 0; i < 3; i++) { /* the default shares (50, 30, 20) when none are given */
-    unsigned p = sum != 0 ? e.percent[i] : (unsigned[]){50, 30, 20}[i];
-    if (p != 0 && e.memory / 100 * p < WL_TIERS_MIN_SHARE) return "a share gives its tier less than 64K";
-  }
-  *out = e;
-  return NULL;
+  bool given = (e.percent[0] | e.percent[1] | e.percent[2]) != 0; /* else the defaults */
+  const char *why = wl_tiers_shape_refusal(e.memory, given ? e.percent : defaults);
+  if (why == NULL) *out = e;
+  return why;
 }
 
 typedef enum { VALUE_OK, VALUE_MALFORMED, VALUE_RANGE } value_verdict_t;
@@ -164,7 +170,7 @@ static void out_i64(wl_out_t *o, int64_t v) {
 }
 
 static void out_upper(wl_out_t *o, const char *s) {
-  for (; *s != 0; s++) wl_out_char(o, *s >= 'a' && *s <= 'z' ? (char)(*s - 32) : *s);
+  for (; *s != 0; s++) wl_out_char(o, upper(*s));
 }
 
 /* The value an option has when nothing sets it, as a user writes it. */
@@ -189,13 +195,12 @@ static void out_value(wl_out_t *o, const wl_option_info_t *info, int64_t v) {
    or WALLOC_OPTIONS item name=value. */
 static void report_head(wl_out_t *o, const wl_option_info_t *info, const char *name, size_t name_len,
                         const char *value, bool from_options) {
-  wl_out_init(o, 2);
-  wl_out_str(o, "walloc: warning: ");
+  wl_report_begin(o, 2, "warning");
   if (from_options) wl_out_str(o, "WALLOC_OPTIONS item ");
   else wl_out_str(o, "WALLOC_");
   for (size_t i = 0; i < name_len; i++) {
     char c = info != NULL ? info->name[i] : name[i];
-    wl_out_char(o, from_options ? c : (c >= 'a' && c <= 'z' ? (char)(c - 32) : c));
+    wl_out_char(o, from_options ? c : upper(c));
   }
   wl_out_char(o, '=');
   wl_out_str(o, value);
@@ -320,8 +325,8 @@ static void options_split(const char *env) {
   size_t len = strlen(env);
   if (len >= OPTIONS_MAX) {
     wl_out_t o;
-    wl_out_init(&o, 2);
-    wl_out_str(&o, "walloc: warning: WALLOC_OPTIONS is longer than 8191 bytes; ignored\n");
+    wl_report_begin(&o, 2, "warning");
+    wl_out_str(&o, "WALLOC_OPTIONS is longer than 8191 bytes; ignored\n");
     wl_out_flush(&o);
     return;
   }
@@ -342,8 +347,8 @@ static void options_split(const char *env) {
     size_t n = strcspn(items[i], "=");
     if (items[i][n] != '=') {
       wl_out_t o;
-      wl_out_init(&o, 2);
-      wl_out_str(&o, "walloc: warning: WALLOC_OPTIONS item ");
+      wl_report_begin(&o, 2, "warning");
+      wl_out_str(&o, "WALLOC_OPTIONS item ");
       wl_out_str(&o, items[i]);
       wl_out_str(&o, " is not name=value; ignored\n");
       wl_out_flush(&o);
@@ -375,7 +380,7 @@ static void report_unknown_variables(void) {
     for (int k = 0; k < WL_OPT_COUNT && !known; k++) {
       const char *o = wl_option_info[k].name;
       known = strlen(o) == n;
-      for (size_t c = 0; known && c < n; c++) known = name[c] == (o[c] >= 'a' && o[c] <= 'z' ? o[c] - 32 : o[c]);
+      for (size_t c = 0; known && c < n; c++) known = name[c] == upper(o[c]);
     }
     if (!known) report_unknown(name, n, name + n + 1, false);
   }
@@ -395,10 +400,7 @@ static void read_one(wl_option_t opt) {
   const wl_option_info_t *info = &wl_option_info[opt];
   char var[64] = "WALLOC_"; /* names are under 56 bytes (asserted by the options test) */
   size_t n = strlen(info->name);
-  for (size_t i = 0; i <= n; i++) {
-    char c = info->name[i];
-    var[7 + i] = c >= 'a' && c <= 'z' ? (char)(c - 32) : c;
-  }
+  for (size_t i = 0; i <= n; i++) var[7 + i] = upper(info->name[i]);
   /* the variable first; if it is bad, the item if good, else the default */
   const char *sources[2] = {wl_os_getenv(var), item_value(info->name)};
   int64_t v = default_of(info);

@@ -14,8 +14,8 @@
 static __thread walloc_status last_status;
 static __thread char last_message[512]; /* a URL of 200 bytes and its reason fit */
 
-void wl_report_begin(wl_out_t *o, const char *kind) {
-  wl_out_init(o, 2);
+void wl_report_begin(wl_out_t *o, int fd, const char *kind) {
+  wl_out_init(o, fd);
   wl_out_str(o, "walloc: ");
   wl_out_str(o, kind);
   wl_out_str(o, ": ");
@@ -24,7 +24,7 @@ void wl_report_begin(wl_out_t *o, const char *kind) {
 #if WL_REPORTS
 static void report(const char *kind, const char *msg, const void *p) {
   wl_out_t o;
-  wl_report_begin(&o, kind);
+  wl_report_begin(&o, 2, kind);
   wl_out_str(&o, msg);
   if (p != NULL) {
     wl_out_str(&o, " (");

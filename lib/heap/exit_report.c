@@ -66,8 +66,8 @@ static int report_fd(bool *opened) {
     return fd;
   }
   wl_out_t o;
-  wl_out_init(&o, err);
-  wl_out_str(&o, "walloc: cannot open WALLOC_STATS_FILE ");
+  wl_report_begin(&o, err, "warning");
+  wl_out_str(&o, "cannot open WALLOC_STATS_FILE ");
   wl_out_str(&o, path);
   wl_out_str(&o, "; the statistics follow on stderr\n");
   wl_out_flush(&o);

@@ -38,7 +38,7 @@ void wl_misuse(wl_misuse_t what, const char *call, const void *p, const void *bl
   wl_fetch_add(what == WL_MISUSE_DOUBLE_FREE ? &wl_stats.double_frees : &wl_stats.invalid_frees, 1);
   bool abort = what == WL_MISUSE_CORRUPT || wl_option(WL_OPT_MISUSE_ABORT) != 0;
   wl_out_t o;
-  wl_report_begin(&o, "error");
+  wl_report_begin(&o, 2, "error");
   wl_out_str(&o, call);
   wl_out_str(&o, "(): ");
   wl_out_str(&o, misuse_what[what]);

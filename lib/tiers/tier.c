@@ -49,7 +49,7 @@ WL_LOCK_STATIC(init_lock, WL_LEVEL_TIERS);
 WL_LOCK_STATIC(threads_lock, WL_LEVEL_TIERS);
 static wl_tier_thread_t *threads_first;
 
-static const unsigned default_percent[WL_TIERS] = {50, 30, 20};
+static const unsigned default_percent[WL_TIERS] = WL_TIERS_DEFAULT_SHARES;
 static const size_t default_align[WL_TIERS] = {128, 64, 8};
 
 /* On wasm reserving is allocating (memory.grow): the tiers' whole share
@@ -72,7 +72,6 @@ static const size_t default_align[WL_TIERS] = {128, 64, 8};
    every tier allocation would fail with no word why) and the defaults are
    used; a walloc_config out of range is WALLOC_ERR_INVALID.
    ------------------------------------------------------------------------ */
-#define WL_TIER_MIN_MEMORY WL_TIERS_MIN_MEMORY
 /* Every handle offset must fit its 36 bits; a 32-bit size_t says less. */
 #define WL_TIER_LIMIT WL_TIERS_MAX_MEMORY
 _Static_assert(WL_TIERS_MAX_MEMORY == (SIZE_MAX < WL_TIER_MAX_MEMORY ? (uint64_t)SIZE_MAX : WL_TIER_MAX_MEMORY),
@@ -84,25 +83,14 @@ typedef struct wl_tier_layout_s {
   size_t align[WL_TIERS];
 } wl_tier_layout_t;
 
-static const char *const memory_range = SIZE_MAX < WL_TIER_MAX_MEMORY ? "the memory must be from 1M to 4G-1"
-                                                                      : "the memory must be from 1M to 64G";
-
-/* NULL when l is a layout the tiers can take, else why not. */
+/* NULL when l is a layout the tiers can take, else why not: the option's
+   limits (core.h, one check for WALLOC_TIERS and walloc_config), and the
+   alignments, which only walloc_config sets. */
 static const char *layout_refusal(const wl_tier_layout_t *l) {
-  if (l->memory < WL_TIER_MIN_MEMORY || l->memory > WL_TIER_LIMIT) return memory_range;
-  unsigned sum = 0;
   for (int i = 0; i < WL_TIERS; i++) {
-    if (l->percent[i] > 100) return "a share is above 100 %";
-    sum += l->percent[i];
     if (!wl_is_pow2(l->align[i]) || l->align[i] > 4096) return "alignments are powers of two up to 4096";
   }
-  if (sum == 0 || sum > 100) return "the shares must add up to 1..100 %";
-  for (int i = 0; i < WL_TIERS; i++) {
-    if (l->percent[i] != 0 && l->memory / 100 * l->percent[i] < WL_TIER_WINDOW) {
-      return "a share gives its tier less than 64K";
-    }
-  }
-  return NULL;
+  return wl_tiers_shape_refusal(l->memory, l->percent);
 }
 
 static _Atomic(int) option_refused; /* reported already: a process says it once */
