@@ -12,8 +12,10 @@
  */
 #include "test_common.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 
 #include "heap/heap.h"
@@ -65,8 +67,162 @@ START_TEST(realloc_move_keeps_a_newer_blocks_map_byte) {
 }
 END_TEST
 
+/* ------------------------------------------------------------------------
+   The huge cache across sizes: a freed mapping serves the next block of any
+   size, grown in place or moved by the kernel when it is too small, lending
+   its surplus when it is too large; the surplus is given back after the
+   cache delay (or at once under memory pressure).
+   ------------------------------------------------------------------------ */
+static long minor_faults(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_minflt;
+}
+
+static void touch_pages(char *p, size_t n, char v) {
+  for (size_t o = 0; o < n; o += 4096) p[o] = v;
+}
+
+START_TEST(varying_huge_sizes_reuse_the_same_pages) {
+#if defined(WL_TSAN)
+  printf("skipped: varying_huge_sizes_reuse_the_same_pages (under ThreadSanitizer walloc never resizes or moves a mapping: lib/platform/linux.c)\n");
+  return;
+#endif
+  walloc_collect(true);
+  walloc_heap_stats before = wl_test_stats();
+  long faults_before = minor_faults();
+  uint64_t x = 12345;
+  size_t touched = 0;
+  for (int i = 0; i < 200; i++) {
+    x = x * 6364136223846793005u + 1442695040888963407u;
+    size_t n = (size_t)(3 + (x >> 33) % 14) * MiB - 4096 * (size_t)(x >> 60); /* 3 to 16 MiB */
+    char *p = walloc_malloc(n);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_ge(walloc_usable_size(p), n);
+    touch_pages(p, n, (char)i);
+    p[n - 1] = (char)i;
+    touched += n / 4096;
+    walloc_free(p);
+  }
+  long faults = minor_faults() - faults_before;
+  walloc_heap_stats after = wl_test_stats();
+  /* One block at a time: the pages of the largest mapping, faulted in once,
+     serve all (a fresh mapping per size that misses faulted in about a third
+     of the pages touched, and kept up to 8 mappings resident: 89 MiB). */
+  ck_assert_msg(faults < (long)(touched / 20), "%ld page faults for %zu pages touched", faults, touched);
+  ck_assert_uint_le(after.peak_mapped_bytes, before.mapped_bytes + 24 * MiB);
+  ck_assert_uint_ge(after.huge_cache_hits - before.huge_cache_hits, 190);
+}
+END_TEST
+
+START_TEST(a_lent_surplus_is_given_back_after_the_delay) {
+#if defined(WL_TSAN)
+  printf("skipped: a_lent_surplus_is_given_back_after_the_delay (under ThreadSanitizer walloc never resizes or moves a mapping: lib/platform/linux.c)\n");
+  return;
+#endif
+  walloc_collect(true);
+  char *big = walloc_malloc(32 * MiB);
+  touch_pages(big, 32 * MiB, 1);
+  walloc_free(big);
+  uint64_t cached = wl_test_mapped_bytes();
+  char *p = walloc_malloc(4 * MiB); /* from the cached 32 MiB: 27 MiB lent */
+  ck_assert_ptr_nonnull(p);
+  size_t usable = walloc_usable_size(p);
+  ck_assert_uint_ge(usable, 4 * MiB);
+  ck_assert_uint_le(usable, 5 * MiB + 4096); /* the surplus is not the block's */
+  memset(p, 7, usable);
+  ck_assert_uint_ge(wl_test_mapped_bytes(), cached); /* nothing given back yet */
+  walloc_collect(false);                             /* not due yet */
+  ck_assert_uint_ge(wl_test_mapped_bytes(), cached);
+  struct timespec ts = {0, 150 * 1000 * 1000}; /* longer than the 100 ms cache delay */
+  nanosleep(&ts, NULL);
+  walloc_collect(false);
+  ck_assert_uint_le(wl_test_mapped_bytes() + 24 * MiB, cached);
+  for (size_t i = 0; i < usable; i += 4093) ck_assert_int_eq(p[i], 7);
+  ck_assert_uint_eq(walloc_usable_size(p), usable);
+  walloc_free(p);
+  /* pressure trims at once */
+  big = walloc_malloc(32 * MiB);
+  touch_pages(big, 32 * MiB, 1);
+  walloc_free(big);
+  cached = wl_test_mapped_bytes();
+  p = walloc_malloc(4 * MiB);
+  walloc_collect(true);
+  ck_assert_uint_le(wl_test_mapped_bytes() + 24 * MiB, cached);
+  walloc_free(p);
+}
+END_TEST
+
+START_TEST(realloc_of_a_lent_block_gives_what_it_asks) {
+  walloc_collect(true);
+  char *big = walloc_malloc(32 * MiB);
+  touch_pages(big, 32 * MiB, 1);
+  walloc_free(big);
+  char *p = walloc_malloc(4 * MiB); /* lent */
+  memset(p, 3, 4 * MiB);
+  for (size_t n = 20 * MiB; n <= 40 * MiB; n += 20 * MiB) { /* within its mapping, then past it */
+    p = walloc_realloc(p, n);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_ge(walloc_usable_size(p), n);
+    ck_assert_int_eq(p[4 * MiB - 1], 3);
+    memset(p + 4 * MiB, 4, walloc_usable_size(p) - 4 * MiB);
+  }
+  p = walloc_realloc(p, 3 * MiB); /* shrinks: still a valid block */
+  ck_assert_uint_ge(walloc_usable_size(p), 3 * MiB);
+  ck_assert_int_eq(p[0], 3);
+  walloc_free(p);
+  walloc_collect(true);
+}
+END_TEST
+
+/* Blocks with lent surpluses freed and reallocated by one thread while
+   another trims them (walloc_collect) and a third frees the first's blocks:
+   run under ThreadSanitizer and valgrind in CI. */
+#define LENT_ROUNDS 300
+static char *_Atomic handoff;
+
+static void *lent_worker(void *arg) {
+  unsigned seed = (unsigned)(uintptr_t)arg;
+  for (int i = 0; i < LENT_ROUNDS; i++) {
+    seed = seed * 1103515245u + 12345u;
+    size_t n = (size_t)(3 + seed % 20) * MiB;
+    char *p = walloc_malloc(n);
+    ck_assert_ptr_nonnull(p);
+    p[0] = 1;
+    p[n - 1] = 2;
+    if (seed & 0x100) p = walloc_realloc(p, n + (seed & 0x200 ? MiB : 0) / 2 + 4096);
+    ck_assert_int_eq(p[0], 1);
+    p = atomic_exchange(&handoff, p); /* free another thread's block, or our own */
+    walloc_free(p);
+  }
+  return NULL;
+}
+
+static void *lent_collector(void *arg) {
+  _Atomic int *stop = arg;
+  while (!atomic_load(stop)) walloc_collect((atomic_load(stop) & 1) != 0);
+  return NULL;
+}
+
+START_TEST(lent_surpluses_under_threads) {
+  WL_WASM_SKIP_THREADS();
+  _Atomic int stop = 0;
+  pthread_t w[2], c;
+  pthread_create(&c, NULL, lent_collector, &stop);
+  for (int i = 0; i < 2; i++) pthread_create(&w[i], NULL, lent_worker, (void *)(uintptr_t)(i + 1));
+  for (int i = 0; i < 2; i++) pthread_join(w[i], NULL);
+  atomic_store(&stop, 1);
+  pthread_join(c, NULL);
+  walloc_free(atomic_exchange(&handoff, NULL));
+  walloc_collect(true);
+  ck_assert_int_eq(atomic_load(&wl_stats.huge_live), 0);
+}
+END_TEST
+
 Suite *wl_test_suite(void) {
   Suite *s = suite_create("huge");
   WL_TCASE(s, "remap", 60, realloc_move_keeps_a_newer_blocks_map_byte);
+  WL_TCASE(s, "cache", 120, varying_huge_sizes_reuse_the_same_pages, a_lent_surplus_is_given_back_after_the_delay,
+           realloc_of_a_lent_block_gives_what_it_asks, lent_surpluses_under_threads);
   return s;
 }

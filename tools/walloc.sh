@@ -153,8 +153,8 @@ cmd_test() {
   log "TSan build (build-tsan/, clang)"
   CC=clang CXX=clang++ setup build-tsan --buildtype=debugoptimized -Db_sanitize=thread \
     -Db_lundef=false -Doverride=false -Dbenchmarks=false
-  TSAN_OPTIONS=halt_on_error=1 run_tests "TSan: threads, stress, misuse, tiers, lifetimes, assets, fork" build-tsan \
-    --suite threads --suite stress --suite misuse --suite tiers --suite lifetimes --suite frame --suite pool --suite assets \
+  TSAN_OPTIONS=halt_on_error=1 run_tests "TSan: threads, stress, misuse, huge, tiers, lifetimes, assets, fork" build-tsan \
+    --suite threads --suite huge --suite stress --suite misuse --suite tiers --suite lifetimes --suite frame --suite pool --suite assets \
     --suite fork
 
   # Emscripten's emcc runs node tools that need acorn, which Debian installs

@@ -190,13 +190,14 @@ typedef struct wl_segment_s {
   uint64_t purge_old;               /* free slices dirty for a whole round: purged next */
   uint64_t clean_mask;              /* slices known to read as zero */
   int64_t purge_expire;             /* when purge_mask is due */
-  int64_t cache_expire;             /* when a cached segment is due for release */
+  int64_t cache_expire;             /* when a cached segment (or a lent surplus) is due for release */
   void *mapped_base;                /* the mapping (may start before the header) */
   size_t mapped_size;
   size_t huge_offset;               /* huge: block start minus header */
   size_t huge_size;                 /* huge: usable bytes */
   uint32_t map_value;               /* WL_MAP_* written for this segment */
-  uint32_t huge_in_cache;           /* huge: freed and cached */
+  uint16_t huge_in_cache;           /* huge: freed and cached */
+  uint16_t huge_lent;               /* huge: live, with a surplus on the lent list (huge.c) */
   int64_t purge_last;               /* when the last slice joined purge_mask */
   /* normal segments only: */
   wl_page_t *page_map[WL_SLICES];   /* each slice's page or free span (its first descriptor) */

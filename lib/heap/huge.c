@@ -51,17 +51,31 @@ static void huge_account(int64_t blocks, int64_t bytes) {
   wl_stats_live_add(bytes);
 }
 
-/* Take the smallest cached mapping of at least `need` bytes, and give back
-   what it has beyond need plus a quarter. */
+static wl_segment_t *huge_remap(wl_segment_t *seg, size_t need);
+
+/* The bytes a block of `need` (header included) keeps of a larger mapping
+   when its surplus is given back: a quarter more, room to grow. */
+static size_t keep_of(size_t need) { return wl_align_up(need + need / 4, wl_os.page_size); }
+
+/* Take the smallest cached mapping of at least `need` bytes. When none is
+   large enough, the largest is grown to `need` (in place, or its pages moved
+   by the kernel: wl_os_remap): its resident pages serve the new block and
+   only the added tail is faulted in, where a fresh mapping would fault in
+   every page while the cached one kept its own resident beside it. A mapping
+   larger than keep_of(need) is not trimmed here: the block lends its surplus
+   (huge_lend), so a program that frees and mallocs buffers of varying sizes
+   reuses the same pages without faulting them in again. */
 static wl_segment_t *cache_take(size_t need) {
   if (wl_option(WL_OPT_HUGE_CACHE) <= 0) return NULL; /* nothing is ever cached (wasm: folds away) */
   if (wl_load_relaxed(&cache_count) == 0) return NULL;
   wl_lock(&huge_lock);
-  wl_segment_t **best = NULL;
+  wl_segment_t **best = NULL, **largest = NULL;
   for (wl_segment_t **link = &cache_first; *link != NULL; link = &(*link)->next) {
     size_t have = (*link)->mapped_size;
     if (have >= need && (best == NULL || have < (*best)->mapped_size)) best = link;
+    if (largest == NULL || have > (*largest)->mapped_size) largest = link;
   }
+  if (best == NULL && wl_os.can_remap) best = largest;
   wl_segment_t *seg = NULL;
   if (best != NULL) {
     seg = *best;
@@ -70,11 +84,69 @@ static wl_segment_t *cache_take(size_t need) {
     cache_bytes -= seg->mapped_size;
   }
   wl_unlock(&huge_lock);
-  size_t keep = wl_align_up(need + need / 4, wl_os.page_size);
-  if (seg != NULL && seg->mapped_size > keep && wl_osmem_resize(WL_MEM_HEAP, seg, seg->mapped_size, keep)) {
+  if (seg == NULL || seg->mapped_size >= need) return seg;
+  wl_segment_t *grown = huge_remap(seg, need);
+  if (grown == NULL) huge_release(seg);
+  return grown;
+}
+
+/* A live huge block whose mapping is larger than keep_of its size (taken
+   from the cache) lends the surplus pages: they stay mapped, resident, past
+   the block's usable end, on the lent list, until the cache delay passes
+   (wl_huge_cache_collect trims them then, or at once under memory pressure)
+   or the block is freed or reallocated first (the whole mapping then goes on
+   as before: to the cache, or grown in place). The list holds at most
+   WALLOC_HUGE_CACHE blocks, the lent bytes at most WL_HUGE_CACHE_BYTES
+   together with the cache; past that a surplus is trimmed at once. A lent
+   block's mapped_size changes only under huge_lock, which its free and
+   realloc take to unlend it first. */
+static wl_segment_t *lent_first;
+static _Atomic(size_t) lent_count; /* read without the lock only as a hint */
+static size_t lent_bytes;
+
+static void lent_unlink(wl_segment_t *seg) {
+  for (wl_segment_t **link = &lent_first; *link != NULL; link = &(*link)->next) {
+    if (*link == seg) {
+      *link = seg->next;
+      break;
+    }
+  }
+  wl_fetch_sub(&lent_count, 1);
+  lent_bytes -= seg->mapped_size;
+  seg->huge_lent = 0;
+}
+
+/* Give back what seg maps beyond its block's keep (seg is ours: unlent, or under huge_lock). */
+static void huge_trim(wl_segment_t *seg) {
+  size_t keep = keep_of(seg->huge_offset + seg->huge_size);
+  if (seg->mapped_size > keep && wl_osmem_resize(WL_MEM_HEAP, seg, seg->mapped_size, keep)) {
     seg->mapped_size = keep;
   }
-  return seg;
+}
+
+static void huge_lend(wl_segment_t *seg) {
+  seg->cache_expire = wl_os_clock_ms() + wl_max(0, wl_option(WL_OPT_HUGE_CACHE_DELAY));
+  wl_lock(&huge_lock);
+  bool room = wl_load_relaxed(&lent_count) < (size_t)wl_option(WL_OPT_HUGE_CACHE) &&
+              lent_bytes + cache_bytes + seg->mapped_size <= WL_HUGE_CACHE_BYTES;
+  if (room) {
+    seg->huge_lent = 1;
+    seg->next = lent_first;
+    lent_first = seg;
+    wl_fetch_add(&lent_count, 1);
+    lent_bytes += seg->mapped_size;
+  }
+  wl_unlock(&huge_lock);
+  if (!room) huge_trim(seg);
+}
+
+/* Take seg's surplus off the lent list, if it is there (the collector may
+   have trimmed it meanwhile: huge_lent is read under the lock). */
+static void huge_unlend(wl_segment_t *seg) {
+  if (wl_load_relaxed(&lent_count) == 0) return;
+  wl_lock(&huge_lock);
+  if (seg->huge_lent) lent_unlink(seg);
+  wl_unlock(&huge_lock);
 }
 
 void *wl_huge_alloc(size_t size, size_t align, bool zero) {
@@ -106,13 +178,15 @@ void *wl_huge_alloc(size_t size, size_t align, bool zero) {
   seg->kind = WL_SEGMENT_HUGE;
   seg->map_value = map_value;
   seg->huge_offset = offset;
-  seg->huge_size = seg->mapped_size - offset;
+  seg->huge_size = wl_min(seg->mapped_size, keep_of(need)) - offset;
   seg->huge_in_cache = 0;
+  seg->huge_lent = 0;
   wl_store_relaxed(&seg->tid, 0);
   wl_segment_map_set(huge_block(seg), map_value);
   wl_fetch_add(&wl_stats.huge_allocs, 1);
   huge_account(1, (int64_t)seg->huge_size);
   if (zero && !is_zero) memset(huge_block(seg), 0, size);
+  if (seg->mapped_size > keep_of(need)) huge_lend(seg); /* last: from here on, mapped_size is the list's */
   return huge_block(seg);
 }
 
@@ -121,6 +195,7 @@ void wl_huge_free(wl_segment_t *seg, void *p) {
   wl_assert(!seg->huge_in_cache && (uint8_t *)p == huge_block(seg));
   WL_UNUSED(p);
   huge_account(-1, -(int64_t)seg->huge_size);
+  huge_unlend(seg);
   long max = wl_option(WL_OPT_HUGE_CACHE);
   if (seg->map_value != WL_MAP_HUGE || seg->huge_offset != WL_HUGE_HEADER || max <= 0 ||
       seg->mapped_size > WL_HUGE_CACHE_ENTRY) {
@@ -155,7 +230,7 @@ void wl_huge_free(wl_segment_t *seg, void *p) {
 
 void wl_huge_cache_collect(int64_t now, bool force) {
   if (wl_option(WL_OPT_HUGE_CACHE) <= 0) return;
-  if (wl_load_relaxed(&cache_count) == 0) return;
+  if (wl_load_relaxed(&cache_count) == 0 && wl_load_relaxed(&lent_count) == 0) return;
   if (force) wl_lock(&huge_lock); /* trim or memory pressure: none may be skipped (no caller holds it) */
   else if (!wl_lock_try(&huge_lock)) return;
   wl_segment_t *release = NULL;
@@ -167,6 +242,15 @@ void wl_huge_cache_collect(int64_t now, bool force) {
       cache_bytes -= seg->mapped_size;
       seg->next = release;
       release = seg;
+    } else {
+      link = &seg->next;
+    }
+  }
+  for (wl_segment_t **link = &lent_first; *link != NULL;) {
+    wl_segment_t *seg = *link;
+    if (force || seg->cache_expire <= now) {
+      lent_unlink(seg); /* *link is now the next one */
+      huge_trim(seg);   /* under the lock: the block's owner may free it meanwhile */
     } else {
       link = &seg->next;
     }
@@ -213,12 +297,17 @@ static wl_segment_t *huge_remap(wl_segment_t *seg, size_t need) {
 /* p is the huge block of seg, live (the caller checked: alloc.c). */
 void *wl_huge_realloc(wl_segment_t *seg, void *p, size_t size) {
   wl_assert(!seg->huge_in_cache && (uint8_t *)p == huge_block(seg));
+  huge_unlend(seg);
   size_t old = seg->huge_size;
   if (size <= WL_LARGE_MAX || seg->map_value != WL_MAP_HUGE) {
     if (size <= old && size > WL_LARGE_MAX) return p; /* aligned huge block that still fits */
   } else {
     size_t need = wl_align_up(seg->huge_offset + size, wl_os.page_size);
-    if (need <= seg->mapped_size && need >= seg->mapped_size / 2) return p;
+    if (need <= seg->mapped_size && need >= seg->mapped_size / 2) { /* fits: the whole mapping is the block's */
+      seg->huge_size = seg->mapped_size - seg->huge_offset;
+      wl_stats_live_add((int64_t)seg->huge_size - (int64_t)old);
+      return p;
+    }
     if (need > seg->mapped_size) { /* room to grow again without a system call */
       need = wl_align_up(need + need / 8, wl_os.page_size);
     }
