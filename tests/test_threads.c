@@ -185,6 +185,51 @@ START_TEST(thread_exit_hands_memory_over) {
 }
 END_TEST
 
+/* An exiting thread's free memory is not purged at its exit (the next
+   thread reclaiming its segments would fault it in again): it waits its
+   purge delay like any other, and goes back then even if no thread reclaims
+   the segments, through any thread's maintenance. */
+#define EXIT_BLOCKS 24576 /* 24 MiB of 1 KiB blocks */
+
+static void *leave_free_memory(void *arg) {
+  void **keep = arg;
+  void **all = walloc_malloc(EXIT_BLOCKS * sizeof *all);
+  for (int i = 0; i < EXIT_BLOCKS; i++) {
+    all[i] = walloc_malloc(1024);
+    memset(all[i], 1, 1024);
+  }
+  for (int i = 0; i < EXIT_BLOCKS; i++) { /* one live block in every 4 MiB keeps each segment */
+    if (i % 4096 == 0) keep[i / 4096] = all[i];
+    else walloc_free(all[i]);
+  }
+  walloc_free(all);
+  return NULL;
+}
+
+START_TEST(exited_threads_free_memory_waits_its_delay) {
+  WL_WASM_SKIP_THREADS();
+  walloc_collect(true);
+  void *keep[EXIT_BLOCKS / 4096];
+  walloc_heap_stats before = wl_test_stats();
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, leave_free_memory, keep), 0);
+  pthread_join(t, NULL);
+  walloc_heap_stats exited = wl_test_stats();
+  ck_assert_uint_gt(exited.segments_abandoned, before.segments_abandoned);
+  ck_assert_msg(exited.purged_bytes - before.purged_bytes < 4 * MiB, "%.1f MiB purged as the thread exited",
+                (double)(exited.purged_bytes - before.purged_bytes) / MiB);
+  struct timespec ts = {0, 60 * 1000 * 1000}; /* past two 10 ms purge delays */
+  nanosleep(&ts, NULL);
+  walloc_collect(false); /* this thread's maintenance, reclaiming nothing */
+  walloc_heap_stats later = wl_test_stats();
+  ck_assert_uint_eq(later.segments_reclaimed, exited.segments_reclaimed);
+  ck_assert_msg(later.purged_bytes - exited.purged_bytes >= 16 * MiB, "%.1f MiB purged after the delay",
+                (double)(later.purged_bytes - exited.purged_bytes) / MiB);
+  for (size_t i = 0; i < EXIT_BLOCKS / 4096; i++) walloc_free(keep[i]);
+  walloc_collect(true);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------
    fork() while other threads allocate: the child has a working heap.
    ------------------------------------------------------------------------ */
@@ -331,7 +376,7 @@ Suite *wl_test_suite(void) {
   Suite *s = suite_create("threads");
   WL_TCASE(s, "cross-thread", 120, cross_thread_free, owner_allocates_other_thread_frees, many_threads_free_each_other,
            huge_reallocs_move_while_others_map);
-  WL_TCASE(s, "thread-exit", 120, thread_exit_hands_memory_over);
+  WL_TCASE(s, "thread-exit", 120, thread_exit_hands_memory_over, exited_threads_free_memory_waits_its_delay);
   WL_TCASE(s, "fork", 120, fork_in_threaded_process);
   return s;
 }

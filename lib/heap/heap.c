@@ -262,6 +262,7 @@ void wl_heap_collect(wl_heap_t *heap, bool force) {
   wl_large_cache_trim(heap, force);
   wl_heap_stats_flush(heap);
   wl_segments_purge(heap, now, force);
+  wl_segment_abandoned_collect(now, force);
   wl_segment_cache_collect(now, force);
   wl_huge_cache_collect(now, force);
 }
@@ -294,6 +295,7 @@ void wl_heap_maintenance(wl_heap_t *heap) {
     }
   }
   if (heap->purge_due <= now) wl_segments_purge(heap, now, false);
+  wl_segment_abandoned_collect(now, false);
   wl_segment_cache_collect(now, false);
   wl_huge_cache_collect(now, false);
 }
@@ -327,7 +329,7 @@ void wl_heap_abandon(wl_heap_t *heap) {
   for (size_t bin = 0; bin < WL_BINS; bin++) heap->pages[bin].first = heap->pages[bin].last = NULL;
   wl_large_cache_trim(heap, true);
   wl_heap_stats_flush(heap);
-  wl_segments_purge(heap, 0, true);
+  wl_segments_purge(heap, heap_clock(heap), false); /* what is due; the rest on its schedule (wl_segment_abandoned_collect) */
   while (heap->segments != NULL) wl_segment_abandon(heap, heap->segments);
   heap->in_use = false;
   wl_fetch_sub(&wl_stats.threads, 1);

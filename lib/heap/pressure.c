@@ -74,6 +74,7 @@ bool wl_give_back(wl_heap_t *heap) {
     wl_heap_collect(heap, true); /* ends with the global caches */
   } else { /* no heap yet (its memory was refused): only the global caches */
     int64_t now = wl_os_clock_ms();
+    wl_segment_abandoned_collect(now, true);
     wl_segment_cache_collect(now, true);
     wl_huge_cache_collect(now, true);
   }
