@@ -234,20 +234,26 @@ def interleaved(variants, reps, thread_counts, run_one):
     return results
 
 
-def commit_machine_lines():
-    """The commit measured (with '+ changes' if the tree differs) and the CPU."""
+def commit_state():
+    """The commit measured, with ' + uncommitted changes' if the tree differs."""
     here = os.path.dirname(os.path.abspath(__file__))
     git = ["git", "-C", here]
     commit = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(git + ["status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
-    cpu = "unknown CPU"
+    return f"{commit or 'unknown'}{' + uncommitted changes' if dirty.stdout.strip() else ''}"
+
+
+def cpu_model():
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "unknown CPU")
     except OSError:
-        pass
-    return [f"- commit: {commit or 'unknown'}{' + uncommitted changes' if dirty.stdout.strip() else ''}; "
-            f"machine: {cpu}, {os.cpu_count()} CPUs"]
+        return "unknown CPU"
+
+
+def commit_machine_lines():
+    """The commit measured (with '+ changes' if the tree differs) and the CPU."""
+    return [f"- commit: {commit_state()}; machine: {cpu_model()}, {os.cpu_count()} CPUs"]
 
 
 def context_lines(script, t_start, load_before):
