@@ -58,9 +58,7 @@ int main(int argc, char **argv)
   targ_t *a = (targ_t *)bench_malloc((size_t)nt * sizeof *a);
   for (long i = 0; i < nt; i++)
     a[i] = (targ_t){i, share_of(bursts, nt, i), burst, share_of(nlong, nt, i)};
-  double t0 = now_s();
-  run_threads(nt, worker, a, sizeof *a);
-  double t = now_s() - t0;
+  double t = run_threads_timed(nt, worker, a, sizeof *a);
   free(a);
   printf("bench-mixed-bursts: threads=%ld bursts=%ld burst=%ld long=%ld time=%.3fs ok\n", nt, bursts, burst,
          nlong, t);

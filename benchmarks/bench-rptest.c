@@ -126,9 +126,7 @@ int main(int argc, char **argv)
     a[i] = (targ_t){i, nt, share_of(ops, nt, i), nlive, inboxes, 0, 0};
   }
   pthread_barrier_init(&barrier, NULL, (unsigned)nt);
-  double t0 = now_s();
-  run_threads(nt, worker, a, sizeof *a);
-  double t = now_s() - t0;
+  double t = run_threads_timed(nt, worker, a, sizeof *a);
 
   uint64_t handed = 0, received = 0;
   for (long i = 0; i < nt; i++) {

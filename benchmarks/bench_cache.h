@@ -46,9 +46,7 @@ static double cache_run(long nt, long iters, long repeat, const blk_t *given)
   cache_arg_t *a = (cache_arg_t *)bench_malloc((size_t)nt * sizeof *a);
   for (long i = 0; i < nt; i++)
     a[i] = (cache_arg_t){i, share_of(iters, nt, i), repeat, given ? given[i] : (blk_t){NULL, 0, 0}};
-  double t0 = now_s();
-  run_threads(nt, cache_worker, a, sizeof *a);
-  double t = now_s() - t0;
+  double t = run_threads_timed(nt, cache_worker, a, sizeof *a);
   free(a);
   return t;
 }

@@ -338,6 +338,14 @@ static void run_threads(long n, void *(*fn)(void *), void *args, size_t stride)
   free(tids);
 }
 
+/* run_threads, timed: seconds from the first start to the last join. */
+static double run_threads_timed(long n, void *(*fn)(void *), void *args, size_t stride)
+{
+  double t0 = now_s();
+  run_threads(n, fn, args, stride);
+  return now_s() - t0;
+}
+
 /* ---- a queue of pointers between threads ----------------------------------
  *
  * A bounded ring behind one mutex: bq_push waits while it is full, bq_pop
