@@ -14,18 +14,11 @@ import argparse
 import os
 import sys
 
-try:
-    import matplotlib
-except ImportError:
-    if sys.executable != "/usr/bin/python3" and os.path.exists("/usr/bin/python3"):
-        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
-    raise SystemExit("plot_suite.py needs matplotlib: apt-get install python3-matplotlib")
+from preload import pyplot
+from run import geomean
+from run_suite import BASE, WORKLOADS, order_of, points, read_csv
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 (the backend is chosen first)
-
-from run import geomean  # noqa: E402
-from run_suite import BASE, WORKLOADS, order_of, points, read_csv  # noqa: E402
+plt = pyplot("plot_suite.py")
 
 COLOURS = {"walloc": "#d98c1f", "glibc": "#7f7f7f", "jemalloc": "#2ca02c", "mimalloc": "#2a6fb0",
            "tcmalloc": "#9467bd"}

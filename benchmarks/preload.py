@@ -263,6 +263,22 @@ def context_lines(script, t_start, load_before):
             f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after ({os.cpu_count()} CPUs)"]
 
 
+def pyplot(script):
+    """matplotlib.pyplot with the Agg backend, for the chart scripts. When
+    the python3 running them lacks matplotlib (a pyenv one, say), the script
+    runs itself again under /usr/bin/python3 (Debian's, with
+    python3-matplotlib)."""
+    try:
+        import matplotlib
+    except ImportError:
+        if sys.executable != "/usr/bin/python3" and os.path.exists("/usr/bin/python3"):
+            os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
+        raise SystemExit(f"{script} needs matplotlib: apt-get install python3-matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot
+    return matplotlib.pyplot
+
+
 def emit(lines, out):
     text = "\n".join(lines)
     print(text)
