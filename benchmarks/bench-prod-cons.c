@@ -2,7 +2,7 @@
  * thread other than the one that allocated it.
  *
  * Producers malloc blocks of 16 B - 4 KiB (log-uniform), fill them and hand
- * them over in batches through one mutex-protected ring; consumers check and
+ * them over in batches through one mutex-protected ring (bq_t); consumers check and
  * free every block and the batch itself. The totals (count and key sum) of
  * what was consumed must match what was produced.
  *
@@ -10,56 +10,12 @@
  *        (ITEMS per producer) */
 #include "bench_common.h"
 
-#define QCAP 64
-
 typedef struct {
   long n;
   void *item[];
 } batch_t;
 
-static struct {
-  pthread_mutex_t mu;
-  pthread_cond_t not_empty, not_full;
-  batch_t *ring[QCAP];
-  long head, count;
-  long producers_left;
-} q = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}, 0, 0, 0};
-
-static void q_push(batch_t *b)
-{
-  pthread_mutex_lock(&q.mu);
-  while (q.count == QCAP)
-    pthread_cond_wait(&q.not_full, &q.mu);
-  q.ring[(q.head + q.count) % QCAP] = b;
-  q.count++;
-  pthread_cond_signal(&q.not_empty);
-  pthread_mutex_unlock(&q.mu);
-}
-
-/* NULL when all producers are done and the ring is empty. */
-static batch_t *q_pop(void)
-{
-  pthread_mutex_lock(&q.mu);
-  while (q.count == 0 && q.producers_left > 0)
-    pthread_cond_wait(&q.not_empty, &q.mu);
-  batch_t *b = NULL;
-  if (q.count > 0) {
-    b = q.ring[q.head];
-    q.head = (q.head + 1) % QCAP;
-    q.count--;
-    pthread_cond_signal(&q.not_full);
-  }
-  pthread_mutex_unlock(&q.mu);
-  return b;
-}
-
-static void producer_done(void)
-{
-  pthread_mutex_lock(&q.mu);
-  q.producers_left--;
-  pthread_cond_broadcast(&q.not_empty);
-  pthread_mutex_unlock(&q.mu);
-}
+static bq_t q; /* batches of blocks */
 
 typedef struct {
   long id, items, batch;
@@ -85,13 +41,13 @@ static void *producer(void *arg)
     a->count++;
     a->keysum += key;
     if (b->n == a->batch) {
-      q_push(b);
+      bq_push(&q, b);
       b = NULL;
     }
   }
   if (b != NULL)
-    q_push(b);
-  producer_done();
+    bq_push(&q, b);
+  bq_writer_done(&q);
   return NULL;
 }
 
@@ -99,7 +55,7 @@ static void *consumer(void *arg)
 {
   targ_t *a = (targ_t *)arg;
   batch_t *b;
-  while ((b = q_pop()) != NULL) {
+  while ((b = (batch_t *)bq_pop(&q)) != NULL) {
     for (long i = 0; i < b->n; i++) {
       blk_hdr_t h;
       memcpy(&h, b->item[i], sizeof h);
@@ -128,7 +84,7 @@ int main(int argc, char **argv)
   long items = arg_long(argc, argv, 3, 1000000, "ITEMS");
   long batch = arg_long(argc, argv, 4, 64, "BATCH");
 
-  q.producers_left = np;
+  bq_init(&q, np);
   long nt = np + nc;
   targ_t *a = (targ_t *)bench_malloc((size_t)nt * sizeof *a);
   /* interleave producers and consumers in start order */

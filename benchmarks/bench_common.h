@@ -151,6 +151,34 @@ static inline size_t rng_logsize(rng_t *r, size_t lo, size_t hi)
   return (size_t)rng_range(r, base, top);
 }
 
+/* Like rng_logsize, but the band is geometric: [lo, 2 lo) half the time,
+ * the next band a quarter, and so on (the last band takes what is left):
+ * many small sizes, few large ones. */
+static inline size_t rng_skewsize(rng_t *r, size_t lo, size_t hi)
+{
+  unsigned bands = 0;
+  while ((lo << (bands + 1)) <= hi)
+    bands++;
+  unsigned b = 0;
+  uint64_t x = rng_next(r);
+  while (b < bands && (x & 1)) {
+    b++;
+    x >>= 1;
+  }
+  size_t base = lo << b;
+  size_t top = base * 2 - 1;
+  if (top > hi)
+    top = hi;
+  return (size_t)rng_range(r, base, top);
+}
+
+/* Part i of total split into parts shares that differ by at most one, so
+ * that a workload does the same total work at any thread count. */
+static inline long share_of(long total, long parts, long i)
+{
+  return total / parts + (i < total % parts ? 1 : 0);
+}
+
 /* ---- block patterns --------------------------------------------------------
  *
  * Blocks of 16 bytes or more carry a header {key, size}; the rest holds a
@@ -251,6 +279,49 @@ static inline size_t blk_check_self(const char *where, const void *p)
   return (size_t)h.size;
 }
 
+/* A block that remembers its size and key: for blocks under 16 bytes,
+ * which carry no header (blk_fill). */
+typedef struct {
+  void *p;
+  size_t n;
+  uint64_t key;
+} blk_t;
+
+static inline void blk_new(blk_t *b, size_t n, uint64_t key)
+{
+  b->p = bench_malloc(n);
+  b->n = n;
+  b->key = key;
+  blk_fill(b->p, n, key);
+}
+
+/* Check and free b if it holds a block; leaves it empty. */
+static inline void blk_drop(const char *where, blk_t *b)
+{
+  if (b->p == NULL)
+    return;
+  blk_check(where, b->p, b->n, b->key);
+  free(b->p);
+  b->p = NULL;
+}
+
+/* malloc(n >= 16) filled with key's pattern: the block describes itself. */
+static inline void *blk_new_self(size_t n, uint64_t key)
+{
+  void *p = bench_malloc(n);
+  blk_fill(p, n, key);
+  return p;
+}
+
+/* Check a self-describing block and free it (NULL: nothing). */
+static inline void blk_drop_self(const char *where, void *p)
+{
+  if (p == NULL)
+    return;
+  blk_check_self(where, p);
+  free(p);
+}
+
 /* ---- threads ---------------------------------------------------------------- */
 
 /* Start n threads running fn(&args[i * stride]) and wait for all of them. */
@@ -265,6 +336,73 @@ static void run_threads(long n, void *(*fn)(void *), void *args, size_t stride)
   for (long i = 0; i < n; i++)
     pthread_join(tids[i], NULL);
   free(tids);
+}
+
+/* run_threads, timed: seconds from the first start to the last join. */
+static double run_threads_timed(long n, void *(*fn)(void *), void *args, size_t stride)
+{
+  double t0 = now_s();
+  run_threads(n, fn, args, stride);
+  return now_s() - t0;
+}
+
+/* ---- a queue of pointers between threads ----------------------------------
+ *
+ * A bounded ring behind one mutex: bq_push waits while it is full, bq_pop
+ * while it is empty and writers are left; bq_pop returns NULL once every
+ * writer has called bq_writer_done and the ring is empty. */
+
+#define BQ_CAP 64
+
+typedef struct {
+  pthread_mutex_t mu;
+  pthread_cond_t not_empty, not_full;
+  void *ring[BQ_CAP];
+  long head, count, writers;
+} bq_t;
+
+static void bq_init(bq_t *q, long writers)
+{
+  pthread_mutex_init(&q->mu, NULL);
+  pthread_cond_init(&q->not_empty, NULL);
+  pthread_cond_init(&q->not_full, NULL);
+  q->head = q->count = 0;
+  q->writers = writers;
+}
+
+static void bq_push(bq_t *q, void *p)
+{
+  pthread_mutex_lock(&q->mu);
+  while (q->count == BQ_CAP)
+    pthread_cond_wait(&q->not_full, &q->mu);
+  q->ring[(q->head + q->count) % BQ_CAP] = p;
+  q->count++;
+  pthread_cond_signal(&q->not_empty);
+  pthread_mutex_unlock(&q->mu);
+}
+
+static void *bq_pop(bq_t *q)
+{
+  pthread_mutex_lock(&q->mu);
+  while (q->count == 0 && q->writers > 0)
+    pthread_cond_wait(&q->not_empty, &q->mu);
+  void *p = NULL;
+  if (q->count > 0) {
+    p = q->ring[q->head];
+    q->head = (q->head + 1) % BQ_CAP;
+    q->count--;
+    pthread_cond_signal(&q->not_full);
+  }
+  pthread_mutex_unlock(&q->mu);
+  return p;
+}
+
+static void bq_writer_done(bq_t *q)
+{
+  pthread_mutex_lock(&q->mu);
+  q->writers--;
+  pthread_cond_broadcast(&q->not_empty);
+  pthread_mutex_unlock(&q->mu);
 }
 
 /* ---- memory ------------------------------------------------------------------ */

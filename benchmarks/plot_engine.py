@@ -13,18 +13,11 @@ lacks it (a pyenv one, say) it runs itself again under /usr/bin/python3.
 """
 import argparse
 import json
-import os
 import sys
 
-try:
-    import matplotlib
-except ImportError:
-    if sys.executable != "/usr/bin/python3" and os.path.exists("/usr/bin/python3"):
-        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
-    raise SystemExit("plot_engine.py needs matplotlib: apt-get install python3-matplotlib")
+from preload import pyplot
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 (the backend is chosen first)
+plt = pyplot("plot_engine.py")
 
 
 def colour(path):

@@ -234,20 +234,26 @@ def interleaved(variants, reps, thread_counts, run_one):
     return results
 
 
-def commit_machine_lines():
-    """The commit measured (with '+ changes' if the tree differs) and the CPU."""
+def commit_state():
+    """The commit measured, with ' + uncommitted changes' if the tree differs."""
     here = os.path.dirname(os.path.abspath(__file__))
     git = ["git", "-C", here]
     commit = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(git + ["status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
-    cpu = "unknown CPU"
+    return f"{commit or 'unknown'}{' + uncommitted changes' if dirty.stdout.strip() else ''}"
+
+
+def cpu_model():
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "unknown CPU")
     except OSError:
-        pass
-    return [f"- commit: {commit or 'unknown'}{' + uncommitted changes' if dirty.stdout.strip() else ''}; "
-            f"machine: {cpu}, {os.cpu_count()} CPUs"]
+        return "unknown CPU"
+
+
+def commit_machine_lines():
+    """The commit measured (with '+ changes' if the tree differs) and the CPU."""
+    return [f"- commit: {commit_state()}; machine: {cpu_model()}, {os.cpu_count()} CPUs"]
 
 
 def context_lines(script, t_start, load_before):
@@ -255,6 +261,22 @@ def context_lines(script, t_start, load_before):
     return [f"- command: `python3 benchmarks/{script} {' '.join(sys.argv[1:])}`"] + commit_machine_lines() + [
             f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(t_start))}; "
             f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after ({os.cpu_count()} CPUs)"]
+
+
+def pyplot(script):
+    """matplotlib.pyplot with the Agg backend, for the chart scripts. When
+    the python3 running them lacks matplotlib (a pyenv one, say), the script
+    runs itself again under /usr/bin/python3 (Debian's, with
+    python3-matplotlib)."""
+    try:
+        import matplotlib
+    except ImportError:
+        if sys.executable != "/usr/bin/python3" and os.path.exists("/usr/bin/python3"):
+            os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
+        raise SystemExit(f"{script} needs matplotlib: apt-get install python3-matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot
+    return matplotlib.pyplot
 
 
 def emit(lines, out):
