@@ -290,6 +290,37 @@ static bool copy_cpuid7_ebx(unsigned bit) {
 }
 #endif
 
+#if WL_COPY_X86
+/* The CPU's and the OS's support, read with CPUID and XGETBV on first use.
+   Not __builtin_cpu_supports: it links libgcc's __cpu_indicator_init, a
+   constructor that runs a dozen CPUID instructions in every process that
+   loads walloc, each a trap to the hypervisor on a virtual machine (measured:
+   a quarter of the start-up time of /bin/true under LD_PRELOAD). */
+static bool copy_cpuid(unsigned leaf, unsigned sub, unsigned r[4]) {
+  return __get_cpuid_max(0, NULL) >= leaf && __get_cpuid_count(leaf, sub, &r[0], &r[1], &r[2], &r[3]);
+}
+
+/* Whether the OS saves the register state bits `mask` of XCR0 (and the CPU
+   has AVX, which XGETBV's presence implies here). */
+static bool copy_os_saves(unsigned mask) {
+  unsigned r[4];
+  if (!copy_cpuid(1, 0, r) || !((r[2] >> 27) & 1) || !((r[2] >> 28) & 1)) return false; /* OSXSAVE, AVX */
+  unsigned lo, hi;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return (lo & mask) == mask;
+}
+
+static bool copy_cpu_has_avx2(void) {
+  unsigned r[4];
+  return copy_cpuid(7, 0, r) && ((r[1] >> 5) & 1) && copy_os_saves(0x6u); /* ymm state */
+}
+
+static bool copy_cpu_has_avx512f(void) {
+  unsigned r[4];
+  return copy_cpuid(7, 0, r) && ((r[1] >> 16) & 1) && copy_os_saves(0xe6u); /* ymm, opmask, zmm state */
+}
+#endif
+
 bool wl_copy_available(wl_copy_kernel_t k) {
   switch (k) {
     case WL_COPY_PORTABLE: return true;
@@ -298,20 +329,16 @@ bool wl_copy_available(wl_copy_kernel_t k) {
 #if defined(__x86_64__)
       return true;
 #else
-      __builtin_cpu_init();
-      return __builtin_cpu_supports("sse2");
+      { unsigned r[4]; return copy_cpuid(1, 0, r) && ((r[3] >> 26) & 1); } /* SSE2 */
 #endif
     case WL_COPY_AVX2:
-      __builtin_cpu_init();  /* idempotent; libgcc's constructor may not have run yet */
-      return __builtin_cpu_supports("avx2");
+      return copy_cpu_has_avx2();
 #endif
 #if defined(__x86_64__)
     case WL_COPY_AVX512:   /* the check includes the OS saving zmm state (XCR0) */
-      __builtin_cpu_init();
-      return __builtin_cpu_supports("avx512f");
+      return copy_cpu_has_avx512f();
     case WL_COPY_AVX512_REP:
-      __builtin_cpu_init();
-      return __builtin_cpu_supports("avx512f") && copy_cpuid7_ebx(9);  /* ERMS */
+      return copy_cpu_has_avx512f() && copy_cpuid7_ebx(9);  /* ERMS */
 #endif
 #if WL_COPY_HAVE_SIMD128
     case WL_COPY_SIMD128: return true;  /* compiled in only with -msimd128 */

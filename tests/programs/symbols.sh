@@ -100,6 +100,14 @@ for n in $needed; do
 done
 echo "needs: $(echo $needed)"
 
+# No constructor of libgcc's CPU model (__builtin_cpu_supports links it): it
+# runs a dozen CPUID instructions at every process start, each a trap to the
+# hypervisor on a virtual machine (lib/simd/copy.c reads CPUID lazily).
+if "$NM" "$lib" 2>/dev/null | grep -q '__cpu_indicator_init'; then
+  echo "FAIL: $lib links libgcc's __cpu_indicator_init: a CPUID constructor at every process start" >&2
+  failed=1
+fi
+
 if [ "$failed" = 0 ]; then
   echo "ok: every export is allowed, only the C library is needed$([ "$override" = true ] && echo ", and the malloc family and C++ operators are complete")"
 fi
