@@ -283,6 +283,12 @@ def run_all(args, log):
     allocs = [a for a in ORDER if a in wanted and a in libs]
     for a in set(wanted) - set(allocs):
         log(f"note: {a} skipped ({'unknown' if a not in ORDER else 'not installed'})")
+    for spec in args.also or []:  # another build beside the others, interleaved with them
+        name, _, lib = spec.partition("=")
+        if not lib or not os.path.exists(lib) or name in libs:
+            raise SystemExit(f"--also {spec}: give a new NAME=LIB with an existing library")
+        libs[name] = os.path.abspath(lib)
+        allocs.append(name)
     sel = [w.removeprefix("bench-") for w in args.only.split(",")] if args.only else list(WORKLOADS)
     for w in sel:
         if w not in WORKLOADS:
@@ -337,6 +343,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small arguments, 1 rep, few thread counts: a smoke run")
     ap.add_argument("--only", help="comma-separated workloads (of: %s)" % ", ".join(WORKLOADS))
     ap.add_argument("--allocators", help="comma-separated subset of " + ",".join(ORDER))
+    ap.add_argument("--also", action="append", metavar="NAME=LIB",
+                    help="also preload LIB as allocator NAME (another walloc build, say), interleaved with the rest")
     ap.add_argument("--timeout", type=int, default=120, help="seconds before a run is killed (default 120)")
     ap.add_argument("--csv", help="write one row per run to this CSV")
     ap.add_argument("--out", help="also write the markdown report to this file")
