@@ -175,6 +175,33 @@ START_TEST(realloc_of_a_lent_block_gives_what_it_asks) {
 }
 END_TEST
 
+/* WALLOC_HUGE_CACHE can be set to 0 at run time: what was cached and lent
+   before must still be looked after (freed from the lists, released). */
+START_TEST(turning_the_cache_off_leaves_nothing_behind) {
+#if defined(WL_TSAN)
+  printf("skipped: turning_the_cache_off_leaves_nothing_behind (under ThreadSanitizer walloc never resizes a mapping)\n");
+  return;
+#endif
+  walloc_collect(true);
+  uint64_t base = wl_test_mapped_bytes();
+  char *big = walloc_malloc(32 * MiB);
+  touch_pages(big, 32 * MiB, 1);
+  walloc_free(big);
+  char *p = walloc_malloc(4 * MiB); /* lends 27 MiB */
+  char *q = walloc_malloc(24 * MiB);
+  walloc_free(q); /* cached */
+  ck_assert_int_eq(walloc_option_set("huge_cache", 0), WALLOC_OK);
+  walloc_free(p);
+  walloc_collect(true);
+  ck_assert_int_eq(walloc_option_set("huge_cache", 8), WALLOC_OK);
+  ck_assert_msg(wl_test_mapped_bytes() <= base + MiB, "%.1f MiB still mapped",
+                (double)(wl_test_mapped_bytes() - base) / MiB);
+  p = walloc_malloc(4 * MiB); /* the lists are sound */
+  walloc_free(p);
+  walloc_collect(true);
+}
+END_TEST
+
 /* Blocks with lent surpluses freed and reallocated by one thread while
    another trims them (walloc_collect) and a third frees the first's blocks:
    run under ThreadSanitizer and valgrind in CI. */
@@ -223,6 +250,7 @@ Suite *wl_test_suite(void) {
   Suite *s = suite_create("huge");
   WL_TCASE(s, "remap", 60, realloc_move_keeps_a_newer_blocks_map_byte);
   WL_TCASE(s, "cache", 120, varying_huge_sizes_reuse_the_same_pages, a_lent_surplus_is_given_back_after_the_delay,
-           realloc_of_a_lent_block_gives_what_it_asks, lent_surpluses_under_threads);
+           realloc_of_a_lent_block_gives_what_it_asks, lent_surpluses_under_threads,
+           turning_the_cache_off_leaves_nothing_behind);
   return s;
 }

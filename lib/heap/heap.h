@@ -386,7 +386,12 @@ void wl_segment_page_shrink(wl_heap_t *heap, wl_page_t *page, size_t slices);
 void wl_segment_abandon(wl_heap_t *heap, wl_segment_t *seg);
 bool wl_segment_reclaim_one(wl_heap_t *heap);
 void wl_segments_purge(wl_heap_t *heap, int64_t now, bool force);
-void wl_segment_abandoned_collect(int64_t now, bool force);
+void wl_segment_abandoned_collect_(int64_t now, bool force);
+/* Purge what is due in abandoned segments (segment.c); one thread (wasm)
+   never abandons one, so the call folds away there. */
+static inline void wl_segment_abandoned_collect(int64_t now, bool force) {
+  if (!WL_OS_ONE_THREAD) wl_segment_abandoned_collect_(now, force);
+}
 void wl_segment_cache_collect(int64_t now, bool force);
 /* A mapping inside the segment map (for a segment or a huge block), counted
    for the heap (core.h); NULL when refused or outside the map. */

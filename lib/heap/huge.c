@@ -25,6 +25,12 @@
 #include <errno.h>
 #include <string.h>
 
+/* Options fixed at build time with no huge cache (wasm): nothing is ever
+   cached or lent, and the code for both folds away. Elsewhere the option can
+   change at run time, so what is cached or lent already is looked after
+   whatever its value is now. */
+#define WL_HUGE_NEVER_CACHED (WL_OPTIONS_FIXED && wl_option(WL_OPT_HUGE_CACHE) <= 0)
+
 #define WL_HUGE_CACHE_BYTES ((size_t)128 << 20)
 #define WL_HUGE_CACHE_ENTRY ((size_t)64 << 20)
 
@@ -143,6 +149,7 @@ static void huge_lend(wl_segment_t *seg) {
 /* Take seg's surplus off the lent list, if it is there (the collector may
    have trimmed it meanwhile: huge_lent is read under the lock). */
 static void huge_unlend(wl_segment_t *seg) {
+  if (WL_HUGE_NEVER_CACHED) return;
   if (wl_load_relaxed(&lent_count) == 0) return;
   wl_lock(&huge_lock);
   if (seg->huge_lent) lent_unlink(seg);
@@ -178,7 +185,8 @@ void *wl_huge_alloc(size_t size, size_t align, bool zero) {
   seg->kind = WL_SEGMENT_HUGE;
   seg->map_value = map_value;
   seg->huge_offset = offset;
-  seg->huge_size = wl_min(seg->mapped_size, keep_of(need)) - offset;
+  bool lend = wl_option(WL_OPT_HUGE_CACHE) > 0 && seg->mapped_size > keep_of(need); /* from the cache only */
+  seg->huge_size = (lend ? keep_of(need) : seg->mapped_size) - offset;
   seg->huge_in_cache = 0;
   seg->huge_lent = 0;
   wl_store_relaxed(&seg->tid, 0);
@@ -186,7 +194,7 @@ void *wl_huge_alloc(size_t size, size_t align, bool zero) {
   wl_fetch_add(&wl_stats.huge_allocs, 1);
   huge_account(1, (int64_t)seg->huge_size);
   if (zero && !is_zero) memset(huge_block(seg), 0, size);
-  if (seg->mapped_size > keep_of(need)) huge_lend(seg); /* last: from here on, mapped_size is the list's */
+  if (lend) huge_lend(seg); /* last: from here on, mapped_size is the list's */
   return huge_block(seg);
 }
 
@@ -229,7 +237,7 @@ void wl_huge_free(wl_segment_t *seg, void *p) {
 }
 
 void wl_huge_cache_collect(int64_t now, bool force) {
-  if (wl_option(WL_OPT_HUGE_CACHE) <= 0) return;
+  if (WL_HUGE_NEVER_CACHED) return; /* not the current value: what was cached before must still go */
   if (wl_load_relaxed(&cache_count) == 0 && wl_load_relaxed(&lent_count) == 0) return;
   if (force) wl_lock(&huge_lock); /* trim or memory pressure: none may be skipped (no caller holds it) */
   else if (!wl_lock_try(&huge_lock)) return;
@@ -304,8 +312,10 @@ void *wl_huge_realloc(wl_segment_t *seg, void *p, size_t size) {
   } else {
     size_t need = wl_align_up(seg->huge_offset + size, wl_os.page_size);
     if (need <= seg->mapped_size && need >= seg->mapped_size / 2) { /* fits: the whole mapping is the block's */
-      seg->huge_size = seg->mapped_size - seg->huge_offset;
-      wl_stats_live_add((int64_t)seg->huge_size - (int64_t)old);
+      if (!WL_HUGE_NEVER_CACHED) { /* a block that lent a surplus was smaller */
+        seg->huge_size = seg->mapped_size - seg->huge_offset;
+        wl_stats_live_add((int64_t)seg->huge_size - (int64_t)old);
+      }
       return p;
     }
     if (need > seg->mapped_size) { /* room to grow again without a system call */

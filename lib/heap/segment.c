@@ -358,7 +358,7 @@ wl_page_t *wl_segment_page_alloc(wl_heap_t *heap, size_t slices, wl_page_kind_t 
   wl_assert(slices >= 1 && slices < WL_SLICES);
   uint64_t m;
   while ((m = heap->span_mask >> (slices - 1)) == 0) { /* what exited threads left first, then fresh memory */
-    if (!wl_segment_reclaim_one(heap) && !segment_new(heap)) return NULL;
+    if ((WL_OS_ONE_THREAD || !wl_segment_reclaim_one(heap)) && !segment_new(heap)) return NULL;
   }
   wl_page_t *span = span_pick(heap, slices, m);
   size_t n = span->slice_count;
@@ -471,8 +471,8 @@ void wl_segment_abandon(wl_heap_t *heap, wl_segment_t *seg) {
    heap runs their purge rounds until one reclaims them, and a thread that
    exits leaves its free memory on the schedule it had. The lock keeps
    reclaimers out meanwhile; a busy lock is skipped unless forced. */
-void wl_segment_abandoned_collect(int64_t now, bool force) {
-  if (WL_OS_ONE_THREAD || WL_PURGE_NEVER) return; /* nothing is ever abandoned, or purged */
+void wl_segment_abandoned_collect_(int64_t now, bool force) {
+  if (WL_PURGE_NEVER) return; /* nothing is ever purged */
   if (wl_load_relaxed(&abandoned_count) == 0 || wl_option(WL_OPT_PURGE_DELAY) < 0) return;
   if (force) wl_lock(&abandoned_lock);
   else if (!wl_lock_try(&abandoned_lock)) return;
