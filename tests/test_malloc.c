@@ -367,6 +367,32 @@ START_TEST(repeated_large_blocks_reuse_memory) {
 }
 END_TEST
 
+/* A block up to 32 KiB comes from a page of its size class (at most 1/8
+   over the request), not a span of whole 64 KiB slices: a reused span is
+   resident in full, so a program holding many 17 KiB blocks kept a 64 KiB
+   slice for each. And the slices such a page holds are shared by its
+   blocks: 64 blocks of 17 KiB take 18 slices, not 64. */
+START_TEST(blocks_to_32_kib_are_class_sized) {
+  for (size_t n = 8 * KiB + 1; n <= 32 * KiB; n += 1009) {
+    void *p = malloc(n);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_msg(malloc_usable_size(p) <= n + n / 8, "%zu bytes asked, %zu usable", n, malloc_usable_size(p));
+    free(p);
+  }
+  walloc_collect(true);
+  walloc_heap_stats before = wl_test_stats();
+  void *p[64];
+  for (int i = 0; i < 64; i++) {
+    p[i] = malloc(17 * KiB);
+    memset(p[i], i, 17 * KiB);
+  }
+  walloc_heap_stats after = wl_test_stats();
+  ck_assert_uint_le(after.live_bytes - before.live_bytes, 64 * 18 * KiB);
+  ck_assert_uint_eq(after.large_allocations, before.large_allocations);
+  for (int i = 0; i < 64; i++) free(p[i]);
+}
+END_TEST
+
 START_TEST(introspection_calls_answer) {
   void *p = malloc(1000);
 #if defined(__GLIBC__) /* mallinfo2 and M_ARENA_MAX are glibc's */
@@ -501,6 +527,7 @@ Suite *wl_test_suite(void) {
            realloc_follows_glibc);
   WL_TCASE(s, "contents", 60, calloc_zeroes_recycled_memory, realloc_chains_keep_contents, realloc_in_place,
            random_workout);
-  WL_TCASE(s, "memory", 60, free_memory_goes_back_to_the_os, repeated_large_blocks_reuse_memory);
+  WL_TCASE(s, "memory", 60, free_memory_goes_back_to_the_os, repeated_large_blocks_reuse_memory,
+           blocks_to_32_kib_are_class_sized);
   return s;
 }

@@ -11,11 +11,11 @@
  *
  *   page   a span of slices carved into blocks of one size class:
  *          small pages (1 slice) hold blocks up to 8 KiB, medium pages
- *          (8 slices) up to 16 KiB; a large page is a span holding exactly
- *          one block of up to 2 MiB. Blocks from 16 KiB up get spans of
- *          their own because a freed span serves any size afterwards, where
- *          a page serves only its class: measured, that halves the resident
- *          memory of many-threaded programs with mixed medium sizes.
+ *          (8 slices) up to 16 KiB and (room for 4 blocks: 2 slices at
+ *          most) up to 32 KiB; a large page is a span holding exactly one
+ *          block of up to 2 MiB. Blocks from 32 KiB up get spans of their
+ *          own because a freed span serves any size afterwards, where a page
+ *          serves only its class (docs/design.md weighs the two).
  *   huge   blocks above 2 MiB get a mapping of their own (huge.c), also
  *          4 MiB aligned so the same pointer arithmetic finds their header.
  *   heap   one per thread: a queue of pages per size class, direct slots for
@@ -53,8 +53,11 @@
 #define WL_SLICES_META     1                                   /* slice 0 holds the header */
 
 #define WL_SMALL_MAX       ((size_t)8 << 10)    /* blocks up to 8 KiB: 1-slice pages */
-#define WL_MEDIUM_MAX      ((size_t)16 << 10)   /* up to 16 KiB: 8-slice pages */
+#define WL_MEDIUM_MAX      ((size_t)32 << 10)   /* up to 32 KiB: medium pages */
+#define WL_MEDIUM_WIDE     ((size_t)16 << 10)   /* up to 16 KiB: 8-slice medium pages */
 #define WL_MEDIUM_SLICES   8
+#define WL_WIDE_SLICES     2                    /* above 16 KiB: 2-slice pages, 4 blocks or more */
+_Static_assert(4 * WL_MEDIUM_MAX <= WL_WIDE_SLICES * WL_SLICE_SIZE, "a wide medium page holds 4 blocks");
 #define WL_LARGE_MAX       ((size_t)2 << 20)    /* up to 2 MiB: one block per span */
 #define WL_ALIGN_MAX_PAGE  WL_SLICE_SIZE        /* alignments a page can give for free */
 

@@ -31,7 +31,7 @@
 #define WL_SEGMENT_SIZE    ((size_t)1 << WL_SEGMENT_SHIFT)     /* 4 MiB */
 /* Largest request served at all: beyond this, sizes overflow page rounding. */
 #define WL_MAX_ALLOC       ((size_t)PTRDIFF_MAX - 2 * WL_SEGMENT_SIZE)
-#define WL_BIN_MAX         64                   /* size classes 1..WL_BIN_MAX */
+#define WL_BIN_MAX         72                   /* size classes 1..WL_BIN_MAX */
 /* Address space covered by the segment map. */
 #if UINTPTR_MAX > 0xFFFFFFFFu
 #define WL_ADDRESS_BITS    47

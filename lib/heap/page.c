@@ -378,7 +378,8 @@ void wl_pages_retired_collect(wl_heap_t *heap, bool all) {
 static wl_page_t *page_fresh(wl_heap_t *heap, size_t bin) {
   size_t bsize = wl_bin_size(bin);
   bool small = bsize <= WL_SMALL_MAX;
-  wl_page_t *page = wl_segment_page_alloc(heap, small ? 1 : WL_MEDIUM_SLICES,
+  size_t slices = small ? 1 : bsize <= WL_MEDIUM_WIDE ? WL_MEDIUM_SLICES : WL_WIDE_SLICES;
+  wl_page_t *page = wl_segment_page_alloc(heap, slices,
                                           small ? WL_PAGE_SMALL : WL_PAGE_MEDIUM);
   if (page == NULL) return NULL;
   wl_page_init(heap, page, bsize, bin, page->free_is_zero);

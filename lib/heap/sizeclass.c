@@ -4,7 +4,7 @@
  * Classes 1..8 are 16, 32, ..., 128 bytes. Above 128 bytes each power of two
  * is split into 8 classes: for 2^b < w <= 2^(b+1) the class sizes are
  * 2^b + k * 2^(b-3), k = 1..8. Rounding up to the next class therefore wastes
- * at most 1/9 (11 %) of a block. Class 64 (WL_BIN_MAX) is 16 KiB
+ * at most 1/9 (11 %) of a block. Class 72 (WL_BIN_MAX) is 32 KiB
  * (WL_MEDIUM_MAX), the largest medium size.
  */
 #include "heap.h"

@@ -156,7 +156,7 @@ void wl_stats_print(int fd) {
   wl_out_pad(&o, "  large", 12);
   wl_out_u64(&o, s.large_allocations, 15);
   wl_out_u64(&o, large_live, 14);
-  wl_out_str(&o, "             -   (64 KiB - 2 MiB, one span each)\n");
+  wl_out_str(&o, "             -   (32 KiB - 2 MiB, one span each)\n");
   wl_out_pad(&o, "  huge", 12);
   wl_out_u64(&o, s.huge_allocations, 15);
   wl_out_u64(&o, huge_live, 14);
