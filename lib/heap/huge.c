@@ -146,11 +146,14 @@ static void huge_lend(wl_segment_t *seg) {
   if (!room) huge_trim(seg);
 }
 
-/* Take seg's surplus off the lent list, if it is there (the collector may
-   have trimmed it meanwhile: huge_lent is read under the lock). */
+/* Take seg's surplus off the lent list, if it is there. Always under the
+   lock, never after a look at lent_count: the collector may have trimmed the
+   block's mapping and unlisted it a moment ago, and only the lock makes its
+   new mapped_size visible here (a block freed right after its trim was
+   cached with its old size, and the next one taken from it ran past the
+   mapping's end: valgrind saw the write, TSan the race). */
 static void huge_unlend(wl_segment_t *seg) {
   if (WL_HUGE_NEVER_CACHED) return;
-  if (wl_load_relaxed(&lent_count) == 0) return;
   wl_lock(&huge_lock);
   if (seg->huge_lent) lent_unlink(seg);
   wl_unlock(&huge_lock);
