@@ -282,22 +282,21 @@ static void *copy_resolve(void *dst, const void *src, size_t n);
    thread-safety argument). */
 static _Atomic(wl_copy_fn) wl_copy_large = copy_resolve;
 
-#if defined(__x86_64__)
-/* Bit `bit` of CPUID.(EAX=7,ECX=0):EBX (9 = ERMS, fast rep movsb). */
-static bool copy_cpuid7_ebx(unsigned bit) {
-  unsigned a, b, c, d;
-  return __get_cpuid_max(0, NULL) >= 7 && __get_cpuid_count(7, 0, &a, &b, &c, &d) && ((b >> bit) & 1);
-}
-#endif
-
 #if WL_COPY_X86
 /* The CPU's and the OS's support, read with CPUID and XGETBV on first use.
    Not __builtin_cpu_supports: it links libgcc's __cpu_indicator_init, a
    constructor that runs a dozen CPUID instructions in every process that
    loads walloc, each a trap to the hypervisor on a virtual machine (measured:
-   a quarter of the start-up time of /bin/true under LD_PRELOAD). */
+   a quarter of the start-up time of /bin/true under LD_PRELOAD). Every
+   CPUID read of this file goes through copy_cpuid. */
 static bool copy_cpuid(unsigned leaf, unsigned sub, unsigned r[4]) {
-  return __get_cpuid_max(0, NULL) >= leaf && __get_cpuid_count(leaf, sub, &r[0], &r[1], &r[2], &r[3]);
+  return (unsigned)__get_cpuid_max(0, NULL) >= leaf && __get_cpuid_count(leaf, sub, &r[0], &r[1], &r[2], &r[3]);
+}
+
+/* Bit `bit` of CPUID.(EAX=7,ECX=0):EBX (5 = AVX2, 9 = ERMS, 16 = AVX-512F). */
+static bool copy_cpuid7_ebx(unsigned bit) {
+  unsigned r[4];
+  return copy_cpuid(7, 0, r) && ((r[1] >> bit) & 1);
 }
 
 /* Whether the OS saves the register state bits `mask` of XCR0 (and the CPU
@@ -311,13 +310,13 @@ static bool copy_os_saves(unsigned mask) {
 }
 
 static bool copy_cpu_has_avx2(void) {
-  unsigned r[4];
-  return copy_cpuid(7, 0, r) && ((r[1] >> 5) & 1) && copy_os_saves(0x6u); /* ymm state */
+  return copy_cpuid7_ebx(5) && copy_os_saves(0x6u); /* ymm state */
 }
+#endif
 
+#if defined(__x86_64__)
 static bool copy_cpu_has_avx512f(void) {
-  unsigned r[4];
-  return copy_cpuid(7, 0, r) && ((r[1] >> 16) & 1) && copy_os_saves(0xe6u); /* ymm, opmask, zmm state */
+  return copy_cpuid7_ebx(16) && copy_os_saves(0xe6u); /* ymm, opmask, zmm state */
 }
 #endif
 
@@ -350,8 +349,8 @@ bool wl_copy_available(wl_copy_kernel_t k) {
 #if defined(__x86_64__)
 /* Whether the CPU is an AMD one. */
 static bool copy_cpu_amd(void) {
-  unsigned a, b, c, d;
-  return __get_cpuid(0, &a, &b, &c, &d) && b == 0x68747541u;  /* "AuthenticAMD" */
+  unsigned r[4];
+  return copy_cpuid(0, 0, r) && r[1] == 0x68747541u;  /* "AuthenticAMD" */
 }
 
 /* Whether 512-bit stores run at full speed: glibc's rule (cpu_features.c,
@@ -360,10 +359,9 @@ static bool copy_cpu_amd(void) {
    the whole core, which costs more than a faster copy gains; AMD's Zen 4
    has no such penalty. */
 static bool copy_wide_stores_cheap(void) {
-  unsigned a, b, c, d;
+  unsigned r[4];
   if (copy_cpu_amd()) return true;
-  if (__get_cpuid_max(0, NULL) < 7 || !__get_cpuid_count(7, 1, &a, &b, &c, &d)) return false;
-  return (a >> 4) & 1;  /* CPUID.(7,1):EAX[4] = AVX-VNNI */
+  return copy_cpuid(7, 1, r) && ((r[0] >> 4) & 1);  /* CPUID.(7,1):EAX[4] = AVX-VNNI */
 }
 #endif
 
