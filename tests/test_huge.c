@@ -22,6 +22,22 @@
 
 #define MiB ((size_t)1 << 20)
 
+/* Under ThreadSanitizer walloc never resizes or moves a mapping
+   (lib/platform/linux.c): the tests that need it say so and return. */
+#if defined(WL_TSAN)
+#define WL_NO_REMAP 1
+#else
+#define WL_NO_REMAP 0
+#endif
+#define SKIP_WITHOUT_REMAP(test)                                                                             \
+  do {                                                                                                      \
+    if (WL_NO_REMAP) {                                                                                      \
+      printf("skipped: %s (under ThreadSanitizer walloc never resizes or moves a mapping: lib/platform/linux.c)\n", \
+             test);                                                                                         \
+      return;                                                                                               \
+    }                                                                                                       \
+  } while (0)
+
 static void *moved_from;  /* set by the interposed mremap when it moved a range */
 static bool mark_after_move;
 
@@ -42,10 +58,7 @@ void *mremap(void *old, size_t old_size, size_t new_size, int flags, ...) {
 }
 
 START_TEST(realloc_move_keeps_a_newer_blocks_map_byte) {
-#if defined(WL_TSAN)
-  printf("skipped: realloc_move_keeps_a_newer_blocks_map_byte (under ThreadSanitizer walloc never moves a mapping: lib/platform/linux.c)\n");
-  return;
-#endif
+  SKIP_WITHOUT_REMAP("realloc_move_keeps_a_newer_blocks_map_byte");
   char *p = walloc_malloc(8 * MiB);
   ck_assert_ptr_nonnull(p);
   p[0] = 42;
@@ -84,10 +97,7 @@ static void touch_pages(char *p, size_t n, char v) {
 }
 
 START_TEST(varying_huge_sizes_reuse_the_same_pages) {
-#if defined(WL_TSAN)
-  printf("skipped: varying_huge_sizes_reuse_the_same_pages (under ThreadSanitizer walloc never resizes or moves a mapping: lib/platform/linux.c)\n");
-  return;
-#endif
+  SKIP_WITHOUT_REMAP("varying_huge_sizes_reuse_the_same_pages");
   walloc_collect(true);
   walloc_heap_stats before = wl_test_stats();
   long faults_before = minor_faults();
@@ -116,10 +126,7 @@ START_TEST(varying_huge_sizes_reuse_the_same_pages) {
 END_TEST
 
 START_TEST(a_lent_surplus_is_given_back_after_the_delay) {
-#if defined(WL_TSAN)
-  printf("skipped: a_lent_surplus_is_given_back_after_the_delay (under ThreadSanitizer walloc never resizes or moves a mapping: lib/platform/linux.c)\n");
-  return;
-#endif
+  SKIP_WITHOUT_REMAP("a_lent_surplus_is_given_back_after_the_delay");
   walloc_collect(true);
   char *big = walloc_malloc(32 * MiB);
   touch_pages(big, 32 * MiB, 1);
@@ -178,10 +185,7 @@ END_TEST
 /* WALLOC_HUGE_CACHE can be set to 0 at run time: what was cached and lent
    before must still be looked after (freed from the lists, released). */
 START_TEST(turning_the_cache_off_leaves_nothing_behind) {
-#if defined(WL_TSAN)
-  printf("skipped: turning_the_cache_off_leaves_nothing_behind (under ThreadSanitizer walloc never resizes a mapping)\n");
-  return;
-#endif
+  SKIP_WITHOUT_REMAP("turning_the_cache_off_leaves_nothing_behind");
   walloc_collect(true);
   uint64_t base = wl_test_mapped_bytes();
   char *big = walloc_malloc(32 * MiB);
