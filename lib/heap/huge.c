@@ -188,8 +188,9 @@ void *wl_huge_alloc(size_t size, size_t align, bool zero) {
   seg->kind = WL_SEGMENT_HUGE;
   seg->map_value = map_value;
   seg->huge_offset = offset;
-  bool lend = wl_option(WL_OPT_HUGE_CACHE) > 0 && seg->mapped_size > keep_of(need); /* from the cache only */
-  seg->huge_size = (lend ? keep_of(need) : seg->mapped_size) - offset;
+  size_t keep = keep_of(need);
+  bool lend = wl_option(WL_OPT_HUGE_CACHE) > 0 && seg->mapped_size > keep; /* from the cache only */
+  seg->huge_size = (lend ? keep : seg->mapped_size) - offset;
   seg->huge_in_cache = 0;
   seg->huge_lent = 0;
   wl_store_relaxed(&seg->tid, 0);
