@@ -284,8 +284,8 @@ static wl_segment_t *huge_remap(wl_segment_t *seg, size_t need) {
   }
   if (!wl_os.can_remap || need < seg->mapped_size) return NULL;
   /* The target is mapped readable and writable rather than only reserved:
-     the kernel replaces it either way, and valgrind then knows the grown
-     part is usable (over a PROT_NONE target it keeps it inaccessible). */
+     the kernel replaces it either way (valgrind's view of the grown part:
+     wl_os_remap). */
   void *dst = wl_osmem_map(WL_MEM_HEAP, need, WL_HUGE_ALIGN, 0, NULL);
   if (dst == NULL) return NULL;
   /* The move frees the old range at once, and another thread may map a
