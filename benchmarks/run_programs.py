@@ -25,6 +25,11 @@ repetition, wall time, CPU time and peak RSS as medians with ratios to glibc.
              clients', peak RSS the server's, plus the server's RSS 1 s and
              5 s after FLUSHALL (the server idle)
 
+--also NAME=LIB adds a column with LIB preloaded: with
+build/benchmarks/libempty-preload.so (a library that replaces nothing) it
+shows what LD_PRELOAD itself costs, the floor under every preloaded
+allocator (for redis it preloads into Debian's jemalloc-linked server).
+
 Peak RSS is ru_maxrss from wait4 in bench-spawn (a program's children
 included). The machine is a shared 2-core VM: compare ratios within one run.
 """
@@ -211,6 +216,9 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--only", help="comma-separated subset of " + ",".join(PROGRAMS))
     ap.add_argument("--allocators", help="comma-separated subset of glibc,walloc,jemalloc,mimalloc,tcmalloc")
+    ap.add_argument("--also", action="append", default=[], metavar="NAME=LIB",
+                    help="one more column: LIB preloaded (e.g. empty=build/benchmarks/libempty-preload.so, "
+                         "what LD_PRELOAD itself costs; or a second walloc build)")
     ap.add_argument("--timeout", type=int, default=300)
     ap.add_argument("--out", help="also write the markdown report to this file")
     args = ap.parse_args()
@@ -228,7 +236,13 @@ def main():
         p = Path(common.LIBDIR) / lib
         if p.exists():
             paths[name] = str(p)
+    for item in args.also:
+        name, _, lib = item.partition("=")
+        if not name or not lib or not Path(lib).exists() or name in paths:
+            raise SystemExit("--also %s: want NAME=LIB with a new NAME and an existing LIB" % item)
+        paths[name] = str(Path(lib).resolve())
     allocs = [a for a in (args.allocators.split(",") if args.allocators else paths) if a in paths]
+    allocs += [item.partition("=")[0] for item in args.also if item.partition("=")[0] not in allocs]
     sel = args.only.split(",") if args.only else list(PROGRAMS)
     for w in sel:
         if w not in PROGRAMS:
