@@ -122,8 +122,9 @@ def env_without_preload():
     return {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
 
 
-def run_child(argv, preload, timeout, helper):
-    """Run argv with LD_PRELOAD=preload (None: no preload).
+def run_child(argv, preload, timeout, helper, env_extra=None):
+    """Run argv with LD_PRELOAD=preload (None: no preload), and env_extra's
+    variables (a dict) set.
 
     With helper (path of bench-spawn) the workload is forked by that small C
     program, which wait4()s it and reports wall time and ru_maxrss; otherwise
@@ -133,6 +134,7 @@ def run_child(argv, preload, timeout, helper):
     """
     res = Result()
     env = env_without_preload()
+    env.update(env_extra or {})
     with tempfile.TemporaryDirectory(prefix="walloc-bench-") as tmp:
         out_path = os.path.join(tmp, "stdout")
         err_path = os.path.join(tmp, "stderr")
@@ -225,8 +227,9 @@ def run_child(argv, preload, timeout, helper):
     return res
 
 
-def repro_command(argv, preload):
-    pre = "LD_PRELOAD=%s " % shlex.quote(preload) if preload else ""
+def repro_command(argv, preload, env_extra=None):
+    pre = "".join("%s=%s " % (k, shlex.quote(v)) for k, v in (env_extra or {}).items())
+    pre += "LD_PRELOAD=%s " % shlex.quote(preload) if preload else ""
     return pre + shlex.join(argv)
 
 

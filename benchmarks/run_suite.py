@@ -283,11 +283,14 @@ def run_all(args, log):
     allocs = [a for a in ORDER if a in wanted and a in libs]
     for a in set(wanted) - set(allocs):
         log(f"note: {a} skipped ({'unknown' if a not in ORDER else 'not installed'})")
-    for spec in args.also or []:  # another build beside the others, interleaved with them
-        name, _, lib = spec.partition("=")
-        if not lib or not os.path.exists(lib) or name in libs:
-            raise SystemExit(f"--also {spec}: give a new NAME=LIB with an existing library")
+    envs = {}  # allocator -> variables set for its runs (--also NAME=LIB,VAR=VALUE)
+    for spec in args.also or []:  # another build (or setting) beside the others, interleaved with them
+        name, _, rest = spec.partition("=")
+        lib, *sets = rest.split(",")
+        if not lib or not os.path.exists(lib) or name in libs or not all("=" in v for v in sets):
+            raise SystemExit(f"--also {spec}: give a new NAME=LIB[,VAR=VALUE...] with an existing library")
         libs[name] = os.path.abspath(lib)
+        envs[name] = dict(v.split("=", 1) for v in sets)
         allocs.append(name)
     sel = [w.removeprefix("bench-") for w in args.only.split(",")] if args.only else list(WORKLOADS)
     for w in sel:
@@ -298,7 +301,9 @@ def run_all(args, log):
     helper = str(bindir / "bench-spawn")
 
     header = header_lines(sys.argv[1:])
-    header.append("allocators: " + ", ".join(f"{a}={libs[a] or 'no preload'}" for a in allocs))
+    header.append("allocators: " + ", ".join(f"{a}={libs[a] or 'no preload'}"
+                                             + "".join(f" {k}={v}" for k, v in envs.get(a, {}).items())
+                                             for a in allocs))
     rows, failures = [], []
     out = open(args.csv, "w", newline="") if args.csv else None
     if out:
@@ -311,7 +316,7 @@ def run_all(args, log):
             argv = workload_argv(bindir, w, t, args.quick)
             for rep in range(reps):
                 for a in allocs[rep % len(allocs):] + allocs[:rep % len(allocs)]:
-                    res = run_child(argv, libs[a], args.timeout, helper)
+                    res = run_child(argv, libs[a], args.timeout, helper, envs.get(a))
                     if res.ok and not res.summary_line().endswith(" ok"):
                         res.ok, res.status = False, "no summary line ending in ok"
                     row = {"workload": w, "threads": t, "allocator": a, "rep": rep + 1,
@@ -327,7 +332,7 @@ def run_all(args, log):
                     log(f"{k}/{total} {el:.0f}s elapsed, ~{el / k * (total - k):.0f}s left: {w} {t}T {a} "
                         + (f"{res.wall:.3f}s {res.maxrss_kib / 1024:.1f}MiB" if res.ok else "FAILED " + res.status))
                     if not res.ok:
-                        failures.append((w, t, a, res.status, repro_command(argv, libs[a]),
+                        failures.append((w, t, a, res.status, repro_command(argv, libs[a], envs.get(a)),
                                          " / ".join(res.stderr.strip().splitlines()[-3:])))
     if out:
         out.close()
@@ -343,8 +348,9 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small arguments, 1 rep, few thread counts: a smoke run")
     ap.add_argument("--only", help="comma-separated workloads (of: %s)" % ", ".join(WORKLOADS))
     ap.add_argument("--allocators", help="comma-separated subset of " + ",".join(ORDER))
-    ap.add_argument("--also", action="append", metavar="NAME=LIB",
-                    help="also preload LIB as allocator NAME (another walloc build, say), interleaved with the rest")
+    ap.add_argument("--also", action="append", metavar="NAME=LIB[,VAR=VALUE...]",
+                    help="also preload LIB as allocator NAME (another walloc build, say), interleaved with the "
+                         "rest, with the variables given set (e.g. delay25=build/libwalloc.so,WALLOC_PURGE_DELAY=25)")
     ap.add_argument("--timeout", type=int, default=120, help="seconds before a run is killed (default 120)")
     ap.add_argument("--csv", help="write one row per run to this CSV")
     ap.add_argument("--out", help="also write the markdown report to this file")
