@@ -191,6 +191,19 @@ def target_lines(pts, allocs):
                 bad.append(f"  - {w} at {t} threads: {p['walloc'][metric] / p[best][metric]:.2f}x {best}")
         verdict(not bad, f"no point more than {limit}x {what}: {len(bad)} violation(s)")
         res += bad
+    res += ["", "Points beyond those limits, by allocator (how far the limits are from what any "
+            "allocator does here):", ""]
+    for a in allocs:
+        counts = []
+        for metric, limit in (("time", 1.25), ("mem", 1.5)):
+            n = 0
+            for p in pts.values():
+                best = best_of(p, metric)
+                if p.get(a) is None or (best and p[a][metric] > limit * p[best][metric]):
+                    n += 1
+            counts.append(n)
+        res.append(f"- {a}: {counts[0]} more than 1.25x slower than the fastest, "
+                   f"{counts[1]} over 1.5x the leanest's memory")
     res += ["", "Points each allocator wins (fastest or leanest of all at that point):", ""]
     for a in allocs:
         for metric, word in (("time", "fastest"), ("mem", "leanest")):
