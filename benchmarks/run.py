@@ -227,6 +227,21 @@ def run_child(argv, preload, timeout, helper, env_extra=None):
     return res
 
 
+def parse_also(specs, taken):
+    """The --also NAME=LIB[,VAR=VALUE...] items of a driver: {NAME: (LIB made
+    absolute, {VAR: VALUE})}, in the order given. Exits on a NAME already in
+    `taken` or given twice, a LIB that does not exist, or a setting without '='."""
+    out = {}
+    for spec in specs or []:
+        name, _, rest = spec.partition("=")
+        lib, *sets = rest.split(",")
+        if not name or not lib or not os.path.exists(lib) or name in taken or name in out \
+                or not all("=" in v for v in sets):
+            raise SystemExit("--also %s: give a new NAME=LIB[,VAR=VALUE...] with an existing library" % spec)
+        out[name] = (os.path.abspath(lib), dict(v.split("=", 1) for v in sets))
+    return out
+
+
 def repro_command(argv, preload, env_extra=None):
     pre = "".join("%s=%s " % (k, shlex.quote(v)) for k, v in (env_extra or {}).items())
     pre += "LD_PRELOAD=%s " % shlex.quote(preload) if preload else ""

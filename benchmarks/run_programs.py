@@ -25,7 +25,7 @@ repetition, wall time, CPU time and peak RSS as medians with ratios to glibc.
              clients', peak RSS the server's, plus the server's RSS 1 s and
              5 s after FLUSHALL (the server idle)
 
---also NAME=LIB adds a column with LIB preloaded: with
+--also NAME=LIB[,VAR=VALUE...] adds a column with LIB preloaded: with
 build/benchmarks/libempty-preload.so (a library that replaces nothing) it
 shows what LD_PRELOAD itself costs, the floor under every preloaded
 allocator (for redis it preloads into Debian's jemalloc-linked server).
@@ -155,7 +155,7 @@ def info_rss(sock):
     return None
 
 
-def run_redis(preload, tmp, helper, timeout):
+def run_redis(preload, tmp, helper, timeout, env_extra=None):
     """One redis run: a Result with wall (the clients' time), maxrss_kib (the
     server's peak) and values['rss_1s_after_flush_kib'], ['rss_5s_after_flush_kib']."""
     res = common.Result()
@@ -167,7 +167,8 @@ def run_redis(preload, tmp, helper, timeout):
         [helper, "-t", str(timeout), "-p", preload or "", "-o", str(rep), "--", "/usr/bin/redis-server",
          "--port", "0", "--unixsocket", str(sock), "--save", "", "--appendonly", "no",
          "--dir", str(tmp), "--logfile", str(tmp / "redis.log")],
-        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        env=dict(env, **(env_extra or {})), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE)
     try:
         for _ in range(200):
             if sock.exists() and redis_cli(sock, "PING").stdout.strip() == "PONG":
@@ -216,9 +217,10 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--only", help="comma-separated subset of " + ",".join(PROGRAMS))
     ap.add_argument("--allocators", help="comma-separated subset of glibc,walloc,jemalloc,mimalloc,tcmalloc")
-    ap.add_argument("--also", action="append", default=[], metavar="NAME=LIB",
-                    help="one more column: LIB preloaded (e.g. empty=build/benchmarks/libempty-preload.so, "
-                         "what LD_PRELOAD itself costs; or a second walloc build)")
+    ap.add_argument("--also", action="append", default=[], metavar="NAME=LIB[,VAR=VALUE...]",
+                    help="one more column: LIB preloaded, with the variables given set (e.g. "
+                         "empty=build/benchmarks/libempty-preload.so, what LD_PRELOAD itself costs; or a "
+                         "second walloc build)")
     ap.add_argument("--timeout", type=int, default=300)
     ap.add_argument("--out", help="also write the markdown report to this file")
     args = ap.parse_args()
@@ -236,13 +238,11 @@ def main():
         p = Path(common.LIBDIR) / lib
         if p.exists():
             paths[name] = str(p)
-    for item in args.also:
-        name, _, lib = item.partition("=")
-        if not name or not lib or not Path(lib).exists() or name in paths:
-            raise SystemExit("--also %s: want NAME=LIB with a new NAME and an existing LIB" % item)
-        paths[name] = str(Path(lib).resolve())
+    also = common.parse_also(args.also, paths)
+    envs = {name: sets for name, (_, sets) in also.items()}  # variables set for that column's runs
+    paths.update({name: lib for name, (lib, _) in also.items()})
     allocs = [a for a in (args.allocators.split(",") if args.allocators else paths) if a in paths]
-    allocs += [item.partition("=")[0] for item in args.also if item.partition("=")[0] not in allocs]
+    allocs += [name for name in also if name not in allocs]
     sel = args.only.split(",") if args.only else list(PROGRAMS)
     for w in sel:
         if w not in PROGRAMS:
@@ -265,10 +265,11 @@ def main():
                 for a in allocs[k:] + allocs[:k]:
                     if w == "redis":
                         pre = str(shim) if a == "glibc" else paths[a]
-                        r = run_redis(pre, tmp, str(helper), args.timeout)
+                        r = run_redis(pre, tmp, str(helper), args.timeout, envs.get(a))
                     else:
                         (tmp / "run.db").unlink(missing_ok=True)
-                        r = common.run_child(argv_for(w, tmp, repo), paths[a], args.timeout, str(helper))
+                        r = common.run_child(argv_for(w, tmp, repo), paths[a], args.timeout, str(helper),
+                                             envs.get(a))
                     results[w][a].append(r)
                     if r.ok:
                         log("%-10s rep %d %-9s %7.3f s %8.1f MiB" % (w, rep + 1, a, r.wall, r.maxrss_kib / 1024))
@@ -286,6 +287,7 @@ def main():
           "- host: %s, %s, %d CPUs" % (platform.node(), platform.platform(), os.cpu_count() or 0),
           "- repo: %s at %s" % (REPO, common.git_state()),
           "- allocators: " + ", ".join("%s (%s)" % (a, paths[a] or "no preload; redis: libc-malloc-shim.so")
+                                       + "".join(" %s=%s" % kv for kv in envs.get(a, {}).items())
                                        for a in allocs),
           "- repetitions: %d, allocators interleaved and rotated; runs took %.0f s; load average "
           "(1 min) %.2f before, %.2f after" % (args.reps, took, load0, load1), "",

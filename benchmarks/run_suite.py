@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 from preload import allocators, commit_state, cpu_model
-from run import find_build, geomean, md_table, repro_command, run_child
+from run import find_build, geomean, md_table, parse_also, repro_command, run_child
 
 REPO = Path(__file__).resolve().parent.parent
 BASE = "mimalloc"  # the ratios' denominator
@@ -167,6 +167,12 @@ def best_of(p, metric):
     return min(ok, key=ok.get) if ok else None
 
 
+def over_limit(p, a, metric, limit):
+    """Whether allocator a failed at point p, or took more than limit x the best's metric."""
+    best = best_of(p, metric)
+    return p.get(a) is None or bool(best and p[a][metric] > limit * p[best][metric])
+
+
 def target_lines(pts, allocs):
     if "walloc" not in allocs or BASE not in allocs:
         return ["(targets need walloc and mimalloc in the run)"]
@@ -184,26 +190,19 @@ def target_lines(pts, allocs):
     for metric, limit, what in (("time", 1.25, "slower than the fastest"), ("mem", 1.5, "the memory of the leanest")):
         bad = []
         for (w, t), p in sorted(pts.items()):
-            best = best_of(p, metric)
             if p.get("walloc") is None:
                 bad.append(f"  - {w} at {t} threads: walloc FAILED")
-            elif best and p["walloc"][metric] > limit * p[best][metric]:
+            elif over_limit(p, "walloc", metric, limit):
+                best = best_of(p, metric)
                 bad.append(f"  - {w} at {t} threads: {p['walloc'][metric] / p[best][metric]:.2f}x {best}")
         verdict(not bad, f"no point more than {limit}x {what}: {len(bad)} violation(s)")
         res += bad
     res += ["", "Points beyond those limits, by allocator (how far the limits are from what any "
             "allocator does here):", ""]
     for a in allocs:
-        counts = []
-        for metric, limit in (("time", 1.25), ("mem", 1.5)):
-            n = 0
-            for p in pts.values():
-                best = best_of(p, metric)
-                if p.get(a) is None or (best and p[a][metric] > limit * p[best][metric]):
-                    n += 1
-            counts.append(n)
-        res.append(f"- {a}: {counts[0]} more than 1.25x slower than the fastest, "
-                   f"{counts[1]} over 1.5x the leanest's memory")
+        slow, fat = (sum(over_limit(p, a, metric, limit) for p in pts.values())
+                     for metric, limit in (("time", 1.25), ("mem", 1.5)))
+        res.append(f"- {a}: {slow} more than 1.25x slower than the fastest, {fat} over 1.5x the leanest's memory")
     res += ["", "Points each allocator wins (fastest or leanest of all at that point):", ""]
     for a in allocs:
         for metric, word in (("time", "fastest"), ("mem", "leanest")):
@@ -297,13 +296,8 @@ def run_all(args, log):
     for a in set(wanted) - set(allocs):
         log(f"note: {a} skipped ({'unknown' if a not in ORDER else 'not installed'})")
     envs = {}  # allocator -> variables set for its runs (--also NAME=LIB,VAR=VALUE)
-    for spec in args.also or []:  # another build (or setting) beside the others, interleaved with them
-        name, _, rest = spec.partition("=")
-        lib, *sets = rest.split(",")
-        if not lib or not os.path.exists(lib) or name in libs or not all("=" in v for v in sets):
-            raise SystemExit(f"--also {spec}: give a new NAME=LIB[,VAR=VALUE...] with an existing library")
-        libs[name] = os.path.abspath(lib)
-        envs[name] = dict(v.split("=", 1) for v in sets)
+    for name, (lib, sets) in parse_also(args.also, libs).items():  # interleaved with the others
+        libs[name], envs[name] = lib, sets
         allocs.append(name)
     sel = [w.removeprefix("bench-") for w in args.only.split(",")] if args.only else list(WORKLOADS)
     for w in sel:
