@@ -237,6 +237,69 @@ START_TEST(exited_threads_free_memory_waits_its_delay) {
 }
 END_TEST
 
+/* Large blocks (32 KiB to 2 MiB) come from a heap all threads share
+   (lib/heap/large.c): what one thread frees serves another thread's next
+   large malloc, even while the thread that allocated them lives on and
+   never calls walloc again. When each thread's own segments held its large
+   blocks, the taker below mapped 16 MiB more. */
+#define SHARE_BLOCKS 64
+#define SHARE_SIZE (256 * KiB)
+static void *share_blocks[SHARE_BLOCKS];
+static pthread_barrier_t share_barrier;
+
+static void *share_owner(void *arg) {
+  (void)arg;
+  for (int i = 0; i < SHARE_BLOCKS; i++) {
+    share_blocks[i] = walloc_malloc(SHARE_SIZE);
+    memset(share_blocks[i], i, SHARE_SIZE);
+  }
+  pthread_barrier_wait(&share_barrier); /* allocated */
+  pthread_barrier_wait(&share_barrier); /* the test is over */
+  return NULL;
+}
+
+static void *share_freer(void *arg) {
+  (void)arg;
+  for (int i = 0; i < SHARE_BLOCKS; i++) walloc_free(share_blocks[i]);
+  return NULL;
+}
+
+static void *share_taker(void *arg) {
+  void **taken = arg;
+  for (int i = 0; i < SHARE_BLOCKS; i++) {
+    taken[i] = walloc_malloc(SHARE_SIZE);
+    wl_test_fill(taken[i], SHARE_SIZE, (uint32_t)i);
+  }
+  return NULL;
+}
+
+START_TEST(large_blocks_one_thread_frees_serve_another) {
+  WL_WASM_SKIP_THREADS();
+  walloc_collect(true);
+  pthread_barrier_init(&share_barrier, NULL, 2);
+  pthread_t owner, freer, taker;
+  ck_assert_int_eq(pthread_create(&owner, NULL, share_owner, NULL), 0);
+  pthread_barrier_wait(&share_barrier);
+  walloc_heap_stats held = wl_test_stats();
+  ck_assert_int_eq(pthread_create(&freer, NULL, share_freer, NULL), 0);
+  pthread_join(freer, NULL);
+  static void *taken[SHARE_BLOCKS];
+  ck_assert_int_eq(pthread_create(&taker, NULL, share_taker, taken), 0);
+  pthread_join(taker, NULL);
+  walloc_heap_stats after = wl_test_stats();
+  ck_assert_msg(after.mapped_bytes <= held.mapped_bytes + 4 * MiB, "%.1f MiB mapped after 16 MiB was freed by another thread",
+                ((double)after.mapped_bytes - (double)held.mapped_bytes) / MiB);
+  pthread_barrier_wait(&share_barrier);
+  pthread_join(owner, NULL);
+  pthread_barrier_destroy(&share_barrier);
+  for (int i = 0; i < SHARE_BLOCKS; i++) {
+    ck_assert_uint_eq(wl_test_check(taken[i], SHARE_SIZE, (uint32_t)i), SHARE_SIZE);
+    walloc_free(taken[i]);
+  }
+  walloc_collect(true);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------
    fork() while other threads allocate: the child has a working heap.
    ------------------------------------------------------------------------ */
@@ -384,6 +447,7 @@ Suite *wl_test_suite(void) {
   WL_TCASE(s, "cross-thread", 120, cross_thread_free, owner_allocates_other_thread_frees, many_threads_free_each_other,
            huge_reallocs_move_while_others_map);
   WL_TCASE(s, "thread-exit", 120, thread_exit_hands_memory_over, exited_threads_free_memory_waits_its_delay);
+  WL_TCASE(s, "large", 120, large_blocks_one_thread_frees_serve_another);
   WL_TCASE(s, "fork", 120, fork_in_threaded_process);
   return s;
 }

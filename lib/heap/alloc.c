@@ -4,8 +4,8 @@
  * Every allocating call reduces to wl_malloc_slow(size, heap, zero) once its
  * fast path misses: it makes sure the thread has a heap, does the heap's
  * maintenance (delayed frees, due purges), then routes by size: small and
- * medium sizes to a page of their class, large ones to a span of their own,
- * huge ones to a mapping of their own (huge.c).
+ * medium sizes to a page of their class, large ones to a span of their own in
+ * the heap all threads share (large.c), huge ones to a mapping of their own (huge.c).
  * Errors follow the C library: NULL with errno ENOMEM for sizes that cannot
  * be served; EINVAL is decided by the entry points that take an alignment.
  * When the OS refuses memory, wl_malloc_slow and the aligned huge path give
@@ -30,36 +30,6 @@ WL_INLINE void *page_pop(wl_page_t *page, size_t size, bool zero) {
   return block;
 }
 
-static void *large_alloc(wl_heap_t *heap, size_t size, bool zero) {
-  size_t slices = (size + WL_SLICE_SIZE - 1) >> WL_SLICE_SHIFT;
-  bool is_zero = false;
-  wl_page_t *page = heap->large_free != NULL ? wl_large_cache_take(heap, slices) : NULL;
-  if (page == NULL) {
-    page = wl_segment_page_alloc(heap, slices, WL_PAGE_LARGE);
-    if (page == NULL) return NULL;
-    is_zero = page->free_is_zero;
-    page->reserved = page->capacity = 1;
-    page->free_is_zero = false;
-    wl_store_relaxed(&page->xthread_free, (uintptr_t)WL_DELAYED_USE); /* foreign frees notify the heap */
-    wl_store_release(&page->heap, heap);
-    wl_page_set_owner(page, heap->tid, WL_PAGE_IN_FULL); /* the free fast path never takes large pages */
-  }
-  page->block_size = (size_t)page->slice_count * WL_SLICE_SIZE;
-  page->local_free = NULL; /* a cached page's last free left its block here */
-  /* a foreign free that notified the heap left the page in the normal state:
-     foreign frees of the new block must notify again (nothing is pending) */
-  wl_store_relaxed(&page->xthread_free, (uintptr_t)WL_DELAYED_USE);
-  page->used = page->used_synced = 1;
-  page->allocs = page->allocs_synced = 1;
-  wl_page_queue_push(heap, &heap->pages[WL_BIN_FULL], page);
-  heap->stat_large_allocs++;
-  heap->stat_large_live++;
-  wl_heap_stat_live(heap, (int64_t)page->block_size);
-  if (zero && !is_zero) memset(wl_page_start(page), 0, size);
-  else wl_store_relaxed(&((wl_block_t *)wl_page_start(page))->tag, 0); /* live: see wl_block_t */
-  return wl_page_start(page);
-}
-
 WL_NOINLINE void *wl_malloc_slow(size_t size, wl_heap_t *heap, bool zero) {
   wl_page_t *page;
   if (size <= WL_MEDIUM_MAX) { /* second chance: the class queue's first page */
@@ -77,7 +47,7 @@ WL_NOINLINE void *wl_malloc_slow(size_t size, wl_heap_t *heap, bool zero) {
   pop: /* one inlined pop for both: it clears memory for calloc */
     return page_pop(page, size, zero);
   }
-  void *p = size <= WL_LARGE_MAX ? large_alloc(heap, size, zero) : wl_huge_alloc(size, WL_MIN_ALIGN, zero);
+  void *p = size <= WL_LARGE_MAX ? wl_large_alloc(heap, size, zero) : wl_huge_alloc(size, WL_MIN_ALIGN, zero);
   if (p != NULL) return p;
 nomem: /* give back what every layer caches, try once more, else ENOMEM (pressure.c) */
   return wl_malloc_refused(size, heap, zero);
@@ -145,22 +115,6 @@ static void *realloc_move(void *p, size_t old_usable, size_t size) {
   return q;
 }
 
-/* A large block grows or shrinks in its own span when its thread owns it. */
-static bool large_resize(wl_page_t *page, size_t size) {
-  if (wl_page_owner(page) != wl_os_thread_id() || size <= WL_MEDIUM_MAX || size > WL_LARGE_MAX) return false;
-  wl_heap_t *heap = wl_load_relaxed(&page->heap);
-  size_t slices = (size + WL_SLICE_SIZE - 1) >> WL_SLICE_SHIFT;
-  if (slices > page->slice_count) {
-    if (!wl_segment_page_grow(heap, page, slices)) return false;
-  } else if (slices < page->slice_count) {
-    wl_segment_page_shrink(heap, page, slices);
-  }
-  size_t old = page->block_size;
-  page->block_size = slices * WL_SLICE_SIZE;
-  wl_heap_stat_live(heap, (int64_t)page->block_size - (int64_t)old);
-  return true;
-}
-
 void *wl_realloc(void *p, size_t size) {
   if (p == NULL) return wl_malloc_also(size);
   if (size == 0) { /* glibc: free and return NULL */
@@ -179,7 +133,7 @@ void *wl_realloc(void *p, size_t size) {
     size_t usable = wl_page_live_size(page, p); /* small and medium blocks, inline */
     if (usable == 0 && page->kind == WL_PAGE_LARGE) {
       usable = wl_live_block_size(p, NULL);
-      if (usable != 0 && large_resize(page, size)) return p;
+      if (usable != 0 && wl_large_resize(page, size)) return p; /* in its own span */
     }
     if (usable != 0) {
       if (size <= usable && size >= usable / 2) return p; /* fits, and not much smaller: keep it */

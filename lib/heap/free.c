@@ -6,7 +6,7 @@
  *    handed out starts (an interior pointer, a free span, metadata, a block
  *    past the page's capacity), or a block that is free already: misuse,
  *    reported and aborted (wl_misuse; WALLOC_MISUSE_ABORT=0 ignores it);
- *  - a huge block goes to huge.c;
+ *  - a huge block goes to huge.c, a large one to large.c;
  *  - a block of another thread's page is pushed onto the page's atomic
  *    xthread_free list; if the owner has parked the page in its full queue
  *    (state WL_DELAYED_USE), the first such free also pushes the block onto
@@ -88,7 +88,12 @@ static bool page_in_use(const wl_page_t *page) {
 static int block_misuse(const wl_page_t *page, const void *p, bool tag, const uint8_t **block, size_t *size) {
   *block = NULL;
   *size = 0;
-  if (!page_in_use(page)) return WL_MISUSE_NOT_ALLOCATED; /* a free span or metadata: freed long ago? */
+  if (!page_in_use(page)) { /* a free span or metadata */
+    /* a slice's first byte in a free span: where a large block (or a page's
+       first block) was, freed already, and its span given back */
+    bool was_block = (page->kind == WL_PAGE_SPAN || page->kind == WL_PAGE_PURGING) && ((uintptr_t)p & (WL_SLICE_SIZE - 1)) == 0;
+    return was_block ? WL_MISUSE_DOUBLE_FREE : WL_MISUSE_NOT_ALLOCATED;
+  }
   const uint8_t *u = (const uint8_t *)p;
   if (page->kind == WL_PAGE_LARGE) {
     *block = wl_page_start(page);
@@ -168,13 +173,15 @@ static WL_COLD WL_NOINLINE void free_misuse(void *p, const wl_page_t *page, int 
 }
 
 void wl_free_generic(void *p, wl_page_t *page) {
+  if (page->kind == WL_PAGE_LARGE) { /* the shared heap's, whoever frees it (large.c) */
+    if ((uint8_t *)p != wl_page_start(page) || page->used == 0 || !wl_large_free(p, page)) free_misuse(p, page, -1);
+    return;
+  }
   bool owner = wl_page_owner(page) == wl_os_thread_id() || WL_OS_ONE_THREAD;
   /* a block of a small or medium page (the owner's in a full page, or
-     another thread's), or a large block: anything else is misuse, and so is
-     a block the owner finds free (another thread exchanges the tag below) */
-  bool ok = page->kind == WL_PAGE_SMALL || page->kind == WL_PAGE_MEDIUM
-                ? wl_block_check(page, p)
-                : page->kind == WL_PAGE_LARGE && (uint8_t *)p == wl_page_start(page) && page->used != 0;
+     another thread's): anything else is misuse, and so is a block the owner
+     finds free (another thread exchanges the tag below) */
+  bool ok = (page->kind == WL_PAGE_SMALL || page->kind == WL_PAGE_MEDIUM) && wl_block_check(page, p);
   wl_assert_expensive(!ok || !owner || wl_block_is_free(page, p) ||
                       (!list_contains(page->free, p) && !list_contains(page->local_free, p)));
   if (WL_UNLIKELY(!ok || (owner && wl_block_is_free(page, p)))) {

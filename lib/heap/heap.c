@@ -262,6 +262,7 @@ void wl_heap_collect(wl_heap_t *heap, bool force) {
   wl_large_cache_trim(heap, force);
   wl_heap_stats_flush(heap);
   wl_segments_purge(heap, now, force);
+  wl_large_collect(now, force);
   wl_segment_abandoned_collect(now, force);
   wl_segment_cache_collect(now, force);
   wl_huge_cache_collect(now, force);
@@ -295,6 +296,7 @@ void wl_heap_maintenance(wl_heap_t *heap) {
     }
   }
   if (heap->purge_due <= now) wl_segments_purge(heap, now, false);
+  wl_large_collect(now, false);
   wl_segment_abandoned_collect(now, false);
   wl_segment_cache_collect(now, false);
   wl_huge_cache_collect(now, false);
@@ -342,20 +344,15 @@ void wl_heap_abandon(wl_heap_t *heap) {
 void wl_heap_adopt_page(wl_heap_t *heap, wl_page_t *page) {
   wl_store_release(&page->heap, heap);
   page->next = page->prev = NULL;
-  if (page->kind == WL_PAGE_LARGE) {
-    wl_page_set_owner(page, heap->tid, WL_PAGE_IN_FULL);
-    wl_page_set_delayed(page, WL_DELAYED_USE, true);
-  } else {
-    wl_page_set_owner(page, heap->tid, page->flags & (uint8_t)~WL_PAGE_IN_FULL);
-    wl_page_set_delayed(page, WL_DELAYED_NORMAL, true);
-  }
+  wl_page_set_owner(page, heap->tid, page->flags & (uint8_t)~WL_PAGE_IN_FULL);
+  wl_page_set_delayed(page, WL_DELAYED_NORMAL, true);
   wl_page_collect(page, false);
   wl_page_stats_sync(heap, page);
   if (page->used == 0) {
     wl_segment_page_free(heap, page);
     return;
   }
-  wl_page_queue_push(heap, page->kind == WL_PAGE_LARGE ? &heap->pages[WL_BIN_FULL] : &heap->pages[page->bin], page);
+  wl_page_queue_push(heap, &heap->pages[page->bin], page);
 }
 
 /* ------------------------------------------------------------------------

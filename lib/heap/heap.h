@@ -106,6 +106,7 @@ typedef enum wl_page_kind_e {
   WL_PAGE_SMALL,
   WL_PAGE_MEDIUM,
   WL_PAGE_LARGE,
+  WL_PAGE_PURGING,    /* a free span taken out of a shared heap while it is purged (segment.c) */
 } wl_page_kind_t;
 
 /* page flags: any set flag sends free() down the generic path, through
@@ -159,8 +160,8 @@ typedef struct wl_page_s {
   uint64_t div_magic;               /* block check: floor(2^64 / block_size) + 1 */
   _Atomic(uint64_t) free_limit;     /* block check: capacity * e (raised by the owner, read by any) */
   uint32_t pad_;
-  uint32_t cached_at;               /* when the page became empty (retired) or entered the
-                                       large cache: heap clock, compared mod 2^32 */
+  uint32_t cached_at;               /* when the page became empty (retired) or entered a
+                                       thread's large cache: heap clock, compared mod 2^32 */
   /* second line: slow paths, and other threads' frees */
   _Atomic(uintptr_t) xthread_free;  /* freed by other threads | wl_delayed_t */
   _Atomic(struct wl_heap_s *) heap; /* owner heap, NULL when abandoned */
@@ -253,7 +254,8 @@ struct wl_heap_s {
   uint64_t maintenance_calls;                   /* wasm: the maintenance clock (heap.c) */
 #endif
   uint8_t retired_min, retired_max;             /* classes that may hold retired empty pages */
-  wl_page_t *large_free;                        /* freed large pages kept for reuse (LIFO) */
+  bool shared;                                  /* large.c's heap: no thread, never reclaims */
+  wl_page_t *large_free;                        /* large blocks this thread freed, kept for its reuse (large.c) */
   uint32_t large_free_count, large_free_slices;
   int64_t stat_live;                            /* live bytes not yet published to wl_stats */
   int64_t stat_large_live;                      /* large blocks, likewise */
@@ -389,6 +391,13 @@ void wl_segment_page_shrink(wl_heap_t *heap, wl_page_t *page, size_t slices);
 void wl_segment_abandon(wl_heap_t *heap, wl_segment_t *seg);
 bool wl_segment_reclaim_one(wl_heap_t *heap);
 void wl_segments_purge(wl_heap_t *heap, int64_t now, bool force);
+/* A heap that threads share (large.c) purges without holding its lock:
+   under the lock, take out up to `max` free spans with memory due for a
+   purge (or all, when forced); purge them unlocked; put them back under the
+   lock. */
+size_t wl_segments_purge_take(wl_heap_t *heap, int64_t now, bool force, wl_page_t **spans, size_t max);
+void wl_segment_purge_span(wl_page_t *span);
+void wl_segments_purge_return(wl_heap_t *heap, wl_page_t **spans, size_t n);
 void wl_segment_abandoned_collect_(int64_t now, bool force);
 /* Purge what is due in abandoned segments (segment.c); one thread (wasm)
    never abandons one, so the call folds away there. */
@@ -417,14 +426,23 @@ void wl_page_queue_remove(wl_heap_t *heap, wl_page_queue_t *pq, wl_page_t *page)
 void wl_page_to_full(wl_heap_t *heap, wl_page_t *page);
 void wl_page_unfull(wl_heap_t *heap, wl_page_t *page);
 void wl_page_retire(wl_heap_t *heap, wl_page_t *page);
-void wl_large_cache_trim(wl_heap_t *heap, bool all);
 void wl_pages_retired_collect(wl_heap_t *heap, bool all);
-wl_page_t *wl_large_cache_take(wl_heap_t *heap, size_t slices);
 void wl_page_free(wl_heap_t *heap, wl_page_t *page);
 void wl_page_set_delayed(wl_page_t *page, wl_delayed_t state, bool override_never);
 void wl_page_stats_sync(wl_heap_t *heap, wl_page_t *page);
 wl_page_t *wl_page_find(wl_heap_t *heap, size_t size);
 uint8_t *wl_block_start(const wl_page_t *page, const void *p);
+
+/* large.c: blocks of 32 KiB to 2 MiB, in the heap every thread shares */
+void *wl_large_alloc(wl_heap_t *heap, size_t size, bool zero);
+bool wl_large_page(const wl_page_t *page);
+/* false: p is no longer a live large block (a racing double free) */
+bool wl_large_free(void *p, wl_page_t *page);
+bool wl_large_resize(wl_page_t *page, size_t size);
+void wl_large_collect(int64_t now, bool force);
+/* The thread's cache of freed large blocks: what is older than the purge
+   delay (or everything) goes back to the shared heap. */
+void wl_large_cache_trim(wl_heap_t *heap, bool all);
 
 /* heap.c */
 void wl_heap_delayed_free_all(wl_heap_t *heap);

@@ -24,7 +24,8 @@
    reports may run it under any of them. */
 #define WL_LEVEL_HEAP_INIT    (WL_LEVEL_CORE + 1) /* process set-up (init.c) */
 #define WL_LEVEL_HEAP         (WL_LEVEL_CORE + 2) /* heap list, hooks, segment cache, abandoned list, huge cache */
-#define WL_LEVEL_HEAP_RUNTIME (WL_LEVEL_CORE + 3) /* Emscripten's runtime heap: allocates under its lock */
+#define WL_LEVEL_HEAP_LARGE   (WL_LEVEL_CORE + 3) /* the shared heap of large blocks (large.c): takes the segment cache */
+#define WL_LEVEL_HEAP_RUNTIME (WL_LEVEL_CORE + 4) /* Emscripten's runtime heap: allocates under its lock */
 
 /* Limits */
 #define WL_SEGMENT_SHIFT   22

@@ -8,7 +8,7 @@
  *
  * Invariants: a live small or medium page is in exactly one queue of its
  * owner heap (its class queue, or the full queue with WL_PAGE_IN_FULL set);
- * a large page is always in the full queue. pages_direct[w] is the first page
+ * large pages belong to no thread heap (large.c). pages_direct[w] is the first page
  * of the class of w*16 bytes, or wl_page_empty.
  * Thread safety: everything here runs on the owner thread; other threads only
  * push onto xthread_free (free.c).
@@ -44,14 +44,14 @@ static wl_page_queue_t *queue_of(wl_heap_t *heap, const wl_page_t *page) {
 }
 
 /* The invariants (top of this file), checked in debug builds after every
-   queue change: the page is linked in the one queue its flags name (a large
-   page in the full queue), and the queue's direct slots name its first page. */
+   queue change: the page is linked in the one queue its flags name (never a
+   large page), and the queue's direct slots name its first page. */
 #if WL_DEBUG >= 2
 static void queue_check(wl_heap_t *heap, const wl_page_queue_t *pq, const wl_page_t *page) {
   if (page != NULL) {
     const wl_heap_t *owner = wl_load_relaxed(&((wl_page_t *)page)->heap);
     wl_assert_internal(pq == queue_of(heap, page) && owner == heap);
-    wl_assert_internal(page->kind != WL_PAGE_LARGE || (page->flags & WL_PAGE_IN_FULL));
+    wl_assert_internal(page->kind != WL_PAGE_LARGE);
     wl_assert_internal(page->prev != NULL ? page->prev->next == page : pq->first == page);
     wl_assert_internal(page->next != NULL ? page->next->prev == page : pq->last == page);
   }
@@ -121,27 +121,22 @@ void wl_page_set_delayed(wl_page_t *page, wl_delayed_t state, bool override_neve
    ------------------------------------------------------------------------ */
 void wl_page_stats_sync(wl_heap_t *heap, wl_page_t *page) {
   int64_t d_used = (int64_t)page->used - (int64_t)page->used_synced;
-  if (page->kind == WL_PAGE_LARGE) { /* one block: allocation counted by alloc.c, the free here */
-    heap->stat_large_live += d_used;
-  } else {
-    uint32_t d_allocs = page->allocs - page->allocs_synced; /* mod 2^32: at most a page's blocks between syncs */
-    if (d_allocs == 0 && d_used == 0) return;
-    wl_bin_stats_t *bs = &wl_stats.bins[page->bin];
-    if (d_allocs != 0) wl_fetch_add(&bs->allocs, d_allocs);
-    int64_t live = d_used != 0 ? atomic_fetch_add_explicit(&bs->live_blocks, d_used, memory_order_relaxed) + d_used
-                               : wl_load_relaxed(&bs->live_blocks);
-    /* The peak: the class's other pages as last synced, plus the most this
-       page surely held since its last sync (its blocks then or now, and at
-       least one if it served an allocation): a page allocated and emptied
-       between two syncs still counts, so a class with allocations never
-       shows a peak of 0 or below what was live. */
-    uint32_t held = page->used > page->used_synced ? page->used : page->used_synced;
-    if (held == 0 && d_allocs != 0) held = 1;
-    int64_t peak = live - (int64_t)page->used + (int64_t)held;
-    if (peak > 0) wl_peak_raise(&bs->peak_blocks, (uint64_t)peak);
-    page->allocs_synced = page->allocs;
-  }
-  /* both kinds: the live bytes (once, so the flush check is inlined once) */
+  uint32_t d_allocs = page->allocs - page->allocs_synced; /* mod 2^32: at most a page's blocks between syncs */
+  if (d_allocs == 0 && d_used == 0) return;
+  wl_bin_stats_t *bs = &wl_stats.bins[page->bin];
+  if (d_allocs != 0) wl_fetch_add(&bs->allocs, d_allocs);
+  int64_t live = d_used != 0 ? atomic_fetch_add_explicit(&bs->live_blocks, d_used, memory_order_relaxed) + d_used
+                             : wl_load_relaxed(&bs->live_blocks);
+  /* The peak: the class's other pages as last synced, plus the most this
+     page surely held since its last sync (its blocks then or now, and at
+     least one if it served an allocation): a page allocated and emptied
+     between two syncs still counts, so a class with allocations never
+     shows a peak of 0 or below what was live. */
+  uint32_t held = page->used > page->used_synced ? page->used : page->used_synced;
+  if (held == 0 && d_allocs != 0) held = 1;
+  int64_t peak = live - (int64_t)page->used + (int64_t)held;
+  if (peak > 0) wl_peak_raise(&bs->peak_blocks, (uint64_t)peak);
+  page->allocs_synced = page->allocs;
   if (d_used != 0) {
     wl_heap_stat_live(heap, d_used * (int64_t)page->block_size);
     page->used_synced = page->used;
@@ -253,7 +248,7 @@ void wl_page_to_full(wl_heap_t *heap, wl_page_t *page) {
 }
 
 void wl_page_unfull(wl_heap_t *heap, wl_page_t *page) {
-  if (!(page->flags & WL_PAGE_IN_FULL) || page->kind == WL_PAGE_LARGE) return;
+  if (!(page->flags & WL_PAGE_IN_FULL)) return;
   wl_page_set_delayed(page, WL_DELAYED_NORMAL, false);
   wl_page_queue_remove(heap, &heap->pages[WL_BIN_FULL], page);
   wl_page_set_flags(page, page->flags & (uint8_t)~WL_PAGE_IN_FULL);
@@ -268,79 +263,12 @@ void wl_page_free(wl_heap_t *heap, wl_page_t *page) {
   wl_segment_page_free(heap, page);
 }
 
-/* ------------------------------------------------------------------------
-   The large-page cache: a freed large block keeps its span for a while, so
-   the next large malloc of about the same size takes it back in a few
-   instructions, with its memory still resident, instead of splitting and
-   coalescing spans. Bounded in entries and slices; entries older than the
-   purge delay go back to the spans.
-   ------------------------------------------------------------------------ */
-#define WL_LARGE_CACHE_COUNT  8
-#define WL_LARGE_CACHE_SLICES 8   /* 512 KiB per thread: more is resident memory held idle */
-
-static void large_cache_push(wl_heap_t *heap, wl_page_t *page) {
-  page->next = heap->large_free;
-  page->prev = NULL;
-  page->cached_at = (uint32_t)heap->now;
-  heap->large_free = page;
-  heap->large_free_count++;
-  heap->large_free_slices += page->slice_count;
-}
-
-/* Drop the oldest entries while over the bounds, or older than the delay,
-   or all of them. */
-void wl_large_cache_trim(wl_heap_t *heap, bool all) {
-  long delay = wl_option(WL_OPT_PURGE_DELAY);
-  wl_page_t **link = &heap->large_free;
-  uint32_t count = 0, slices = 0;
-  while (*link != NULL) {
-    wl_page_t *page = *link;
-    bool keep = !all && count < WL_LARGE_CACHE_COUNT && slices + page->slice_count <= WL_LARGE_CACHE_SLICES &&
-                (delay < 0 || wl_clock_since(heap->now, page->cached_at) < delay);
-    if (keep) {
-      count++;
-      slices += page->slice_count;
-      link = &page->next;
-    } else {
-      *link = page->next;
-      heap->large_free_count--;
-      heap->large_free_slices -= page->slice_count;
-      page->next = NULL;
-      wl_segment_page_free(heap, page);
-    }
-  }
-}
-
-wl_page_t *wl_large_cache_take(wl_heap_t *heap, size_t slices) {
-  wl_page_t **best = NULL;
-  for (wl_page_t **link = &heap->large_free; *link != NULL; link = &(*link)->next) {
-    size_t have = (*link)->slice_count;
-    if (have >= slices && have <= slices + slices / 4 && (best == NULL || have < (*best)->slice_count)) best = link;
-  }
-  if (best == NULL) return NULL;
-  wl_page_t *page = *best;
-  *best = page->next;
-  page->next = NULL;
-  heap->large_free_count--;
-  heap->large_free_slices -= page->slice_count;
-  return page;
-}
-
-/* All blocks of the page are back. A large page goes to the large cache. A
-   small or medium page stays in its queue, still usable: it is returned to
+/* All blocks of the page are back. The page stays in its queue, still
+   usable: it is returned to
    the spans only if it is still empty a purge delay later (and is not the
    only page of its class), so a class whose use goes up and down does not
    give pages back and take fresh ones in a loop. */
 void wl_page_retire(wl_heap_t *heap, wl_page_t *page) {
-  if (page->kind == WL_PAGE_LARGE) {
-    wl_page_stats_sync(heap, page);
-    wl_page_queue_remove(heap, &heap->pages[WL_BIN_FULL], page);
-    large_cache_push(heap, page);
-    if (heap->large_free_count > WL_LARGE_CACHE_COUNT || heap->large_free_slices > WL_LARGE_CACHE_SLICES) {
-      wl_large_cache_trim(heap, false);
-    }
-    return;
-  }
   if (page->flags & WL_PAGE_IN_FULL) wl_page_unfull(heap, page);
   page->cached_at = (uint32_t)heap->now;
   if (heap->retired_min > heap->retired_max) heap->retired_min = heap->retired_max = page->bin;

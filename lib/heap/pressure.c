@@ -21,13 +21,14 @@
  *  2. the calling thread's heap, as walloc_collect(true) always did
  *     (wl_heap_collect with force): frees other threads left for it, the
  *     abandoned segments of exited threads (adopted, their empty pages
- *     freed), every empty page (retired or the last of its class), the
- *     large-page cache, a purge of every free span; segments left empty go
- *     to the segment cache and from there (3) to the OS;
- *  3. the global caches: every empty segment of the segment cache and every
- *     freed huge block of the huge cache, unmapped.
- * What does not: another thread's heap (its pages, spans, retired pages and
- * large-page cache are touched by their owner only; it returns them itself
+ *     freed), every empty page (retired or the last of its class), a purge
+ *     of every free span; segments left empty go to the segment cache and
+ *     from there (3) to the OS;
+ *  3. the global caches: a purge of every free span of the shared heap of
+ *     large blocks (large.c), every empty segment of the segment cache and
+ *     every freed huge block of the huge cache, unmapped.
+ * What does not: another thread's heap (its pages, spans and retired pages
+ * are touched by their owner only; it returns them itself
  * after the purge delay, on its next slow path, and the empty segments land
  * in the segment cache, which the next refusal empties), other threads'
  * frame chunks and pool caches (thread-local), the objects of pools (a
@@ -74,6 +75,7 @@ bool wl_give_back(wl_heap_t *heap) {
     wl_heap_collect(heap, true); /* ends with the global caches */
   } else { /* no heap yet (its memory was refused): only the global caches */
     int64_t now = wl_os_clock_ms();
+    wl_large_collect(now, true);
     wl_segment_abandoned_collect(now, true);
     wl_segment_cache_collect(now, true);
     wl_huge_cache_collect(now, true);

@@ -62,17 +62,22 @@ static uint64_t slice_bits(size_t idx, size_t count) {
   return bits << idx;
 }
 
-/* Purge the runs of set bits in mask. */
-static void purge_slices(wl_segment_t *seg, uint64_t mask) {
+/* Purge the runs of set bits in mask; returns the slices that now read as
+   zero. Touches nothing of the segment but its memory. */
+static uint64_t purge_runs(wl_segment_t *seg, uint64_t mask) {
+  uint64_t clean = 0;
   while (mask != 0) {
     size_t start = wl_ctz64(mask);
     uint64_t shifted = mask >> start;
     size_t len = (~shifted == 0) ? 64 - start : wl_ctz64(~shifted);
     uint8_t *p = (uint8_t *)seg + start * WL_SLICE_SIZE;
-    if (wl_osmem_purge(p, len * WL_SLICE_SIZE)) seg->clean_mask |= slice_bits(start, len);
+    if (wl_osmem_purge(p, len * WL_SLICE_SIZE)) clean |= slice_bits(start, len);
     mask &= ~slice_bits(start, len);
   }
+  return clean;
 }
+
+static void purge_slices(wl_segment_t *seg, uint64_t mask) { seg->clean_mask |= purge_runs(seg, mask); }
 
 /* Mark freed slices dirty; purge them now or schedule the purge.
    Purging runs in rounds of one delay: a round purges what was already dirty
@@ -90,11 +95,13 @@ static void schedule_purge(wl_heap_t *heap, wl_segment_t *seg, uint64_t bits) {
   if (seg->purge_expire < heap->purge_due) heap->purge_due = seg->purge_expire;
 }
 
-/* One purge round of a segment that is due (or everything when forced).
-   Returns when the next round is due, INT64_MAX for none. */
-static int64_t purge_round(wl_segment_t *seg, int64_t now, bool force) {
+/* The bookkeeping of one purge round of a segment that is due (or of
+   everything when forced): *due receives the slices to purge now. Returns
+   when the next round is due, INT64_MAX for none. */
+static int64_t purge_round_due(wl_segment_t *seg, int64_t now, bool force, uint64_t *due) {
+  *due = 0;
   if (force) {
-    purge_slices(seg, seg->purge_old | seg->purge_mask);
+    *due = seg->purge_old | seg->purge_mask;
     seg->purge_old = seg->purge_mask = 0;
     return INT64_MAX;
   }
@@ -102,12 +109,19 @@ static int64_t purge_round(wl_segment_t *seg, int64_t now, bool force) {
   if (seg->purge_expire > now) return seg->purge_expire;
   int64_t delay = (int64_t)wl_max(1, (size_t)wl_option(WL_OPT_PURGE_DELAY));
   bool young_due = seg->purge_last + delay <= now; /* even the newest has waited a delay */
-  purge_slices(seg, seg->purge_old | (young_due ? seg->purge_mask : 0));
+  *due = seg->purge_old | (young_due ? seg->purge_mask : 0);
   seg->purge_old = young_due ? 0 : seg->purge_mask;
   seg->purge_mask = 0;
   if (seg->purge_old == 0) return INT64_MAX;
   seg->purge_expire = now + delay;
   return seg->purge_expire;
+}
+
+static int64_t purge_round(wl_segment_t *seg, int64_t now, bool force) {
+  uint64_t due;
+  int64_t next = purge_round_due(seg, now, force, &due);
+  purge_slices(seg, due);
+  return next;
 }
 
 /* ------------------------------------------------------------------------
@@ -358,7 +372,7 @@ wl_page_t *wl_segment_page_alloc(wl_heap_t *heap, size_t slices, wl_page_kind_t 
   wl_assert(slices >= 1 && slices < WL_SLICES);
   uint64_t m;
   while ((m = heap->span_mask >> (slices - 1)) == 0) { /* what exited threads left first, then fresh memory */
-    if ((WL_OS_ONE_THREAD || !wl_segment_reclaim_one(heap)) && !segment_new(heap)) return NULL;
+    if ((WL_OS_ONE_THREAD || heap->shared || !wl_segment_reclaim_one(heap)) && !segment_new(heap)) return NULL;
   }
   wl_page_t *span = span_pick(heap, slices, m);
   size_t n = span->slice_count;
@@ -447,6 +461,76 @@ void wl_segments_purge(wl_heap_t *heap, int64_t now, bool force) {
     if (next < due) due = next;
   }
   heap->purge_due = due;
+}
+
+/* Purging a shared heap. A span taken out is described as a page of kind
+   WL_PAGE_PURGING, counted in seg->used: span_pick cannot hand it out,
+   span_free does not merge with it, and its segment cannot be released.
+   Its descriptor carries the slices to purge (div_magic) and those known
+   to be zero already (free_limit), which the segment's masks do not hold
+   meanwhile: they describe free slices only (segment_check). */
+size_t wl_segments_purge_take(wl_heap_t *heap, int64_t now, bool force, wl_page_t **spans, size_t max) {
+  int64_t next_due = INT64_MAX;
+  size_t n = 0;
+  if (wl_option(WL_OPT_PURGE_DELAY) < 0) {
+    heap->purge_due = next_due;
+    return 0;
+  }
+  for (wl_segment_t *seg = heap->segments; seg != NULL; seg = seg->next) {
+    if (n == max) { /* the rest next time */
+      if (seg->purge_expire < next_due && (seg->purge_old | seg->purge_mask) != 0) next_due = seg->purge_expire;
+      continue;
+    }
+    uint64_t due;
+    int64_t next = purge_round_due(seg, now, force, &due);
+    while (due != 0 && n < max) {
+      wl_page_t *span = seg->page_map[wl_ctz64(due)];
+      wl_assert(span->kind == WL_PAGE_SPAN);
+      size_t idx = wl_page_index(seg, span);
+      uint64_t bits = slice_bits(idx, span->slice_count);
+      span_queue_remove(heap, span);
+      span->kind = WL_PAGE_PURGING;
+      /* the span's other dirty slices go too: early, but never twice */
+      span->div_magic = (due | seg->purge_mask | seg->purge_old) & bits & ~seg->clean_mask;
+      wl_store_relaxed(&span->free_limit, seg->clean_mask & bits);
+      seg->purge_mask &= ~bits;
+      seg->purge_old &= ~bits;
+      seg->clean_mask &= ~bits;
+      seg->used++;
+      due &= ~bits;
+      spans[n++] = span;
+    }
+    if (due != 0) { /* no room: due at the next round */
+      seg->purge_old |= due;
+      seg->purge_expire = now;
+      next = now;
+    }
+    if (next < next_due) next_due = next;
+    segment_check(heap, seg);
+  }
+  heap->purge_due = next_due;
+  return n;
+}
+
+void wl_segment_purge_span(wl_page_t *span) {
+  uint64_t clean = purge_runs(wl_segment_of(span), span->div_magic);
+  wl_store_relaxed(&span->free_limit, wl_load_relaxed(&span->free_limit) | clean);
+}
+
+void wl_segments_purge_return(wl_heap_t *heap, wl_page_t **spans, size_t n) {
+  for (size_t k = 0; k < n; k++) {
+    wl_page_t *span = spans[k];
+    wl_segment_t *seg = wl_segment_of(span);
+    uint64_t clean = wl_load_relaxed(&span->free_limit);
+    size_t idx = wl_page_index(seg, span);
+    size_t count = span->slice_count;
+    span->kind = WL_PAGE_NONE;
+    seg->used--;
+    span_free(heap, seg, idx, count);
+    seg->clean_mask |= clean;
+    if (seg->used == 0) segment_release(heap, seg);
+    else segment_check(heap, seg);
+  }
 }
 
 /* ------------------------------------------------------------------------
