@@ -27,7 +27,9 @@
  * caches it, so a block freed by another thread serves that thread next.
  * Entries older than the purge delay go back to the shared heap at the
  * thread's maintenance tick, all of them at its exit and under memory
- * pressure.
+ * pressure. Single-threaded wasm has no cache: its one thread's frees go
+ * straight to the spans, which serve it as well (and the module is 269
+ * bytes smaller than with the per-thread heap's cache, benchmarks/wasm).
  *
  * A large page says whose it is by its `heap` (large_heap) and its `tid`
  * (the address of large_heap, which no thread has, with WL_TID_SLOW): the
@@ -55,7 +57,9 @@ bool wl_large_page(const wl_page_t *page) {
    has none: a thread that only frees, or one past its exit). */
 static wl_heap_t *caller(int64_t *now) {
   wl_heap_t *heap = wl_heap_tls;
-  if (heap == &wl_heap_empty) {
+  /* one thread (single-threaded wasm): it has a heap, or it never had a
+     large block to free (and the clock is the heap's, heap.c) */
+  if (!WL_OS_ONE_THREAD && heap == &wl_heap_empty) {
     *now = wl_os_clock_ms();
     return NULL;
   }
@@ -64,7 +68,7 @@ static wl_heap_t *caller(int64_t *now) {
 }
 
 static void stat_live(wl_heap_t *heap, int64_t blocks, int64_t bytes) {
-  if (heap != NULL) {
+  if (WL_OS_ONE_THREAD || heap != NULL) {
     heap->stat_large_live += blocks;
     wl_heap_stat_live(heap, bytes);
     return;
@@ -115,6 +119,9 @@ static void shared_free(int64_t now, wl_page_t *list) {
 /* ------------------------------------------------------------------------
    The thread's cache
    ------------------------------------------------------------------------ */
+/* With one thread (single-threaded wasm) no lock is ever waited for, and
+   the shared heap's spans are the thread's: no cache (smaller code). */
+#define WL_LARGE_CACHE        (!WL_OS_ONE_THREAD)
 #define WL_LARGE_CACHE_COUNT  8
 #define WL_LARGE_CACHE_SLICES 8   /* 512 KiB per thread: more is resident memory held idle */
 
@@ -146,6 +153,7 @@ static wl_page_t *cache_take(wl_heap_t *heap, size_t slices) {
 /* Keep the newest entries within the bounds and younger than the delay
    (none when `all`); the rest go back to the shared heap in one lock. */
 void wl_large_cache_trim(wl_heap_t *heap, bool all) {
+  if (!WL_LARGE_CACHE) return;
   long delay = wl_option(WL_OPT_PURGE_DELAY);
   wl_page_t **link = &heap->large_free;
   wl_page_t *back = NULL;
@@ -174,7 +182,7 @@ void wl_large_cache_trim(wl_heap_t *heap, bool all) {
    ------------------------------------------------------------------------ */
 void *wl_large_alloc(wl_heap_t *heap, size_t size, bool zero) {
   size_t slices = (size + WL_SLICE_SIZE - 1) >> WL_SLICE_SHIFT;
-  wl_page_t *page = heap->large_free != NULL ? cache_take(heap, slices) : NULL;
+  wl_page_t *page = WL_LARGE_CACHE && heap->large_free != NULL ? cache_take(heap, slices) : NULL;
   bool is_zero = false;
   if (page == NULL) {
     page = shared_alloc(heap->now, slices);
@@ -201,7 +209,7 @@ bool wl_large_free(void *p, wl_page_t *page) {
   wl_heap_t *heap = caller(&now);
   page->used = 0;
   stat_live(heap, -1, -(int64_t)page->block_size);
-  if (heap == NULL) { /* no heap to cache it in */
+  if (!WL_LARGE_CACHE || heap == NULL) { /* no heap to cache it in */
     page->next = NULL;
     shared_free(now, page);
     return true;
@@ -237,6 +245,7 @@ bool wl_large_resize(wl_page_t *page, size_t size) {
 #define WL_PURGE_BATCH 16
 
 void wl_large_collect(int64_t now, bool force) {
+  if (WL_PURGE_NEVER) return; /* nothing is ever purged (wasm: folds away) */
   if (!force && wl_load_relaxed(&large_purge_due) > now) return;
   wl_page_t *spans[WL_PURGE_BATCH];
   size_t n;
