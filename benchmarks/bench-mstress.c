@@ -15,13 +15,16 @@
  * OPS is the total over all threads and rounds (constant across thread
  * counts).
  *
- * usage: bench-mstress [THREADS=2] [OPS=4000000] [ROUNDS=20] [TRANSFER=4000] [LOCAL=2000] */
+ * LARGE: one item in LARGE is of 16-256 KiB (0: none, to see what they cost).
+ *
+ * usage: bench-mstress [THREADS=2] [OPS=4000000] [ROUNDS=20] [TRANSFER=4000] [LOCAL=2000] [LARGE=200] */
 #include "bench_common.h"
 
 #include <stdatomic.h>
 
 static _Atomic(void *) *transfer;
 static long ntransfer;
+static long large_one_in = 200;
 
 typedef struct {
   long id, ops;  /* this round's */
@@ -33,7 +36,7 @@ typedef struct {
 
 static size_t mstress_size(rng_t *r)
 {
-  if (rng_below(r, 200) == 0)
+  if (large_one_in > 0 && rng_below(r, (uint64_t)large_one_in) == 0)
     return rng_logsize(r, 16384, 262144);
   return rng_skewsize(r, 16, 1024);
 }
@@ -67,12 +70,13 @@ static void *worker(void *arg)
 int main(int argc, char **argv)
 {
   usage_if_help(argc, argv,
-                "[THREADS=2] [OPS=4000000] [ROUNDS=20] [TRANSFER=4000] [LOCAL=2000]  (OPS in total)");
+                "[THREADS=2] [OPS=4000000] [ROUNDS=20] [TRANSFER=4000] [LOCAL=2000] [LARGE=200]  (OPS in total)");
   long nt = arg_long(argc, argv, 1, 2, "THREADS");
   long ops = arg_long(argc, argv, 2, 4000000, "OPS");
   long rounds = arg_long(argc, argv, 3, 20, "ROUNDS");
   ntransfer = arg_long(argc, argv, 4, 4000, "TRANSFER");
   long nlocal = arg_long(argc, argv, 5, 2000, "LOCAL");
+  large_one_in = arg_long(argc, argv, 6, 200, "LARGE");
 
   transfer = (_Atomic(void *) *)bench_malloc((size_t)ntransfer * sizeof *transfer);
   for (long i = 0; i < ntransfer; i++)

@@ -6,7 +6,9 @@
 #      would shrink it;
 #   2. callgrind: instructions executed, and simulated cache misses, at 8
 #      threads with 400,000 operations;
-#   3. walloc's own statistics at exit (WALLOC_STATS=1) at 32 threads.
+#   3. walloc's own statistics at exit (WALLOC_STATS=1) at 32 threads;
+#   4. the same run without its items of 16-256 KiB (LARGE=0): what the
+#      large blocks handed between threads cost each allocator.
 # usage: sh benchmarks/mstress_footprint.sh [BUILD=build]
 set -eu
 build=${1:-build}
@@ -43,3 +45,12 @@ done
 echo
 echo "## 3. walloc's statistics at exit, 32 threads, defaults"
 WALLOC_STATS=1 LD_PRELOAD="$walloc" "$bench" 32 2>&1 >/dev/null | sed -n 1,10p
+echo
+echo "## 4. 32 threads, defaults, with and without the items of 16-256 KiB (median of 3: wall s, peak RSS KiB)"
+for large in 200 0; do
+  for a in walloc tcmalloc mimalloc; do
+    r=$(for i in 1 2 3; do LD_PRELOAD=$(lib_of $a) /usr/bin/time -f '%e %M' "$bench" 32 4000000 20 4000 2000 $large 2>&1 >/dev/null | tail -1; done | sort -n | sed -n 2p)
+    if [ "$large" = 0 ]; then what="no large items"; else what="1 in $large large"; fi
+    echo "$what  $a  $r"
+  done
+done

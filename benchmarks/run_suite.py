@@ -211,6 +211,29 @@ def target_lines(pts, allocs):
     return res
 
 
+def also_lines(pts, allocs):
+    """Each --also column against walloc, point by point: the geometric mean of its
+    ratios, and the points where the two differ most either way. With a second copy
+    of the same library (--also walloc-again=build/libwalloc.so) this is the machine's
+    own spread, which any per-point limit has to clear."""
+    res = []
+    for a in [a for a in allocs if a not in ORDER]:
+        if "walloc" not in allocs:
+            break
+        res += [f"### {a} against walloc, point by point", ""]
+        for metric, word in (("time", "time"), ("mem", "memory")):
+            pairs = [(p[a][metric] / p["walloc"][metric], w, t) for (w, t), p in sorted(pts.items())
+                     if p.get(a) and p.get("walloc") and p["walloc"][metric] > 0]
+            if not pairs:
+                continue
+            apart = sorted(pairs, key=lambda x: -max(x[0], 1 / x[0]))[:3]
+            res.append(f"- {word}: geometric mean {geomean([x[0] for x in pairs]):.3f}x walloc's; furthest apart: "
+                       + ", ".join(f"{w}/{t} {max(r, 1 / r):.2f}x ({a} {'above' if r > 1 else 'below'})"
+                                   for r, w, t in apart))
+        res.append("")
+    return res
+
+
 def cell(v, base, metric):
     if v is None:
         return "**FAILED**"
@@ -237,6 +260,7 @@ def report(header, rows):
            md_table(["allocator", "time", "memory"],
                     [[a, f"{gt[a]:.3f}x" if gt[a] else "-", f"{gm[a]:.3f}x" if gm[a] else "-"] for a in allocs]),
            "", "### walloc's targets", ""] + target_lines(pts, allocs) + [""]
+    md += also_lines(pts, allocs)
     md += ["### Per workload: median wall time in s and memory in MiB (ratio to mimalloc)", ""]
     for w in [w for w in WORKLOADS if any(k[0] == w for k in pts)]:
         md += [f"#### {w}: {WORKLOADS[w][3]}", ""]

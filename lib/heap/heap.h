@@ -395,6 +395,12 @@ void wl_segments_purge(wl_heap_t *heap, int64_t now, bool force);
    under the lock, take out up to `max` free spans with memory due for a
    purge (or all, when forced); purge them unlocked; put them back under the
    lock. */
+/* A shared heap maps outside its lock too: when it has no span of `slices`
+   (wl_segment_has_span), obtain a segment unlocked and give it to the heap
+   under the lock. */
+WL_INLINE bool wl_segment_has_span(const wl_heap_t *heap, size_t slices) { return (heap->span_mask >> (slices - 1)) != 0; }
+wl_segment_t *wl_segment_obtain(void);
+void wl_segment_give(wl_heap_t *heap, wl_segment_t *seg);
 size_t wl_segments_purge_take(wl_heap_t *heap, int64_t now, bool force, wl_page_t **spans, size_t max);
 void wl_segment_purge_span(wl_page_t *span);
 void wl_segments_purge_return(wl_heap_t *heap, wl_page_t **spans, size_t n);

@@ -28,8 +28,8 @@
  * Entries older than the purge delay go back to the shared heap at the
  * thread's maintenance tick, all of them at its exit and under memory
  * pressure. Single-threaded wasm has no cache: its one thread's frees go
- * straight to the spans, which serve it as well (and the module is 269
- * bytes smaller than with the per-thread heap's cache, benchmarks/wasm).
+ * straight to the spans, which serve it as well (and the module is smaller
+ * than it was with the per-thread heaps' cache: benchmarks/wasm/funcsizes.py).
  *
  * A large page says whose it is by its `heap` (large_heap) and its `tid`
  * (the address of large_heap, which no thread has, with WL_TID_SLOW): the
@@ -92,16 +92,27 @@ static void locked_end(void) {
 /* ------------------------------------------------------------------------
    The shared heap, under the lock
    ------------------------------------------------------------------------ */
+/* A span of `slices` for a large block. A fresh segment is mapped outside
+   the lock, like the purges below; another thread may take its spans before
+   this one is back, and then it looks again. */
 static wl_page_t *shared_alloc(int64_t now, size_t slices) {
-  locked_begin(now);
-  wl_page_t *page = wl_segment_page_alloc(&large_heap, slices, WL_PAGE_LARGE);
-  if (page != NULL) {
-    page->reserved = page->capacity = 1;
-    wl_store_relaxed(&page->heap, &large_heap);
-    wl_page_set_owner(page, large_heap.tid, WL_PAGE_IN_FULL); /* the free fast path never takes it */
+  for (;;) {
+    locked_begin(now);
+    if (wl_segment_has_span(&large_heap, slices)) {
+      wl_page_t *page = wl_segment_page_alloc(&large_heap, slices, WL_PAGE_LARGE);
+      page->reserved = page->capacity = 1;
+      wl_store_relaxed(&page->heap, &large_heap);
+      wl_page_set_owner(page, large_heap.tid, WL_PAGE_IN_FULL); /* the free fast path never takes it */
+      locked_end();
+      return page;
+    }
+    locked_end();
+    wl_segment_t *seg = wl_segment_obtain();
+    if (seg == NULL) return NULL;
+    locked_begin(now);
+    wl_segment_give(&large_heap, seg);
+    locked_end();
   }
-  locked_end();
-  return page;
 }
 
 /* A list (linked by `next`) of pages back to the shared heap. */
@@ -237,11 +248,11 @@ bool wl_large_resize(wl_page_t *page, size_t size) {
   return done;
 }
 
-/* Purges run without the lock (a madvise, and the TLB shootdown it sends to
-   the other cores, took long enough under it to make the threads waiting
-   for it yield: ten times the context switches in bench-mixed-bursts at 8
-   threads): the due spans are taken out under the lock, purged, and put
-   back, a batch at a time. */
+/* Purges run without the lock, as mappings do (shared_alloc). A madvise,
+   and the TLB shootdown it sends to the other cores, took long enough under
+   it to make the threads waiting for it yield (ten times the context
+   switches in bench-mixed-bursts at 8 threads). The due spans are taken out
+   under the lock, purged, and put back, a batch at a time. */
 #define WL_PURGE_BATCH 16
 
 void wl_large_collect(int64_t now, bool force) {

@@ -273,27 +273,38 @@ static void segment_os_free(wl_segment_t *seg) {
   wl_osmem_unmap(WL_MEM_HEAP, seg, WL_SEGMENT_SIZE);
 }
 
-static bool segment_new(wl_heap_t *heap) {
+/* A segment from the cache or the OS, not yet any heap's. */
+wl_segment_t *wl_segment_obtain(void) {
   wl_segment_t *seg = cache_pop();
-  if (seg == NULL) {
-    bool is_zero = false;
-    seg = wl_segment_os_alloc(WL_SEGMENT_SIZE, WL_SEGMENT_SIZE, 0, &is_zero);
-    if (seg == NULL) return false;
-    if (!is_zero) memset(seg, 0, sizeof *seg);
-    seg->kind = WL_SEGMENT_NORMAL;
-    seg->map_value = WL_MAP_NORMAL;
-    seg->mapped_base = seg;
-    seg->mapped_size = WL_SEGMENT_SIZE;
-    seg->clean_mask = is_zero ? ~slice_bits(0, WL_SLICES_META) : 0;
-    if (wl_option(WL_OPT_HUGE_PAGES)) wl_osmem_advise_huge(seg, WL_SEGMENT_SIZE);
-    uint64_t n = wl_fetch_add(&wl_stats.segments, 1) + 1;
-    wl_peak_raise(&wl_stats.peak_segments, n);
-    seg->page_map[0] = &seg->slices[0]; /* the header slice: kind NONE, no owner */
-    segment_map_all(seg, WL_MAP_NORMAL);
-  }
+  if (seg != NULL) return seg;
+  bool is_zero = false;
+  seg = wl_segment_os_alloc(WL_SEGMENT_SIZE, WL_SEGMENT_SIZE, 0, &is_zero);
+  if (seg == NULL) return NULL;
+  if (!is_zero) memset(seg, 0, sizeof *seg);
+  seg->kind = WL_SEGMENT_NORMAL;
+  seg->map_value = WL_MAP_NORMAL;
+  seg->mapped_base = seg;
+  seg->mapped_size = WL_SEGMENT_SIZE;
+  seg->clean_mask = is_zero ? ~slice_bits(0, WL_SLICES_META) : 0;
+  if (wl_option(WL_OPT_HUGE_PAGES)) wl_osmem_advise_huge(seg, WL_SEGMENT_SIZE);
+  uint64_t n = wl_fetch_add(&wl_stats.segments, 1) + 1;
+  wl_peak_raise(&wl_stats.peak_segments, n);
+  seg->page_map[0] = &seg->slices[0]; /* the header slice: kind NONE, no owner */
+  segment_map_all(seg, WL_MAP_NORMAL);
+  return seg;
+}
+
+/* An obtained segment joins the heap: all of it one free span. */
+void wl_segment_give(wl_heap_t *heap, wl_segment_t *seg) {
   seg->used = 0;
   segment_attach(heap, seg);
   span_queue_push(heap, span_init(seg, WL_SLICES_META, WL_SLICES - WL_SLICES_META));
+}
+
+static bool segment_new(wl_heap_t *heap) {
+  wl_segment_t *seg = wl_segment_obtain();
+  if (seg == NULL) return false;
+  wl_segment_give(heap, seg);
   return true;
 }
 
