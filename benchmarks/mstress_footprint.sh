@@ -48,6 +48,7 @@ WALLOC_STATS=1 LD_PRELOAD="$walloc" "$bench" 32 2>&1 >/dev/null | sed -n 1,10p
 echo
 echo "## 4. 32 threads, defaults, with and without the items of 16-256 KiB (median of 3: wall s, peak RSS KiB)"
 for large in 200 0; do
+  "$bench" 2 40000 2 4000 2000 $large >/dev/null || { echo "bench-mstress failed with LARGE=$large" >&2; exit 1; }
   for a in walloc tcmalloc mimalloc; do
     r=$(for i in 1 2 3; do LD_PRELOAD=$(lib_of $a) /usr/bin/time -f '%e %M' "$bench" 32 4000000 20 4000 2000 $large 2>&1 >/dev/null | tail -1; done | sort -n | sed -n 2p)
     if [ "$large" = 0 ]; then what="no large items"; else what="1 in $large large"; fi
