@@ -441,7 +441,6 @@ uint8_t *wl_block_start(const wl_page_t *page, const void *p);
 
 /* large.c: blocks of 32 KiB to 2 MiB, in the heap every thread shares */
 void *wl_large_alloc(wl_heap_t *heap, size_t size, bool zero);
-bool wl_large_page(const wl_page_t *page);
 /* false: p is no longer a live large block (a racing double free) */
 bool wl_large_free(void *p, wl_page_t *page);
 bool wl_large_resize(wl_page_t *page, size_t size);

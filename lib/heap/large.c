@@ -46,12 +46,11 @@
 #include <string.h>
 
 WL_LOCK_STATIC(large_lock, WL_LEVEL_HEAP_LARGE);
-static wl_heap_t large_heap = {.purge_due = INT64_MAX, .shared = true};
+/* its id is its own address, which no thread has */
+static wl_heap_t large_heap = {.purge_due = INT64_MAX, .shared = true, .tid = (uintptr_t)&large_heap};
 static _Atomic(int64_t) large_purge_due = INT64_MAX; /* large_heap.purge_due, readable without the lock */
 
-bool wl_large_page(const wl_page_t *page) {
-  return wl_load_relaxed(&((wl_page_t *)page)->heap) == &large_heap;
-}
+static size_t slices_of(size_t size) { return (size + WL_SLICE_SIZE - 1) >> WL_SLICE_SHIFT; }
 
 /* The calling thread's clock, and its heap for the statistics (NULL when it
    has none: a thread that only frees, or one past its exit). */
@@ -78,12 +77,15 @@ static void stat_live(wl_heap_t *heap, int64_t blocks, int64_t bytes) {
 }
 
 /* Under the lock: the clock purges are scheduled by, and afterwards the
-   lock-free copy of the next purge's deadline. */
-static void locked_begin(int64_t now) {
-  wl_lock(&large_lock);
-  large_heap.tid = (uintptr_t)&large_heap;
+   lock-free copy of the next purge's deadline. Without `wait`, a busy lock
+   is not taken (false). */
+static bool locked_try(int64_t now, bool wait) {
+  if (wait) wl_lock(&large_lock);
+  else if (!wl_lock_try(&large_lock)) return false;
   if (now > large_heap.now) large_heap.now = now;
+  return true;
 }
+static void locked_begin(int64_t now) { locked_try(now, true); }
 static void locked_end(void) {
   wl_store_relaxed(&large_purge_due, large_heap.purge_due);
   wl_unlock(&large_lock);
@@ -192,7 +194,7 @@ void wl_large_cache_trim(wl_heap_t *heap, bool all) {
    malloc, free, realloc
    ------------------------------------------------------------------------ */
 void *wl_large_alloc(wl_heap_t *heap, size_t size, bool zero) {
-  size_t slices = (size + WL_SLICE_SIZE - 1) >> WL_SLICE_SHIFT;
+  size_t slices = slices_of(size);
   wl_page_t *page = WL_LARGE_CACHE && heap->large_free != NULL ? cache_take(heap, slices) : NULL;
   bool is_zero = false;
   if (page == NULL) {
@@ -234,7 +236,7 @@ bool wl_large_free(void *p, wl_page_t *page) {
 
 bool wl_large_resize(wl_page_t *page, size_t size) {
   if (size <= WL_MEDIUM_MAX || size > WL_LARGE_MAX) return false;
-  size_t slices = (size + WL_SLICE_SIZE - 1) >> WL_SLICE_SHIFT;
+  size_t slices = slices_of(size);
   int64_t now;
   wl_heap_t *heap = caller(&now);
   locked_begin(now);
@@ -261,9 +263,9 @@ void wl_large_collect(int64_t now, bool force) {
   wl_page_t *spans[WL_PURGE_BATCH];
   size_t n;
   do {
-    if (force) wl_lock(&large_lock); /* memory pressure or a trim: none may be skipped */
-    else if (!wl_lock_try(&large_lock)) return; /* another thread is at it */
-    if (now > large_heap.now) large_heap.now = now;
+    /* memory pressure or a trim waits: none may be skipped; otherwise a busy
+       lock means another thread is at it */
+    if (!locked_try(now, force)) return;
     n = wl_segments_purge_take(&large_heap, large_heap.now, force, spans, WL_PURGE_BATCH);
     locked_end();
     if (n == 0) return;
