@@ -59,7 +59,7 @@ WALLOC_EXPORT void walloc_collect(bool force);
 /* ------------------------------------------------------------------------
    Statistics
    ------------------------------------------------------------------------ */
-#define WALLOC_HEAP_STATS_VERSION 2
+#define WALLOC_HEAP_STATS_VERSION 3
 
 /* Set .size = sizeof(walloc_heap_stats) before the call; newer versions only
    append fields, so older callers keep working. */
@@ -87,6 +87,10 @@ typedef struct walloc_heap_stats {
      WALLOC_MISUSE_ABORT=0, reported and ignored; otherwise the process aborts) */
   uint64_t double_frees;       /* a block freed (or reallocated) again */
   uint64_t invalid_frees;      /* interior, never handed out or foreign pointers */
+  /* version 3: how long free memory waits now before it is given back (ms):
+     WALLOC_PURGE_DELAY, doubled (up to 8x) while memory given back is soon
+     needed again, halved after each calm second; 0: at once, -1: never */
+  int64_t purge_delay_ms;
 } walloc_heap_stats;
 
 WALLOC_EXPORT void walloc_heap_stats_get(walloc_heap_stats *out);

@@ -96,7 +96,12 @@ static void heap_section(json_t *j) {
   walloc_heap_stats s;
   s.size = sizeof s;
   walloc_heap_stats_get(&s);
-  SECTION("heap", HEAP_FIELDS);
+  begin(j, "heap", '{');
+  HEAP_FIELDS(NUM_FIELD)
+  key(j, "purge_delay_ms"); /* signed: -1 is never */
+  if (s.purge_delay_ms < 0) wl_out_str(&j->o, "-1");
+  else wl_out_u64(&j->o, (uint64_t)s.purge_delay_ms, 0);
+  end(j, '}');
   begin(j, "size_classes", '[');
   for (size_t bin = 1; bin <= WL_BIN_MAX; bin++) {
     wl_class_stats_t c;

@@ -108,7 +108,8 @@ WL_INLINE bool wl_once_done(wl_once_t *o) { return wl_load_acquire(&o->done) != 
     "is always reported on stderr; 1: then abort (as glibc does), 0: ignore the call and go on (a "        \
     "damaged free list aborts in any case)")                                                               \
   X(PURGE_DELAY, "purge_delay", INT, 10, WL_PURGE_DELAY_WASM, -1, 3600000, HEAP, 1, NULL,                                  \
-    "milliseconds free memory waits before it is given back to the OS; 0: at once, -1: never")           \
+    "milliseconds free memory waits at least before it is given back to the OS (doubled, up to 8x, "    \
+    "while memory given back is soon needed again); 0: at once, -1: never")                              \
   X(SEGMENT_CACHE, "segment_cache", INT, 16, 0, 0, 4096, HEAP, 1, NULL,                                   \
     "empty 4 MiB segments kept (purged) for reuse before they are unmapped; all are unmapped when the OS " \
     "refuses memory, and by `malloc_trim`")                                                                \

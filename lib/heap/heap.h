@@ -193,6 +193,7 @@ typedef struct wl_segment_s {
   uint64_t purge_mask;              /* free slices dirty since the last purge round */
   uint64_t purge_old;               /* free slices dirty for a whole round: purged next */
   uint64_t clean_mask;              /* slices known to read as zero */
+  uint64_t fresh_mask;              /* slices never handed out since the segment was mapped */
   int64_t purge_expire;             /* when purge_mask is due */
   int64_t cache_expire;             /* when a cached segment (or a lent surplus) is due for release */
   void *mapped_base;                /* the mapping (may start before the header) */
@@ -203,8 +204,8 @@ typedef struct wl_segment_s {
   uint16_t huge_in_cache;           /* huge: freed and cached */
   uint16_t huge_lent;               /* huge: live, with a surplus on the lent list (huge.c) */
   int64_t purge_last;               /* when the last slice joined purge_mask */
-  /* normal segments only: */
-  wl_page_t *page_map[WL_SLICES];   /* each slice's page or free span (its first descriptor) */
+  /* normal segments only (the map starts a line: the free path reads it): */
+  _Alignas(128) wl_page_t *page_map[WL_SLICES]; /* each slice's page or free span (its first descriptor) */
   wl_page_t slices[WL_SLICES];      /* the descriptors */
 } wl_segment_t;
 
@@ -381,6 +382,19 @@ WL_INLINE void wl_misuse(wl_misuse_t what, const char *call, const void *p, cons
    Returns only when the option says to ignore the call. */
 WL_COLD void wl_misuse(wl_misuse_t what, const char *call, const void *p, const void *block, size_t size);
 #endif
+
+/* purge_delay.c: the delay before free memory is purged (ms; < 0 never,
+   0 at once): WALLOC_PURGE_DELAY, doubled while purged memory is needed
+   again soon (up to 8x). What the segments report to it: a scheduled purge,
+   and memory handed out that must be faulted in (fresh or purged slices). */
+extern _Atomic(int32_t) wl_purge_delay_shift;
+WL_INLINE long wl_purge_delay(void) {
+  long base = wl_option(WL_OPT_PURGE_DELAY);
+  if (WL_PURGE_NEVER || base <= 0) return base; /* never, or at once: nothing adapts */
+  return base << wl_load_relaxed(&wl_purge_delay_shift);
+}
+void wl_purge_delay_purged(int64_t now);
+void wl_purge_delay_refill(int64_t now);
 
 /* segment.c */
 void wl_segment_map_set(const void *seg, unsigned value);  /* the map byte of seg's address */

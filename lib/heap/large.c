@@ -167,7 +167,7 @@ static wl_page_t *cache_take(wl_heap_t *heap, size_t slices) {
    (none when `all`); the rest go back to the shared heap in one lock. */
 void wl_large_cache_trim(wl_heap_t *heap, bool all) {
   if (!WL_LARGE_CACHE) return;
-  long delay = wl_option(WL_OPT_PURGE_DELAY);
+  long delay = wl_purge_delay();
   wl_page_t **link = &heap->large_free;
   wl_page_t *back = NULL;
   uint32_t count = 0, slices = 0;

@@ -280,7 +280,7 @@ void wl_page_retire(wl_heap_t *heap, wl_page_t *page) {
    pages but one per class). */
 void wl_pages_retired_collect(wl_heap_t *heap, bool all) {
   if (heap->retired_min > heap->retired_max) return;
-  long delay = wl_option(WL_OPT_PURGE_DELAY);
+  long delay = wl_purge_delay();
   uint8_t lo = heap->retired_min, hi = heap->retired_max;
   heap->retired_min = UINT8_MAX;
   heap->retired_max = 0;

@@ -79,6 +79,13 @@ static uint64_t purge_runs(wl_segment_t *seg, uint64_t mask) {
 
 static void purge_slices(wl_segment_t *seg, uint64_t mask) { seg->clean_mask |= purge_runs(seg, mask); }
 
+/* Slices handed out: those purged (not fresh) tell the delay its bet was
+   lost if the purge was recent (purge_delay.c). */
+static void purged_reused(wl_heap_t *heap, wl_segment_t *seg, uint64_t bits) {
+  if ((seg->clean_mask & ~seg->fresh_mask & bits) != 0) wl_purge_delay_refill(heap->now);
+  seg->fresh_mask &= ~bits;
+}
+
 /* Mark freed slices dirty; purge them now or schedule the purge.
    Purging runs in rounds of one delay: a round purges what was already dirty
    at the start of the previous round (purge_old) and ages what became dirty
@@ -86,7 +93,7 @@ static void purge_slices(wl_segment_t *seg, uint64_t mask) { seg->clean_mask |= 
    after it was freed, never moments after, and a span freed and reused
    within the delay is not purged and faulted in again. */
 static void schedule_purge(wl_heap_t *heap, wl_segment_t *seg, uint64_t bits) {
-  long delay = wl_option(WL_OPT_PURGE_DELAY);
+  long delay = wl_purge_delay();
   if (delay < 0) return;
   if (delay == 0) { purge_slices(seg, bits); return; }
   if (seg->purge_mask == 0 && seg->purge_old == 0) seg->purge_expire = heap->now + delay;
@@ -107,9 +114,10 @@ static int64_t purge_round_due(wl_segment_t *seg, int64_t now, bool force, uint6
   }
   if (seg->purge_old == 0 && seg->purge_mask == 0) return INT64_MAX;
   if (seg->purge_expire > now) return seg->purge_expire;
-  int64_t delay = (int64_t)wl_max(1, (size_t)wl_option(WL_OPT_PURGE_DELAY));
+  int64_t delay = (int64_t)wl_max(1, (size_t)wl_purge_delay());
   bool young_due = seg->purge_last + delay <= now; /* even the newest has waited a delay */
   *due = seg->purge_old | (young_due ? seg->purge_mask : 0);
+  if (*due != 0) wl_purge_delay_purged(now); /* a forced purge (above) bets nothing */
   seg->purge_old = young_due ? 0 : seg->purge_mask;
   seg->purge_mask = 0;
   if (seg->purge_old == 0) return INT64_MAX;
@@ -286,6 +294,7 @@ wl_segment_t *wl_segment_obtain(void) {
   seg->mapped_base = seg;
   seg->mapped_size = WL_SEGMENT_SIZE;
   seg->clean_mask = is_zero ? ~slice_bits(0, WL_SLICES_META) : 0;
+  seg->fresh_mask = seg->clean_mask;
   if (wl_option(WL_OPT_HUGE_PAGES)) wl_osmem_advise_huge(seg, WL_SEGMENT_SIZE);
   uint64_t n = wl_fetch_add(&wl_stats.segments, 1) + 1;
   wl_peak_raise(&wl_stats.peak_segments, n);
@@ -333,7 +342,7 @@ void wl_segment_cache_collect(int64_t now, bool force) {
   if (force) wl_lock(&cache_lock); /* trim or memory pressure: none may be skipped (no caller holds it) */
   else if (!wl_lock_try(&cache_lock)) return;
   wl_segment_t *release = NULL;
-  long delay = wl_option(WL_OPT_PURGE_DELAY);
+  long delay = wl_purge_delay();
   for (wl_segment_t **link = &cache_first; *link != NULL;) {
     wl_segment_t *seg = *link;
     if (delay >= 0) purge_round(seg, now, force);
@@ -398,6 +407,7 @@ wl_page_t *wl_segment_page_alloc(wl_heap_t *heap, size_t slices, wl_page_kind_t 
   page->slice_count = (uint32_t)slices;
   uint64_t bits = slice_bits(idx, slices);
   page->free_is_zero = (seg->clean_mask & bits) == bits;
+  if (!WL_PURGE_NEVER) purged_reused(heap, seg, bits);
   seg->clean_mask &= ~bits;
   if (!WL_PURGE_NEVER) {
     seg->purge_mask &= ~bits;
@@ -437,6 +447,7 @@ bool wl_segment_page_grow(wl_heap_t *heap, wl_page_t *page, size_t slices) {
   if (n > need) span_queue_push(heap, span_init(seg, end + need, n - need));
   page_slices_init(seg, idx, have, slices);
   uint64_t bits = slice_bits(end, need);
+  if (!WL_PURGE_NEVER) purged_reused(heap, seg, bits);
   seg->clean_mask &= ~bits;
   if (!WL_PURGE_NEVER) {
     seg->purge_mask &= ~bits;
@@ -463,7 +474,7 @@ void wl_segment_page_shrink(wl_heap_t *heap, wl_page_t *page, size_t slices) {
    ------------------------------------------------------------------------ */
 void wl_segments_purge(wl_heap_t *heap, int64_t now, bool force) {
   int64_t due = INT64_MAX;
-  if (wl_option(WL_OPT_PURGE_DELAY) < 0) { /* nothing is ever scheduled (wasm: folds away) */
+  if (wl_purge_delay() < 0) { /* nothing is ever scheduled (wasm: folds away) */
     heap->purge_due = due;
     return;
   }
@@ -483,7 +494,7 @@ void wl_segments_purge(wl_heap_t *heap, int64_t now, bool force) {
 size_t wl_segments_purge_take(wl_heap_t *heap, int64_t now, bool force, wl_page_t **spans, size_t max) {
   int64_t next_due = INT64_MAX;
   size_t n = 0;
-  if (wl_option(WL_OPT_PURGE_DELAY) < 0) {
+  if (wl_purge_delay() < 0) {
     heap->purge_due = next_due;
     return 0;
   }
@@ -568,7 +579,7 @@ void wl_segment_abandon(wl_heap_t *heap, wl_segment_t *seg) {
    reclaimers out meanwhile; a busy lock is skipped unless forced. */
 void wl_segment_abandoned_collect_(int64_t now, bool force) {
   if (WL_PURGE_NEVER) return; /* nothing is ever purged */
-  if (wl_load_relaxed(&abandoned_count) == 0 || wl_option(WL_OPT_PURGE_DELAY) < 0) return;
+  if (wl_load_relaxed(&abandoned_count) == 0 || wl_purge_delay() < 0) return;
   if (force) wl_lock(&abandoned_lock);
   else if (!wl_lock_try(&abandoned_lock)) return;
   for (wl_segment_t *seg = abandoned_first; seg != NULL; seg = seg->next) purge_round(seg, now, force);

@@ -87,6 +87,7 @@ void walloc_heap_stats_get(walloc_heap_stats *out) {
   s.foreign_frees = wl_load_relaxed(&wl_stats.foreign_frees);
   s.double_frees = wl_load_relaxed(&wl_stats.double_frees);
   s.invalid_frees = wl_load_relaxed(&wl_stats.invalid_frees);
+  s.purge_delay_ms = wl_purge_delay();
   memcpy(out, &s, size);
 }
 
@@ -136,6 +137,7 @@ void wl_stats_print(int fd) {
   row(&o, "mapped", s.mapped_bytes, "peak mapped", s.peak_mapped_bytes, true);
   row(&o, "RSS", s.rss_bytes, "peak RSS", s.peak_rss_bytes, true);
   row(&o, "given back", s.purged_bytes + s.released_bytes, "of it unmapped", s.released_bytes, true);
+  if (s.purge_delay_ms >= 0) row(&o, "purge delay ms", (uint64_t)s.purge_delay_ms, "floor ms", (uint64_t)wl_option(WL_OPT_PURGE_DELAY), false);
   row(&o, "segments", s.segments, "cached", s.segments_cached, false);
   row(&o, "abandoned", s.segments_abandoned, "reclaimed", s.segments_reclaimed, false);
   row(&o, "double frees", s.double_frees, "invalid frees", s.invalid_frees, false);
