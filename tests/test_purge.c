@@ -66,13 +66,6 @@ START_TEST(test_delay_follows_lost_bets) {
 }
 END_TEST
 
-static walloc_heap_stats stats_now(void) {
-  walloc_heap_stats s;
-  s.size = sizeof s;
-  walloc_heap_stats_get(&s);
-  return s;
-}
-
 enum { BLOCKS = 16 };
 static void *blocks[BLOCKS];
 
@@ -103,16 +96,16 @@ START_TEST(test_heap_keeps_memory_longer_after_lost_bet) {
      under valgrind) take well under half a delay */
   const long base = 100;
   ck_assert_int_eq(walloc_option_set("purge_delay", base), WALLOC_OK);
-  ck_assert_int_eq(stats_now().purge_delay_ms, base);
+  ck_assert_int_eq(wl_test_stats().purge_delay_ms, base);
   fill();
   drain();
   two_rounds(base);
-  walloc_heap_stats purged = stats_now();
+  walloc_heap_stats purged = wl_test_stats();
   ck_assert_uint_ge(purged.purged_bytes, BLOCKS / 2 * 256 * KiB);
   ck_assert_int_eq(purged.purge_delay_ms, base); /* a purge alone changes nothing */
 
   fill(); /* the memory just given back is needed again: the purge was lost */
-  walloc_heap_stats refilled = stats_now();
+  walloc_heap_stats refilled = wl_test_stats();
   ck_assert_int_eq(refilled.purge_delay_ms, 2 * base);
 
   /* so what is freed now waits the longer delay: still resident after more
@@ -121,9 +114,9 @@ START_TEST(test_heap_keeps_memory_longer_after_lost_bet) {
   drain();
   sleep_ms(freed + base + base / 2 - wl_os_clock_ms());
   walloc_collect(false);
-  ck_assert_uint_eq(stats_now().purged_bytes, refilled.purged_bytes);
+  ck_assert_uint_eq(wl_test_stats().purged_bytes, refilled.purged_bytes);
   two_rounds(2 * base);
-  ck_assert_uint_ge(stats_now().purged_bytes, refilled.purged_bytes + BLOCKS / 2 * 256 * KiB);
+  ck_assert_uint_ge(wl_test_stats().purged_bytes, refilled.purged_bytes + BLOCKS / 2 * 256 * KiB);
 }
 END_TEST
 

@@ -294,7 +294,7 @@ wl_segment_t *wl_segment_obtain(void) {
   seg->mapped_base = seg;
   seg->mapped_size = WL_SEGMENT_SIZE;
   seg->clean_mask = is_zero ? ~slice_bits(0, WL_SLICES_META) : 0;
-  seg->fresh_mask = seg->clean_mask;
+  if (!WL_PURGE_NEVER) seg->fresh_mask = seg->clean_mask; /* purged_reused */
   if (wl_option(WL_OPT_HUGE_PAGES)) wl_osmem_advise_huge(seg, WL_SEGMENT_SIZE);
   uint64_t n = wl_fetch_add(&wl_stats.segments, 1) + 1;
   wl_peak_raise(&wl_stats.peak_segments, n);
