@@ -38,6 +38,12 @@ static void num(json_t *j, const char *name, uint64_t v) {
   wl_out_u64(&j->o, v, 0);
 }
 
+static void snum(json_t *j, const char *name, int64_t v) {
+  key(j, name);
+  if (v < 0) wl_out_char(&j->o, '-');
+  wl_out_u64(&j->o, v < 0 ? 0 - (uint64_t)v : (uint64_t)v, 0);
+}
+
 /* A string value: quotes, backslashes and control characters escaped. */
 static void str(json_t *j, const char *name, const char *s) {
   key(j, name);
@@ -98,9 +104,7 @@ static void heap_section(json_t *j) {
   walloc_heap_stats_get(&s);
   begin(j, "heap", '{');
   HEAP_FIELDS(NUM_FIELD)
-  key(j, "purge_delay_ms"); /* signed: -1 is never */
-  if (s.purge_delay_ms < 0) wl_out_str(&j->o, "-1");
-  else wl_out_u64(&j->o, (uint64_t)s.purge_delay_ms, 0);
+  snum(j, "purge_delay_ms", s.purge_delay_ms); /* signed: -1 is never */
   end(j, '}');
   begin(j, "size_classes", '[');
   for (size_t bin = 1; bin <= WL_BIN_MAX; bin++) {

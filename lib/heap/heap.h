@@ -386,7 +386,7 @@ WL_COLD void wl_misuse(wl_misuse_t what, const char *call, const void *p, const 
 /* purge_delay.c: the delay before free memory is purged (ms; < 0 never,
    0 at once): WALLOC_PURGE_DELAY, doubled while purged memory is needed
    again soon (up to 8x). What the segments report to it: a scheduled purge,
-   and memory handed out that must be faulted in (fresh or purged slices). */
+   and purged slices handed out again (fresh ones do not count). */
 extern _Atomic(int32_t) wl_purge_delay_shift;
 WL_INLINE long wl_purge_delay(void) {
   long base = wl_option(WL_OPT_PURGE_DELAY);

@@ -79,11 +79,17 @@ static uint64_t purge_runs(wl_segment_t *seg, uint64_t mask) {
 
 static void purge_slices(wl_segment_t *seg, uint64_t mask) { seg->clean_mask |= purge_runs(seg, mask); }
 
-/* Slices handed out: those purged (not fresh) tell the delay its bet was
-   lost if the purge was recent (purge_delay.c). */
-static void purged_reused(wl_heap_t *heap, wl_segment_t *seg, uint64_t bits) {
-  if ((seg->clean_mask & ~seg->fresh_mask & bits) != 0) wl_purge_delay_refill(heap->now);
-  seg->fresh_mask &= ~bits;
+/* Free slices handed out to a page: no longer clean, dirty or fresh. Those
+   that were purged (not fresh) tell the delay its bet was lost if the purge
+   was recent (purge_delay.c). */
+static void slices_taken(wl_heap_t *heap, wl_segment_t *seg, uint64_t bits) {
+  if (!WL_PURGE_NEVER) {
+    if ((seg->clean_mask & ~seg->fresh_mask & bits) != 0) wl_purge_delay_refill(heap->now);
+    seg->fresh_mask &= ~bits;
+    seg->purge_mask &= ~bits;
+    seg->purge_old &= ~bits;
+  }
+  seg->clean_mask &= ~bits;
 }
 
 /* Mark freed slices dirty; purge them now or schedule the purge.
@@ -294,7 +300,7 @@ wl_segment_t *wl_segment_obtain(void) {
   seg->mapped_base = seg;
   seg->mapped_size = WL_SEGMENT_SIZE;
   seg->clean_mask = is_zero ? ~slice_bits(0, WL_SLICES_META) : 0;
-  if (!WL_PURGE_NEVER) seg->fresh_mask = seg->clean_mask; /* purged_reused */
+  if (!WL_PURGE_NEVER) seg->fresh_mask = seg->clean_mask; /* slices_taken */
   if (wl_option(WL_OPT_HUGE_PAGES)) wl_osmem_advise_huge(seg, WL_SEGMENT_SIZE);
   uint64_t n = wl_fetch_add(&wl_stats.segments, 1) + 1;
   wl_peak_raise(&wl_stats.peak_segments, n);
@@ -407,12 +413,7 @@ wl_page_t *wl_segment_page_alloc(wl_heap_t *heap, size_t slices, wl_page_kind_t 
   page->slice_count = (uint32_t)slices;
   uint64_t bits = slice_bits(idx, slices);
   page->free_is_zero = (seg->clean_mask & bits) == bits;
-  if (!WL_PURGE_NEVER) purged_reused(heap, seg, bits);
-  seg->clean_mask &= ~bits;
-  if (!WL_PURGE_NEVER) {
-    seg->purge_mask &= ~bits;
-    seg->purge_old &= ~bits;
-  }
+  slices_taken(heap, seg, bits);
   seg->used++;
   segment_check(heap, seg);
   return page;
@@ -447,12 +448,7 @@ bool wl_segment_page_grow(wl_heap_t *heap, wl_page_t *page, size_t slices) {
   if (n > need) span_queue_push(heap, span_init(seg, end + need, n - need));
   page_slices_init(seg, idx, have, slices);
   uint64_t bits = slice_bits(end, need);
-  if (!WL_PURGE_NEVER) purged_reused(heap, seg, bits);
-  seg->clean_mask &= ~bits;
-  if (!WL_PURGE_NEVER) {
-    seg->purge_mask &= ~bits;
-    seg->purge_old &= ~bits;
-  }
+  slices_taken(heap, seg, bits);
   page->slice_count = (uint32_t)slices;
   segment_check(heap, seg);
   return true;
