@@ -21,7 +21,6 @@
 #include "bench_common.h"
 
 #include <stdatomic.h>
-#include <string.h>
 
 static _Atomic(void *) *transfer;
 static long ntransfer;
@@ -77,7 +76,7 @@ int main(int argc, char **argv)
   long rounds = arg_long(argc, argv, 3, 20, "ROUNDS");
   ntransfer = arg_long(argc, argv, 4, 4000, "TRANSFER");
   long nlocal = arg_long(argc, argv, 5, 2000, "LOCAL");
-  large_one_in = argc > 6 && strcmp(argv[6], "0") == 0 ? 0 : arg_long(argc, argv, 6, 200, "LARGE");
+  large_one_in = arg_long_min(argc, argv, 6, 200, "LARGE", 0);
 
   transfer = (_Atomic(void *) *)bench_malloc((size_t)ntransfer * sizeof *transfer);
   for (long i = 0; i < ntransfer; i++)

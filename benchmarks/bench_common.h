@@ -52,20 +52,26 @@ static inline void *bench_malloc(size_t n)
 
 /* ---- arguments ------------------------------------------------------------ */
 
-/* Positional argument i as a positive integer, or def when absent. */
-static long arg_long(int argc, char **argv, int i, long def, const char *name)
+/* Positional argument i as an integer of at least `min`, or def when
+   absent; exits on anything else. arg_long: a positive one. */
+static long arg_long_min(int argc, char **argv, int i, long def, const char *name, long min)
 {
   if (i >= argc)
     return def;
   char *end = NULL;
   errno = 0;
   long v = strtol(argv[i], &end, 0);
-  if (errno != 0 || end == argv[i] || *end != '\0' || v <= 0) {
-    fprintf(stderr, "%s: bad value for %s: '%s' (want a positive integer)\n", argv[0], name,
-            argv[i]);
+  if (errno != 0 || end == argv[i] || *end != '\0' || v < min) {
+    fprintf(stderr, "%s: bad value for %s: '%s' (want an integer of at least %ld)\n", argv[0], name,
+            argv[i], min);
     exit(64);
   }
   return v;
+}
+
+static long arg_long(int argc, char **argv, int i, long def, const char *name)
+{
+  return arg_long_min(argc, argv, i, def, name, 1);
 }
 
 static void usage_if_help(int argc, char **argv, const char *usage)
