@@ -237,6 +237,83 @@ START_TEST(exited_threads_free_memory_waits_its_delay) {
 }
 END_TEST
 
+/* An exited thread's segments wait for a thread that needs memory: a new
+   one, which has none (a thread replacing the one that exited, say), not a
+   running thread whose own free spans can hold a page of a size class it
+   had not used yet. When every such miss reclaimed a segment, the running
+   thread below took the exited thread's segment and the new one mapped a
+   segment of its own. */
+#define LEFT_CLASSES 16
+
+static void *leave_live_blocks(void *arg) {
+  void **left = arg;
+  for (int c = 0; c < LEFT_CLASSES; c++) {
+    left[c] = walloc_malloc(96 + 16 * (size_t)c);
+    memset(left[c], c, 96 + 16 * (size_t)c);
+  }
+  return NULL;
+}
+
+static void *allocate_classes(void *arg) {
+  void **got = arg;
+  for (int c = 0; c < LEFT_CLASSES; c++) got[c] = walloc_malloc(96 + 16 * (size_t)c);
+  return NULL;
+}
+
+/* The running thread: a segment of its own first (mostly free spans), then,
+   once the other thread has exited, the classes that thread used. */
+static pthread_barrier_t left_barrier;
+
+static void *running_thread(void *arg) {
+  void **got = arg;
+  void *mine = walloc_malloc(32);
+  pthread_barrier_wait(&left_barrier); /* has its segment */
+  pthread_barrier_wait(&left_barrier); /* the other thread has exited */
+  allocate_classes(got);
+  pthread_barrier_wait(&left_barrier); /* allocated */
+  pthread_barrier_wait(&left_barrier); /* the test is over */
+  walloc_free(mine);
+  for (int c = 0; c < LEFT_CLASSES; c++) walloc_free(got[c]);
+  return NULL;
+}
+
+START_TEST(exited_threads_segments_go_to_new_threads) {
+  WL_WASM_SKIP_THREADS();
+  walloc_collect(true); /* and reclaims every abandoned segment: none is listed */
+  void *left[LEFT_CLASSES], *running[LEFT_CLASSES], *fresh[LEFT_CLASSES];
+  pthread_barrier_init(&left_barrier, NULL, 2);
+  pthread_t r, t;
+  ck_assert_int_eq(pthread_create(&r, NULL, running_thread, running), 0);
+  pthread_barrier_wait(&left_barrier);
+  walloc_heap_stats before = wl_test_stats();
+  ck_assert_int_eq(pthread_create(&t, NULL, leave_live_blocks, left), 0);
+  pthread_join(t, NULL);
+  walloc_heap_stats exited = wl_test_stats();
+  ck_assert_uint_eq(exited.segments_abandoned, before.segments_abandoned + 1);
+  pthread_barrier_wait(&left_barrier);
+  pthread_barrier_wait(&left_barrier);
+  walloc_heap_stats ran = wl_test_stats();
+  ck_assert_msg(ran.segments_reclaimed == exited.segments_reclaimed,
+                "a running thread with free spans reclaimed %d abandoned segment(s)",
+                (int)(ran.segments_reclaimed - exited.segments_reclaimed));
+  ck_assert_int_eq(pthread_create(&t, NULL, allocate_classes, fresh), 0);
+  pthread_join(t, NULL);
+  walloc_heap_stats after = wl_test_stats();
+  ck_assert_uint_eq(after.segments_reclaimed, ran.segments_reclaimed + 1); /* the new thread took it */
+  ck_assert_msg(after.mapped_bytes <= ran.mapped_bytes + MiB, "the new thread mapped %.1f MiB",
+                ((double)after.mapped_bytes - (double)ran.mapped_bytes) / MiB);
+  pthread_barrier_wait(&left_barrier);
+  pthread_join(r, NULL);
+  pthread_barrier_destroy(&left_barrier);
+  for (int c = 0; c < LEFT_CLASSES; c++) {
+    for (size_t i = 0; i < 96 + 16 * (size_t)c; i++) ck_assert_uint_eq(((unsigned char *)left[c])[i], (unsigned)c);
+    walloc_free(left[c]);
+    walloc_free(fresh[c]);
+  }
+  walloc_collect(true);
+}
+END_TEST
+
 /* Large blocks (32 KiB to 2 MiB) come from a heap all threads share
    (lib/heap/large.c): what one thread frees serves another thread's next
    large malloc, even while the thread that allocated them lives on and
@@ -446,7 +523,8 @@ Suite *wl_test_suite(void) {
   Suite *s = suite_create("threads");
   WL_TCASE(s, "cross-thread", 120, cross_thread_free, owner_allocates_other_thread_frees, many_threads_free_each_other,
            huge_reallocs_move_while_others_map);
-  WL_TCASE(s, "thread-exit", 120, thread_exit_hands_memory_over, exited_threads_free_memory_waits_its_delay);
+  WL_TCASE(s, "thread-exit", 120, thread_exit_hands_memory_over, exited_threads_free_memory_waits_its_delay,
+           exited_threads_segments_go_to_new_threads);
   WL_TCASE(s, "large", 120, large_blocks_one_thread_frees_serve_another);
   WL_TCASE(s, "fork", 120, fork_in_threaded_process);
   return s;

@@ -316,30 +316,35 @@ static wl_page_t *page_fresh(wl_heap_t *heap, size_t bin) {
   return page;
 }
 
+/* A page of the class with a free block: the class queue's pages first,
+   then a fresh page. What exited threads left behind is not adopted here:
+   a page of a missing class comes from the heap's own free spans, and only
+   a heap with none reclaims an abandoned segment (wl_segment_page_alloc).
+   Reclaiming at every miss of every class gave the segments of a thread that
+   had just exited to whichever running thread missed first, at random: the
+   thread that replaced it, which frees its blocks, found none left and
+   faulted fresh pages in (bench-larson at 8 threads: 22 k page faults against
+   14 k, docs/benchmarks.md). */
 wl_page_t *wl_page_find(wl_heap_t *heap, size_t size) {
   size_t bin = wl_bin_of(size);
   wl_page_queue_t *pq = &heap->pages[bin];
-  for (int round = 0; round < 2; round++) {
-    for (wl_page_t *page = pq->first, *next; page != NULL; page = next) {
-      next = page->next;
-      wl_page_collect(page, false);
-      wl_page_stats_sync(heap, page);
-      if (page->free == NULL && page->capacity < page->reserved) wl_page_extend(page);
-      if (page->free == NULL) {
-        wl_page_to_full(heap, page);
-        wl_page_collect(page, false); /* frees that raced with the switch to delayed mode */
-        if (page->free == NULL) continue;
-        wl_page_unfull(heap, page);
-      }
-      if (pq->first != page) {
-        wl_page_queue_remove(heap, pq, page);
-        wl_page_queue_push(heap, pq, page);
-      }
-      queue_check(heap, pq, page);
-      return page;
+  for (wl_page_t *page = pq->first, *next; page != NULL; page = next) {
+    next = page->next;
+    wl_page_collect(page, false);
+    wl_page_stats_sync(heap, page);
+    if (page->free == NULL && page->capacity < page->reserved) wl_page_extend(page);
+    if (page->free == NULL) {
+      wl_page_to_full(heap, page);
+      wl_page_collect(page, false); /* frees that raced with the switch to delayed mode */
+      if (page->free == NULL) continue;
+      wl_page_unfull(heap, page);
     }
-    /* Before taking fresh memory, adopt what exited threads left behind. */
-    if (round == 0 && !wl_segment_reclaim_one(heap)) break;
+    if (pq->first != page) {
+      wl_page_queue_remove(heap, pq, page);
+      wl_page_queue_push(heap, pq, page);
+    }
+    queue_check(heap, pq, page);
+    return page;
   }
   return page_fresh(heap, bin);
 }
