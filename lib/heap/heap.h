@@ -4,14 +4,14 @@
  *
  *   segment (4 MiB, 4 MiB aligned, owned by one thread heap)
  *   +--------+--------+--------+--------+----   ----+--------+
- *   | header | small  | medium page (8 slices)  ...   | free   |
+ *   | header | small  | medium page (4 slices)  ...   | free   |
  *   | slice  | page   |                               | span   |
  *   +--------+--------+--------+--------+----   ----+--------+
  *     slice = 64 KiB; the header slice holds one descriptor (wl_page_t) per slice.
  *
  *   page   a span of slices carved into blocks of one size class:
  *          small pages (1 slice) hold blocks up to 8 KiB, medium pages
- *          (8 slices) up to 16 KiB and (room for 4 blocks: 2 slices at
+ *          (4 slices) up to 16 KiB and (room for 4 blocks: 2 slices at
  *          most) up to 32 KiB; a large page is a span holding exactly one
  *          block of up to 2 MiB. Blocks from 32 KiB up get spans of their
  *          own because a freed span serves any size afterwards, where a page
@@ -54,8 +54,11 @@
 
 #define WL_SMALL_MAX       ((size_t)8 << 10)    /* blocks up to 8 KiB: 1-slice pages */
 #define WL_MEDIUM_MAX      ((size_t)32 << 10)   /* up to 32 KiB: medium pages */
-#define WL_MEDIUM_WIDE     ((size_t)16 << 10)   /* up to 16 KiB: 8-slice medium pages */
-#define WL_MEDIUM_SLICES   8
+#define WL_MEDIUM_WIDE     ((size_t)16 << 10)   /* up to 16 KiB: 4-slice medium pages */
+/* 16 to 32 blocks of 8-16 KiB. 8 slices (32 to 64 blocks) held a thread's
+   few blocks of each such class in a span twice as long: 1.04x the time and
+   1.05x the memory on the workloads with such blocks (docs/runs/medium-pages.md). */
+#define WL_MEDIUM_SLICES   4
 #define WL_WIDE_SLICES     2                    /* above 16 KiB: 2-slice pages, 4 blocks or more */
 _Static_assert(4 * WL_MEDIUM_MAX <= WL_WIDE_SLICES * WL_SLICE_SIZE, "a wide medium page holds 4 blocks");
 #define WL_LARGE_MAX       ((size_t)2 << 20)    /* up to 2 MiB: one block per span */
