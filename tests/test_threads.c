@@ -245,18 +245,18 @@ END_TEST
    segment of its own. */
 #define LEFT_CLASSES 16
 
-static void *leave_live_blocks(void *arg) {
-  void **left = arg;
-  for (int c = 0; c < LEFT_CLASSES; c++) {
-    left[c] = walloc_malloc(96 + 16 * (size_t)c);
-    memset(left[c], c, 96 + 16 * (size_t)c);
-  }
-  return NULL;
-}
+static size_t left_size(int c) { return 96 + 16 * (size_t)c; } /* one block of each of 16 classes */
 
 static void *allocate_classes(void *arg) {
   void **got = arg;
-  for (int c = 0; c < LEFT_CLASSES; c++) got[c] = walloc_malloc(96 + 16 * (size_t)c);
+  for (int c = 0; c < LEFT_CLASSES; c++) got[c] = walloc_malloc(left_size(c));
+  return NULL;
+}
+
+static void *leave_live_blocks(void *arg) {
+  void **left = arg;
+  allocate_classes(left);
+  for (int c = 0; c < LEFT_CLASSES; c++) memset(left[c], c, left_size(c));
   return NULL;
 }
 
@@ -306,7 +306,7 @@ START_TEST(exited_threads_segments_go_to_new_threads) {
   pthread_join(r, NULL);
   pthread_barrier_destroy(&left_barrier);
   for (int c = 0; c < LEFT_CLASSES; c++) {
-    for (size_t i = 0; i < 96 + 16 * (size_t)c; i++) ck_assert_uint_eq(((unsigned char *)left[c])[i], (unsigned)c);
+    for (size_t i = 0; i < left_size(c); i++) ck_assert_uint_eq(((unsigned char *)left[c])[i], (unsigned)c);
     walloc_free(left[c]);
     walloc_free(fresh[c]);
   }
