@@ -4,11 +4,12 @@
  * Threads hammer one layer (or every layer) while the main thread forks 200
  * times. Each child uses those layers itself (the objects the threads share,
  * and new ones), checks what it gets, and exits; the parent waits for each
- * child with a deadline. A child still running at its deadline is stuck on a
- * lock a vanished thread held: it is killed and the test fails naming the
- * step the child had reached (the child writes it to a page it shares with
- * the parent), as it fails on any exit but 0 (the child's check that failed,
- * from the same page).
+ * child with a deadline, its threads paused meanwhile (they run again before
+ * the next fork, so each fork still finds them mid-operation). A child still
+ * running at its deadline is stuck on a lock a vanished thread held: it is
+ * killed and the test fails naming the step the child had reached (the child
+ * writes it to a page it shares with the parent), as it fails on any exit but
+ * 0 (the child's check that failed, from the same page).
  *
  * The layers: the heap (malloc, realloc and free with cross-thread frees,
  * threads that start and exit), the tiers (allocation in every tier, reset,
@@ -96,7 +97,16 @@ __attribute__((format(printf, 1, 2), noreturn)) static void child_fail(const cha
     if (!(cond)) child_fail(__VA_ARGS__); \
   } while (0)
 
-static void lap(void) { atomic_fetch_add_explicit(&laps, 1, memory_order_relaxed); }
+/* The end of each thread's loop: counted, and the place where the threads
+   wait while a child runs (`paused`). A child's correctness depends only on
+   where the threads were at the fork; the parent's threads running on while
+   the child works only took the CPU from it (32 threads on 2 cores made each
+   fork cost 60 ms, the suite 3-6 minutes per build). */
+static _Atomic(int) paused;
+static void lap(void) {
+  atomic_fetch_add_explicit(&laps, 1, memory_order_relaxed);
+  while (atomic_load_explicit(&paused, memory_order_relaxed) && !atomic_load(&stop)) usleep(100);
+}
 
 /* A tier block filled with seed's pattern and checked back through its handle. */
 static bool handle_roundtrip(walloc_handle h, size_t n, uint32_t seed) {
@@ -632,17 +642,19 @@ static void fork_while_threads_run(unsigned layers) {
   for (int round = 0; round < FORKS; round++) {
     atomic_store(&report->step, "fork (the child handler)");
     report->failure[0] = 0;
-    long before = atomic_load(&laps);
     pid_t pid = fork();
     if (pid == 0) child_run(layers); /* first: Check's assertions allocate (a sanitizer's malloc is not fork-safe) */
+    atomic_store(&paused, 1); /* the threads stop at the end of their lap while the child runs */
     ck_assert_int_ge(pid, 0);
     int status = wait_with_deadline(pid, CHILD_DEADLINE_S);
+    atomic_store(&paused, 0);
+    long resumed = atomic_load(&laps);
     const char *where = atomic_load(&report->step);
     ck_assert_msg(status != -1, "fork %d: the child hung in \"%s\" (killed after %d s)", round, where,
                   CHILD_DEADLINE_S);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "fork %d: the child failed in \"%s\": %s (status %#x)",
                   round, where, report->failure, status);
-    while (atomic_load(&laps) < before + nt) sched_yield(); /* the threads moved on meanwhile */
+    while (atomic_load(&laps) < resumed + nt) sched_yield(); /* the threads run again before the next fork */
   }
   atomic_store(&stop, 1);
   for (int i = 0; i < nt; i++) pthread_join(t[i], NULL);
