@@ -63,7 +63,13 @@ failures=()
 run_tests() { # name dir meson-test-args...
   local name=$1 dir=$2; shift 2
   log "tests: $name"
-  if meson test -C "$dir" --print-errorlogs --num-processes "$jobs" "$@"; then
+  local status=0 skipped
+  meson test -C "$dir" --print-errorlogs --num-processes "$jobs" "$@" || status=$?
+  # a skipped test says why on its first line of output: show it here, where
+  # it is seen, not only in the log
+  skipped=$(grep -h -i -E '^skipped' "$dir/meson-logs/testlog.txt" | sort | uniq -c || true)
+  [ -z "$skipped" ] || { echo "-- $name: skipped, as the tests said:"; printf '%s\n' "$skipped"; }
+  if [ "$status" -eq 0 ]; then
     echo "-- $name: passed"
   else
     echo "-- $name: FAILED"
