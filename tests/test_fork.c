@@ -38,6 +38,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#if defined(__has_include)
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h>
+#define WL_TEST_HAVE_SINGLE_THREADED 1
+#endif
+#endif
+#ifndef WL_TEST_HAVE_SINGLE_THREADED
+#define WL_TEST_HAVE_SINGLE_THREADED 0
+#endif
+
 #ifndef WL_HAVE_CURL
 #define WL_HAVE_CURL 0
 #endif
@@ -625,11 +635,15 @@ static void shared_setup(unsigned layers) {
     printf("skipped: fork: the children's file:// loads (under a sanitizer libcurl's malloc is the sanitizer's, not fork-safe)\n");
 }
 
-static void fork_while_threads_run(unsigned layers) {
+/* Threads hammer `layers` while the main thread forks; with `hammer`
+   false no thread is started: the process forks with one thread, which
+   walloc's fork handlers recognise (lib/platform/linux.c) and then take no
+   lock at all. */
+static void fork_while_threads_run(unsigned layers, bool hammer) {
   shared_setup(layers);
   pthread_t t[32];
   int nt = 0;
-  for (size_t k = 0; k < sizeof hammers / sizeof *hammers; k++) {
+  for (size_t k = 0; k < sizeof hammers / sizeof *hammers && hammer; k++) {
     if (!(hammers[k].layer & layers) || (hammers[k].layer == L_LOADS && !loads_work)) continue;
     int count = layers == L_ALL ? hammers[k].count_all : hammers[k].count;
     for (int i = 0; i < count; i++) {
@@ -706,10 +720,32 @@ END_TEST
 /* One case per layer (Check's loop index _i), and all of them at once. */
 static const unsigned one_layer[] = {L_HEAP, L_TIERS, L_SCOPES, L_CONTEXTS, L_POOLS, L_RINGS, L_REGISTRY, L_LOADS};
 
-START_TEST(fork_while_one_layer_runs) { fork_while_threads_run(one_layer[_i]); }
+START_TEST(fork_while_one_layer_runs) { fork_while_threads_run(one_layer[_i], true); }
 END_TEST
 
-START_TEST(fork_while_every_layer_runs) { fork_while_threads_run(L_ALL); }
+START_TEST(fork_while_every_layer_runs) { fork_while_threads_run(L_ALL, true); }
+END_TEST
+
+/* A process that never had a second thread forks without walloc taking its
+   locks (what saves a shell's subshells their page faults on the pages that
+   hold them): each child still uses every layer, including the objects the
+   parent made and used. The case checks it runs with one thread, as the C
+   library counts them, so it tests that path and not the other. */
+START_TEST(fork_from_one_thread) {
+  bool one = WL_TEST_HAVE_SINGLE_THREADED;
+#if WL_TEST_HAVE_SINGLE_THREADED
+  one = __libc_single_threaded != 0;
+  /* a sanitizer's runtime may have started a thread of its own */
+  if (!one) printf("skipped: fork: one thread (this process has had a second thread already: the forks take the locks)\n");
+#else
+  printf("skipped: fork: one thread (no <sys/single_threaded.h>: every fork takes the locks)\n");
+#endif
+  walloc_free(walloc_malloc(100)); /* the heap and its fork handlers in place */
+  fork_while_threads_run(L_ALL, false);
+#if WL_TEST_HAVE_SINGLE_THREADED
+  ck_assert_msg(!one || __libc_single_threaded, "a thread was started: the case did not fork from one thread");
+#endif
+}
 END_TEST
 
 Suite *wl_test_suite(void) {
@@ -721,5 +757,6 @@ Suite *wl_test_suite(void) {
   tcase_add_loop_test(tc, fork_while_one_layer_runs, 0, (int)(sizeof one_layer / sizeof *one_layer));
   suite_add_tcase(s, tc);
   WL_TCASE(s, "every layer", 900, fork_while_every_layer_runs);
+  WL_TCASE(s, "one thread", 300, fork_from_one_thread);
   return s;
 }

@@ -383,6 +383,7 @@ static void page_fork_repair_fn(wl_heap_t *heap, wl_page_t *page, void *arg) {
 void wl_heap_fork_child(void) {
   wl_heap_t *heap = wl_heap_tls;
   if (!WL_OS_ONE_THREAD && heap != &wl_heap_empty) heap_foreach_page(heap, page_fork_repair_fn, NULL);
-  wl_store_relaxed(&wl_stats.threads, heap != &wl_heap_empty ? 1 : 0);
+  uint64_t threads = heap != &wl_heap_empty ? 1 : 0;
+  if (wl_load_relaxed(&wl_stats.threads) != threads) wl_store_relaxed(&wl_stats.threads, threads); /* no write, no fault, when it is so */
   FOR_EACH_HOOK(fork_child);
 }

@@ -218,21 +218,60 @@ static _Atomic(bool) atfork_done;
 static void (*_Atomic thread_exit_hook)(void *);
 static void (*_Atomic fork_child_hook)(void);
 
+/* A process with one thread forks without taking the locks: no other
+   thread can hold one, or be half-way through anything the child's repair
+   would mend. That saves the parent and the child a page fault on every
+   page that holds a lock (fork leaves every written page copy-on-write in
+   both), the most of walloc's cost in a shell's forked subshell; glibc
+   skips its own malloc's locks the same way. "One thread" is the C
+   library's word for it (__libc_single_threaded: non-zero only while the
+   process has never had a second thread); without that word, every fork
+   takes the locks. A thread made with a bare clone(), behind the C
+   library's back, is not counted here, as it is not by glibc's malloc.
+   `fork_locked` tells the parent and the child what prepare did: it is
+   the forking thread's own and only written when the locks were taken. */
+#if defined(__has_include)
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h>
+#define WL_HAVE_SINGLE_THREADED 1
+#endif
+#endif
+
+static bool one_thread(void) {
+#ifdef WL_HAVE_SINGLE_THREADED
+  return __libc_single_threaded != 0;
+#else
+  return false;
+#endif
+}
+
+static __thread bool fork_locked __attribute__((tls_model("initial-exec")));
+
 static void atfork_prepare(void) {
-  wl_store_relaxed(&atfork_done, true);
+  if (!wl_load_relaxed(&atfork_done)) wl_store_relaxed(&atfork_done, true); /* read first: no write, no fault */
+  if (one_thread()) return;
+  fork_locked = true;
   wl_locks_fork_prepare();
+}
+
+static void atfork_parent(void) {
+  if (!fork_locked) return;
+  fork_locked = false;
+  wl_locks_fork_parent();
 }
 
 static void atfork_child(void) {
   void (*repair)(void) = wl_load_acquire(&fork_child_hook);
-  if (repair != NULL) repair(); /* while every lock is still held: nothing moves */
+  if (repair != NULL) repair(); /* while every lock is still held (or no other thread was): nothing moves */
+  if (!fork_locked) return;
+  fork_locked = false;
   wl_locks_fork_child();
 }
 
 static void hooks_install(void) {
   if (!thread_key_ok) thread_key_ok = pthread_key_create(&thread_key, wl_load_acquire(&thread_exit_hook)) == 0;
   if (!wl_load_relaxed(&atfork_done)) {
-    wl_store_relaxed(&atfork_done, pthread_atfork(atfork_prepare, wl_locks_fork_parent, atfork_child) == 0);
+    wl_store_relaxed(&atfork_done, pthread_atfork(atfork_prepare, atfork_parent, atfork_child) == 0);
   }
   hooks_ok = thread_key_ok && wl_load_relaxed(&atfork_done);
 }

@@ -11,7 +11,9 @@
  * wl_lock_fini (static locks: for ever); a lock's level never changes while
  * it is registered.
  *
- * fork: prepare takes the registry's lock (so no lock comes or goes), then
+ * fork (when the process has more than one thread: linux.c skips all of
+ * this for a process that never had a second): prepare takes the
+ * registry's lock (so no lock comes or goes), then
  * level by level from the highest, every static and every object lock of
  * that level. Taking them top down is the order every thread keeps, so
  * prepare waits for each holder to finish and never deadlocks with one.

@@ -225,7 +225,9 @@ __attribute__((noreturn)) void wl_os_abort(void);
    highest level down, waiting for whoever holds one to finish; the parent
    releases them all; the child first runs the upper layers' repairs (state
    other than locks that the vanished threads may have left mid-way), then
-   releases them all. So the child finds every locked structure as the last
+   releases them all. A process that has never had a second thread takes
+   and releases none (no other thread can hold one): the child still runs
+   the repairs. So the child finds every locked structure as the last
    holder left it, whole: an operation another thread had under way either
    finished before fork or had not started.
 
