@@ -63,11 +63,18 @@ failures=()
 run_tests() { # name dir meson-test-args...
   local name=$1 dir=$2; shift 2
   log "tests: $name"
-  local status=0 skipped
+  local status=0 skipped testlog stamp setup="" arg prev=""
+  # this run's log: testlog.txt, or testlog-<setup>.txt under --setup; none
+  # when no test matched (then an older one must not be read)
+  for arg in "$@"; do [ "$prev" = --setup ] && setup=$arg; prev=$arg; done
+  testlog="$dir/meson-logs/testlog${setup:+-$setup}.txt"
+  stamp=$(mktemp)
   meson test -C "$dir" --print-errorlogs --num-processes "$jobs" "$@" || status=$?
+  [ "$testlog" -nt "$stamp" ] || testlog=/dev/null
+  rm -f "$stamp"
   # a skipped test says why on its first line of output: show it here, where
   # it is seen, not only in the log
-  skipped=$(grep -h -i -E '^skipped' "$dir/meson-logs/testlog.txt" | sort | uniq -c || true)
+  skipped=$(grep -h -E '^(skipped|SKIPPED)[: (]' "$testlog" | sort | uniq -c || true)
   [ -z "$skipped" ] || { echo "-- $name: skipped, as the tests said:"; printf '%s\n' "$skipped"; }
   if [ "$status" -eq 0 ]; then
     echo "-- $name: passed"
@@ -77,7 +84,7 @@ run_tests() { # name dir meson-test-args...
     # warnings can fill: Check's failure lines and the sanitizers' reports
     # from the log, whatever came before them
     grep -h -E ':[FE]:|ERROR: (Address|Thread|Leak)Sanitizer|SUMMARY: |runtime error:|the child (hung|died)' \
-      "$dir/meson-logs/testlog.txt" | head -40 || true
+      "$testlog" | head -40 || true
     failures+=("$name")
   fi
 }
