@@ -314,6 +314,272 @@ START_TEST(exited_threads_segments_go_to_new_threads) {
 }
 END_TEST
 
+/* A thread that takes over a dead thread's blocks takes over its segments
+   (lib/heap/segment.c, wl_segment_reclaim_on_free): the first free of a
+   thread with no memory of its own takes the segment at once, and while
+   the thread is still only freeing, the dead thread's other segments follow
+   as it keeps freeing into them. Its blocks then go on the thread's own
+   lists and its next allocations reuse them, where they used to pile up on
+   the abandoned pages until some thread short of memory reclaimed the
+   segment. The dead thread here leaves 6 MiB of 2 KiB blocks: two segments. */
+#define DEAD_BLOCKS 3072
+#define DEAD_SIZE 2048
+
+static void *leave_blocks(void *arg) {
+  void **left = arg;
+  for (int i = 0; i < DEAD_BLOCKS; i++) {
+    left[i] = walloc_malloc(DEAD_SIZE);
+    memset(left[i], i & 0xff, 64);
+  }
+  return NULL;
+}
+
+static uintptr_t segment_of(const void *p) { return (uintptr_t)p & ~(uintptr_t)(4 * MiB - 1); } /* WL_SEGMENT_SIZE */
+
+static int segments_among(void **blocks, int n) {
+  uintptr_t seen[16];
+  int count = 0;
+  for (int i = 0; i < n; i++) {
+    int k = 0;
+    while (k < count && seen[k] != segment_of(blocks[i])) k++;
+    if (k == count && count < 16) seen[count++] = segment_of(blocks[i]);
+  }
+  return count;
+}
+
+/* Checks and frees the blocks; returns how many were damaged. No Check
+   assertion here: Check allocates as it asserts (the malloc of the test
+   program is walloc's), and the thread must not allocate before it frees. */
+static int free_left(void **left) {
+  int bad = 0;
+  for (int i = 0; i < DEAD_BLOCKS; i++) {
+    bad += ((unsigned char *)left[i])[63] != (unsigned char)(i & 0xff);
+    walloc_free(left[i]);
+  }
+  return bad;
+}
+
+typedef struct {
+  void **left;
+  walloc_heap_stats after_first; /* after the first free, before any allocation */
+  walloc_heap_stats after_all;   /* after the last one */
+  int bad;                       /* damaged blocks */
+  int reused;                    /* of this thread's allocations, in the dead thread's segments */
+} successor_t;
+
+static void *free_then_allocate(void *arg) {
+  successor_t *s = arg;
+  s->bad = free_left(s->left);
+  s->after_all = wl_test_stats();
+  void *mine[64];
+  for (int i = 0; i < 64; i++) {
+    mine[i] = walloc_malloc(DEAD_SIZE);
+    for (int k = 0; k < DEAD_BLOCKS && mine[i] != NULL; k++) {
+      if (segment_of(mine[i]) == segment_of(s->left[k])) {
+        s->reused++;
+        break;
+      }
+    }
+  }
+  for (int i = 0; i < 64; i++) walloc_free(mine[i]);
+  return NULL;
+}
+
+static void *free_one(void *arg) {
+  successor_t *s = arg;
+  walloc_free(s->left[0]);
+  s->after_first = wl_test_stats();
+  s->left[0] = walloc_calloc(1, 64); /* free_left checks and frees it */
+  return NULL;
+}
+
+START_TEST(freeing_a_dead_threads_blocks_takes_its_segments) {
+  WL_WASM_SKIP_THREADS();
+  walloc_collect(true); /* every abandoned segment reclaimed: none is listed */
+  void **left = walloc_malloc(DEAD_BLOCKS * sizeof *left);
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, leave_blocks, left), 0);
+  pthread_join(t, NULL);
+  walloc_heap_stats exited = wl_test_stats();
+  int segments = segments_among(left, DEAD_BLOCKS);
+  ck_assert_int_ge(segments, 2);
+  ck_assert_uint_eq(exited.segments_abandoned - exited.segments_reclaimed, (uint64_t)segments);
+  successor_t s = {.left = left};
+  ck_assert_int_eq(pthread_create(&t, NULL, free_then_allocate, &s), 0);
+  pthread_join(t, NULL);
+  ck_assert_int_eq(s.bad, 0);
+  ck_assert_msg(s.after_all.segments_reclaimed == exited.segments_reclaimed + (uint64_t)segments,
+                "freeing a dead thread's blocks took %d of its %d segments",
+                (int)(s.after_all.segments_reclaimed - exited.segments_reclaimed), segments);
+  ck_assert_msg(s.reused == 64, "%d of 64 allocations in the dead thread's segments", s.reused);
+  walloc_heap_stats after = wl_test_stats();
+  ck_assert_uint_eq(after.threads, exited.threads);
+  walloc_free(left);
+  walloc_collect(true);
+}
+END_TEST
+
+START_TEST(the_first_free_of_a_new_thread_takes_the_segment) {
+  WL_WASM_SKIP_THREADS();
+  walloc_collect(true);
+  void **left = walloc_malloc(DEAD_BLOCKS * sizeof *left);
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, leave_blocks, left), 0);
+  pthread_join(t, NULL);
+  walloc_heap_stats exited = wl_test_stats();
+  successor_t s = {.left = left};
+  ck_assert_int_eq(pthread_create(&t, NULL, free_one, &s), 0);
+  pthread_join(t, NULL);
+  ck_assert_msg(s.after_first.segments_reclaimed == exited.segments_reclaimed + 1,
+                "a new thread's first free of a dead thread's block took %d segment(s)",
+                (int)(s.after_first.segments_reclaimed - exited.segments_reclaimed));
+  ck_assert_int_eq(free_left(left), 0);
+  walloc_free(left);
+  walloc_collect(true);
+}
+END_TEST
+
+/* A thread with memory of its own, freeing a dead thread's blocks, leaves
+   the segments to the threads that need memory (bench-mstress: its threads
+   free objects of many dead threads, a few of each). */
+static pthread_barrier_t own_barrier;
+
+static int own_bad;
+
+static void *allocate_then_free(void *arg) {
+  void **left = arg;
+  void *mine = walloc_malloc(100);
+  memset(mine, 1, 100);
+  pthread_barrier_wait(&own_barrier); /* has memory of its own */
+  pthread_barrier_wait(&own_barrier); /* the other thread has exited */
+  own_bad = free_left(left);
+  walloc_free(mine);
+  return NULL;
+}
+
+START_TEST(a_thread_with_memory_of_its_own_takes_no_segment) {
+  WL_WASM_SKIP_THREADS();
+  walloc_collect(true);
+  void **left = walloc_malloc(DEAD_BLOCKS * sizeof *left);
+  pthread_barrier_init(&own_barrier, NULL, 2);
+  pthread_t freer, t;
+  ck_assert_int_eq(pthread_create(&freer, NULL, allocate_then_free, left), 0);
+  pthread_barrier_wait(&own_barrier);
+  ck_assert_int_eq(pthread_create(&t, NULL, leave_blocks, left), 0);
+  pthread_join(t, NULL);
+  walloc_heap_stats exited = wl_test_stats();
+  pthread_barrier_wait(&own_barrier);
+  pthread_join(freer, NULL);
+  pthread_barrier_destroy(&own_barrier);
+  ck_assert_int_eq(own_bad, 0);
+  walloc_heap_stats after = wl_test_stats();
+  ck_assert_msg(after.segments_reclaimed == exited.segments_reclaimed,
+                "a thread with memory of its own took %d segment(s) by freeing",
+                (int)(after.segments_reclaimed - exited.segments_reclaimed));
+  walloc_free(left);
+  walloc_collect(true);
+}
+END_TEST
+
+/* A thread that only frees (a consumer of what short-lived producers make)
+   takes the producers' segments over, and gives their pages back as they
+   empty, so the next producer finds the memory: with the pages kept until
+   the consumer's maintenance, which a thread that never allocates never
+   runs, the process grew by a segment per producer. */
+#define PRODUCED 2048
+static void *produced[PRODUCED];
+static pthread_barrier_t consume_barrier;
+
+static void *produce_and_exit(void *arg) {
+  (void)arg;
+  for (int i = 0; i < PRODUCED; i++) {
+    produced[i] = walloc_malloc(64 + (size_t)(i * 37) % 1000);
+    memset(produced[i], 1, 64);
+  }
+  return NULL;
+}
+
+#define GENERATIONS 64
+
+static uint64_t consumer_took; /* segments taken while the consumer freed (no other thread ran) */
+
+static void *consume_only(void *arg) {
+  (void)arg;
+  for (int g = 0; g < GENERATIONS; g++) {
+    pthread_barrier_wait(&consume_barrier);
+    uint64_t before = wl_test_stats().segments_reclaimed;
+    for (int i = 0; i < PRODUCED; i++) walloc_free(produced[i]);
+    consumer_took += wl_test_stats().segments_reclaimed - before;
+    pthread_barrier_wait(&consume_barrier);
+  }
+  return NULL;
+}
+
+START_TEST(a_thread_that_only_frees_holds_no_dead_threads_memory) {
+  WL_WASM_SKIP_THREADS();
+  walloc_collect(true);
+  walloc_heap_stats before = wl_test_stats();
+  pthread_barrier_init(&consume_barrier, NULL, 2);
+  pthread_t consumer, t;
+  ck_assert_int_eq(pthread_create(&consumer, NULL, consume_only, NULL), 0);
+  for (int g = 0; g < GENERATIONS; g++) {
+    ck_assert_int_eq(pthread_create(&t, NULL, produce_and_exit, NULL), 0);
+    pthread_join(t, NULL);
+    pthread_barrier_wait(&consume_barrier);
+    pthread_barrier_wait(&consume_barrier);
+  }
+  walloc_heap_stats consumed = wl_test_stats();
+  pthread_join(consumer, NULL);
+  pthread_barrier_destroy(&consume_barrier);
+  ck_assert_msg(consumer_took >= 1, "the consumer took %d segment(s)", (int)consumer_took);
+  ck_assert_msg(consumed.mapped_bytes <= before.mapped_bytes + 16 * MiB,
+                "%d producers of 1 MiB each: %.1f MiB more mapped", GENERATIONS,
+                ((double)consumed.mapped_bytes - (double)before.mapped_bytes) / MiB);
+  walloc_collect(true);
+}
+END_TEST
+
+/* A free from a thread-specific data destructor that runs after walloc's
+   own (the thread's heap is gone) gives the thread no new heap and takes no
+   segment: nothing would abandon them again. */
+static pthread_key_t late_key;
+static walloc_heap_stats late_before;
+
+static void late_free(void *p) { walloc_free(p); }
+
+static void *free_after_exit(void *arg) {
+  /* a heap, so that walloc's destructor runs (it reclaims the dead thread's
+     segment: it has no memory of its own, and abandons it again at exit) */
+  walloc_free(walloc_malloc(16));
+  late_before = wl_test_stats();
+  pthread_setspecific(late_key, arg);
+  return NULL;
+}
+
+START_TEST(an_exited_thread_takes_no_segment) {
+  WL_WASM_SKIP_THREADS();
+  walloc_collect(true);
+  void **left = walloc_malloc(DEAD_BLOCKS * sizeof *left);
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, leave_blocks, left), 0);
+  pthread_join(t, NULL);
+  /* a key made after walloc's: glibc runs the destructors in key order */
+  ck_assert_int_eq(pthread_key_create(&late_key, late_free), 0);
+  walloc_heap_stats exited = wl_test_stats();
+  ck_assert_int_eq(pthread_create(&t, NULL, free_after_exit, left[0]), 0);
+  pthread_join(t, NULL);
+  walloc_heap_stats after = wl_test_stats();
+  ck_assert_msg(after.segments_reclaimed == late_before.segments_reclaimed,
+                "a free after the thread's exit took %d segment(s)",
+                (int)(after.segments_reclaimed - late_before.segments_reclaimed));
+  ck_assert_uint_eq(after.threads, exited.threads);
+  pthread_key_delete(late_key);
+  for (int i = 1; i < DEAD_BLOCKS; i++) walloc_free(left[i]);
+  walloc_free(left);
+  walloc_collect(true);
+}
+END_TEST
+
 /* Large blocks (32 KiB to 2 MiB) come from a heap all threads share
    (lib/heap/large.c): what one thread frees serves another thread's next
    large malloc, even while the thread that allocated them lives on and
@@ -525,6 +791,9 @@ Suite *wl_test_suite(void) {
            huge_reallocs_move_while_others_map);
   WL_TCASE(s, "thread-exit", 120, thread_exit_hands_memory_over, exited_threads_free_memory_waits_its_delay,
            exited_threads_segments_go_to_new_threads);
+  WL_TCASE(s, "take-over", 120, freeing_a_dead_threads_blocks_takes_its_segments,
+           the_first_free_of_a_new_thread_takes_the_segment, a_thread_with_memory_of_its_own_takes_no_segment,
+           a_thread_that_only_frees_holds_no_dead_threads_memory, an_exited_thread_takes_no_segment);
   WL_TCASE(s, "large", 120, large_blocks_one_thread_frees_serve_another);
   WL_TCASE(s, "fork", 120, fork_in_threaded_process);
   return s;

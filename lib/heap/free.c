@@ -74,6 +74,24 @@ static void free_remote(wl_page_t *page, wl_block_t *block) {
   } while (!wl_cas_weak(&page->xthread_free, &tf, tfx));
 }
 
+/* A block of a segment whose thread exited: the freeing thread may take
+   the segment over (the rules: segment.c, wl_segment_reclaim_on_free), and
+   then the free is its own. Whoever takes over a dead thread's blocks (the
+   thread that replaced it) then reuses their memory; left on the abandoned
+   list, the pages held every freed block until a thread short of memory
+   reclaimed the segment (bench-larson at 16 threads: 56 MiB instead of 34,
+   docs/benchmarks.md). A thread that has not allocated yet gets its heap
+   here; one that has exited does not. The caller has exchanged the block's
+   tag: it is counted in page->used and on no list, so adopting the page
+   cannot free it or the segment. */
+static bool free_reclaim(wl_page_t *page, wl_block_t *b) {
+  if (WL_OS_ONE_THREAD) return false;
+  wl_heap_t *heap = wl_heap_for_reclaim();
+  if (heap == NULL || !wl_segment_reclaim_on_free(heap, wl_segment_of(page))) return false;
+  wl_free_local(heap, page, b);
+  return true;
+}
+
 /* ------------------------------------------------------------------------
    Which block p is
    ------------------------------------------------------------------------ */
@@ -202,6 +220,7 @@ void wl_free_generic(void *p, wl_page_t *page) {
     free_misuse(p, page, WL_MISUSE_DOUBLE_FREE);
     return;
   }
+  if (wl_page_owner(page) == 0 && free_reclaim(page, b)) return;
   free_remote(page, b);
 }
 

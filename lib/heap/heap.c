@@ -10,7 +10,8 @@
  * and creates the real heap here. At thread exit (a pthread key destructor)
  * the heap is abandoned: delayed frees are settled, empty pages returned, and
  * segments still holding live blocks go to the abandoned list for the next
- * thread that needs memory. The heap struct is then recycled.
+ * thread that needs memory, or that frees their blocks (segment.c). The heap
+ * struct is then recycled.
  */
 #include "heap.h"
 
@@ -134,6 +135,17 @@ static void install_hooks(void) {
 
 bool wl_heap_thread_gone(void) { return wl_heap_tls == &wl_heap_empty; }
 
+/* Set when this thread's heap is abandoned at its exit: a free from a
+   thread-specific data destructor that runs later must not give the thread
+   a new heap (wl_heap_for_reclaim). */
+static __thread bool heap_exited __attribute__((tls_model("initial-exec")));
+
+wl_heap_t *wl_heap_for_reclaim(void) {
+  wl_heap_t *heap = wl_heap_tls;
+  if (heap != &wl_heap_empty) return heap->in_use && !heap->shared ? heap : NULL;
+  return heap_exited ? NULL : wl_heap_get_or_init();
+}
+
 wl_heap_t *wl_heap_get_or_init(void) {
   wl_heap_t *heap = wl_heap_tls;
   if (heap != &wl_heap_empty) return heap;
@@ -207,6 +219,7 @@ void wl_heap_thread_done(void *value) {
     if (h != NULL && h->thread_exit != NULL) h->thread_exit();
   }
   if (wl_heap_tls == heap) wl_heap_tls = &wl_heap_empty;
+  heap_exited = true;
   wl_heap_abandon(heap);
 }
 

@@ -33,8 +33,9 @@
  * A page that the owner has moved to its full queue asks the first foreign
  * freer to notify it through the heap's `thread_delayed_free` list (the
  * delayed-free states below). When a thread exits, its heap's segments are
- * abandoned to a global list, and the next thread that needs memory reclaims
- * them. Global state (segment cache, abandoned list, huge cache, heap list)
+ * abandoned to a global list; the next thread that needs memory reclaims
+ * them, or a thread that takes over the dead thread's blocks by freeing them
+ * (segment.c, wl_segment_reclaim_on_free). Global state (segment cache, abandoned list, huge cache, heap list)
  * sits behind small locks on rare paths only.
  */
 #ifndef WL_HEAP_H
@@ -206,6 +207,8 @@ typedef struct wl_segment_s {
   uint32_t map_value;               /* WL_MAP_* written for this segment */
   uint16_t huge_in_cache;           /* huge: freed and cached */
   uint16_t huge_lent;               /* huge: live, with a surplus on the lent list (huge.c) */
+  uint16_t abandoned;               /* normal: on the abandoned list (abandoned_lock) */
+  uint16_t by_free;                 /* normal: its heap took it over at a free and has not allocated a page in it */
   int64_t purge_last;               /* when the last slice joined purge_mask */
   /* normal segments only (the map starts a line: the free path reads it): */
   _Alignas(128) wl_page_t *page_map[WL_SLICES]; /* each slice's page or free span (its first descriptor) */
@@ -243,12 +246,18 @@ typedef struct wl_stats_s {
   wl_bin_stats_t bins[WL_BINS];
 } wl_stats_t;
 
+#define WL_FREED_INTO 4 /* segment.c, wl_segment_reclaim_on_free */
 struct wl_heap_s {
   wl_page_t *pages_direct[WL_DIRECT_WSIZE + 1]; /* fast path: first page for each 16-byte size */
   wl_page_queue_t pages[WL_BINS];               /* a queue per size class, plus the full queue */
   _Atomic(wl_block_t *) thread_delayed_free;    /* blocks of full pages freed by other threads */
   uintptr_t tid;
   wl_segment_t *segments;                       /* owned normal segments */
+  uint32_t segment_count;                       /* of them */
+  uint32_t segments_by_free;                    /* of those, by_free ones (segment.c) */
+  struct wl_segment_s *freed_into[WL_FREED_INTO]; /* abandoned segments this thread freed into lately */
+  uint8_t freed_into_hits[WL_FREED_INTO];       /* its frees into each since it was listed */
+  uint8_t freed_into_next;                      /* the entry a new one replaces */
   wl_page_queue_t spans[WL_SLICES + 1];         /* free spans by slice count */
   uint64_t span_mask;                           /* bit n-1 set when spans[n] is not empty */
   int64_t purge_due;                            /* earliest purge deadline, INT64_MAX if none */
@@ -407,6 +416,7 @@ bool wl_segment_page_grow(wl_heap_t *heap, wl_page_t *page, size_t slices);
 void wl_segment_page_shrink(wl_heap_t *heap, wl_page_t *page, size_t slices);
 void wl_segment_abandon(wl_heap_t *heap, wl_segment_t *seg);
 bool wl_segment_reclaim_one(wl_heap_t *heap);
+bool wl_segment_reclaim_on_free(wl_heap_t *heap, wl_segment_t *seg); /* a free into abandoned seg: take it over? */
 void wl_segments_purge(wl_heap_t *heap, int64_t now, bool force);
 /* A heap that threads share (large.c) purges without holding its lock:
    under the lock, take out up to `max` free spans with memory due for a
@@ -470,6 +480,9 @@ void wl_large_cache_trim(wl_heap_t *heap, bool all);
 void wl_heap_delayed_free_all(wl_heap_t *heap);
 void wl_heap_collect(wl_heap_t *heap, bool force);
 void wl_heap_abandon(wl_heap_t *heap);
+/* The heap a free that takes over a dead thread's segment gives it to: this
+   thread's, created if it has none yet; NULL once the thread has exited. */
+wl_heap_t *wl_heap_for_reclaim(void);
 void wl_heap_adopt_page(wl_heap_t *heap, wl_page_t *page);
 void wl_heap_thread_done(void *value);
 void wl_heap_fork_child(void);

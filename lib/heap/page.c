@@ -267,8 +267,15 @@ void wl_page_free(wl_heap_t *heap, wl_page_t *page) {
    usable: it is returned to
    the spans only if it is still empty a purge delay later (and is not the
    only page of its class), so a class whose use goes up and down does not
-   give pages back and take fresh ones in a loop. */
+   give pages back and take fresh ones in a loop. A page of a segment taken
+   over at a free, where the heap has not allocated a page yet, goes back at
+   once: the heap may never allocate, and never run its maintenance
+   (segment.c, wl_segment_reclaim_on_free). */
 void wl_page_retire(wl_heap_t *heap, wl_page_t *page) {
+  if (!WL_OS_ONE_THREAD && wl_segment_of(page)->by_free) {
+    wl_page_free(heap, page);
+    return;
+  }
   if (page->flags & WL_PAGE_IN_FULL) wl_page_unfull(heap, page);
   page->cached_at = (uint32_t)heap->now;
   if (heap->retired_min > heap->retired_max) heap->retired_min = heap->retired_max = page->bin;

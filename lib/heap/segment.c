@@ -14,7 +14,11 @@
  *  - a free span is in its owner heap's spans[count] queue, and bit count-1
  *    of heap->span_mask is set exactly when that queue is not empty;
  *  - purge_mask and purge_old hold free slices whose memory is dirty (see
- *    schedule_purge); clean_mask slices known to read as zero.
+ *    schedule_purge); clean_mask slices known to read as zero;
+ *  - a segment is on the abandoned list exactly when its `abandoned` is set
+ *    (both under abandoned_lock), so a free can take a given one off it;
+ *  - heap->segment_count counts heap->segments, heap->segments_by_free
+ *    those of them with `by_free` set.
  * Thread safety: a segment and its spans are touched only by the owner heap's
  * thread; the cache and the abandoned list are behind their own locks.
  */
@@ -255,6 +259,7 @@ static void segment_attach(wl_heap_t *heap, wl_segment_t *seg) {
   seg->next = heap->segments;
   if (heap->segments != NULL) heap->segments->prev = seg;
   heap->segments = seg;
+  heap->segment_count++;
   if (!WL_PURGE_NEVER && (seg->purge_mask | seg->purge_old) != 0 && seg->purge_expire < heap->purge_due) heap->purge_due = seg->purge_expire;
 }
 
@@ -265,6 +270,9 @@ static void segment_detach(wl_heap_t *heap, wl_segment_t *seg) {
   seg->next = seg->prev = NULL;
   seg->heap = NULL;
   wl_store_relaxed(&seg->tid, 0);
+  heap->segment_count--;
+  if (seg->by_free) heap->segments_by_free--;
+  seg->by_free = 0;
 }
 
 static wl_segment_t *cache_pop(void) {
@@ -403,6 +411,10 @@ wl_page_t *wl_segment_page_alloc(wl_heap_t *heap, size_t slices, wl_page_kind_t 
   wl_page_t *span = span_pick(heap, slices, m);
   size_t n = span->slice_count;
   wl_segment_t *seg = wl_segment_of(span);
+  if (seg->by_free) { /* the heap allocates in it now: it keeps its empty pages again */
+    seg->by_free = 0;
+    heap->segments_by_free--;
+  }
   size_t idx = wl_page_index(seg, span);
   span_queue_remove(heap, span);
   if (n > slices) span_queue_push(heap, span_init(seg, idx + slices, n - slices));
@@ -562,8 +574,11 @@ void wl_segment_abandon(wl_heap_t *heap, wl_segment_t *seg) {
   }
   segment_detach(heap, seg);
   wl_lock(&abandoned_lock);
+  seg->prev = NULL;
   seg->next = abandoned_first;
+  if (abandoned_first != NULL) abandoned_first->prev = seg;
   abandoned_first = seg;
+  seg->abandoned = 1;
   wl_unlock(&abandoned_lock);
   wl_fetch_add(&abandoned_count, 1);
   wl_fetch_add(&wl_stats.segments_abandoned, 1);
@@ -582,17 +597,24 @@ void wl_segment_abandoned_collect_(int64_t now, bool force) {
   wl_unlock(&abandoned_lock);
 }
 
-bool wl_segment_reclaim_one(wl_heap_t *heap) {
-  if (WL_OS_ONE_THREAD) return false; /* nothing is ever abandoned: the reclaim code folds away */
-  if (wl_load_relaxed(&abandoned_count) == 0) return false;
-  wl_lock(&abandoned_lock);
-  wl_segment_t *seg = abandoned_first;
-  if (seg != NULL) abandoned_first = seg->next;
-  wl_unlock(&abandoned_lock);
-  if (seg == NULL) return false;
+/* Take seg off the abandoned list (under its lock). */
+static void abandoned_unlink(wl_segment_t *seg) {
+  if (seg->prev != NULL) seg->prev->next = seg->next;
+  else abandoned_first = seg->next;
+  if (seg->next != NULL) seg->next->prev = seg->prev;
+  seg->next = seg->prev = NULL;
+  seg->abandoned = 0;
+}
+
+/* The heap takes over seg, taken off the abandoned list: its free spans,
+   and its pages, collected (adopting may free pages and so the segment
+   itself). */
+static void reclaim(wl_heap_t *heap, wl_segment_t *seg, bool by_free) {
   wl_fetch_sub(&abandoned_count, 1);
   wl_fetch_add(&wl_stats.segments_reclaimed, 1);
   segment_attach(heap, seg);
+  seg->by_free = by_free;
+  heap->segments_by_free += by_free;
   wl_page_t *pages[WL_SLICES];
   size_t npages = 0;
   for (size_t i = WL_SLICES_META; i < WL_SLICES;) {
@@ -602,7 +624,63 @@ bool wl_segment_reclaim_one(wl_heap_t *heap) {
     i += d->slice_count;
   }
   segment_check(heap, seg);
-  /* Adopting may free pages and so the segment itself: touch nothing after. */
   for (size_t k = 0; k < npages; k++) wl_heap_adopt_page(heap, pages[k]);
+}
+
+bool wl_segment_reclaim_one(wl_heap_t *heap) {
+  if (WL_OS_ONE_THREAD) return false; /* nothing is ever abandoned: the reclaim code folds away */
+  if (wl_load_relaxed(&abandoned_count) == 0) return false;
+  wl_lock(&abandoned_lock);
+  wl_segment_t *seg = abandoned_first;
+  if (seg != NULL) abandoned_unlink(seg);
+  wl_unlock(&abandoned_lock);
+  if (seg == NULL) return false;
+  reclaim(heap, seg, false);
   return true;
+}
+
+/* A free into an abandoned segment hands it to the freeing thread when that
+   thread is taking over a dead thread's blocks rather than passing through:
+   - at once if the heap has no segment yet (a thread that starts by freeing
+     what its predecessor left: bench-larson's replacement threads);
+   - while every segment the heap has came to it this way and it has not yet
+     allocated a page in any (it is still clearing what it took over), at
+     the WL_FREED_INTO_HITS-th free into one of the last WL_FREED_INTO
+     abandoned segments it freed into (the predecessor's other segments:
+     bench-thread-exit);
+   - never once the heap allocates pages of its own: a thread that frees
+     objects handed around by many threads hits many segments a few times
+     each, and taking them made it hold them all (bench-mstress at 16
+     threads: 48 MiB instead of 32).
+   A segment taken this way gives each page back as soon as it is empty
+   (wl_page_retire) until the heap allocates a page in it, so a thread that
+   only frees holds no dead thread's memory: without that, a thread freeing
+   what short-lived producers left grew by a segment per producer
+   (tests/test_threads.c). */
+#define WL_FREED_INTO_HITS 8
+
+static bool freed_into_often(wl_heap_t *heap, wl_segment_t *seg) {
+  if (heap->segment_count == 0) return true;
+  if (heap->segments_by_free != heap->segment_count) return false;
+  for (size_t i = 0; i < WL_FREED_INTO; i++) {
+    if (heap->freed_into[i] == seg) {
+      if (++heap->freed_into_hits[i] < WL_FREED_INTO_HITS) return false;
+      heap->freed_into[i] = NULL;
+      return true;
+    }
+  }
+  size_t i = heap->freed_into_next++ % WL_FREED_INTO;
+  heap->freed_into[i] = seg;
+  heap->freed_into_hits[i] = 1;
+  return false;
+}
+
+bool wl_segment_reclaim_on_free(wl_heap_t *heap, wl_segment_t *seg) {
+  if (WL_OS_ONE_THREAD || !freed_into_often(heap, seg)) return false;
+  wl_lock(&abandoned_lock);
+  bool mine = seg->abandoned != 0;
+  if (mine) abandoned_unlink(seg);
+  wl_unlock(&abandoned_lock);
+  if (mine) reclaim(heap, seg, true);
+  return mine;
 }
