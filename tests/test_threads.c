@@ -334,6 +334,17 @@ static void *leave_blocks(void *arg) {
   return NULL;
 }
 
+/* A thread leaves DEAD_BLOCKS blocks and exits; no other segment is on the
+   abandoned list (the collection reclaims them all first). */
+static void **dead_thread_leaves_blocks(void) {
+  walloc_collect(true);
+  void **left = walloc_malloc(DEAD_BLOCKS * sizeof *left);
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, leave_blocks, left), 0);
+  pthread_join(t, NULL);
+  return left;
+}
+
 static uintptr_t segment_of(const void *p) { return (uintptr_t)p & ~(uintptr_t)(4 * MiB - 1); } /* WL_SEGMENT_SIZE */
 
 static int segments_among(void **blocks, int n) {
@@ -395,11 +406,8 @@ static void *free_one(void *arg) {
 
 START_TEST(freeing_a_dead_threads_blocks_takes_its_segments) {
   WL_WASM_SKIP_THREADS();
-  walloc_collect(true); /* every abandoned segment reclaimed: none is listed */
-  void **left = walloc_malloc(DEAD_BLOCKS * sizeof *left);
+  void **left = dead_thread_leaves_blocks();
   pthread_t t;
-  ck_assert_int_eq(pthread_create(&t, NULL, leave_blocks, left), 0);
-  pthread_join(t, NULL);
   walloc_heap_stats exited = wl_test_stats();
   int segments = segments_among(left, DEAD_BLOCKS);
   ck_assert_int_ge(segments, 2);
@@ -421,11 +429,8 @@ END_TEST
 
 START_TEST(the_first_free_of_a_new_thread_takes_the_segment) {
   WL_WASM_SKIP_THREADS();
-  walloc_collect(true);
-  void **left = walloc_malloc(DEAD_BLOCKS * sizeof *left);
+  void **left = dead_thread_leaves_blocks();
   pthread_t t;
-  ck_assert_int_eq(pthread_create(&t, NULL, leave_blocks, left), 0);
-  pthread_join(t, NULL);
   walloc_heap_stats exited = wl_test_stats();
   successor_t s = {.left = left};
   ck_assert_int_eq(pthread_create(&t, NULL, free_one, &s), 0);
@@ -558,11 +563,8 @@ static void *free_after_exit(void *arg) {
 
 START_TEST(an_exited_thread_takes_no_segment) {
   WL_WASM_SKIP_THREADS();
-  walloc_collect(true);
-  void **left = walloc_malloc(DEAD_BLOCKS * sizeof *left);
+  void **left = dead_thread_leaves_blocks();
   pthread_t t;
-  ck_assert_int_eq(pthread_create(&t, NULL, leave_blocks, left), 0);
-  pthread_join(t, NULL);
   /* a key made after walloc's: glibc runs the destructors in key order */
   ck_assert_int_eq(pthread_key_create(&late_key, late_free), 0);
   walloc_heap_stats exited = wl_test_stats();
