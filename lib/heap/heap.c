@@ -141,9 +141,7 @@ bool wl_heap_thread_gone(void) { return wl_heap_tls == &wl_heap_empty; }
 static __thread bool heap_exited __attribute__((tls_model("initial-exec")));
 
 wl_heap_t *wl_heap_for_reclaim(void) {
-  wl_heap_t *heap = wl_heap_tls;
-  if (heap != &wl_heap_empty) return heap->in_use && !heap->shared ? heap : NULL;
-  return heap_exited ? NULL : wl_heap_get_or_init();
+  return heap_exited && wl_heap_thread_gone() ? NULL : wl_heap_get_or_init();
 }
 
 wl_heap_t *wl_heap_get_or_init(void) {

@@ -35,8 +35,9 @@
  * delayed-free states below). When a thread exits, its heap's segments are
  * abandoned to a global list; the next thread that needs memory reclaims
  * them, or a thread that takes over the dead thread's blocks by freeing them
- * (segment.c, wl_segment_reclaim_on_free). Global state (segment cache, abandoned list, huge cache, heap list)
- * sits behind small locks on rare paths only.
+ * (segment.c, wl_segment_reclaim_on_free). Global state (segment cache,
+ * abandoned list, huge cache, heap list) sits behind small locks on rare
+ * paths only.
  */
 #ifndef WL_HEAP_H
 #define WL_HEAP_H

@@ -574,8 +574,7 @@ void wl_segment_abandon(wl_heap_t *heap, wl_segment_t *seg) {
   }
   segment_detach(heap, seg);
   wl_lock(&abandoned_lock);
-  seg->prev = NULL;
-  seg->next = abandoned_first;
+  seg->next = abandoned_first; /* prev: NULL since segment_detach */
   if (abandoned_first != NULL) abandoned_first->prev = seg;
   abandoned_first = seg;
   seg->abandoned = 1;
